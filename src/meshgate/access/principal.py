@@ -1,0 +1,37 @@
+"""The authenticated caller of a request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from meshgate.access.permissions import PermissionMap, covers, map_allows
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, in which organization, and every permission map that must agree.
+
+    `grants` holds the owner's current role map and, for an API key or token, the key's own map:
+    a tool is allowed only when every map allows it (the intersection rule).
+    """
+
+    user_id: str
+    organization_id: str
+    organization_slug: str
+    role: str
+    grants: tuple[PermissionMap, ...]
+    api_key_id: str | None = None
+    expires_at: datetime | None = None
+
+    def allows(self, resource: str, tool: str) -> bool:
+        """Whether this caller may use `tool` on `resource` now."""
+        return all(map_allows(grant, resource, tool) for grant in self.grants)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ("owner", "admin")
+
+    def covers(self, wanted: PermissionMap) -> bool:
+        """Whether this caller already holds everything in `wanted` (no one grants more than they have)."""
+        return all(covers(grant, wanted) for grant in self.grants)

@@ -1,0 +1,111 @@
+"""The ASGI application: `create_app(settings)`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from meshgate.db.database import Database
+from meshgate.http import health
+from meshgate.http.guard import McpGuard, OriginPolicy
+from meshgate.identity.authentication import Authenticator
+from meshgate.identity.tools import TOOLS as IDENTITY_TOOLS
+from meshgate.keycheck import verify_vault_key
+from meshgate.mcp.middleware import hide_internal_errors
+from meshgate.mcp.registry import ToolRegistry
+from meshgate.mcp.server import PRINCIPAL_SCOPE_KEY, build_management_server
+from meshgate.settings import Settings
+from meshgate.vault import Vault
+
+log = logging.getLogger("meshgate")
+
+
+def build_registry() -> ToolRegistry:
+    """Every management tool of every package."""
+    return ToolRegistry(IDENTITY_TOOLS)
+
+
+class _McpEndpoint:
+    """Raw ASGI endpoint for `/mcp` (POST); GET streams are not offered by the stateless server."""
+
+    def __init__(self, guard: McpGuard) -> None:
+        self._guard = guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            response = JSONResponse(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "use POST for MCP messages"}},
+                status_code=405,
+                headers={"Allow": "POST"},
+            )
+            await response(scope, receive, send)
+            return
+        await self._guard(scope, receive, send)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the gateway; the database must already be migrated (`meshgate migrate` or `serve`)."""
+    db = Database(settings.database_url)
+    vault = Vault(settings.encryption_key)
+    authenticator = Authenticator(db, usage_flush_seconds=settings.key_usage_flush_seconds)
+    server = build_management_server(db, build_registry())
+    server.middleware.append(hide_internal_errors)
+    sessions = StreamableHTTPSessionManager(
+        app=server, stateless=True, json_response=True, max_request_body_size=settings.max_body_bytes
+    )
+    policy = OriginPolicy.for_public_url(settings.public_url, settings.allowed_hosts, settings.allowed_origins)
+
+    def resource_metadata(path: str) -> str:
+        return f"{settings.public_url}/.well-known/oauth-protected-resource{path}"
+
+    guard = McpGuard(
+        sessions.handle_request,
+        authenticate=authenticator.authenticate,
+        policy=policy,
+        max_body_bytes=settings.max_body_bytes,
+        resource_metadata_url=resource_metadata,
+        scope_key=PRINCIPAL_SCOPE_KEY,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await verify_vault_key(db, vault)
+        await db.start_listening()
+        authenticator.start()
+        try:
+            async with sessions.run():
+                yield
+        finally:
+            await authenticator.stop()
+            await db.close()
+
+    app = Starlette(
+        routes=[
+            Route("/health", health.live),
+            Route("/health/live", health.live),
+            Route("/health/ready", health.ready),
+            Route("/mcp", _McpEndpoint(guard), methods=["GET", "POST", "DELETE"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.vault = vault
+    app.state.authenticator = authenticator
+    app.state.shutting_down = False
+    app.state.log = log
+    app.add_exception_handler(404, _not_found)
+    return app
+
+
+async def _not_found(request: Request, _exc: Any) -> Response:
+    return JSONResponse({"error": {"code": "not_found", "message": f"no route for {request.url.path}"}}, 404)

@@ -1,0 +1,138 @@
+"""The `meshgate` command: serve, migrate, bootstrap, version."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from types import FrameType
+
+import click
+import orjson
+import uvicorn
+
+from meshgate import __version__
+from meshgate.bootstrap import BootstrapResult, bootstrap_owner
+from meshgate.db.database import Database
+from meshgate.db.migrate import apply_migrations
+from meshgate.errors import MeshgateError
+from meshgate.keycheck import verify_vault_key
+from meshgate.settings import Settings, load_settings, with_overrides
+from meshgate.vault import Vault
+
+log = logging.getLogger("meshgate")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except MeshgateError as error:
+        raise click.ClickException(error.message) from error
+
+
+async def _prepare(settings: Settings) -> list[str]:
+    """Apply pending migrations and check the vault key; returns the migrations applied."""
+    db = Database(settings.database_url)
+    try:
+        applied = await apply_migrations(db.engine)
+        await verify_vault_key(db, Vault(settings.encryption_key))
+    finally:
+        await db.close()
+    return applied
+
+
+def _run(coro_factory: object) -> object:
+    try:
+        return asyncio.run(coro_factory)  # type: ignore[arg-type]
+    except MeshgateError as error:
+        raise click.ClickException(error.message) from error
+    except OSError as error:
+        raise click.ClickException(f"cannot reach the database: {error}") from error
+
+
+@click.group()
+def main() -> None:
+    """meshgate: a self-hostable MCP gateway."""
+
+
+@main.command()
+def version() -> None:
+    """Print the version."""
+    click.echo(__version__)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending database migrations and exit."""
+    _configure_logging("INFO")
+    settings = _settings()
+    applied = _run(_prepare(settings))
+    click.echo(f"applied {len(applied)} migration(s)" if applied else "database is up to date")  # type: ignore[arg-type]
+
+
+class _GatewayServer(uvicorn.Server):
+    """uvicorn server that marks the app as shutting down as soon as a signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, app_state: object) -> None:
+        super().__init__(config)
+        self._app_state = app_state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._app_state.shutting_down = True  # type: ignore[attr-defined]
+        super().handle_exit(sig, frame)
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default: HOST or 127.0.0.1)")
+@click.option("--port", type=int, default=None, help="Listen port (default: PORT or 3000)")
+@click.option("--local-mode", is_flag=True, help="Allow STDIO connections (runs local commands)")
+def serve(host: str | None, port: int | None, local_mode: bool) -> None:
+    """Apply pending migrations, then serve until SIGTERM or Ctrl-C (in-flight requests finish)."""
+    settings = with_overrides(_settings(), host=host, port=port, local_mode=local_mode)
+    _configure_logging(settings.log_level)
+    applied = _run(_prepare(settings))
+    if applied:
+        log.info("applied migrations: %s", ", ".join(applied))  # type: ignore[arg-type]
+    from meshgate.app import create_app
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=30,
+        server_header=False,
+        lifespan="on",
+    )
+    log.info("meshgate %s listening on http://%s:%s", __version__, settings.host, settings.port)
+    _GatewayServer(config, app.state).run()
+
+
+@main.command()
+@click.option("--email", required=True, help="Email of the first user")
+@click.option("--password", default=None, help="Password for browser login (optional)")
+@click.option("--org", "org_name", default="Default", show_default=True, help="Name of the organization")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line")
+def bootstrap(email: str, password: str | None, org_name: str, as_json: bool) -> None:
+    """Create a user, an organization they own and an owner API key (printed once)."""
+    _configure_logging("WARNING")
+    settings = _settings()
+    _run(_prepare(settings))
+    result = _run(bootstrap_owner(settings.database_url, email=email, password=password, org_name=org_name))
+    assert isinstance(result, BootstrapResult)
+    if as_json:
+        click.echo(orjson.dumps(result.to_dict()).decode())
+        return
+    click.echo(f"user:         {result.user_id} ({email})")
+    click.echo(f"organization: {result.organization_slug} ({result.organization_id})")
+    click.echo(f"api key:      {result.api_key}")
+    click.echo("The API key is shown only now; store it somewhere safe.")
+
+
+signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None

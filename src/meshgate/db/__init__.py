@@ -1,0 +1,1 @@
+"""Persistence: engines, tables and migrations."""

@@ -1,0 +1,95 @@
+"""The database handle: engine, transactions, and change announcements between processes.
+
+A service that changes something other processes cache (identity, roles, keys) calls
+`announce_change(session, topic)` inside its transaction. After the commit, local subscribers hear
+the topic; on PostgreSQL the same topic also goes out through NOTIFY, which every meshgate process
+sharing the database receives through its LISTEN connection (so a revoked key stops working on
+every replica). SQLite and MySQL deployments are single-process for cache purposes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from meshgate.db.engine import create_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "meshgate_changes"
+_TOPICS_KEY = "meshgate.topics"
+
+ChangeSubscriber = Callable[[str], None]
+
+
+async def announce_change(session: AsyncSession, topic: str) -> None:
+    """Record that `topic` changed; subscribers everywhere hear it once the transaction commits."""
+    topics: set[str] = session.info.setdefault(_TOPICS_KEY, set())
+    if topic in topics:
+        return
+    topics.add(topic)
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, :topic)"), {"channel": CHANNEL, "topic": topic})
+
+
+class Database:
+    """Owns the engine and hands out transactions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_engine(url)
+        self._sessions = session_factory(self.engine)
+        self._subscribers: list[ChangeSubscriber] = []
+        self._listener: Any = None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def subscribe(self, subscriber: ChangeSubscriber) -> None:
+        """Call `subscriber(topic)` after every committed change, local or (PostgreSQL) remote."""
+        self._subscribers.append(subscriber)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction that commits on success and rolls back on error."""
+        async with self._sessions() as session:
+            async with session.begin():
+                yield session
+            topics: set[str] = session.info.pop(_TOPICS_KEY, set())
+        for topic in topics:
+            self._publish(topic)
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def start_listening(self) -> None:
+        """On PostgreSQL, hear changes made by other processes."""
+        if self.dialect != "postgresql" or self._listener is not None:
+            return
+        connection = await self.engine.connect()
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.add_listener(CHANNEL, self._on_notify)
+        self._listener = connection
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        await self.engine.dispose()
+
+    def _on_notify(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        self._publish(payload)
+
+    def _publish(self, topic: str) -> None:
+        for subscriber in self._subscribers:
+            subscriber(topic)

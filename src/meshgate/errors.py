@@ -1,0 +1,92 @@
+"""The one error tree of meshgate.
+
+Every error a person or a client can see is a `MeshgateError` with a stable `code`:
+
+    MeshgateError                      code               HTTP
+    ├── InvalidInput                   invalid_input      400
+    ├── Unauthenticated                unauthenticated    401
+    ├── PermissionDenied               permission_denied  403
+    ├── NotFound                       not_found          404
+    ├── Conflict                       conflict           409
+    ├── PayloadTooLarge                payload_too_large  413
+    ├── UnsupportedMediaType           unsupported_media  415
+    └── ConfigurationError             configuration      500  (start-up: bad settings, wrong key)
+
+Services raise these; `meshgate.http.errors` maps them to HTTP JSON and `meshgate.mcp.results`
+to tool results. Nothing else decides how an error looks on the wire.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MeshgateError(Exception):
+    """Base of every error meshgate reports to a caller."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        """The wire shape shared by HTTP bodies and tool results."""
+        return {"code": self.code, "message": self.message}
+
+
+class InvalidInput(MeshgateError):
+    """The request is malformed or a value is out of range; the message says which and what is allowed."""
+
+    code = "invalid_input"
+    http_status = 400
+
+
+class Unauthenticated(MeshgateError):
+    """No credential, or one that is unknown, expired or revoked."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class PermissionDenied(MeshgateError):
+    """The caller is known but may not do this; the message names the missing permission."""
+
+    code = "permission_denied"
+    http_status = 403
+
+
+class NotFound(MeshgateError):
+    """The object does not exist, or exists in another organization (the two are indistinguishable)."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(MeshgateError):
+    """The change would break a uniqueness rule or a limit, or the object is still in use."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class PayloadTooLarge(MeshgateError):
+    """The request body is over the configured limit."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedMediaType(MeshgateError):
+    """The request body is not of a content type the endpoint accepts."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class ConfigurationError(MeshgateError):
+    """Settings or stored state prevent meshgate from starting (for example the wrong vault key)."""
+
+    code = "configuration"
+    http_status = 500

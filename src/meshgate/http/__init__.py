@@ -1,0 +1,1 @@
+"""HTTP edge: routes, guards and the mapping of meshgate errors to HTTP responses."""

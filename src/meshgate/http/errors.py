@@ -1,0 +1,31 @@
+"""The one place that turns a `MeshgateError` into an HTTP response."""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse, Response
+
+from meshgate.errors import MeshgateError, Unauthenticated
+
+# JSON-RPC server-error codes for failures that happen before a message reaches the MCP server.
+_JSONRPC_CODES = {"invalid_input": -32600, "payload_too_large": -32600, "unsupported_media_type": -32600}
+
+
+def http_error(error: MeshgateError, headers: dict[str, str] | None = None) -> Response:
+    """`{"error": {"code", "message"}}` with the error's status, for REST and plain endpoints."""
+    return JSONResponse({"error": error.to_dict()}, status_code=error.http_status, headers=headers)
+
+
+def mcp_http_error(error: MeshgateError, *, resource_metadata: str | None = None) -> Response:
+    """A JSON-RPC error body (id null) for MCP endpoints, with the error's HTTP status."""
+    headers: dict[str, str] = {}
+    if isinstance(error, Unauthenticated) and resource_metadata is not None:
+        value = f'Bearer resource_metadata="{resource_metadata}"'
+        if error.message != "missing bearer token":
+            value += ', error="invalid_token"'
+        headers["WWW-Authenticate"] = value
+    body = {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": _JSONRPC_CODES.get(error.code, -32001), "message": error.message, "data": error.to_dict()},
+    }
+    return JSONResponse(body, status_code=error.http_status, headers=headers)

@@ -1,0 +1,1 @@
+"""Identity: users, organizations, members, roles and API keys."""

@@ -1,0 +1,151 @@
+"""Bearer credential → `Principal`, cached in memory and dropped on any identity change.
+
+The cache is the reason an authenticated request costs no database query in the steady state.
+Correctness under change: every identity change is announced (see `meshgate.db.database`), which
+clears the cache here and, on PostgreSQL, in every other process. A generation counter keeps a
+lookup that raced with a change from caching the stale answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from meshgate.access import FULL_ACCESS, PermissionMap, Principal
+from meshgate.db.database import Database
+from meshgate.db.tables import api_keys, members, organizations, roles
+from meshgate.errors import Unauthenticated
+from meshgate.identity.models import DEFAULT_MEMBER_PERMISSIONS
+from meshgate.identity.service import IDENTITY, ApiKeyService, hash_key
+
+log = logging.getLogger(__name__)
+
+MAX_CACHED = 10_000
+
+
+class Authenticator:
+    """Resolves API keys to principals."""
+
+    def __init__(self, db: Database, *, usage_flush_seconds: float = 10.0) -> None:
+        self._db = db
+        self._cache: OrderedDict[str, Principal] = OrderedDict()
+        self._generation = 0
+        self._usage: dict[str, datetime] = {}
+        self._flush_seconds = usage_flush_seconds
+        self._flusher: asyncio.Task[None] | None = None
+        db.subscribe(self._on_change)
+
+    async def authenticate(self, token: str) -> Principal:
+        """The principal for a bearer token, or `Unauthenticated`."""
+        digest = hash_key(token)
+        principal = self._cache.get(digest)
+        if principal is None:
+            generation = self._generation
+            principal = await self._load(digest)
+            if generation == self._generation:
+                self._remember(digest, principal)
+        if principal.expires_at is not None and principal.expires_at <= datetime.now(UTC):
+            self._cache.pop(digest, None)
+            raise Unauthenticated("the API key has expired")
+        if principal.api_key_id is not None:
+            self._usage[principal.api_key_id] = datetime.now(UTC)
+        return principal
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._cache.clear()
+
+    def start(self) -> None:
+        """Begin writing key last-used times in the background."""
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
+        await self.flush_usage()
+
+    async def flush_usage(self) -> None:
+        """Write collected last-used times now."""
+        if not self._usage:
+            return
+        pending, self._usage = self._usage, {}
+        by_org: dict[str, dict[str, datetime]] = {}
+        async with self._db.transaction() as session:
+            rows = await session.execute(
+                select(api_keys.c.id, api_keys.c.organization_id).where(api_keys.c.id.in_(list(pending)))
+            )
+            for key_id, org_id in rows:
+                by_org.setdefault(org_id, {})[key_id] = pending[key_id]
+            for org_id, used in by_org.items():
+                await ApiKeyService(session, org_id).record_use(used)
+
+    def _on_change(self, topic: str) -> None:
+        if topic == IDENTITY:
+            self.clear()
+
+    def _remember(self, digest: str, principal: Principal) -> None:
+        self._cache[digest] = principal
+        if len(self._cache) > MAX_CACHED:
+            self._cache.popitem(last=False)
+
+    async def _load(self, digest: str) -> Principal:
+        query = (
+            select(
+                api_keys.c.id,
+                api_keys.c.user_id,
+                api_keys.c.organization_id,
+                api_keys.c.permissions,
+                api_keys.c.expires_at,
+                organizations.c.slug,
+                organizations.c.settings,
+                members.c.role,
+            )
+            .join(organizations, organizations.c.id == api_keys.c.organization_id)
+            .join(
+                members,
+                (members.c.organization_id == api_keys.c.organization_id) & (members.c.user_id == api_keys.c.user_id),
+            )
+            .where(api_keys.c.key_hash == digest)
+        )
+        async with self._db.transaction() as session:
+            row = (await session.execute(query)).first()
+            if row is None:
+                raise Unauthenticated("the API key is not valid")
+            role_map = await self._role_map(session, row.organization_id, row.role, row.settings)
+        grants: tuple[PermissionMap, ...] = (role_map,) if row.permissions is None else (role_map, row.permissions)
+        return Principal(
+            user_id=row.user_id,
+            organization_id=row.organization_id,
+            organization_slug=row.slug,
+            role=row.role,
+            grants=grants,
+            api_key_id=row.id,
+            expires_at=row.expires_at,
+        )
+
+    @staticmethod
+    async def _role_map(session: Any, org_id: str, role: str, settings: dict[str, Any] | None) -> PermissionMap:
+        if role in ("owner", "admin"):
+            return FULL_ACCESS
+        if role == "member":
+            return (settings or {}).get("member_permissions", DEFAULT_MEMBER_PERMISSIONS)
+        found = await session.scalar(
+            select(roles.c.permissions).where(roles.c.organization_id == org_id, roles.c.name == role)
+        )
+        return found or {}
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            try:
+                await self.flush_usage()
+            except Exception:
+                log.exception("could not record API key use; will retry")

@@ -1,0 +1,9 @@
+"""Identity services: each takes a database session (and an organization where it is scoped to one)."""
+
+from meshgate.identity._api_keys import ApiKeyService, hash_key
+from meshgate.identity._members import MemberService
+from meshgate.identity._organizations import IDENTITY, OrganizationService
+from meshgate.identity._roles import RoleService
+from meshgate.identity._users import UserService
+
+__all__ = ["IDENTITY", "ApiKeyService", "MemberService", "OrganizationService", "RoleService", "UserService", "hash_key"]

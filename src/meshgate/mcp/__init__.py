@@ -1,0 +1,1 @@
+"""The management MCP server, built from every package's `tools.py` registry."""

@@ -1,0 +1,134 @@
+"""Settings: read once from the environment at the edge (CLI), then passed down as one object."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from meshgate.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+_KEY_FILE = "encryption.key"
+_SECRET_FILE = "secret.key"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything meshgate needs to know about its environment."""
+
+    database_url: str
+    data_dir: Path
+    encryption_key: bytes
+    secret: bytes
+    host: str = "127.0.0.1"
+    port: int = 3000
+    public_url: str = "http://127.0.0.1:3000"
+    local_mode: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    log_level: str = "INFO"
+    key_usage_flush_seconds: float = 10.0
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build `Settings` from the environment, generating missing secrets into the data dir."""
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("MESHGATE_DATA_DIR", "./data")).resolve()
+    host = env.get("HOST", "127.0.0.1")
+    port = _int(env, "PORT", 3000)
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'meshgate.db'}"
+    if database_url.startswith("sqlite"):
+        data_dir.mkdir(parents=True, exist_ok=True)
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        encryption_key=_encryption_key(env, data_dir),
+        secret=_secret(env, data_dir),
+        host=host,
+        port=port,
+        public_url=env.get("MESHGATE_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
+        local_mode=_flag(env, "MESHGATE_LOCAL_MODE"),
+        allowed_hosts=_csv(env, "MESHGATE_ALLOWED_HOSTS"),
+        allowed_origins=_csv(env, "MESHGATE_ALLOWED_ORIGINS"),
+        max_body_bytes=_int(env, "MESHGATE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        key_usage_flush_seconds=float(env.get("MESHGATE_KEY_USAGE_FLUSH_SECONDS", "10")),
+    )
+
+
+def with_overrides(settings: Settings, *, host: str | None, port: int | None, local_mode: bool) -> Settings:
+    """Apply command-line overrides; the public URL follows unless it was set explicitly."""
+    new_host = host or settings.host
+    new_port = port or settings.port
+    public_url = settings.public_url
+    if public_url == f"http://{settings.host}:{settings.port}":
+        public_url = f"http://{new_host}:{new_port}"
+    return replace(
+        settings, host=new_host, port=new_port, public_url=public_url, local_mode=settings.local_mode or local_mode
+    )
+
+
+def _encryption_key(env: Mapping[str, str], data_dir: Path) -> bytes:
+    given = env.get("ENCRYPTION_KEY")
+    if given:
+        return _decode_key(given, "ENCRYPTION_KEY")
+    raw = _read_or_generate(data_dir / _KEY_FILE, "ENCRYPTION_KEY")
+    return _decode_key(raw, str(data_dir / _KEY_FILE))
+
+
+def _secret(env: Mapping[str, str], data_dir: Path) -> bytes:
+    given = env.get("MESHGATE_SECRET")
+    if given:
+        if len(given) < 32:
+            raise ConfigurationError("MESHGATE_SECRET must be at least 32 characters long")
+        return given.encode()
+    return _read_or_generate(data_dir / _SECRET_FILE, "MESHGATE_SECRET").encode()
+
+
+def _decode_key(text: str, where: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigurationError(f"{where} is not valid base64; expected base64 of 32 random bytes") from exc
+    if len(key) != 32:
+        raise ConfigurationError(f"{where} decodes to {len(key)} bytes; expected exactly 32 (AES-256)")
+    return key
+
+
+def _read_or_generate(path: Path, variable: str) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = base64.b64encode(secrets.token_bytes(32)).decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    log.warning("%s is not set: generated one into %s (mode 0600); back it up or set %s", variable, path, variable)
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}={value!r} is not an integer") from exc
