@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Iterator
 from types import FrameType
 
 import click
@@ -85,6 +87,13 @@ class _GatewayServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._app_state.shutting_down = True  # type: ignore[attr-defined]
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises the signal after a graceful stop; a completed graceful stop exits 0 here.
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
 
 @main.command()

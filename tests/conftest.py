@@ -1,0 +1,65 @@
+"""Shared fixtures: a real gateway process per database backend, and fresh organizations in it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.databases import BACKENDS, fresh_database
+from support.gateway import Gateway, Owner, start_gateway
+
+from meshgate.bootstrap import bootstrap_owner
+from meshgate.db.database import Database
+from meshgate.identity.service import ApiKeyService
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def gateway(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One `meshgate serve` process per backend, shared by the tests that only need a gateway."""
+    tmp = tmp_path_factory.mktemp(f"gw-{backend}")
+    with fresh_database(backend, tmp) as url:
+        gw = start_gateway(url, tmp)
+        try:
+            yield gw
+        finally:
+            code = gw.stop()
+            assert code == 0, f"gateway exited with {code}:\n{gw.logs()}"
+
+
+@pytest.fixture
+def tmp_db(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL on the current backend."""
+    with fresh_database(backend, tmp_path) as url:
+        yield url
+
+
+async def new_owner(gateway: Gateway, org: str = "Acme") -> Owner:
+    """A new user who owns a new organization, with an owner API key (what `meshgate bootstrap` does)."""
+    result = await bootstrap_owner(
+        gateway.env["DATABASE_URL"], email=f"owner-{uuid.uuid4().hex[:10]}@example.com", password=None, org_name=org
+    )
+    return Owner(**result.to_dict())
+
+
+async def key_for_user(gateway: Gateway, organization_id: str, user_id: str, permissions: Any = None) -> str:
+    """An API key for a member who has no credential yet (in production they log in with OAuth)."""
+    db = Database(gateway.env["DATABASE_URL"])
+    try:
+        async with db.transaction() as session:
+            _key, value = await ApiKeyService(session, organization_id).create(user_id, "member", permissions=permissions)
+    finally:
+        await db.close()
+    return value

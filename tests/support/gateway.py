@@ -1,0 +1,132 @@
+"""A real `meshgate serve` process on 127.0.0.1, and helpers to talk to it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+MESHGATE = [sys.executable, "-m", "meshgate"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def gateway_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESHGATE_", "DATABASE_URL", "ENCRYPTION_KEY"))}
+    env.update(
+        DATABASE_URL=database_url,
+        MESHGATE_DATA_DIR=str(data_dir),
+        ENCRYPTION_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        MESHGATE_SECRET=secrets.token_urlsafe(32),
+        LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MESHGATE, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@dataclass
+class Owner:
+    """What `meshgate bootstrap --json` printed."""
+
+    user_id: str
+    organization_id: str
+    organization_slug: str
+    api_key: str
+
+
+@dataclass
+class Gateway:
+    """One running gateway process."""
+
+    env: dict[str, str]
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    owners: list[Owner] = field(default_factory=list[Owner])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.url}/mcp"
+
+    def start(self, log_path: Path) -> Gateway:
+        self.log_path = log_path
+        self.process = subprocess.Popen(  # noqa: S603  (fixed arguments, test binary)
+            [*MESHGATE, "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"gateway did not become ready:\n{log_path.read_text()}")
+
+    def bootstrap(self, email: str, org: str = "Acme") -> Owner:
+        result = run_cli(self.env, "bootstrap", "--email", email, "--org", org, "--json")
+        if result.returncode != 0:
+            raise RuntimeError(f"bootstrap failed: {result.stderr}")
+        owner = Owner(**json.loads(result.stdout))
+        self.owners.append(owner)
+        return owner
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self.process = None
+        return code
+
+    def logs(self) -> str:
+        return "" if self.log_path is None else self.log_path.read_text(errors="replace")
+
+
+def start_gateway(database_url: str, tmp: Path, name: str = "gw", **extra: str) -> Gateway:
+    data = tmp / name
+    data.mkdir(parents=True, exist_ok=True)
+    env = gateway_env(database_url, data, **extra)
+    result = run_cli(env, "migrate")
+    if result.returncode != 0:
+        raise RuntimeError(f"migrate failed: {result.stderr}")
+    return Gateway(env=env, port=free_port()).start(data / "gateway.log")
+
+
+def rpc(gateway_url: str, body: Any, *, key: str | None, headers: dict[str, str] | None = None) -> httpx.Response:
+    """One raw JSON-RPC POST (for the cases an SDK client cannot produce)."""
+    all_headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    if key is not None:
+        all_headers["authorization"] = f"Bearer {key}"
+    all_headers.update(headers or {})
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(gateway_url, content=content, headers=all_headers, timeout=30)
