@@ -34,6 +34,7 @@ def gateway_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, st
         ENCRYPTION_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
         MESHGATE_SECRET=secrets.token_urlsafe(32),
         LOG_LEVEL="WARNING",
+        MESHGATE_KEY_USAGE_FLUSH_SECONDS="0.2",
     )
     env.update(extra)
     return env
