@@ -1,0 +1,85 @@
+"""The `meshgate` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from support.gateway import gateway_env, run_cli
+
+from meshgate import __version__
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    result = run_cli(gateway_env("sqlite:///unused.db", tmp_path), "version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == __version__
+
+
+def test_bootstrap_prints_json_once_and_fails_cleanly_the_second_time(tmp_db: str, tmp_path: Path) -> None:
+    env = gateway_env(tmp_db, tmp_path)
+    first = run_cli(env, "bootstrap", "--email", "Ada@Example.com", "--org", "Analytical Engines", "--json")
+    assert first.returncode == 0, first.stderr
+    printed = json.loads(first.stdout)
+    assert set(printed) == {"user_id", "organization_id", "organization_slug", "api_key"}
+    assert printed["organization_slug"] == "analytical-engines"
+    assert printed["api_key"].startswith("mg_") and len(printed["api_key"]) >= 46
+
+    second = run_cli(env, "bootstrap", "--email", "ada@example.com", "--json")
+    assert second.returncode == 1
+    assert "a user with email ada@example.com already exists" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert second.stdout == ""
+
+
+def test_migrate_applies_once_then_reports_up_to_date(tmp_db: str, tmp_path: Path) -> None:
+    env = gateway_env(tmp_db, tmp_path)
+    assert "applied 1 migration(s)" in run_cli(env, "migrate").stdout
+    assert "up to date" in run_cli(env, "migrate").stdout
+
+
+def test_missing_secrets_are_generated_once_with_mode_0600_and_a_warning(tmp_path: Path) -> None:
+    env = gateway_env(f"sqlite:///{tmp_path / 'g.db'}", tmp_path)
+    del env["ENCRYPTION_KEY"], env["MESHGATE_SECRET"]
+    first = run_cli(env, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "ENCRYPTION_KEY is not set: generated one" in first.stderr
+    for name in ("encryption.key", "secret.key"):
+        mode = stat.S_IMODE(os.stat(tmp_path / name).st_mode)
+        assert mode == 0o600, f"{name} has mode {oct(mode)}"
+    key_before = (tmp_path / "encryption.key").read_text()
+    second = run_cli(env, "migrate")
+    assert "generated" not in second.stderr
+    assert (tmp_path / "encryption.key").read_text() == key_before
+
+
+def test_a_different_encryption_key_stops_start_up_with_a_clear_message(tmp_db: str, tmp_path: Path) -> None:
+    env = gateway_env(tmp_db, tmp_path)
+    assert run_cli(env, "migrate").returncode == 0
+    other = gateway_env(tmp_db, tmp_path)  # same database, a new random key
+    for command in (["migrate"], ["serve", "--port", "1"]):
+        result = run_cli(other, *command)
+        assert result.returncode == 1
+        assert "is not the key this database was created with" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("ENCRYPTION_KEY", "not base64!", "ENCRYPTION_KEY is not valid base64"),
+        ("ENCRYPTION_KEY", "c2hvcnQ=", "decodes to 5 bytes; expected exactly 32"),
+        ("MESHGATE_SECRET", "short", "MESHGATE_SECRET must be at least 32 characters"),
+        ("DATABASE_URL", "oracle://db", "scheme 'oracle' is not supported"),
+        ("PORT", "eighty", "PORT='eighty' is not an integer"),
+    ],
+)
+def test_bad_settings_are_refused_with_what_is_allowed(tmp_path: Path, variable: str, value: str, message: str) -> None:
+    env = gateway_env(f"sqlite:///{tmp_path / 'x.db'}", tmp_path, **{variable: value})
+    result = run_cli(env, "migrate")
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
