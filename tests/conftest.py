@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.databases import BACKENDS, fresh_database
-from support.gateway import Gateway, Owner, start_gateway
 
 from meshgate.bootstrap import bootstrap_owner
 from meshgate.db.database import Database
 from meshgate.identity.service import ApiKeyService
+from support.databases import BACKENDS, fresh_database
+from support.gateway import Gateway, Owner, start_gateway
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +59,9 @@ async def key_for_user(gateway: Gateway, organization_id: str, user_id: str, per
     db = Database(gateway.env["DATABASE_URL"])
     try:
         async with db.transaction() as session:
-            _key, value = await ApiKeyService(session, organization_id).create(user_id, "member", permissions=permissions)
+            _key, value = await ApiKeyService(session, organization_id).create(
+                user_id, "member", permissions=permissions
+            )
     finally:
         await db.close()
     return value

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 from pathlib import Path
 
 import pytest
-from support.gateway import gateway_env, run_cli
 
 from meshgate import __version__
+from support.gateway import gateway_env, run_cli
 
 
 def test_version_prints_the_package_version(tmp_path: Path) -> None:
@@ -48,7 +47,7 @@ def test_missing_secrets_are_generated_once_with_mode_0600_and_a_warning(tmp_pat
     assert first.returncode == 0, first.stderr
     assert "ENCRYPTION_KEY is not set: generated one" in first.stderr
     for name in ("encryption.key", "secret.key"):
-        mode = stat.S_IMODE(os.stat(tmp_path / name).st_mode)
+        mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
         assert mode == 0o600, f"{name} has mode {oct(mode)}"
     key_before = (tmp_path / "encryption.key").read_text()
     second = run_cli(env, "migrate")

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 _KEY_FILE = "encryption.key"
-_SECRET_FILE = "secret.key"
+_SECRET_FILE = "secret.key"  # noqa: S105  (a file name, not a secret)
 
 
 @dataclass(frozen=True, slots=True)

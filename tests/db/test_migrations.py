@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
 
 from meshgate.db.database import Database
 from meshgate.db.migrate import apply_migrations, pending_migrations
-from meshgate.db.tables import metadata
+from meshgate.db.tables import api_keys, members, metadata
+from meshgate.identity.service import ApiKeyService, OrganizationService, UserService
 
 pytestmark = pytest.mark.anyio
 
@@ -33,10 +34,6 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
 
 
 async def test_foreign_keys_cascade_when_an_organization_is_deleted(tmp_db: str) -> None:
-    from sqlalchemy import func, select
-
-    from meshgate.db.tables import api_keys, members
-    from meshgate.identity.service import ApiKeyService, OrganizationService, UserService
 
     db = Database(tmp_db)
     try:

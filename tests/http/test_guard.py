@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
+
 from conftest import new_owner
 from support.gateway import Gateway, rpc
 
@@ -32,7 +34,6 @@ async def test_host_check_runs_before_authentication(gateway: Gateway) -> None:
 
 
 def test_get_and_delete_on_the_stateless_management_endpoint_are_405(gateway: Gateway) -> None:
-    import httpx
 
     for method in ("GET", "DELETE"):
         response = httpx.request(method, gateway.mcp_url, headers={"accept": "text/event-stream"})

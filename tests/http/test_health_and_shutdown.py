@@ -10,12 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.databases import drop_database_now, fresh_database
-from support.gateway import Gateway, start_gateway
 
 from meshgate import __version__
 from meshgate.app import create_app
+from meshgate.db.migrate import apply_migrations
 from meshgate.settings import load_settings
+from support.databases import drop_database_now, fresh_database
+from support.gateway import Gateway, start_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +46,6 @@ def test_readiness_is_503_when_the_database_is_gone(tmp_path: Path) -> None:
 async def test_readiness_is_503_once_shutdown_has_begun(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}", "MESHGATE_DATA_DIR": str(tmp_path)}
     app = create_app(load_settings(env))
-    from meshgate.db.migrate import apply_migrations
 
     await apply_migrations(app.state.db.engine)
     transport = httpx.ASGITransport(app=app)

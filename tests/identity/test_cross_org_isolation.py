@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+
 from conftest import new_owner
 from support.gateway import Gateway
 from support.mcp_client import call, connect
@@ -48,7 +49,11 @@ async def test_every_id_taking_tool_treats_other_org_ids_as_missing(gateway: Gat
         ("ORGANIZATION_GET", {"id": b.organization_id}, "id"),
         ("ORGANIZATION_UPDATE", {"id": b.organization_id, "name": "pwned"}, "id"),
         ("ORGANIZATION_DELETE", {"id": b.organization_id}, "id"),
-        ("ORGANIZATION_MEMBER_ADD", {"organizationId": b.organization_id, "email": "x@example.com", "role": "admin"}, "organizationId"),
+        (
+            "ORGANIZATION_MEMBER_ADD",
+            {"organizationId": b.organization_id, "email": "x@example.com", "role": "admin"},
+            "organizationId",
+        ),
         ("ORGANIZATION_MEMBER_REMOVE", {"memberId": member["id"]}, "memberId"),
         ("ORGANIZATION_MEMBER_UPDATE_ROLE", {"memberId": member["id"], "role": "member"}, "memberId"),
         ("ROLE_UPDATE", {"roleId": role["id"], "permissions": {"*": ["*"]}}, "roleId"),

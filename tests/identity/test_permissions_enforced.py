@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import anyio
 import httpx
 import pytest
+
 from conftest import key_for_user, new_owner
 from support.gateway import Gateway, rpc
 from support.mcp_client import call, call_error, connect, tool_names
@@ -131,16 +133,17 @@ async def test_member_cannot_give_a_role_above_their_own(gateway: Gateway) -> No
         await call(
             client,
             "ROLE_CREATE",
-            {"name": "hr", "permissions": {"self": ["ORGANIZATION_MEMBER_ADD", "ORGANIZATION_MEMBER_UPDATE_ROLE", "ROLE_CREATE"]}},
+            {
+                "name": "hr",
+                "permissions": {"self": ["ORGANIZATION_MEMBER_ADD", "ORGANIZATION_MEMBER_UPDATE_ROLE", "ROLE_CREATE"]},
+            },
         )
     member_id, _user, key = await _add_member(gateway, owner.api_key, owner.organization_id, "hr")
     async with connect(gateway.mcp_url, key) as hr:
         for role in ("admin", "owner"):
             reason = await call_error(hr, "ORGANIZATION_MEMBER_UPDATE_ROLE", {"memberId": member_id, "role": role})
             assert "permission_denied" in reason
-        assert "permission_denied" in await call_error(
-            hr, "ROLE_CREATE", {"name": "god", "permissions": {"*": ["*"]}}
-        )
+        assert "permission_denied" in await call_error(hr, "ROLE_CREATE", {"name": "god", "permissions": {"*": ["*"]}})
         assert "permission_denied" in await call_error(
             hr, "ORGANIZATION_MEMBER_ADD", {"email": "boss@example.com", "role": "admin"}
         )
@@ -166,7 +169,6 @@ async def test_api_key_list_never_shows_values_and_records_last_use(gateway: Gat
     assert owner.api_key[: len(key["prefix"])] == key["prefix"]
     assert owner.api_key not in str(keys)
     # Last-used times are flushed in the background (every 0.2 s in the test gateway).
-    import anyio
 
     with anyio.fail_after(10):
         while True:
@@ -191,6 +193,8 @@ def test_unknown_and_missing_credentials_get_401_with_resource_metadata(gateway:
         response = rpc(gateway.mcp_url, LIST, key=key)
         assert response.status_code == 401
         challenge = response.headers["www-authenticate"]
-        assert challenge.startswith(f'Bearer resource_metadata="{gateway.url}/.well-known/oauth-protected-resource/mcp"')
+        assert challenge.startswith(
+            f'Bearer resource_metadata="{gateway.url}/.well-known/oauth-protected-resource/mcp"'
+        )
     response = httpx.post(gateway.mcp_url, json=LIST, headers={"authorization": "Basic Zm9vOmJhcg=="})
     assert response.status_code == 401

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import new_owner
+
+from conftest import key_for_user, new_owner
 from support.databases import fresh_database
-from support.gateway import Gateway, rpc, start_gateway
+from support.gateway import Gateway, free_port, rpc, start_gateway
 from support.mcp_client import call, connect
 
 pytestmark = pytest.mark.anyio
@@ -21,8 +22,6 @@ def two_gateways(tmp_path: Path) -> Iterator[tuple[Gateway, Gateway]]:
         first = start_gateway(url, tmp_path, "first")
         second = Gateway(env=first.env, port=0)
         try:
-            from support.gateway import free_port
-
             second.port = free_port()
             second.start(tmp_path / "second.log")
             yield first, second
@@ -47,9 +46,10 @@ async def test_role_change_through_one_process_narrows_the_other(two_gateways: t
     first, second = two_gateways
     owner = await new_owner(first)
     async with connect(first.mcp_url, owner.api_key) as client:
-        role = await call(client, "ROLE_CREATE", {"name": "ops", "permissions": {"self": ["ROLE_LIST", "API_KEY_LIST"]}})
+        role = await call(
+            client, "ROLE_CREATE", {"name": "ops", "permissions": {"self": ["ROLE_LIST", "API_KEY_LIST"]}}
+        )
         member = await call(client, "ORGANIZATION_MEMBER_ADD", {"email": "ops@example.com", "role": "ops"})
-    from conftest import key_for_user
 
     key = await key_for_user(first, owner.organization_id, member["userId"])
     listed = rpc(second.mcp_url, LIST, key=key).json()["result"]["tools"]

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import new_owner
 from support.gateway import Gateway, rpc
 from support.mcp_client import call, call_error, connect
@@ -27,7 +28,11 @@ async def _state(gateway: Gateway, key: str) -> Any:
     ("tool", "arguments", "expected"),
     [
         ("ROLE_CREATE", {"name": 5, "permissions": {}}, "name: Input should be a valid string"),
-        ("ROLE_CREATE", {"name": "ok", "permissions": {"self": "ROLE_LIST"}}, "permissions.self: Input should be a valid list"),
+        (
+            "ROLE_CREATE",
+            {"name": "ok", "permissions": {"self": "ROLE_LIST"}},
+            "permissions.self: Input should be a valid list",
+        ),
         ("ROLE_CREATE", {"name": "ok", "permissions": {}, "colour": "red"}, "unknown field 'colour'"),
         ("ROLE_CREATE", {"permissions": {}}, "name is required"),
         ("ROLE_CREATE", {"name": "Bad Name", "permissions": {}}, "role name 'Bad Name' is not allowed"),
@@ -38,7 +43,11 @@ async def _state(gateway: Gateway, key: str) -> Any:
         ("ORGANIZATION_MEMBER_ADD", {"email": "not-an-email", "role": "member"}, "is not an email address"),
         ("ORGANIZATION_MEMBER_ADD", {"email": "a@example.com", "role": "wizard"}, "role 'wizard' does not exist"),
         ("ORGANIZATION_MEMBER_ADD", {"role": "member"}, "give exactly one of userId or email"),
-        ("ORGANIZATION_SETTINGS_UPDATE", {"member_permissions": ["ROLE_LIST"]}, "member_permissions: Input should be a valid dictionary"),
+        (
+            "ORGANIZATION_SETTINGS_UPDATE",
+            {"member_permissions": ["ROLE_LIST"]},
+            "member_permissions: Input should be a valid dictionary",
+        ),
     ],
 )
 async def test_invalid_tool_arguments_get_a_precise_one_line_error(
@@ -64,7 +73,12 @@ async def test_jsonrpc_batch_is_refused_and_not_executed(gateway: Gateway) -> No
     owner = await new_owner(gateway)
     before = await _state(gateway, owner.api_key)
     batch = [
-        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ROLE_CREATE", "arguments": {"name": "r1", "permissions": {}}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "ROLE_CREATE", "arguments": {"name": "r1", "permissions": {}}},
+        },
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
     ]
     response = rpc(gateway.mcp_url, batch, key=owner.api_key)
@@ -76,7 +90,9 @@ async def test_jsonrpc_batch_is_refused_and_not_executed(gateway: Gateway) -> No
 async def test_wrong_content_type_is_415(gateway: Gateway) -> None:
     owner = await new_owner(gateway)
     response = rpc(
-        gateway.mcp_url, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, key=owner.api_key,
+        gateway.mcp_url,
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        key=owner.api_key,
         headers={"content-type": "text/plain"},
     )
     assert response.status_code == 415
@@ -87,7 +103,12 @@ async def test_body_over_the_limit_is_413_declared_or_chunked(gateway: Gateway) 
     owner = await new_owner(gateway)
     before = await _state(gateway, owner.api_key)
     big_name = "x" * (4 * 1024 * 1024 + 10)
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ORGANIZATION_CREATE", "arguments": {"name": big_name}}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "ORGANIZATION_CREATE", "arguments": {"name": big_name}},
+    }
     response = rpc(gateway.mcp_url, body, key=owner.api_key)
     assert response.status_code == 413
     assert "limit" in response.json()["error"]["message"]
@@ -98,7 +119,11 @@ async def test_body_over_the_limit_is_413_declared_or_chunked(gateway: Gateway) 
             yield b"y" * (1024 * 1024)
         yield b'"}}'
 
-    headers = {"authorization": f"Bearer {owner.api_key}", "content-type": "application/json", "accept": "application/json"}
+    headers = {
+        "authorization": f"Bearer {owner.api_key}",
+        "content-type": "application/json",
+        "accept": "application/json",
+    }
     streamed = httpx.post(gateway.mcp_url, content=chunks(), headers=headers, timeout=30)
     assert streamed.status_code == 413
     assert await _state(gateway, owner.api_key) == before

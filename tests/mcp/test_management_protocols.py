@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+
 from conftest import new_owner
+from meshgate.identity.tools import TOOLS
 from support.gateway import Gateway, rpc
 from support.mcp_client import MODES, call, connect, connect_pinned, tool_names
-
-from meshgate.identity.tools import TOOLS
 
 pytestmark = pytest.mark.anyio
 ALL_TOOLS = {spec.name for spec in TOOLS}
@@ -48,7 +50,6 @@ async def test_tool_result_is_json_text_and_structured_content(gateway: Gateway)
     owner = await new_owner(gateway)
     async with connect(gateway.mcp_url, owner.api_key) as client:
         result = await client.call_tool("ORGANIZATION_GET", {})
-    import json
 
     assert result.is_error is False
     assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]

@@ -26,7 +26,10 @@ def server_url(backend: str) -> str:
     variable = _ENV[backend]
     url = os.environ.get(variable)
     if not url:
-        pytest.skip(f"{variable} is not set: {backend} tests need a running {backend} server")
+        reason = f"{variable} is not set: {backend} tests need a running {backend} server"
+        if os.environ.get("MESHGATE_REQUIRE_ALL_BACKENDS"):
+            pytest.fail(reason + " (MESHGATE_REQUIRE_ALL_BACKENDS is set)")
+        pytest.skip(reason)
     return url
 
 

@@ -74,7 +74,7 @@ class Gateway:
 
     def start(self, log_path: Path) -> Gateway:
         self.log_path = log_path
-        self.process = subprocess.Popen(  # noqa: S603  (fixed arguments, test binary)
+        self.process = subprocess.Popen(
             [*MESHGATE, "serve", "--port", str(self.port)],
             env=self.env,
             stdout=log_path.open("wb"),

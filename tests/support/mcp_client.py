@@ -17,9 +17,11 @@ MODES = ("legacy", "2026-07-28")
 @asynccontextmanager
 async def connect(url: str, key: str, mode: str = "legacy") -> AsyncIterator[Client]:
     """`mode` is "legacy" (handshake era, 2025-11-25) or "2026-07-28" (stateless era)."""
-    async with create_mcp_http_client(headers={"Authorization": f"Bearer {key}"}) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
-            yield client
+    async with (
+        create_mcp_http_client(headers={"Authorization": f"Bearer {key}"}) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,  # type: ignore[arg-type]
+    ):
+        yield client
 
 
 @asynccontextmanager
@@ -45,15 +47,15 @@ async def connect_pinned(url: str, key: str, version: str) -> AsyncIterator[Clie
         yield session
 
 
-class ToolFailed(AssertionError):
+class ToolFailedError(AssertionError):
     """A tool answered isError when the test expected success."""
 
 
 async def call(client: Client | ClientSession, tool: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Call a tool and return its structured content; raise `ToolFailed` on an isError result."""
+    """Call a tool and return its structured content; raise `ToolFailedError` on an isError result."""
     result = await client.call_tool(tool, arguments or {})
     if result.is_error:
-        raise ToolFailed(f"{tool} failed: {result.content[0].text}")  # type: ignore[union-attr]
+        raise ToolFailedError(f"{tool} failed: {result.content[0].text}")  # type: ignore[union-attr]
     assert result.structured_content is not None
     return result.structured_content
 

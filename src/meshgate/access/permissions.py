@@ -37,7 +37,9 @@ def covers(holder: PermissionMap, wanted: PermissionMap) -> bool:
 def parse_permission_map(value: Any, *, field: str = "permissions") -> dict[str, list[str]]:
     """Validate user input into a permission map, with a message that says what is allowed."""
     if not isinstance(value, dict):
-        raise InvalidInput(f'{field} must be an object like {{"self": ["ORGANIZATION_LIST"], "<connection id>": ["*"]}}')
+        raise InvalidInput(
+            f'{field} must be an object like {{"self": ["ORGANIZATION_LIST"], "<connection id>": ["*"]}}'
+        )
     items: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
     if len(items) > MAX_RESOURCES:
         raise InvalidInput(f"{field} has {len(items)} resources; at most {MAX_RESOURCES} are allowed")
@@ -46,7 +48,7 @@ def parse_permission_map(value: Any, *, field: str = "permissions") -> dict[str,
         if not _NAME.match(resource):
             raise InvalidInput(f"{field}: resource {resource[:80]!r} is not a valid resource name")
         if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):  # pyright: ignore[reportUnknownVariableType]
-            raise InvalidInput(f"{field}[{resource!r}] must be a list of tool names or [\"*\"]")
+            raise InvalidInput(f'{field}[{resource!r}] must be a list of tool names or ["*"]')
         names: list[str] = tools  # pyright: ignore[reportUnknownVariableType]
         if len(names) > MAX_TOOLS_PER_RESOURCE:
             raise InvalidInput(f"{field}[{resource!r}] lists {len(names)} tools; at most {MAX_TOOLS_PER_RESOURCE}")

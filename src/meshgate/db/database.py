@@ -10,7 +10,7 @@ every replica). SQLite and MySQL deployments are single-process for cache purpos
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -57,7 +57,7 @@ class Database:
         self._subscribers.append(subscriber)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self) -> AsyncGenerator[AsyncSession]:
         """A session in a transaction that commits on success and rolls back on error."""
         async with self._sessions() as session:
             async with session.begin():

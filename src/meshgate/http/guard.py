@@ -32,9 +32,7 @@ class OriginPolicy:
     origins: tuple[str, ...]
 
     @classmethod
-    def for_public_url(
-        cls, public_url: str, hosts: Sequence[str] = (), origins: Sequence[str] = ()
-    ) -> OriginPolicy:
+    def for_public_url(cls, public_url: str, hosts: Sequence[str] = (), origins: Sequence[str] = ()) -> OriginPolicy:
         """Configured values, else the public URL's host plus loopback names on any port."""
         parts = urlsplit(public_url)
         default_hosts = (parts.netloc, *(f"{name}:*" for name in _LOOPBACK), *_LOOPBACK)
@@ -54,7 +52,7 @@ class OriginPolicy:
 
 def _matches(value: str, patterns: tuple[str, ...]) -> bool:
     for pattern in patterns:
-        if pattern == "*" or pattern == value:
+        if pattern in ("*", value):
             return True
         if pattern.endswith(":*") and value.rsplit(":", 1)[0] == pattern[:-2] and value.rsplit(":", 1)[-1].isdigit():
             return True
@@ -99,7 +97,9 @@ class McpGuard:
 
     def _check_origin(self, headers: dict[str, str]) -> None:
         if not self._policy.host_allowed(headers.get("host")):
-            raise PermissionDenied(f"Host {headers.get('host', '')[:100]!r} is not allowed (set MESHGATE_ALLOWED_HOSTS)")
+            raise PermissionDenied(
+                f"Host {headers.get('host', '')[:100]!r} is not allowed (set MESHGATE_ALLOWED_HOSTS)"
+            )
         if not self._policy.origin_allowed(headers.get("origin")):
             raise PermissionDenied(
                 f"Origin {headers.get('origin', '')[:100]!r} is not allowed (set MESHGATE_ALLOWED_ORIGINS)"
@@ -130,7 +130,9 @@ class McpGuard:
 def _check_content_type(headers: dict[str, str]) -> None:
     media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
-        raise UnsupportedMediaType(f"Content-Type is {media_type or 'missing'!r}; MCP messages must be application/json")
+        raise UnsupportedMediaType(
+            f"Content-Type is {media_type or 'missing'!r}; MCP messages must be application/json"
+        )
 
 
 def _headers(scope: Scope) -> dict[str, str]:

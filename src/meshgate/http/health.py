@@ -21,7 +21,7 @@ async def ready(request: Request) -> Response:
         return JSONResponse({"status": "shutting_down", "version": __version__}, status_code=503)
     try:
         await asyncio.wait_for(state.db.ping(), timeout=2)
-    except Exception:  # noqa: BLE001  (any failure to answer means not ready; the reason is logged)
+    except Exception:
         state.log.warning("readiness: database does not answer", exc_info=True)
         return JSONResponse({"status": "database_unavailable", "version": __version__}, status_code=503)
     return JSONResponse({"status": "ready", "version": __version__})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +22,7 @@ class MemberService:
         self._session = session
         self._org = organization_id
 
-    def _query(self) -> Select[tuple[object, ...]]:
+    def _query(self) -> Select[*tuple[Any, ...]]:
         return (
             select(
                 members.c.id,
@@ -91,6 +93,8 @@ class MemberService:
 
     async def _owner_count(self) -> int:
         count = await self._session.scalar(
-            select(func.count()).select_from(members).where(members.c.organization_id == self._org, members.c.role == "owner")
+            select(func.count())
+            .select_from(members)
+            .where(members.c.organization_id == self._org, members.c.role == "owner")
         )
         return int(count or 0)

@@ -94,9 +94,7 @@ class OrganizationService:
         """Change settings; only known fields are accepted."""
         unknown = set(changes) - _SETTINGS_FIELDS
         if unknown:
-            raise InvalidInput(
-                f"unknown setting(s) {sorted(unknown)}; allowed: {sorted(_SETTINGS_FIELDS)}"
-            )
+            raise InvalidInput(f"unknown setting(s) {sorted(unknown)}; allowed: {sorted(_SETTINGS_FIELDS)}")
         settings = await self.get_settings(organization_id)
         if "member_permissions" in changes:
             settings["member_permissions"] = parse_permission_map(

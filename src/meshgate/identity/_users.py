@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,20 +28,16 @@ class UserService:
         if await self.find_by_email(address) is not None:
             raise Conflict(f"a user with email {address} already exists")
         when = _rows.now()
-        values = {
-            "id": _rows.new_id(),
-            "email": address,
-            "name": display,
-            "password_hash": password_hash,
-            "created_at": when,
-            "updated_at": when,
-        }
+        user_id = _rows.new_id()
+        row = users.insert().values(
+            id=user_id, email=address, name=display, password_hash=password_hash, created_at=when, updated_at=when
+        )
         try:
             async with self._session.begin_nested():
-                await self._session.execute(insert(users).values(values))
+                await self._session.execute(row)
         except IntegrityError as exc:
             raise Conflict(f"a user with email {address} already exists") from exc
-        return User(id=values["id"], email=address, name=display, created_at=when)
+        return User(id=user_id, email=address, name=display, created_at=when)
 
     async def find_by_email(self, email: str) -> User | None:
         row = (await self._session.execute(select(users).where(users.c.email == email.strip().lower()))).first()

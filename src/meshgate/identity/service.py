@@ -6,4 +6,12 @@ from meshgate.identity._organizations import IDENTITY, OrganizationService
 from meshgate.identity._roles import RoleService
 from meshgate.identity._users import UserService
 
-__all__ = ["IDENTITY", "ApiKeyService", "MemberService", "OrganizationService", "RoleService", "UserService", "hash_key"]
+__all__ = [
+    "IDENTITY",
+    "ApiKeyService",
+    "MemberService",
+    "OrganizationService",
+    "RoleService",
+    "UserService",
+    "hash_key",
+]

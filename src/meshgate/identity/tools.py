@@ -47,7 +47,9 @@ class SettingsUpdateInput(ToolInput):
 class MemberAddInput(ToolInput):
     organizationId: str | None = Field(None, description="Organization id; defaults to the caller's", max_length=36)  # noqa: N815  (MCP Mesh's wire name)
     userId: str | None = Field(None, description="Id of an existing user (give this or email)", max_length=36)  # noqa: N815
-    email: str | None = Field(None, description="Email of the user; a user without password is created if new", max_length=320)
+    email: str | None = Field(
+        None, description="Email of the user; a user without password is created if new", max_length=320
+    )
     role: str = Field(description="owner, admin, member or the name of a custom role", max_length=64)
 
 
@@ -156,8 +158,8 @@ async def member_add(ctx: ToolContext, args: MemberAddInput) -> Any:
         if user is None:
             raise InvalidInput(f"no user with id {args.userId}")
     else:
-        assert args.email is not None
-        user = await users.find_by_email(args.email) or await users.create(args.email)
+        email = args.email or ""
+        user = await users.find_by_email(email) or await users.create(email)
     return (await members.add(user.id, args.role)).to_dict()
 
 
@@ -259,23 +261,70 @@ async def api_key_delete(ctx: ToolContext, args: ApiKeyIdInput) -> Any:
 
 
 TOOLS: list[ToolSpec[Any]] = [
-    ToolSpec("ORGANIZATION_CREATE", "Create an organization with you as its owner.", OrganizationCreateInput, organization_create),
-    ToolSpec("ORGANIZATION_LIST", "List the organization this credential belongs to.", NoInput, organization_list, read_only=True),
-    ToolSpec("ORGANIZATION_GET", "Get an organization by id (default: your own).", OrganizationGetInput, organization_get, read_only=True),
-    ToolSpec("ORGANIZATION_UPDATE", "Change an organization's name or description.", OrganizationUpdateInput, organization_update),
-    ToolSpec("ORGANIZATION_DELETE", "Delete the organization and everything in it (owners only).", OrganizationIdInput, organization_delete),
+    ToolSpec(
+        "ORGANIZATION_CREATE",
+        "Create an organization with you as its owner.",
+        OrganizationCreateInput,
+        organization_create,
+    ),
+    ToolSpec(
+        "ORGANIZATION_LIST",
+        "List the organization this credential belongs to.",
+        NoInput,
+        organization_list,
+        read_only=True,
+    ),
+    ToolSpec(
+        "ORGANIZATION_GET",
+        "Get an organization by id (default: your own).",
+        OrganizationGetInput,
+        organization_get,
+        read_only=True,
+    ),
+    ToolSpec(
+        "ORGANIZATION_UPDATE",
+        "Change an organization's name or description.",
+        OrganizationUpdateInput,
+        organization_update,
+    ),
+    ToolSpec(
+        "ORGANIZATION_DELETE",
+        "Delete the organization and everything in it (owners only).",
+        OrganizationIdInput,
+        organization_delete,
+    ),
     ToolSpec("ORGANIZATION_SETTINGS_GET", "Read the organization's settings.", NoInput, settings_get, read_only=True),
-    ToolSpec("ORGANIZATION_SETTINGS_UPDATE", "Change the organization's settings.", SettingsUpdateInput, settings_update),
-    ToolSpec("ORGANIZATION_MEMBER_ADD", "Add a user (by id or email) to the organization with a role.", MemberAddInput, member_add),
+    ToolSpec(
+        "ORGANIZATION_SETTINGS_UPDATE", "Change the organization's settings.", SettingsUpdateInput, settings_update
+    ),
+    ToolSpec(
+        "ORGANIZATION_MEMBER_ADD",
+        "Add a user (by id or email) to the organization with a role.",
+        MemberAddInput,
+        member_add,
+    ),
     ToolSpec("ORGANIZATION_MEMBER_REMOVE", "Remove a member from the organization.", MemberIdInput, member_remove),
-    ToolSpec("ORGANIZATION_MEMBER_LIST", "List the organization's members and their roles.", NoInput, member_list, read_only=True),
+    ToolSpec(
+        "ORGANIZATION_MEMBER_LIST",
+        "List the organization's members and their roles.",
+        NoInput,
+        member_list,
+        read_only=True,
+    ),
     ToolSpec("ORGANIZATION_MEMBER_UPDATE_ROLE", "Change a member's role.", MemberRoleInput, member_update_role),
     ToolSpec("ROLE_CREATE", "Create a custom role with a permission map.", RoleCreateInput, role_create),
     ToolSpec("ROLE_LIST", "List the organization's custom roles.", NoInput, role_list, read_only=True),
     ToolSpec("ROLE_UPDATE", "Change a custom role's name, description or permissions.", RoleUpdateInput, role_update),
     ToolSpec("ROLE_DELETE", "Delete a custom role that no member holds.", RoleIdInput, role_delete),
-    ToolSpec("API_KEY_CREATE", "Create an API key; its value is shown only in this answer.", ApiKeyCreateInput, api_key_create),
+    ToolSpec(
+        "API_KEY_CREATE",
+        "Create an API key; its value is shown only in this answer.",
+        ApiKeyCreateInput,
+        api_key_create,
+    ),
     ToolSpec("API_KEY_LIST", "List API keys (never their values).", NoInput, api_key_list, read_only=True),
     ToolSpec("API_KEY_UPDATE", "Rename an API key or change its permissions.", ApiKeyUpdateInput, api_key_update),
-    ToolSpec("API_KEY_DELETE", "Delete an API key; it stops working on its next request.", ApiKeyIdInput, api_key_delete),
+    ToolSpec(
+        "API_KEY_DELETE", "Delete an API key; it stops working on its next request.", ApiKeyIdInput, api_key_delete
+    ),
 ]

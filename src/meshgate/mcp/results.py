@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import mcp_types as types
 import orjson
@@ -11,7 +11,7 @@ from meshgate.errors import MeshgateError
 
 
 def success(payload: Any) -> types.CallToolResult:
-    structured = payload if isinstance(payload, dict) else {"result": payload}
+    structured = cast("dict[str, Any]", payload) if isinstance(payload, dict) else {"result": payload}
     text = orjson.dumps(structured).decode()
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=structured)
 

@@ -60,12 +60,16 @@ def build_management_server(db: Database, registry: ToolRegistry) -> Server[Any]
         principal = principal_of(ctx)
         return types.ListToolsResult(tools=[tool for name, tool in listed.items() if principal.allows(SELF, name)])
 
-    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         principal = principal_of(ctx)
         spec = registry.get(params.name)
         if spec is None or not principal.allows(SELF, params.name):
             # Unknown and forbidden tools answer alike, as tools/list shows neither.
-            return failure(PermissionDenied(f"tool {params.name[:80]!r} is not available: it needs self:{params.name[:80]}"))
+            return failure(
+                PermissionDenied(f"tool {params.name[:80]!r} is not available: it needs self:{params.name[:80]}")
+            )
         try:
             arguments = spec.parse(params.arguments)
             async with db.transaction() as session:
