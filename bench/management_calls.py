@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.gateway import start_gateway  # noqa: E402  (after the path set-up above)
+from support.gateway import start_gateway
 
 
 def _measure(client: httpx.Client, url: str, body: dict[str, object], calls: int) -> list[float]:
@@ -37,9 +37,8 @@ def _report(name: str, timings: list[float]) -> None:
     ordered = sorted(timings)
     p50 = ordered[len(ordered) // 2] * 1000
     p99 = ordered[int(len(ordered) * 0.99) - 1] * 1000
-    print(
-        f"{name:28s} n={len(ordered):5d}  p50={p50:6.2f} ms  p99={p99:6.2f} ms  {len(ordered) / sum(ordered):7.0f} req/s"
-    )
+    rate = len(ordered) / sum(ordered)
+    print(f"{name:28s} n={len(ordered):5d}  p50={p50:6.2f} ms  p99={p99:6.2f} ms  {rate:7.0f} req/s")
 
 
 def main() -> None:
