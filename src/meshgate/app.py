@@ -14,27 +14,28 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from meshgate.db.database import Database
+from meshgate.connections.tools import TOOLS as CONNECTION_TOOLS
 from meshgate.http import health
-from meshgate.http.guard import McpGuard, OriginPolicy
-from meshgate.identity.authentication import Authenticator
+from meshgate.http.guard import Admission, McpGuard, OriginPolicy
 from meshgate.identity.tools import TOOLS as IDENTITY_TOOLS
 from meshgate.keycheck import verify_vault_key
 from meshgate.mcp.middleware import hide_internal_errors
 from meshgate.mcp.registry import ToolRegistry
 from meshgate.mcp.server import PRINCIPAL_SCOPE_KEY, build_management_server
+from meshgate.monitoring.tools import TOOLS as MONITORING_TOOLS
+from meshgate.proxy.routes import ProxyEndpoint
+from meshgate.runtime import Runtime
 from meshgate.settings import Settings
-from meshgate.vault import Vault
 
 log = logging.getLogger("meshgate")
 
 
 def build_registry() -> ToolRegistry:
     """Every management tool of every package."""
-    return ToolRegistry(IDENTITY_TOOLS)
+    return ToolRegistry([*IDENTITY_TOOLS, *CONNECTION_TOOLS, *MONITORING_TOOLS])
 
 
-class _McpEndpoint:
+class _ManagementEndpoint:
     """Raw ASGI endpoint for `/mcp` (POST); GET streams are not offered by the stateless server."""
 
     def __init__(self, guard: McpGuard) -> None:
@@ -52,59 +53,71 @@ class _McpEndpoint:
         await self._guard(scope, receive, send)
 
 
-def create_app(settings: Settings) -> Starlette:
+class _Gateway:
+    """Top-level ASGI app: `/mcp/…` goes straight to the proxy (no router on the hot path)."""
+
+    def __init__(self, app: Starlette, proxy: ProxyEndpoint) -> None:
+        self.app = app
+        self.state = app.state
+        self._proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/mcp/"):
+            await self._proxy(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings) -> Any:
     """Build the gateway; the database must already be migrated (`meshgate migrate` or `serve`)."""
-    db = Database(settings.database_url)
-    vault = Vault(settings.encryption_key)
-    authenticator = Authenticator(db, usage_flush_seconds=settings.key_usage_flush_seconds)
-    server = build_management_server(db, build_registry())
+    runtime = Runtime.build(settings)
+    server = build_management_server(runtime, build_registry())
     server.middleware.append(hide_internal_errors)
     sessions = StreamableHTTPSessionManager(
         app=server, stateless=True, json_response=True, max_request_body_size=settings.max_body_bytes
     )
-    policy = OriginPolicy.for_public_url(settings.public_url, settings.allowed_hosts, settings.allowed_origins)
+    admission = Admission(
+        authenticate=runtime.authenticator.authenticate,
+        policy=OriginPolicy.for_public_url(settings.public_url, settings.allowed_hosts, settings.allowed_origins),
+        max_body_bytes=settings.max_body_bytes,
+    )
 
     def resource_metadata(path: str) -> str:
         return f"{settings.public_url}/.well-known/oauth-protected-resource{path}"
 
     guard = McpGuard(
         sessions.handle_request,
-        authenticate=authenticator.authenticate,
-        policy=policy,
-        max_body_bytes=settings.max_body_bytes,
+        admission=admission,
         resource_metadata_url=resource_metadata,
         scope_key=PRINCIPAL_SCOPE_KEY,
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncGenerator[None]:
-        await verify_vault_key(db, vault)
-        await db.start_listening()
-        authenticator.start()
+    async def lifespan(_app: Starlette) -> AsyncGenerator[None]:
+        await verify_vault_key(runtime.db, runtime.vault)
+        await runtime.start()
         try:
             async with sessions.run():
                 yield
         finally:
-            await authenticator.stop()
-            await db.close()
+            await runtime.stop()
 
     app = Starlette(
         routes=[
             Route("/health", health.live),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),
-            Route("/mcp", _McpEndpoint(guard), methods=["GET", "POST", "DELETE"]),
+            Route("/mcp", _ManagementEndpoint(guard), methods=["GET", "POST", "DELETE"]),
         ],
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.db = db
-    app.state.vault = vault
-    app.state.authenticator = authenticator
+    app.state.runtime = runtime
+    app.state.db = runtime.db
     app.state.shutting_down = False
     app.state.log = log
     app.add_exception_handler(404, _not_found)
-    return app
+    return _Gateway(app, ProxyEndpoint(runtime, admission))
 
 
 async def _not_found(request: Request, _exc: Any) -> Response:

@@ -10,7 +10,12 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
     ├── Conflict                       conflict           409
     ├── PayloadTooLarge                payload_too_large  413
     ├── UnsupportedMediaType           unsupported_media  415
-    └── ConfigurationError             configuration      500  (start-up: bad settings, wrong key)
+    ├── ConfigurationError             configuration      500  (start-up: bad settings, wrong key)
+    └── UpstreamError                  upstream_error     502  (a downstream MCP server failed us)
+        ├── UpstreamUnreachable        upstream_unreachable   502
+        ├── UpstreamInvalidResponse    upstream_invalid       502
+        ├── UpstreamUnavailable        upstream_unavailable   503  (circuit open, connection inactive)
+        └── UpstreamTimeout            upstream_timeout       504
 
 Services raise these; `meshgate.http.errors` maps them to HTTP JSON and `meshgate.mcp.results`
 to tool results. Nothing else decides how an error looks on the wire.
@@ -90,3 +95,38 @@ class ConfigurationError(MeshgateError):
 
     code = "configuration"
     http_status = 500
+
+
+class UpstreamError(MeshgateError):
+    """A downstream MCP server could not be used; the message names it and says what happened."""
+
+    code = "upstream_error"
+    http_status = 502
+
+
+class UpstreamUnreachable(UpstreamError):
+    """The connection to the upstream failed (refused, reset, DNS, TLS)."""
+
+    code = "upstream_unreachable"
+    http_status = 502
+
+
+class UpstreamInvalidResponse(UpstreamError):
+    """The upstream answered something that is not MCP."""
+
+    code = "upstream_invalid"
+    http_status = 502
+
+
+class UpstreamUnavailable(UpstreamError):
+    """meshgate is not sending to this upstream right now (circuit open, connection inactive)."""
+
+    code = "upstream_unavailable"
+    http_status = 503
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not answer in time."""
+
+    code = "upstream_timeout"
+    http_status = 504

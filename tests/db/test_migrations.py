@@ -18,8 +18,8 @@ pytestmark = pytest.mark.anyio
 async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> None:
     db = Database(tmp_db)
     try:
-        assert await pending_migrations(db.engine) == ["0001"]
-        assert await apply_migrations(db.engine) == ["0001"]
+        assert await pending_migrations(db.engine) == ["0001", "0002"]
+        assert await apply_migrations(db.engine) == ["0001", "0002"]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []
         async with db.engine.connect() as connection:
@@ -27,7 +27,16 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             diff = await connection.run_sync(
                 lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": False}), metadata)
             )
-        assert {"users", "organizations", "members", "roles", "api_keys", "meshgate_meta"} <= tables
+        assert {
+            "users",
+            "organizations",
+            "members",
+            "roles",
+            "api_keys",
+            "meshgate_meta",
+            "connections",
+            "monitoring_logs",
+        } <= tables
         assert diff == []
     finally:
         await db.close()

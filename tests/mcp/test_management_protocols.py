@@ -7,12 +7,12 @@ import json
 import pytest
 
 from conftest import new_owner
-from meshgate.identity.tools import TOOLS
+from meshgate.app import build_registry
 from support.gateway import Gateway, rpc
 from support.mcp_client import MODES, call, connect, connect_pinned, tool_names
 
 pytestmark = pytest.mark.anyio
-ALL_TOOLS = {spec.name for spec in TOOLS}
+ALL_TOOLS = {spec.name for spec in build_registry()}
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -32,6 +32,10 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role in ("owner", "admin")
 
+    def can_reach(self, resource: str) -> bool:
+        """Whether every grant gives at least one tool on `resource` (needed for anything but tools/call)."""
+        return all(any(grant.get(key) for key in (resource, "*")) for grant in self.grants)
+
     def covers(self, wanted: PermissionMap) -> bool:
         """Whether this caller already holds everything in `wanted` (no one grants more than they have)."""
         return all(covers(grant, wanted) for grant in self.grants)

@@ -8,10 +8,13 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Dialect,
+    Float,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -124,4 +127,61 @@ api_keys = Table(
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "organization_id"),
+)
+
+
+# MySQL's TEXT holds 65,535 bytes; audit payloads are cut at 64 KiB, so they need MEDIUMTEXT there.
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("icon", String(2048), nullable=True),
+    Column("connection_type", String(8), nullable=False),
+    Column("connection_url", String(2048), nullable=True),
+    Column("secrets", LongText, nullable=True),
+    Column("secret_summary", JSON, nullable=True),
+    Column("configuration_scopes", JSON, nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("server_info", JSON, nullable=True),
+    Column("instructions", Text, nullable=True),
+    Column("tools", JSON, nullable=True),
+    Column("connect_timeout_ms", Integer, nullable=False),
+    Column("call_timeout_ms", Integer, nullable=False),
+    Column("created_by", ID, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "organization_id"),
+)
+
+monitoring_logs = Table(
+    "monitoring_logs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("connection_id", ID, nullable=True),
+    Column("virtual_mcp_id", ID, nullable=True),
+    Column("method", String(64), nullable=False),
+    Column("tool_name", String(255), nullable=True),
+    Column("caller_type", String(16), nullable=False),
+    Column("user_id", ID, nullable=True),
+    Column("api_key_id", ID, nullable=True),
+    Column("client_id", String(255), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("request_id", String(200), nullable=True),
+    Column("protocol_version", String(32), nullable=True),
+    Column("input", LongText, nullable=True),
+    Column("output", LongText, nullable=True),
+    Column("is_error", Boolean, nullable=False),
+    Column("error_message", Text, nullable=True),
+    Column("duration_ms", Float, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "organization_id", "created_at"),
+    Index(None, "organization_id", "connection_id", "created_at"),
 )

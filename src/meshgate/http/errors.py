@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import JSONResponse, Response
 
 from meshgate.errors import MeshgateError, Unauthenticated
@@ -15,7 +17,7 @@ def http_error(error: MeshgateError, headers: dict[str, str] | None = None) -> R
     return JSONResponse({"error": error.to_dict()}, status_code=error.http_status, headers=headers)
 
 
-def mcp_http_error(error: MeshgateError, *, resource_metadata: str | None = None) -> Response:
+def mcp_http_error(error: MeshgateError, *, resource_metadata: str | None = None, message_id: Any = None) -> Response:
     """A JSON-RPC error body (id null) for MCP endpoints, with the error's HTTP status."""
     headers: dict[str, str] = {}
     if isinstance(error, Unauthenticated) and resource_metadata is not None:
@@ -25,7 +27,7 @@ def mcp_http_error(error: MeshgateError, *, resource_metadata: str | None = None
         headers["WWW-Authenticate"] = value
     body = {
         "jsonrpc": "2.0",
-        "id": None,
+        "id": message_id,
         "error": {"code": _JSONRPC_CODES.get(error.code, -32001), "message": error.message, "data": error.to_dict()},
     }
     return JSONResponse(body, status_code=error.http_status, headers=headers)

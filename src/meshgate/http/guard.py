@@ -1,5 +1,5 @@
 """What every MCP endpoint checks before a message is read: Host and Origin (DNS-rebinding
-protection), the body size limit, and the bearer credential."""
+protection), the body size limit, the content type, and the bearer credential."""
 
 from __future__ import annotations
 
@@ -51,51 +51,27 @@ class OriginPolicy:
 
 
 def _matches(value: str, patterns: tuple[str, ...]) -> bool:
+    if value in patterns:
+        return True
     for pattern in patterns:
-        if pattern in ("*", value):
+        if pattern == "*":
             return True
         if pattern.endswith(":*") and value.rsplit(":", 1)[0] == pattern[:-2] and value.rsplit(":", 1)[-1].isdigit():
             return True
     return False
 
 
-class McpGuard:
-    """ASGI wrapper for MCP endpoints; puts the authenticated `Principal` into the scope."""
+class Admission:
+    """The checks, in order: Host/Origin (403), declared size (413), credential (401), content type (415),
+    body read under the limit (413), no JSON-RPC batch (400)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        authenticate: Authenticate,
-        policy: OriginPolicy,
-        max_body_bytes: int,
-        resource_metadata_url: Callable[[str], str],
-        scope_key: str,
-    ) -> None:
-        self._app = app
+    def __init__(self, *, authenticate: Authenticate, policy: OriginPolicy, max_body_bytes: int) -> None:
         self._authenticate = authenticate
         self._policy = policy
         self._max_body = max_body_bytes
-        self._metadata_url = resource_metadata_url
-        self._scope_key = scope_key
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
-        try:
-            self._check_origin(headers)
-            self._check_declared_length(headers)
-            scope[self._scope_key] = await self._authenticate(_bearer(headers.get("authorization")))
-            _check_content_type(headers)
-            body = await self._read_body(receive)
-            if body.lstrip()[:1] == b"[":
-                raise InvalidInput("JSON-RPC batches are not supported: send one JSON-RPC object per request")
-        except MeshgateError as error:
-            response = mcp_http_error(error, resource_metadata=self._metadata_url(scope.get("path", "/mcp")))
-            await response(scope, receive, send)
-            return
-        await self._app(scope, _replay(body, receive), send)
-
-    def _check_origin(self, headers: dict[str, str]) -> None:
+    async def admit(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> tuple[Principal, bytes]:
+        """The authenticated caller and the request body (empty for GET and DELETE)."""
         if not self._policy.host_allowed(headers.get("host")):
             raise PermissionDenied(
                 f"Host {headers.get('host', '')[:100]!r} is not allowed (set MESHGATE_ALLOWED_HOSTS)"
@@ -104,11 +80,21 @@ class McpGuard:
             raise PermissionDenied(
                 f"Origin {headers.get('origin', '')[:100]!r} is not allowed (set MESHGATE_ALLOWED_ORIGINS)"
             )
-
-    def _check_declared_length(self, headers: dict[str, str]) -> None:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
             raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {self._max_body}")
+        principal = await self._authenticate(_bearer(headers.get("authorization")))
+        if scope["method"] != "POST":
+            return principal, b""
+        media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            raise UnsupportedMediaType(
+                f"Content-Type is {media_type or 'missing'!r}; MCP messages must be application/json"
+            )
+        body = await self._read_body(receive)
+        if body.lstrip()[:1] == b"[":
+            raise InvalidInput("JSON-RPC batches are not supported: send one JSON-RPC object per request")
+        return principal, body
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -124,18 +110,38 @@ class McpGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _check_content_type(headers: dict[str, str]) -> None:
-    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        raise UnsupportedMediaType(
-            f"Content-Type is {media_type or 'missing'!r}; MCP messages must be application/json"
-        )
+class McpGuard:
+    """ASGI wrapper for an SDK-served MCP endpoint; puts the authenticated `Principal` into the scope."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        admission: Admission,
+        resource_metadata_url: Callable[[str], str],
+        scope_key: str,
+    ) -> None:
+        self._app = app
+        self._admission = admission
+        self._metadata_url = resource_metadata_url
+        self._scope_key = scope_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            principal, body = await self._admission.admit(scope, receive, headers_of(scope))
+        except MeshgateError as error:
+            response = mcp_http_error(error, resource_metadata=self._metadata_url(scope.get("path", "/mcp")))
+            await response(scope, receive, send)
+            return
+        scope[self._scope_key] = principal
+        await self._app(scope, _replay(body, receive), send)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
+def headers_of(scope: Scope) -> dict[str, str]:
+    """Request headers with lower-case names (ASGI servers already lower-case them)."""
     return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope.get("headers", [])}
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import Principal
 from meshgate.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from meshgate.runtime import Runtime
 
 
 class ToolInput(BaseModel):
@@ -24,10 +27,11 @@ InputT = TypeVar("InputT", bound=ToolInput)
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """What a management tool handler gets: the caller and a session inside one transaction."""
+    """What a management tool handler gets: the caller, a session inside one transaction, the runtime."""
 
     principal: Principal
     session: AsyncSession
+    runtime: Runtime
 
 
 Handler = Callable[[ToolContext, InputT], Awaitable[Any]]

@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 
 from meshgate import __version__
 from meshgate.access import SELF, Principal
-from meshgate.db.database import Database
 from meshgate.errors import Conflict, MeshgateError, PermissionDenied, Unauthenticated
 from meshgate.mcp.registry import ToolContext, ToolRegistry
 from meshgate.mcp.results import failure, success
+from meshgate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     return principal
 
 
-def build_management_server(db: Database, registry: ToolRegistry) -> Server[Any]:
+def build_management_server(runtime: Runtime, registry: ToolRegistry) -> Server[Any]:
     """An SDK server whose tools are the registry's, filtered by the caller's permissions."""
     listed = {
         spec.name: types.Tool(
@@ -72,8 +72,9 @@ def build_management_server(db: Database, registry: ToolRegistry) -> Server[Any]
             )
         try:
             arguments = spec.parse(params.arguments)
-            async with db.transaction() as session:
-                payload = await spec.handler(ToolContext(principal=principal, session=session), arguments)
+            async with runtime.db.transaction() as session:
+                context = ToolContext(principal=principal, session=session, runtime=runtime)
+                payload = await spec.handler(context, arguments)
         except MeshgateError as error:
             return failure(error)
         except IntegrityError:

@@ -1,0 +1,45 @@
+"""Contacting an upstream to learn its server info, instructions and tools."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from meshgate.connections.models import Discovery
+from meshgate.connections.upstream.client import UpstreamClient
+from meshgate.errors import UpstreamInvalidResponse
+from meshgate.jsonvalues import as_dict, as_list
+
+MAX_TOOL_PAGES = 50
+
+
+async def discover(client: UpstreamClient) -> Discovery:
+    """Initialize (or reuse meshgate's session) and list every tool, following pagination."""
+    tools: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(MAX_TOOL_PAGES):
+        response = await client.request("tools/list", {"cursor": cursor} if cursor else None)
+        if "error" in response:
+            raise UpstreamInvalidResponse(f"tools/list failed: {response['error'].get('message', '')}")
+        result = as_dict(response.get("result"))
+        tools.extend(as_dict(t) for t in as_list(result.get("tools")) if isinstance(t, dict))
+        next_cursor = result.get("nextCursor")
+        cursor = next_cursor if isinstance(next_cursor, str) else None
+        if not cursor:
+            break
+    init = client.initialize_result or {}
+    return Discovery(
+        server_info=init.get("serverInfo"),
+        instructions=init.get("instructions"),
+        tools=tools,
+        protocol_version=init.get("protocolVersion"),
+    )
+
+
+async def ping(client: UpstreamClient) -> float:
+    """Round-trip time of an MCP ping in milliseconds (raises on failure)."""
+    started = time.perf_counter()
+    response = await client.request("ping")
+    if "error" in response:
+        raise UpstreamInvalidResponse(f"ping failed: {response['error'].get('message', '')}")
+    return round((time.perf_counter() - started) * 1000, 2)

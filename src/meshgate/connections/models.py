@@ -1,0 +1,124 @@
+"""Connection values: what reads show (no secrets) and what the proxy needs (with secrets)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+CONNECTION_TYPES = ("HTTP", "SSE", "STDIO")
+STATUSES = ("active", "inactive", "error")
+DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+DEFAULT_CALL_TIMEOUT_MS = 300_000
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSecrets:
+    """Everything write-only about a connection, sealed as one value in the vault."""
+
+    token: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict[str, str])
+    stdio: Mapping[str, Any] | None = None
+    configuration_state: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "headers": dict(self.headers),
+            "stdio": None if self.stdio is None else dict(self.stdio),
+            "configuration_state": None if self.configuration_state is None else dict(self.configuration_state),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ConnectionSecrets:
+        return cls(
+            token=data.get("token"),
+            headers=data.get("headers") or {},
+            stdio=data.get("stdio"),
+            configuration_state=data.get("configuration_state"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """What meshgate learned by contacting the server."""
+
+    server_info: Mapping[str, Any] | None
+    instructions: str | None
+    tools: list[dict[str, Any]]
+    protocol_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A connection as reads show it: whether secrets are set, never their values."""
+
+    id: str
+    organization_id: str
+    title: str
+    description: str | None
+    icon: str | None
+    connection_type: str
+    connection_url: str | None
+    token_set: bool
+    header_names: list[str]
+    stdio_set: bool
+    configuration_state_set: bool
+    configuration_scopes: list[str] | None
+    metadata: Mapping[str, Any] | None
+    status: str
+    status_reason: str | None
+    server_info: Mapping[str, Any] | None
+    instructions: str | None
+    tools: list[dict[str, Any]] | None
+    connect_timeout_ms: int
+    call_timeout_ms: int
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "organization_id": self.organization_id,
+            "title": self.title,
+            "description": self.description,
+            "icon": self.icon,
+            "connection_type": self.connection_type,
+            "connection_url": self.connection_url,
+            "connection_token": {"set": self.token_set},
+            "connection_headers": {"set": bool(self.header_names) or self.stdio_set, "names": self.header_names},
+            "configuration_state": {"set": self.configuration_state_set},
+            "configuration_scopes": self.configuration_scopes,
+            "metadata": None if self.metadata is None else dict(self.metadata),
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "server_info": None if self.server_info is None else dict(self.server_info),
+            "instructions": self.instructions,
+            "tools": self.tools,
+            "connect_timeout_ms": self.connect_timeout_ms,
+            "call_timeout_ms": self.call_timeout_ms,
+            "created_by": self.created_by,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """What the proxy needs to reach a connection, secrets included (kept in memory only)."""
+
+    id: str
+    organization_id: str
+    title: str
+    connection_type: str
+    url: str | None
+    status: str
+    secrets: ConnectionSecrets
+    connect_timeout_ms: int
+    call_timeout_ms: int

@@ -1,0 +1,83 @@
+"""The in-memory pool of upstream clients, one per connection, dropped when the connection changes.
+
+A proxied call finds its client here without touching the database. A change to a connection is
+announced with `connection_topic(id)`; every process drops that client (and closes it once calls that
+are still using it have had time to finish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from meshgate.connections.service import ConnectionService
+from meshgate.connections.upstream import UpstreamClient
+from meshgate.db.database import Database
+from meshgate.errors import NotFound
+from meshgate.vault import Vault
+
+log = logging.getLogger(__name__)
+
+
+class UpstreamPool:
+    """Connection id → `UpstreamClient`, organization-checked on every lookup."""
+
+    def __init__(self, db: Database, vault: Vault, *, close_grace_s: float = 300.0) -> None:
+        self._db = db
+        self._vault = vault
+        self._clients: dict[str, UpstreamClient] = {}
+        self._generation = 0
+        self._grace = close_grace_s
+        self._retiring: set[asyncio.Task[None]] = set()
+        db.subscribe(self._on_change)
+
+    async def get(self, organization_id: str, connection_id: str) -> UpstreamClient:
+        """The client for a connection of this organization; other organizations' ids are not found."""
+        client = self._clients.get(connection_id)
+        if client is None:
+            generation = self._generation
+            async with self._db.transaction() as session:
+                config = await ConnectionService(session, organization_id, self._vault).upstream_config(connection_id)
+            client = UpstreamClient(config)
+            if generation == self._generation and connection_id not in self._clients:
+                self._clients[connection_id] = client
+            else:
+                self._retire(client)
+                client = self._clients.get(connection_id, client)
+        if client.config.organization_id != organization_id:
+            raise NotFound(f"connection {connection_id} not found")
+        return client
+
+    def peek(self, connection_id: str) -> UpstreamClient | None:
+        return self._clients.get(connection_id)
+
+    def drop(self, connection_id: str) -> None:
+        self._generation += 1
+        client = self._clients.pop(connection_id, None)
+        if client is not None:
+            self._retire(client)
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for task in self._retiring:
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+
+    def _on_change(self, topic: str) -> None:
+        if topic.startswith("connection:"):
+            self.drop(topic.split(":", 1)[1])
+
+    def _retire(self, client: UpstreamClient) -> None:
+        async def later() -> None:
+            try:
+                await asyncio.sleep(self._grace)
+            finally:
+                await client.close()
+
+        try:
+            task = asyncio.get_running_loop().create_task(later())
+        except RuntimeError:
+            return
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)

@@ -1,0 +1,199 @@
+"""The connection registry of one organization. Secrets are sealed in the vault, never returned by reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meshgate.connections.models import (
+    Connection,
+    ConnectionSecrets,
+    Discovery,
+    UpstreamConfig,
+)
+from meshgate.connections.query import order_by, where_clause
+from meshgate.db.database import announce_change
+from meshgate.db.tables import connections
+from meshgate.errors import NotFound
+from meshgate.identity import _rows
+from meshgate.vault import Vault
+
+MAX_LIST = 1000
+
+
+def connection_topic(connection_id: str) -> str:
+    """The change topic that drops a connection from every process's cache."""
+    return f"connection:{connection_id}"
+
+
+def _summary(secrets: ConnectionSecrets) -> dict[str, Any]:
+    """What reads may say about the secrets: which are set, and header names (never values)."""
+    return {
+        "token": secrets.token is not None,
+        "headers": sorted(secrets.headers),
+        "stdio": secrets.stdio is not None,
+        "configuration_state": secrets.configuration_state is not None,
+    }
+
+
+def _context(connection_id: str) -> bytes:
+    # Binding the ciphertext to its row: a sealed value copied to another connection does not open.
+    return f"connection:{connection_id}".encode()
+
+
+class ConnectionService:
+    """Creates, reads, changes and deletes the connections of one organization."""
+
+    def __init__(self, session: AsyncSession, organization_id: str, vault: Vault) -> None:
+        self._session = session
+        self._org = organization_id
+        self._vault = vault
+
+    async def create(self, values: Mapping[str, Any], secrets: ConnectionSecrets, created_by: str | None) -> Connection:
+        """`values` holds the non-secret columns (already validated)."""
+        connection_id = _rows.new_id()
+        when = _rows.now()
+        await self._session.execute(
+            insert(connections).values(
+                id=connection_id,
+                organization_id=self._org,
+                secrets=self._seal(connection_id, secrets),
+                secret_summary=_summary(secrets),
+                created_by=created_by,
+                created_at=when,
+                updated_at=when,
+                **values,
+            )
+        )
+        return await self.get(connection_id)
+
+    async def get(self, connection_id: str) -> Connection:
+        row = (await self._session.execute(self._select().where(connections.c.id == connection_id))).first()
+        if row is None:
+            raise NotFound(f"connection {connection_id} not found")
+        return self._connection(row)
+
+    async def list(
+        self,
+        *,
+        where: Mapping[str, Any] | None = None,
+        order: list[Mapping[str, Any]] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[Connection], int]:
+        """A page of connections and the total matching count."""
+        condition = connections.c.organization_id == self._org
+        if where:
+            condition = condition & where_clause(connections, where)
+        query = self._select().where(condition).order_by(*order_by(connections, order)).limit(limit).offset(offset)
+        rows = (await self._session.execute(query)).all()
+        total = await self._session.scalar(select(func.count()).select_from(connections).where(condition))
+        return [self._connection(row) for row in rows], int(total or 0)
+
+    async def update(
+        self, connection_id: str, values: Mapping[str, Any], secrets: ConnectionSecrets | None = None
+    ) -> Connection:
+        await self.get(connection_id)
+        changes: dict[str, Any] = {**values, "updated_at": _rows.now()}
+        if secrets is not None:
+            changes["secrets"] = self._seal(connection_id, secrets)
+            changes["secret_summary"] = _summary(secrets)
+        await self._session.execute(update(connections).where(connections.c.id == connection_id).values(changes))
+        await announce_change(self._session, connection_topic(connection_id))
+        return await self.get(connection_id)
+
+    async def record_discovery(self, connection_id: str, discovery: Discovery | None, error: str | None) -> Connection:
+        """Store what contacting the server found, or the reason it could not be reached."""
+        if discovery is None:
+            values: dict[str, Any] = {"status": "error", "status_reason": error}
+        else:
+            values = {
+                "status_reason": None,
+                "server_info": discovery.server_info,
+                "instructions": discovery.instructions,
+                "tools": discovery.tools,
+            }
+            current = await self.get(connection_id)
+            if current.status == "error":
+                values["status"] = "active"
+        return await self.update(connection_id, values)
+
+    async def delete(self, connection_id: str) -> Connection:
+        connection = await self.get(connection_id)
+        await self._session.execute(delete(connections).where(connections.c.id == connection_id))
+        await announce_change(self._session, connection_topic(connection_id))
+        return connection
+
+    async def secrets(self, connection_id: str) -> ConnectionSecrets:
+        sealed = await self._session.scalar(
+            select(connections.c.secrets).where(
+                connections.c.organization_id == self._org, connections.c.id == connection_id
+            )
+        )
+        return self._open(connection_id, sealed)
+
+    async def upstream_config(self, connection_id: str) -> UpstreamConfig:
+        """Everything needed to reach the upstream, secrets opened (for the in-memory cache only)."""
+        row = (
+            await self._session.execute(
+                select(connections).where(connections.c.organization_id == self._org, connections.c.id == connection_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"connection {connection_id} not found")
+        return UpstreamConfig(
+            id=row.id,
+            organization_id=row.organization_id,
+            title=row.title,
+            connection_type=row.connection_type,
+            url=row.connection_url,
+            status=row.status,
+            secrets=self._open(row.id, row.secrets),
+            connect_timeout_ms=row.connect_timeout_ms,
+            call_timeout_ms=row.call_timeout_ms,
+        )
+
+    def _seal(self, connection_id: str, secrets: ConnectionSecrets) -> str:
+        return self._vault.seal(orjson.dumps(secrets.to_json()), context=_context(connection_id))
+
+    def _open(self, connection_id: str, sealed: str | None) -> ConnectionSecrets:
+        if not sealed:
+            return ConnectionSecrets()
+        return ConnectionSecrets.from_json(orjson.loads(self._vault.open(sealed, context=_context(connection_id))))
+
+    def _select(self) -> Any:
+        return select(*[c for c in connections.c if c.name != "secrets"]).where(
+            connections.c.organization_id == self._org
+        )
+
+    def _connection(self, row: Row[Any]) -> Connection:
+        summary: dict[str, Any] = row.secret_summary or {}
+        return Connection(
+            id=row.id,
+            organization_id=row.organization_id,
+            title=row.title,
+            description=row.description,
+            icon=row.icon,
+            connection_type=row.connection_type,
+            connection_url=row.connection_url,
+            token_set=bool(summary.get("token")),
+            header_names=list(summary.get("headers") or []),
+            stdio_set=bool(summary.get("stdio")),
+            configuration_state_set=bool(summary.get("configuration_state")),
+            configuration_scopes=row.configuration_scopes,
+            metadata=row.metadata,
+            status=row.status,
+            status_reason=row.status_reason,
+            server_info=row.server_info,
+            instructions=row.instructions,
+            tools=row.tools,
+            connect_timeout_ms=row.connect_timeout_ms,
+            call_timeout_ms=row.call_timeout_ms,
+            created_by=row.created_by,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )

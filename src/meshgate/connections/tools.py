@@ -1,0 +1,223 @@
+"""Management tools for connections (names and inputs follow MCP Mesh)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from meshgate.connections.discovery import discover, ping
+from meshgate.connections.inputs import (
+    ConfigureInput,
+    ConnectionDataInput,
+    CreateInput,
+    IdInput,
+    ListInput,
+    UpdateInput,
+    check_headers,
+)
+from meshgate.connections.models import (
+    DEFAULT_CALL_TIMEOUT_MS,
+    DEFAULT_CONNECT_TIMEOUT_MS,
+    ConnectionSecrets,
+    Discovery,
+    UpstreamConfig,
+)
+from meshgate.connections.service import ConnectionService
+from meshgate.connections.upstream import UpstreamClient
+from meshgate.errors import InvalidInput, UpstreamError
+from meshgate.mcp.registry import ToolContext, ToolSpec
+
+_SECRET_FIELDS = ("connection_token", "connection_headers", "configuration_state")
+
+
+def _service(ctx: ToolContext) -> ConnectionService:
+    return ConnectionService(ctx.session, ctx.principal.organization_id, ctx.runtime.vault)
+
+
+def _check_type(connection_type: str, url: str | None) -> None:
+    if connection_type != "HTTP":
+        raise InvalidInput(
+            f"connection_type {connection_type} is not supported by this version of meshgate yet; use HTTP "
+            "(Streamable HTTP)"
+        )
+    if url is None:
+        raise InvalidInput("connection_url is required for HTTP connections")
+
+
+def _secrets(data: ConnectionDataInput, current: ConnectionSecrets | None = None) -> ConnectionSecrets:
+    """Secrets after applying `data`: a field given replaces, a field given as null clears, absent keeps."""
+    given = data.model_fields_set
+    base = current or ConnectionSecrets()
+    headers = base.headers
+    if "connection_headers" in given:
+        try:
+            headers = check_headers(data.connection_headers or {})
+        except ValueError as exc:
+            raise InvalidInput(f"connection_headers: {exc}") from exc
+    return ConnectionSecrets(
+        token=data.connection_token if "connection_token" in given else base.token,
+        headers=headers,
+        stdio=base.stdio,
+        configuration_state=data.configuration_state if "configuration_state" in given else base.configuration_state,
+    )
+
+
+def _values(data: ConnectionDataInput) -> dict[str, Any]:
+    """Non-secret columns that `data` sets."""
+    return {name: getattr(data, name) for name in data.model_fields_set if name not in _SECRET_FIELDS}
+
+
+async def _probe(config: UpstreamConfig) -> tuple[Discovery | None, str | None]:
+    """Contact a server with a throw-away client; an unreachable server is an answer, not an error."""
+    client = UpstreamClient(config)
+    try:
+        return await discover(client), None
+    except UpstreamError as error:
+        return None, error.message
+    finally:
+        await client.close()
+
+
+async def connection_create(ctx: ToolContext, args: CreateInput) -> Any:
+    data = args.data
+    if not data.title:
+        raise InvalidInput("data.title is required")
+    if data.connection_type is None:
+        raise InvalidInput("data.connection_type is required: HTTP, SSE or STDIO")
+    _check_type(data.connection_type, data.connection_url)
+    secrets = _secrets(data)
+    values = _values(data)
+    values.setdefault("status", "active")
+    values.setdefault("connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS)
+    values.setdefault("call_timeout_ms", DEFAULT_CALL_TIMEOUT_MS)
+    found, error = await _probe(
+        UpstreamConfig(
+            id="new",
+            organization_id=ctx.principal.organization_id,
+            title=data.title,
+            connection_type=data.connection_type,
+            url=data.connection_url,
+            status=values["status"],
+            secrets=secrets,
+            connect_timeout_ms=values["connect_timeout_ms"],
+            call_timeout_ms=values["call_timeout_ms"],
+        )
+    )
+    if found is None:
+        values.update(status="error", status_reason=error)
+    else:
+        values.update(server_info=found.server_info, instructions=found.instructions, tools=found.tools)
+    service = _service(ctx)
+    return (await service.create(values, secrets, ctx.principal.user_id)).to_dict()
+
+
+async def connection_list(ctx: ToolContext, args: ListInput) -> Any:
+    order: list[Mapping[str, Any]] | None = None if args.orderBy is None else list(args.orderBy)
+    items, total = await _service(ctx).list(where=args.where, order=order, limit=args.limit, offset=args.offset)
+    return {
+        "items": [item.to_dict() for item in items],
+        "totalCount": total,
+        "hasMore": args.offset + len(items) < total,
+    }
+
+
+async def connection_get(ctx: ToolContext, args: IdInput) -> Any:
+    return (await _service(ctx).get(args.id)).to_dict()
+
+
+async def connection_update(ctx: ToolContext, args: UpdateInput) -> Any:
+    service = _service(ctx)
+    current = await service.get(args.id)
+    data = args.data
+    connection_type = data.connection_type or current.connection_type
+    url = data.connection_url if "connection_url" in data.model_fields_set else current.connection_url
+    _check_type(connection_type, url)
+    secrets = _secrets(data, await service.secrets(args.id))
+    values = _values(data)
+    reachability = {"connection_url", "connection_token", "connection_headers", "connect_timeout_ms"}
+    if reachability & data.model_fields_set:
+        found, error = await _probe(
+            UpstreamConfig(
+                id=current.id,
+                organization_id=current.organization_id,
+                title=data.title or current.title,
+                connection_type=connection_type,
+                url=url,
+                status=current.status,
+                secrets=secrets,
+                connect_timeout_ms=data.connect_timeout_ms or current.connect_timeout_ms,
+                call_timeout_ms=data.call_timeout_ms or current.call_timeout_ms,
+            )
+        )
+        if found is None:
+            values.update(status="error", status_reason=error)
+        else:
+            values.update(server_info=found.server_info, instructions=found.instructions, tools=found.tools)
+            values.setdefault("status", "active" if current.status == "error" else current.status)
+            values["status_reason"] = None
+    secret_changed = bool(set(_SECRET_FIELDS) & data.model_fields_set)
+    updated = await service.update(args.id, values, secrets if secret_changed else None)
+    return updated.to_dict()
+
+
+async def connection_delete(ctx: ToolContext, args: IdInput) -> Any:
+    return {**(await _service(ctx).delete(args.id)).to_dict(), "deleted": True}
+
+
+async def connection_test(ctx: ToolContext, args: IdInput) -> Any:
+    service = _service(ctx)
+    await service.get(args.id)
+    client = await ctx.runtime.upstreams.get(ctx.principal.organization_id, args.id)
+    try:
+        latency = await ping(client)
+    except UpstreamError as error:
+        return {"id": args.id, "healthy": False, "latencyMs": None, "error": error.message}
+    return {"id": args.id, "healthy": True, "latencyMs": latency}
+
+
+async def connection_configure(ctx: ToolContext, args: ConfigureInput) -> Any:
+    service = _service(ctx)
+    current = await service.secrets(args.id)
+    secrets = ConnectionSecrets(
+        token=current.token, headers=current.headers, stdio=current.stdio, configuration_state=args.state
+    )
+    updated = await service.update(args.id, {"configuration_scopes": args.scopes}, secrets)
+    return updated.to_dict()
+
+
+TOOLS: list[ToolSpec[Any]] = [
+    ToolSpec(
+        "COLLECTION_CONNECTIONS_CREATE",
+        "Register an MCP server; meshgate contacts it and stores its tools.",
+        CreateInput,
+        connection_create,
+    ),
+    ToolSpec(
+        "COLLECTION_CONNECTIONS_LIST",
+        "List connections with where, orderBy, limit (<=1000) and offset.",
+        ListInput,
+        connection_list,
+        read_only=True,
+    ),
+    ToolSpec(
+        "COLLECTION_CONNECTIONS_GET",
+        "Get a connection (secrets show only whether they are set).",
+        IdInput,
+        connection_get,
+        read_only=True,
+    ),
+    ToolSpec(
+        "COLLECTION_CONNECTIONS_UPDATE",
+        "Change a connection; a changed address or credential is re-checked.",
+        UpdateInput,
+        connection_update,
+    ),
+    ToolSpec("COLLECTION_CONNECTIONS_DELETE", "Delete a connection.", IdInput, connection_delete),
+    ToolSpec("CONNECTION_TEST", "Ping the server: {id, healthy, latencyMs}.", IdInput, connection_test, read_only=True),
+    ToolSpec(
+        "CONNECTION_CONFIGURE",
+        "Store the server's configuration state and scopes.",
+        ConfigureInput,
+        connection_configure,
+    ),
+]

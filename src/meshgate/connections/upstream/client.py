@@ -1,0 +1,222 @@
+"""One pooled HTTP client per upstream connection, shared by every caller.
+
+`open()` forwards a request and hands back the streaming response (the proxy's path). `request()` is
+meshgate's own JSON-RPC client for discovery, tests and REST calls: it keeps one handshake-era session
+with the upstream and re-initializes when the upstream forgets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from meshgate import __version__
+from meshgate.connections.models import UpstreamConfig
+from meshgate.connections.upstream.breaker import CircuitBreaker
+from meshgate.connections.upstream.sse import response_for
+from meshgate.errors import (
+    UpstreamError,
+    UpstreamInvalidResponse,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+
+HANDSHAKE_VERSION = "2025-11-25"
+_ssl_context: ssl.SSLContext | None = None
+_MAX_OWN_RESPONSE = 16 * 1024 * 1024
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """One SSL context for every upstream (creating one costs tens of milliseconds)."""
+    global _ssl_context  # noqa: PLW0603  (a process-wide cache, created on first use)
+    if _ssl_context is None:
+        _ssl_context = ssl.create_default_context()
+    return _ssl_context
+
+
+class UpstreamClient:
+    """The connection to one upstream MCP server."""
+
+    def __init__(self, config: UpstreamConfig) -> None:
+        if config.url is None:
+            raise UpstreamInvalidResponse(f"connection {config.title} has no URL")
+        self.config = config
+        self.url = config.url
+        self.breaker = CircuitBreaker(config.title)
+        self.credential_headers = self._credential_headers()
+        self._connect_timeout = config.connect_timeout_ms / 1000
+        self._call_timeout = aiohttp.ClientTimeout(total=config.call_timeout_ms / 1000, connect=self._connect_timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._connect_timeout, sock_connect=self._connect_timeout
+        )
+        self._http: aiohttp.ClientSession | None = None
+        self._ids = itertools.count(1)
+        self._session_id: str | None = None
+        self._version = HANDSHAKE_VERSION
+        self._init_lock = asyncio.Lock()
+        self.initialize_result: dict[str, Any] | None = None
+
+    def _credential_headers(self) -> dict[str, str]:
+        headers = {k: v for k, v in self.config.secrets.headers.items() if k.lower() not in ("host", "content-length")}
+        if self.config.secrets.token:
+            headers["authorization"] = f"Bearer {self.config.secrets.token}"
+        return headers
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            connector = aiohttp.TCPConnector(
+                limit=256, ssl=shared_ssl_context(), ttl_dns_cache=300, keepalive_timeout=30
+            )
+            self._http = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",), raise_for_status=False
+            )
+        return self._http
+
+    async def open(
+        self, method: str, headers: Mapping[str, str], body: bytes | None, *, stream: bool = False
+    ) -> aiohttp.ClientResponse:
+        """Send one HTTP request upstream and return the response unread (the caller releases it).
+
+        `stream` lifts the total timeout for long-lived GET streams.
+        """
+        self.breaker.before_call()
+        try:
+            response = await self._session().request(
+                method,
+                self.url,
+                data=body,
+                headers=headers,
+                timeout=self._stream_timeout if stream else self._call_timeout,
+                allow_redirects=False,
+            )
+        except TimeoutError as exc:
+            self.breaker.record_failure()
+            raise UpstreamTimeout(f"upstream {self.config.title} did not answer within its timeout") from exc
+        except aiohttp.ClientConnectorError as exc:
+            self.breaker.record_failure()
+            raise UpstreamUnreachable(f"upstream {self.config.title} is unreachable: {exc.os_error}") from exc
+        except aiohttp.ClientError as exc:
+            self.breaker.record_failure()
+            raise UpstreamUnreachable(f"upstream {self.config.title} failed: {type(exc).__name__}") from exc
+        if response.status >= 500:
+            self.breaker.record_failure()
+        else:
+            self.breaker.record_success()
+        return response
+
+    async def request(
+        self, method: str, params: Mapping[str, Any] | None = None, *, extra_headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A JSON-RPC request on meshgate's own session; returns the response message (result or error)."""
+        await self._ensure_session()
+        for attempt in range(2):
+            message_id = next(self._ids)
+            message: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id, "method": method}
+            if params is not None:
+                message["params"] = params
+            status, content_type, body = await self._post(message, extra_headers)
+            if status == 404 and attempt == 0 and self._session_id is not None:
+                # The upstream forgot our session (restart, idle timeout): start a new one, once.
+                await self._reset_session()
+                await self._ensure_session()
+                continue
+            return self._expect_response(status, content_type, body, message_id)
+        raise UpstreamInvalidResponse(f"upstream {self.config.title} keeps rejecting meshgate's session")
+
+    async def _post(
+        self, message: dict[str, Any], extra_headers: Mapping[str, str] | None = None
+    ) -> tuple[int, str, bytes]:
+        headers = {
+            **self.credential_headers,
+            **(extra_headers or {}),
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "mcp-protocol-version": self._version,
+            "user-agent": f"meshgate/{__version__}",
+        }
+        if self._session_id is not None:
+            headers["mcp-session-id"] = self._session_id
+        response = await self.open("POST", headers, orjson.dumps(message))
+        try:
+            body = await self._read_limited(response)
+            if response.status < 400 and "mcp-session-id" in response.headers:
+                self._session_id = response.headers["mcp-session-id"]
+            return response.status, response.headers.get("content-type", ""), body
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"upstream {self.config.title} did not finish its answer in time") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnreachable(f"upstream {self.config.title} broke off its answer") from exc
+        finally:
+            response.release()
+
+    async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > _MAX_OWN_RESPONSE:
+                raise UpstreamInvalidResponse(f"upstream {self.config.title} answered more than 16 MiB")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _expect_response(self, status: int, content_type: str, body: bytes, message_id: int) -> dict[str, Any]:
+        if status in (401, 403):
+            raise UpstreamError(f"upstream {self.config.title} refused meshgate's credentials (HTTP {status})")
+        response = response_for(body, content_type, message_id)
+        if response is None:
+            snippet = body[:200].decode("utf-8", errors="replace")
+            raise UpstreamInvalidResponse(
+                f"upstream {self.config.title} answered HTTP {status} without a JSON-RPC response: {snippet!r}"
+            )
+        return response
+
+    async def _ensure_session(self) -> None:
+        if self.initialize_result is not None:
+            return
+        async with self._init_lock:
+            if self.initialize_result is not None:
+                return
+            params = {
+                "protocolVersion": HANDSHAKE_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "meshgate", "version": __version__},
+            }
+            status, content_type, body = await self._post(
+                {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
+            )
+            response = self._expect_response(status, content_type, body, 0)
+            if "error" in response:
+                raise UpstreamInvalidResponse(
+                    f"upstream {self.config.title} refused to initialize: {response['error'].get('message', '')}"
+                )
+            result: dict[str, Any] = response["result"]
+            self._version = str(result.get("protocolVersion", HANDSHAKE_VERSION))
+            await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            self.initialize_result = result
+
+    async def _reset_session(self) -> None:
+        async with self._init_lock:
+            self._session_id = None
+            self.initialize_result = None
+
+    async def close(self) -> None:
+        if self._session_id is not None and self._http is not None and not self._http.closed:
+            try:
+                headers = {
+                    **self.credential_headers,
+                    "mcp-session-id": self._session_id,
+                    "mcp-protocol-version": self._version,
+                }
+                response = await asyncio.wait_for(self._session().delete(self.url, headers=headers), timeout=2)
+                response.release()
+            except (TimeoutError, aiohttp.ClientError, UpstreamError):
+                pass  # the upstream will expire the session by itself
+        if self._http is not None:
+            await self._http.close()
+            self._http = None

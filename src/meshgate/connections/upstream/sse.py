@@ -1,0 +1,81 @@
+"""Server-sent events: splitting a body into events and finding JSON-RPC messages in them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+@dataclass(slots=True)
+class Event:
+    data: str
+    event: str | None = None
+    id: str | None = None
+    retry: str | None = None
+
+    def encode(self) -> bytes:
+        lines: list[str] = []
+        if self.id is not None:
+            lines.append(f"id: {self.id}")
+        if self.event is not None:
+            lines.append(f"event: {self.event}")
+        if self.retry is not None:
+            lines.append(f"retry: {self.retry}")
+        lines.extend(f"data: {line}" for line in self.data.split("\n"))
+        return ("\n".join(lines) + "\n\n").encode()
+
+
+def parse_events(body: bytes) -> Iterator[Event]:
+    """Events of a complete SSE body (CRLF, LF and CR line ends)."""
+    text = body.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        event = Event(data="")
+        data: list[str] = []
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event.event = value
+            elif name == "id":
+                event.id = value
+            elif name == "retry":
+                event.retry = value
+        event.data = "\n".join(data)
+        yield event
+
+
+def messages(body: bytes, content_type: str) -> Iterator[dict[str, Any]]:
+    """The JSON-RPC messages of a response body, whether JSON or an SSE stream."""
+    if content_type.startswith("text/event-stream"):
+        for event in parse_events(body):
+            if event.data:
+                try:
+                    message = orjson.loads(event.data)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(message, dict):
+                    yield message  # pyright: ignore[reportUnknownArgumentType]
+        return
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return
+    if isinstance(message, dict):
+        yield message  # pyright: ignore[reportUnknownArgumentType]
+
+
+def response_for(body: bytes, content_type: str, request_id: Any) -> dict[str, Any] | None:
+    """The response message to `request_id` in a body, if there is one."""
+    for message in messages(body, content_type):
+        if message.get("id") == request_id and ("result" in message or "error" in message):
+            return message
+    return None

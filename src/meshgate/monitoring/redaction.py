@@ -1,0 +1,84 @@
+"""Redaction of audit payloads: secrets by key name, and emails, tokens, keys, JWTs and card numbers by shape."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from meshgate.monitoring.models import MAX_PAYLOAD_BYTES
+
+REDACTED = "[REDACTED]"
+_TRUNCATED = "…[truncated]"
+_SECRET_KEY = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|api[-_]?key|authorization|cookie|credential|private[-_]?key|access[-_]?key"
+    r"|client[-_]?secret|session[-_]?id|\bauth\b|^auth$|signature",
+    re.IGNORECASE,
+)
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "[JWT]"),
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), "Bearer [TOKEN]"),
+    (re.compile(r"\bmg_[A-Za-z0-9_-]{20,}"), "[API_KEY]"),
+    (re.compile(r"\b(?:sk|pk|rk)-(?:live-|test-|proj-)?[A-Za-z0-9_-]{16,}"), "[API_KEY]"),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), "[TOKEN]"),
+    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "[TOKEN]"),
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "[API_KEY]"),
+    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[EMAIL]"),
+]
+_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", match.group(0))
+    return "[CARD]" if 13 <= len(digits) <= 19 and _luhn(digits) else match.group(0)
+
+
+def redact_text(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return _CARD.sub(_card, text)
+
+
+def redact(value: Any, depth: int = 0) -> Any:
+    """A copy of a JSON value with secret-named fields replaced and secret-shaped strings masked."""
+    if depth > 64:
+        return REDACTED
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if isinstance(key, str) and _SECRET_KEY.search(key) else redact(item, depth + 1)
+            for key, item in value.items()  # pyright: ignore[reportUnknownVariableType]
+        }
+    if isinstance(value, list):
+        return [redact(item, depth + 1) for item in value]  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def payload(value: Any) -> str | None:
+    """Redacted JSON text of a value, cut at 64 KiB."""
+    if value is None:
+        return None
+    text = orjson.dumps(redact(value), default=str).decode()
+    return cut(text)
+
+
+def cut(text: str) -> str:
+    encoded = text.encode()
+    if len(encoded) <= MAX_PAYLOAD_BYTES:
+        return text
+    room = MAX_PAYLOAD_BYTES - len(_TRUNCATED.encode())
+    return encoded[:room].decode("utf-8", errors="ignore") + _TRUNCATED

@@ -1,0 +1,140 @@
+"""Queries over the audit log of one organization."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meshgate.db.tables import monitoring_logs as logs
+from meshgate.errors import NotFound
+from meshgate.monitoring.models import AuditRecord
+
+STATS_SAMPLE = 100_000
+
+
+class LogFilter:
+    """The filters shared by MONITORING_LOGS_LIST and MONITORING_STATS."""
+
+    def __init__(
+        self,
+        *,
+        connection_id: str | None = None,
+        virtual_mcp_id: str | None = None,
+        tool_name: str | None = None,
+        is_error: bool | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> None:
+        self.connection_id = connection_id
+        self.virtual_mcp_id = virtual_mcp_id
+        self.tool_name = tool_name
+        self.is_error = is_error
+        self.start = start
+        self.end = end
+
+    def conditions(self, organization_id: str) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = [logs.c.organization_id == organization_id]
+        if self.connection_id is not None:
+            conditions.append(logs.c.connection_id == self.connection_id)
+        if self.virtual_mcp_id is not None:
+            conditions.append(logs.c.virtual_mcp_id == self.virtual_mcp_id)
+        if self.tool_name is not None:
+            conditions.append(logs.c.tool_name == self.tool_name)
+        if self.is_error is not None:
+            conditions.append(logs.c.is_error == self.is_error)
+        if self.start is not None:
+            conditions.append(logs.c.created_at >= self.start)
+        if self.end is not None:
+            conditions.append(logs.c.created_at <= self.end)
+        return conditions
+
+
+class MonitoringService:
+    def __init__(self, session: AsyncSession, organization_id: str) -> None:
+        self._session = session
+        self._org = organization_id
+
+    async def list(self, where: LogFilter, *, limit: int, offset: int) -> tuple[list[AuditRecord], int]:
+        conditions = where.conditions(self._org)
+        query = (
+            select(logs).where(*conditions).order_by(logs.c.created_at.desc(), logs.c.id).limit(limit).offset(offset)
+        )
+        rows = (await self._session.execute(query)).all()
+        total = await self._session.scalar(select(func.count()).select_from(logs).where(*conditions))
+        return [_record(row) for row in rows], int(total or 0)
+
+    async def get(self, log_id: str) -> AuditRecord:
+        query = select(logs).where(logs.c.organization_id == self._org, logs.c.id == log_id)
+        row = (await self._session.execute(query)).first()
+        if row is None:
+            raise NotFound(f"log {log_id} not found")
+        return _record(row)
+
+    async def stats(self, where: LogFilter) -> dict[str, Any]:
+        """Totals, error rate, latency percentiles and the ten most called tools."""
+        query = (
+            select(logs.c.tool_name, logs.c.is_error, logs.c.duration_ms)
+            .where(*where.conditions(self._org))
+            .order_by(logs.c.created_at.desc())
+            .limit(STATS_SAMPLE)
+        )
+        rows = (await self._session.execute(query)).all()
+        durations = sorted(float(row.duration_ms) for row in rows)
+        errors = sum(1 for row in rows if row.is_error)
+        calls: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
+        for row in rows:
+            name = row.tool_name or "(none)"
+            calls[name] += 1
+            if row.is_error:
+                failed[name] += 1
+        return {
+            "totalCalls": len(rows),
+            "errorCount": errors,
+            "errorRate": round(errors / len(rows), 4) if rows else 0.0,
+            "latencyMs": {
+                "p50": _percentile(durations, 50),
+                "p95": _percentile(durations, 95),
+                "p99": _percentile(durations, 99),
+                "avg": round(sum(durations) / len(durations), 3) if durations else None,
+            },
+            "topTools": [
+                {"toolName": name, "calls": count, "errors": failed[name]} for name, count in calls.most_common(10)
+            ],
+            "sampled": len(rows) == STATS_SAMPLE,
+        }
+
+
+def _percentile(ordered: list[float], percent: int) -> float | None:
+    if not ordered:
+        return None
+    index = min(len(ordered) - 1, max(0, round(percent / 100 * len(ordered) + 0.5) - 1))
+    return round(ordered[index], 3)
+
+
+def _record(row: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        organization_id=row.organization_id,
+        connection_id=row.connection_id,
+        virtual_mcp_id=row.virtual_mcp_id,
+        method=row.method,
+        tool_name=row.tool_name,
+        caller_type=row.caller_type,
+        user_id=row.user_id,
+        api_key_id=row.api_key_id,
+        client_id=row.client_id,
+        user_agent=row.user_agent,
+        request_id=row.request_id,
+        protocol_version=row.protocol_version,
+        input=row.input,
+        output=row.output,
+        is_error=bool(row.is_error),
+        error_message=row.error_message,
+        duration_ms=float(row.duration_ms),
+        created_at=row.created_at,
+    )

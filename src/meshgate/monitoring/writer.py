@@ -1,0 +1,148 @@
+"""The audit writer: the hot path only appends to an in-memory queue; a background task redacts and
+writes batches. Stopping drains the queue, so a graceful shutdown loses no record."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import insert
+
+from meshgate.connections.upstream.sse import response_for
+from meshgate.db.database import Database
+from meshgate.db.tables import monitoring_logs
+from meshgate.jsonvalues import as_dict, as_list
+from meshgate.monitoring.models import AuditEntry
+from meshgate.monitoring.redaction import cut, payload, redact_text
+
+log = logging.getLogger(__name__)
+
+
+class AuditWriter:
+    """Batches audit entries into the database off the request path."""
+
+    def __init__(
+        self, db: Database, *, batch_size: int = 500, flush_interval_s: float = 0.2, max_queue: int = 100_000
+    ) -> None:
+        self._db = db
+        self._batch_size = batch_size
+        self._interval = flush_interval_s
+        self._queue: asyncio.Queue[AuditEntry] = asyncio.Queue(maxsize=max_queue)
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        self.written = 0
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def record(self, entry: AuditEntry) -> None:
+        """Queue an entry; never blocks. A full queue drops the entry and counts it."""
+        try:
+            self._queue.put_nowait(entry)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error("audit queue full: %d record(s) dropped so far", self.dropped)  # noqa: TRY400  (no exception here)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Write everything still queued, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        while not self._queue.empty():
+            await self._write(self._take(self._batch_size))
+
+    async def flush(self) -> None:
+        """Write what is queued now (for tests and shutdown)."""
+        while not self._queue.empty():
+            await self._write(self._take(self._batch_size))
+
+    def _take(self, limit: int) -> list[AuditEntry]:
+        batch: list[AuditEntry] = []
+        while len(batch) < limit and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            await asyncio.sleep(self._interval)
+            batch = [first, *self._take(self._batch_size - 1)]
+            try:
+                await self._write(batch)
+            except Exception:
+                log.exception("could not write %d audit record(s); retrying in 1 s", len(batch))
+                for entry in batch:
+                    self.record(entry)
+                await asyncio.sleep(1)
+
+    async def _write(self, batch: list[AuditEntry]) -> None:
+        if not batch:
+            return
+        rows = [row(entry) for entry in batch]
+        async with self._db.transaction() as session:
+            await session.execute(insert(monitoring_logs), rows)
+        self.written += len(rows)
+
+
+def row(entry: AuditEntry) -> dict[str, Any]:
+    """The stored form of an entry: the response found and read, everything redacted and cut."""
+    is_error = bool(entry.is_error)
+    error_message = entry.error_message
+    output: str | None = None
+    if entry.response_body is not None:
+        response = response_for(entry.response_body, entry.response_content_type, entry.message_id)
+        if response is None:
+            text = entry.response_body[:4096].decode("utf-8", errors="replace")
+            output = cut(redact_text(text))
+            if entry.is_error is None and not entry.response_truncated:
+                is_error = True
+                error_message = error_message or "no JSON-RPC response from upstream"
+        elif "error" in response:
+            is_error = True
+            error = as_dict(response["error"])
+            error_message = redact_text(str(error.get("message", "error")))[:2000]
+            output = payload(response["error"])
+        else:
+            result = response.get("result")
+            output = payload(result)
+            if as_dict(result).get("isError") is True:
+                is_error = True
+                error_message = error_message or _first_text(as_dict(result))
+    return {
+        "id": str(uuid.uuid4()),
+        "organization_id": entry.organization_id,
+        "connection_id": entry.connection_id,
+        "virtual_mcp_id": entry.virtual_mcp_id,
+        "method": entry.method[:64],
+        "tool_name": None if entry.tool_name is None else entry.tool_name[:255],
+        "caller_type": entry.caller_type,
+        "user_id": entry.user_id,
+        "api_key_id": entry.api_key_id,
+        "client_id": entry.client_id,
+        "user_agent": None if entry.user_agent is None else entry.user_agent[:512],
+        "request_id": None if entry.request_id is None else entry.request_id[:200],
+        "protocol_version": None if entry.protocol_version is None else entry.protocol_version[:32],
+        "input": payload(entry.params),
+        "output": output,
+        "is_error": is_error,
+        "error_message": None if error_message is None else redact_text(error_message)[:2000],
+        "duration_ms": entry.duration_ms,
+        "created_at": entry.started_at,
+    }
+
+
+def _first_text(result: dict[str, Any]) -> str | None:
+    for item in as_list(result.get("content")):
+        content = as_dict(item)
+        if content.get("type") == "text":
+            return str(content.get("text", ""))[:2000]
+    return None

@@ -1,0 +1,1 @@
+"""The hot path: forwarding MCP messages to upstreams with meshgate's credentials."""

@@ -1,0 +1,333 @@
+"""`/mcp/{connection_id}` and `/mcp/{connection_id}/call-tool/{tool}`: the hot path.
+
+One proxied request: admission (Host/Origin, size, credential from the in-memory cache, body) → the
+connection's pooled client from memory → envelope read once → permission decision in memory →
+forward with meshgate's credentials (never the client's `Authorization`) → stream the answer back as
+it arrives → an audit entry onto the in-memory queue. No database query in the steady state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from meshgate.access import Principal
+from meshgate.connections.upstream import UpstreamClient
+from meshgate.errors import (
+    InvalidInput,
+    MeshgateError,
+    NotFound,
+    PermissionDenied,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from meshgate.http.errors import http_error, mcp_http_error
+from meshgate.http.guard import Admission, headers_of
+from meshgate.jsonvalues import as_dict
+from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
+from meshgate.proxy.messages import Envelope, filter_tools, parse_envelope, refusal
+from meshgate.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Client headers that mean something to the upstream; everything else (Authorization, Cookie, Host ...)
+# stays at meshgate.
+_FORWARDED = (
+    "accept",
+    "content-type",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "mcp-method",
+    "mcp-name",
+    "last-event-id",
+    "traceparent",
+    "tracestate",
+)
+_RETURNED = ("content-type", "mcp-session-id", "mcp-protocol-version", "cache-control", "allow", "retry-after")
+_MAX_CAPTURE = 4 * 1024 * 1024
+_NO_ENVELOPE = Envelope(None, None, None)
+_MAX_FILTERED = 16 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _Call:
+    """One proxied request as the proxy's helpers see it."""
+
+    conn_id: str
+    headers: dict[str, str]
+    request_id: str
+    started: float
+    principal: Principal | None = None
+    envelope: Envelope = _NO_ENVELOPE
+
+
+def _request_id(headers: dict[str, str]) -> str:
+    given = headers.get("x-request-id", "")
+    if 0 < len(given) <= 200 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+class ProxyEndpoint:
+    """Raw ASGI handler for everything under `/mcp/{connection_id}`."""
+
+    def __init__(self, runtime: Runtime, admission: Admission) -> None:
+        self._runtime = runtime
+        self._admission = admission
+        self._public_url = runtime.settings.public_url
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts = scope["path"][5:].split("/")
+        headers = headers_of(scope)
+        if len(parts) == 3 and parts[1] == "call-tool" and parts[0] and parts[2]:
+            call = _Call(parts[0], headers, _request_id(headers), time.perf_counter())
+            await self._rest_call(scope, receive, send, call, parts[2])
+        elif len(parts) == 1 and parts[0]:
+            await self._proxy(scope, receive, send, headers, parts[0])
+        else:
+            await http_error(NotFound(f"no route for {scope['path'][:200]}"))(scope, receive, send)
+
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], conn_id: str) -> None:
+        call = _Call(conn_id, headers, _request_id(headers), time.perf_counter())
+        try:
+            call.principal, body = await self._admission.admit(scope, receive, headers)
+            client = await self._client(call.principal, conn_id)
+            if body:
+                call.envelope = parse_envelope(body)
+            self._authorize(call.principal, conn_id, call.envelope)
+        except MeshgateError as error:
+            if (
+                isinstance(error, PermissionDenied)
+                and call.principal is not None
+                and call.envelope.method == "tools/call"
+            ):
+                await self._refuse(send, call, error)
+            else:
+                await self._error(scope, receive, send, error, call.envelope.id)
+            return
+        principal = call.principal
+        audited = call.envelope.method in AUDITED_METHODS
+        method = scope["method"]
+        try:
+            response = await client.open(
+                method, self._upstream_headers(client, call), body or None, stream=method == "GET"
+            )
+        except UpstreamError as error:
+            if audited:
+                self._audit(call, error=error)
+            await self._error(scope, receive, send, error, call.envelope.id)
+            return
+        try:
+            if call.envelope.method == "tools/list" and response.status == 200 and not principal.allows(conn_id, "*"):
+                await self._send_filtered(send, response, principal, conn_id, call.request_id)
+                captured = None
+            else:
+                captured = await self._stream(receive, send, response, call.request_id, capture=audited)
+        finally:
+            response.release()
+        if audited:
+            self._audit(call, response=response, body=captured)
+
+    def _upstream_headers(self, client: UpstreamClient, call: _Call) -> dict[str, str]:
+        """meshgate's credentials plus the protocol headers of the client (never its Authorization)."""
+        upstream_headers = client.credential_headers.copy()
+        for name in _FORWARDED:
+            value = call.headers.get(name)
+            if value is not None:
+                upstream_headers[name] = value
+        for name, value in call.headers.items():
+            if name.startswith("mcp-param-"):
+                upstream_headers[name] = value
+        assert call.principal is not None  # noqa: S101  (admitted before headers are built)
+        upstream_headers["x-mesh-token"] = self._runtime.mesh_tokens.token(call.principal, call.conn_id)
+        upstream_headers["x-request-id"] = call.request_id
+        return upstream_headers
+
+    async def _client(self, principal: Principal, conn_id: str) -> UpstreamClient:
+        client = await self._runtime.upstreams.get(principal.organization_id, conn_id)
+        if client.config.status == "inactive":
+            raise UpstreamUnavailable(f"connection {client.config.title} is inactive")
+        return client
+
+    @staticmethod
+    def _authorize(principal: Principal, conn_id: str, envelope: Envelope) -> None:
+        if envelope.method == "tools/call":
+            tool = envelope.tool_name
+            if tool is None:
+                raise InvalidInput("tools/call needs params.name")
+            if not principal.allows(conn_id, tool):
+                raise PermissionDenied(f"calling {tool} needs the permission {conn_id}:{tool}")
+        elif not principal.can_reach(conn_id):
+            raise PermissionDenied(f"this credential has no permission on connection {conn_id}")
+
+    async def _stream(
+        self, receive: Receive, send: Send, response: aiohttp.ClientResponse, request_id: str, *, capture: bool
+    ) -> bytes | None:
+        """Send the upstream answer through as it arrives; keep a copy when it will be audited."""
+        await send(self._start(response, request_id))
+        captured: list[bytes] | None = [] if capture else None
+        size = 0
+
+        async def pump() -> None:
+            nonlocal size
+            async for chunk in response.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if captured is not None and size < _MAX_CAPTURE:
+                    captured.append(chunk)
+                    size += len(chunk)
+
+        try:
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                await _until_disconnect(pump(), receive)
+            else:
+                await pump()
+        except (aiohttp.ClientError, TimeoutError):
+            log.warning("upstream stream broke off (request %s)", request_id)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return None if captured is None else b"".join(captured)
+
+    async def _send_filtered(
+        self, send: Send, response: aiohttp.ClientResponse, principal: Principal, conn_id: str, request_id: str
+    ) -> None:
+        body = await response.content.read(_MAX_FILTERED)
+        content_type = response.headers.get("content-type", "")
+        filtered = filter_tools(body, content_type, lambda tool: principal.allows(conn_id, tool))
+        start = self._start(response, request_id)
+        await send(start)
+        await send({"type": "http.response.body", "body": filtered, "more_body": False})
+
+    @staticmethod
+    def _start(response: aiohttp.ClientResponse, request_id: str) -> dict[str, Any]:
+        out = [(b"x-request-id", request_id.encode())]
+        for name in _RETURNED:
+            value = response.headers.get(name)
+            if value is not None:
+                out.append((name.encode(), value.encode("latin-1")))
+        return {"type": "http.response.start", "status": response.status, "headers": out}
+
+    async def _refuse(self, send: Send, call: _Call, error: PermissionDenied) -> None:
+        body = refusal(call.envelope.id, f"{error.code}: {error.message}", call.headers.get("mcp-protocol-version"))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"x-request-id", call.request_id.encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        self._audit(call, error=error)
+
+    async def _error(self, scope: Scope, receive: Receive, send: Send, error: MeshgateError, message_id: Any) -> None:
+        metadata = f"{self._public_url}/.well-known/oauth-protected-resource{scope['path']}"
+        await mcp_http_error(error, resource_metadata=metadata, message_id=message_id)(scope, receive, send)
+
+    def _audit(
+        self,
+        call: _Call,
+        *,
+        response: aiohttp.ClientResponse | None = None,
+        body: bytes | None = None,
+        error: MeshgateError | None = None,
+    ) -> None:
+        principal = call.principal
+        if principal is None:
+            return
+        envelope = call.envelope
+        params = as_dict(envelope.params)
+        self._runtime.audit.record(
+            AuditEntry(
+                organization_id=principal.organization_id,
+                connection_id=call.conn_id,
+                method=envelope.method or "",
+                tool_name=envelope.target,
+                user_id=principal.user_id,
+                api_key_id=principal.api_key_id,
+                user_agent=call.headers.get("user-agent"),
+                request_id=call.request_id,
+                protocol_version=call.headers.get("mcp-protocol-version"),
+                params=params.get("arguments", params) if envelope.method == "tools/call" else params,
+                message_id=envelope.id,
+                started_at=datetime.now(UTC),
+                duration_ms=(time.perf_counter() - call.started) * 1000,
+                response_body=body,
+                response_content_type="" if response is None else response.headers.get("content-type", ""),
+                response_truncated=body is not None and len(body) >= _MAX_CAPTURE,
+                is_error=True if error is not None else None,
+                error_message=None if error is None else f"{error.code}: {error.message}",
+            )
+        )
+
+    async def _rest_call(self, scope: Scope, receive: Receive, send: Send, call: _Call, tool: str) -> None:
+        """REST: the JSON body is the tool's arguments; answers the tool result JSON."""
+        conn_id, headers = call.conn_id, call.headers
+        try:
+            if scope["method"] != "POST":
+                raise InvalidInput("use POST with a JSON object of arguments")
+            call.principal, body = await self._admission.admit(scope, receive, headers)
+            client = await self._client(call.principal, conn_id)
+            arguments = _arguments(body)
+            call.envelope = Envelope("tools/call", None, {"name": tool, "arguments": arguments})
+            self._authorize(call.principal, conn_id, call.envelope)
+            extra = {
+                "x-mesh-token": self._runtime.mesh_tokens.token(call.principal, conn_id),
+                "x-request-id": call.request_id,
+            }
+            message = await client.request("tools/call", {"name": tool, "arguments": arguments}, extra_headers=extra)
+        except MeshgateError as error:
+            if call.envelope.method is not None and isinstance(error, PermissionDenied | UpstreamError):
+                self._audit(call, error=error)
+            await http_error(error, headers={"x-request-id": call.request_id})(scope, receive, send)
+            return
+        self._audit(call, body=orjson.dumps({**message, "id": None}))
+        if "error" in message:
+            error = as_dict(message["error"])
+            status = 502
+            payload: Any = {"error": {"code": "upstream_error", "message": str(error.get("message")), "rpc": error}}
+        else:
+            status, payload = 200, message.get("result")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"x-request-id", call.request_id.encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": orjson.dumps(payload), "more_body": False})
+
+
+def _arguments(body: bytes) -> dict[str, Any]:
+    try:
+        arguments: Any = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(arguments, dict):
+        raise InvalidInput("the request body must be a JSON object of tool arguments")
+    return as_dict(arguments)
+
+
+async def _until_disconnect(pump: Any, receive: Receive) -> None:
+    """Run a streaming pump until it ends or the client goes away (then stop reading upstream)."""
+    pumping = asyncio.ensure_future(pump)
+    watching = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((pumping, watching), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pumping, watching):
+            task.cancel()
+        await asyncio.gather(pumping, watching, return_exceptions=True)
+    if pumping.done() and not pumping.cancelled() and pumping.exception() is not None:
+        raise pumping.exception()  # type: ignore[misc]
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

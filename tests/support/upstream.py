@@ -1,0 +1,196 @@
+"""A real MCP server built with the official SDK, used as the upstream behind meshgate in tests and benchmarks.
+
+Run: python -m support.upstream --port N [--token T] [--json] [--tools K]
+It serves both protocol generations at /mcp (the SDK's dual-era Streamable HTTP), and records the HTTP
+headers of every request so tests can see exactly what meshgate sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from typing import Any
+
+import anyio
+import mcp_types as types
+import uvicorn
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+Ctx = ServerRequestContext[Any, Any]
+
+SEEN_HEADERS: list[dict[str, str]] = []
+RELEASE = anyio.Event()
+
+BASE_TOOLS = [
+    types.Tool(
+        name="echo",
+        description="Echo text back",
+        input_schema={"type": "object", "properties": {"text": {"type": "string"}}},
+    ),
+    types.Tool(
+        name="add",
+        description="Add two numbers",
+        input_schema={"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}},
+    ),
+    types.Tool(
+        name="headers",
+        description="The HTTP headers of the requests this server received",
+        input_schema={"type": "object"},
+    ),
+    types.Tool(name="slow", description="Report progress, then wait for release", input_schema={"type": "object"}),
+    types.Tool(name="release", description="Let slow finish", input_schema={"type": "object"}),
+    types.Tool(name="fail", description="Answer isError", input_schema={"type": "object"}),
+    types.Tool(name="secret_echo", description="Echo arguments (for redaction tests)", input_schema={"type": "object"}),
+]
+
+
+def _meta(ctx: Ctx) -> dict[str, Any] | None:
+    meta: Any = ctx.meta
+    if meta is None or isinstance(meta, dict):
+        return meta
+    return meta.model_dump(by_alias=True, exclude_none=True)
+
+
+def build_server(extra_tools: int) -> Server[Any]:
+    generated = [
+        types.Tool(name=f"tool_{n:03d}", description=f"Generated tool number {n}", input_schema={"type": "object"})
+        for n in range(extra_tools)
+    ]
+    tools = BASE_TOOLS + generated
+
+    async def list_tools(_ctx: Ctx, _params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=tools)
+
+    async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> Any:
+        args = params.arguments or {}
+        if params.name == "echo":
+            meta = _meta(ctx)
+            # A plain dict, so fields the SDK types do not know survive to the client.
+            result: dict[str, Any] = {
+                "content": [{"type": "text", "text": str(args.get("text", ""))}],
+                "structuredContent": {"text": args.get("text", ""), "receivedMeta": meta},
+                "x-upstream-extra": {"kept": True},
+            }
+            if ctx.protocol_version >= "2026":
+                result["resultType"] = "complete"
+            return result
+        if params.name == "add":
+            total = float(args.get("a", 0)) + float(args.get("b", 0))
+            return types.CallToolResult(content=[types.TextContent(text=str(total))], structured_content={"sum": total})
+        if params.name == "headers":
+            return types.CallToolResult(
+                content=[types.TextContent(text="headers")], structured_content={"requests": SEEN_HEADERS[-20:]}
+            )
+        if params.name == "slow":
+            token = (_meta(ctx) or {}).get("progressToken")
+            if token is not None:
+                await ctx.session.send_progress_notification(token, 1, 2, "half way")
+            with anyio.fail_after(30):
+                await RELEASE.wait()
+            return types.CallToolResult(content=[types.TextContent(text="done")])
+        if params.name == "release":
+            RELEASE.set()
+            return types.CallToolResult(content=[types.TextContent(text="released")])
+        if params.name == "fail":
+            return types.CallToolResult(content=[types.TextContent(text="it failed on purpose")], is_error=True)
+        if params.name == "secret_echo":
+            return types.CallToolResult(content=[types.TextContent(text=str(args))], structured_content={"echo": args})
+        if params.name.startswith("tool_"):
+            return types.CallToolResult(content=[types.TextContent(text=params.name)])
+        raise ValueError(f"unknown tool {params.name}")
+
+    async def list_resources(_ctx: Ctx, _params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        return types.ListResourcesResult(
+            resources=[types.Resource(uri="memo://one", name="one", mime_type="text/plain")]
+        )
+
+    async def list_templates(
+        _ctx: Ctx, _params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(
+            resource_templates=[types.ResourceTemplate(uri_template="memo://{name}", name="memo")]
+        )
+
+    async def read_resource(_ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        return types.ReadResourceResult(
+            contents=[
+                types.TextResourceContents(uri=str(params.uri), text=f"memo {params.uri}", mime_type="text/plain")
+            ]
+        )
+
+    async def list_prompts(_ctx: Ctx, _params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        return types.ListPromptsResult(
+            prompts=[types.Prompt(name="greet", arguments=[types.PromptArgument(name="name", required=True)])]
+        )
+
+    async def get_prompt(_ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        name = (params.arguments or {}).get("name", "world")
+        return types.GetPromptResult(
+            messages=[types.PromptMessage(role="user", content=types.TextContent(text=f"Hello, {name}!"))]
+        )
+
+    async def complete(_ctx: Ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
+        prefix = params.argument.value
+        values = [v for v in ("alice", "albert", "bob") if v.startswith(prefix)]
+        return types.CompleteResult(completion=types.Completion(values=values, total=len(values)))
+
+    async def set_level(_ctx: Ctx, _params: types.SetLevelRequestParams) -> types.EmptyResult:
+        return types.EmptyResult()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Server(
+            "upstream",
+            version="1.0.0",
+            instructions="A test upstream.",
+            on_list_tools=list_tools,
+            on_call_tool=call_tool,
+            on_list_resources=list_resources,
+            on_list_resource_templates=list_templates,
+            on_read_resource=read_resource,
+            on_list_prompts=list_prompts,
+            on_get_prompt=get_prompt,
+            on_completion=complete,
+            on_set_logging_level=set_level,
+        )
+
+
+class RecordHeaders:
+    """Records request headers, and requires a bearer token when one is configured."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+            SEEN_HEADERS.append(headers)
+            del SEEN_HEADERS[:-100]
+            if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
+                await send(
+                    {"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]}
+                )
+                await send({"type": "http.response.body", "body": b"upstream wants its own token"})
+                return
+        await self.app(scope, receive, send)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token", default=None)
+    parser.add_argument("--json", action="store_true", help="answer JSON instead of SSE streams")
+    parser.add_argument("--tools", type=int, default=0, help="extra generated tools")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    server = build_server(args.tools)
+    app = server.streamable_http_app(json_response=args.json, host="127.0.0.1")
+    uvicorn.run(RecordHeaders(app, args.token), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
