@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from meshgate.bootstrap import bootstrap_owner
 from meshgate.db.database import Database
 from meshgate.identity.service import ApiKeyService
 from support.databases import BACKENDS, fresh_database
-from support.gateway import Gateway, Owner, start_gateway
+from support.gateway import Gateway, Owner, Upstream, start_gateway, start_upstream
+from support.mcp_client import call, connect
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +67,35 @@ async def key_for_user(gateway: Gateway, organization_id: str, user_id: str, per
     finally:
         await db.close()
     return value
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[Upstream]:
+    """A shared SDK-built upstream MCP server (SSE answers) that requires its own bearer token."""
+    server = start_upstream(token="upstream-secret-token-1")
+    yield server
+    server.kill()
+
+
+async def add_connection(gateway: Gateway, key: str, upstream: Upstream, **data: Any) -> dict[str, Any]:
+    """Register `upstream` as an HTTP connection through the management tools."""
+    fields: dict[str, Any] = {
+        "title": "Upstream",
+        "connection_type": "HTTP",
+        "connection_url": upstream.url,
+        "connection_token": upstream.token,
+    }
+    fields.update(data)
+    async with connect(gateway.mcp_url, key) as client:
+        return await call(client, "COLLECTION_CONNECTIONS_CREATE", {"data": fields})
+
+
+async def wait_for_logs(gateway: Gateway, key: str, count: int, **filters: Any) -> list[dict[str, Any]]:
+    """Audit records are written by a background task: poll until `count` match, with a deadline."""
+    with anyio.fail_after(15):
+        while True:
+            async with connect(gateway.mcp_url, key) as client:
+                logs = await call(client, "MONITORING_LOGS_LIST", {**filters, "limit": 1000})
+            if len(logs["items"]) >= count:
+                return list(logs["items"])
+            await anyio.sleep(0.05)

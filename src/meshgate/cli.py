@@ -21,14 +21,17 @@ from meshgate.db.database import Database
 from meshgate.db.migrate import apply_migrations
 from meshgate.errors import MeshgateError
 from meshgate.keycheck import verify_vault_key
+from meshgate.rotation import rotate_secrets
 from meshgate.settings import Settings, load_settings, with_overrides
-from meshgate.vault import Vault
+from meshgate.vault import Vault, key_id
 
 log = logging.getLogger("meshgate")
 
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # The SDK logs every stateless request at INFO; that is noise for a gateway.
+    logging.getLogger("mcp").setLevel("WARNING" if level in ("DEBUG", "INFO") else level)
 
 
 def _settings() -> Settings:
@@ -43,7 +46,7 @@ async def _prepare(settings: Settings) -> list[str]:
     db = Database(settings.database_url)
     try:
         applied = await apply_migrations(db.engine)
-        await verify_vault_key(db, Vault(settings.encryption_key))
+        await verify_vault_key(db, Vault(settings.encryption_key, previous=settings.previous_encryption_keys))
     finally:
         await db.close()
     return applied
@@ -94,7 +97,12 @@ class _GatewayServer(uvicorn.Server):
         # uvicorn re-raises the signal after a graceful stop; a completed graceful stop exits 0 here.
         with super().capture_signals():
             yield
+            graceful = bool(self._captured_signals)
             self._captured_signals.clear()
+        if graceful:
+            # Stopped and drained: a repeated SIGTERM during interpreter teardown must not turn the clean exit
+            # into a signal death.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @main.command()
@@ -116,10 +124,34 @@ def serve(host: str | None, port: int | None, local_mode: bool) -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=30,
         server_header=False,
+        access_log=settings.access_log,
         lifespan="on",
     )
     log.info("meshgate %s listening on http://%s:%s", __version__, settings.host, settings.port)
     _GatewayServer(config, app.state).run()
+
+
+@main.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt every stored secret under ENCRYPTION_KEY (old keys in ENCRYPTION_KEYS_PREVIOUS)."""
+    _configure_logging("WARNING")
+    settings = _settings()
+    if not settings.previous_encryption_keys:
+        click.echo("note: ENCRYPTION_KEYS_PREVIOUS is empty; only values already under ENCRYPTION_KEY can be read")
+    _run(_prepare(settings))
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            vault = Vault(settings.encryption_key, previous=settings.previous_encryption_keys)
+            return await rotate_secrets(
+                db, vault, lambda done, total: click.echo(f"checked {done}/{total} connections")
+            )
+        finally:
+            await db.close()
+
+    resealed = _run(run())
+    click.echo(f"re-encrypted {resealed} secret(s) under key {key_id(settings.encryption_key)}")
 
 
 @main.command()

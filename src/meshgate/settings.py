@@ -38,6 +38,7 @@ class Settings:
     log_level: str = "INFO"
     key_usage_flush_seconds: float = 10.0
     previous_encryption_keys: tuple[bytes, ...] = ()
+    access_log: bool = False
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +64,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_int(env, "MESHGATE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         key_usage_flush_seconds=float(env.get("MESHGATE_KEY_USAGE_FLUSH_SECONDS", "10")),
+        access_log=_flag(env, "MESHGATE_ACCESS_LOG"),
         previous_encryption_keys=tuple(
             _decode_key(value, "ENCRYPTION_KEYS_PREVIOUS") for value in _csv(env, "ENCRYPTION_KEYS_PREVIOUS")
         ),

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import key_for_user, new_owner
+from conftest import add_connection, key_for_user, new_owner
 from support.databases import fresh_database
-from support.gateway import Gateway, free_port, rpc, start_gateway
+from support.gateway import Gateway, Upstream, free_port, rpc, start_gateway
 from support.mcp_client import call, connect
 
 pytestmark = pytest.mark.anyio
@@ -61,3 +61,26 @@ async def test_role_change_through_one_process_narrows_the_other(two_gateways: t
     async with connect(first.mcp_url, owner.api_key) as client:
         await call(client, "ORGANIZATION_MEMBER_REMOVE", {"memberId": member["id"]})
     assert rpc(second.mcp_url, LIST, key=key).status_code == 401
+
+
+async def test_connection_change_through_one_process_reaches_the_other(
+    two_gateways: tuple[Gateway, Gateway], upstream: Upstream
+) -> None:
+    first, second = two_gateways
+    owner = await new_owner(first)
+    conn = await add_connection(first, owner.api_key, upstream, connection_headers={"X-Version": "one"})
+    async with connect(f"{second.url}/mcp/{conn['id']}", owner.api_key) as client:  # cached in the second process
+        seen = (await client.call_tool("headers", {})).structured_content
+        assert seen is not None and seen["requests"][-1]["x-version"] == "one"
+    async with connect(first.mcp_url, owner.api_key) as client:
+        await call(
+            client,
+            "COLLECTION_CONNECTIONS_UPDATE",
+            {"id": conn["id"], "data": {"connection_headers": {"X-Version": "two"}}},
+        )
+    async with connect(f"{second.url}/mcp/{conn['id']}", owner.api_key) as client:
+        seen = (await client.call_tool("headers", {})).structured_content
+        assert seen is not None and seen["requests"][-1]["x-version"] == "two"
+    async with connect(first.mcp_url, owner.api_key) as client:
+        await call(client, "COLLECTION_CONNECTIONS_DELETE", {"id": conn["id"]})
+    assert rpc(f"{second.url}/mcp/{conn['id']}", LIST, key=owner.api_key).status_code == 404

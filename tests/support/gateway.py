@@ -63,6 +63,7 @@ class Gateway:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     owners: list[Owner] = field(default_factory=list[Owner])
+    terminated: bool = False
 
     @property
     def url(self) -> str:
@@ -100,13 +101,20 @@ class Gateway:
         self.owners.append(owner)
         return owner
 
+    def terminate(self) -> None:
+        """Send SIGTERM once (a graceful stop); `stop()` then only waits."""
+        if self.process is not None and not self.terminated:
+            self.process.send_signal(signal.SIGTERM)
+            self.terminated = True
+
     def stop(self, timeout: float = 30) -> int:
         if self.process is None:
             return 0
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
         code = self.process.wait(timeout=timeout)
         self.process = None
+        self.terminated = False
         return code
 
     def logs(self) -> str:
@@ -131,3 +139,41 @@ def rpc(gateway_url: str, body: Any, *, key: str | None, headers: dict[str, str]
     all_headers.update(headers or {})
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return httpx.post(gateway_url, content=content, headers=all_headers, timeout=30)
+
+
+@dataclass
+class Upstream:
+    """A real SDK-built MCP server process (tests/support/upstream.py)."""
+
+    port: int
+    token: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def start_upstream(*, token: str = "upstream-token", json_response: bool = False, tools: int = 0) -> Upstream:
+    port = free_port()
+    args = [sys.executable, "-m", "support.upstream", "--port", str(port), "--token", token, "--tools", str(tools)]
+    if json_response:
+        args.append("--json")
+    tests_dir = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": tests_dir + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = subprocess.Popen(args, env=env, cwd=tests_dir)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"upstream exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return Upstream(port, token, process)
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("upstream did not start")

@@ -8,6 +8,7 @@ headers of every request so tests can see exactly what meshgate sent.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import warnings
 from typing import Any
@@ -85,7 +86,8 @@ def build_server(extra_tools: int) -> Server[Any]:
                 content=[types.TextContent(text="headers")], structured_content={"requests": SEEN_HEADERS[-20:]}
             )
         if params.name == "slow":
-            token = (_meta(ctx) or {}).get("progressToken")
+            meta = _meta(ctx) or {}
+            token = meta.get("progressToken", meta.get("progress_token"))
             if token is not None:
                 await ctx.session.send_progress_notification(token, 1, 2, "half way")
             with anyio.fail_after(30):
@@ -158,6 +160,34 @@ def build_server(extra_tools: int) -> Server[Any]:
         )
 
 
+async def raw_echo(receive: Receive, send: Send) -> None:
+    """`/raw`: a server that speaks JSON-RPC by hand, with fields no SDK type knows, and echoes requests."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    request = json.loads(body)
+    if "id" not in request:
+        await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if request.get("method") == "initialize":
+        result: dict[str, Any] = {
+            "protocolVersion": request["params"]["protocolVersion"],
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "raw", "version": "1"},
+        }
+    elif request.get("method") == "tools/list":
+        result = {"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]}
+    else:
+        result = {"content": [{"type": "text", "text": "raw"}], "x-raw-extra": {"kept": True}, "received": request}
+    answer = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result, "x-envelope-extra": 1}).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": answer})
+
+
 class RecordHeaders:
     """Records request headers, and requires a bearer token when one is configured."""
 
@@ -175,6 +205,9 @@ class RecordHeaders:
                     {"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]}
                 )
                 await send({"type": "http.response.body", "body": b"upstream wants its own token"})
+                return
+            if scope["path"] == "/raw":
+                await raw_echo(receive, send)
                 return
         await self.app(scope, receive, send)
 

@@ -23,7 +23,8 @@ _MAX_DEPTH = 8
 def _field(table: Table, value: Any) -> Any:
     name: Any = as_list(value)[-1] if as_list(value) else value
     if not isinstance(name, str) or name not in FIELDS:
-        raise InvalidInput(f"where/orderBy field {str(value)[:80]!r} is not allowed; use one of {', '.join(FIELDS)}")
+        shown = name if isinstance(name, str) else str(value)
+        raise InvalidInput(f"where/orderBy field {shown[:80]!r} is not allowed; use one of {', '.join(FIELDS)}")
     return table.c[name]
 
 

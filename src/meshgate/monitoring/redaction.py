@@ -17,14 +17,23 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "[JWT]"),
+    (re.compile(r"eyJ[A-Za-z0-9_-]{5,8192}\.[A-Za-z0-9_-]{5,65536}\.[A-Za-z0-9_-]{0,8192}"), "[JWT]"),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), "Bearer [TOKEN]"),
     (re.compile(r"\bmg_[A-Za-z0-9_-]{20,}"), "[API_KEY]"),
     (re.compile(r"\b(?:sk|pk|rk)-(?:live-|test-|proj-)?[A-Za-z0-9_-]{16,}"), "[API_KEY]"),
     (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), "[TOKEN]"),
     (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "[TOKEN]"),
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "[API_KEY]"),
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[EMAIL]"),
+    # Bounded repeats keep every pattern linear: an unbounded local part made a 200 kB string take minutes.
+    (re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}"), "[EMAIL]"),
+    # key=value or "key": "value" inside free text (query strings, reprs, logs)
+    (
+        re.compile(
+            r"(?i)((?:pass(?:word|wd)?|secret|token|api[-_]?key|authorization|client[-_]?secret)[\"']?\s*[:=]\s*[\"']?)"
+            r"[^\"'\s,}&]+"
+        ),
+        r"\1[REDACTED]",
+    ),
 ]
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 
@@ -64,7 +73,8 @@ def redact(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         return [redact(item, depth + 1) for item in value]  # pyright: ignore[reportUnknownVariableType]
     if isinstance(value, str):
-        return redact_text(value)
+        # Stored payloads are cut at 64 KiB anyway; redacting more would only cost time.
+        return redact_text(value if len(value) <= MAX_PAYLOAD_BYTES else cut(value))
     return value
 
 

@@ -31,6 +31,7 @@ class AuditWriter:
         self._interval = flush_interval_s
         self._queue: asyncio.Queue[AuditEntry] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.dropped = 0
         self.written = 0
 
@@ -49,19 +50,25 @@ class AuditWriter:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def stop(self) -> None:
-        """Write everything still queued, then stop."""
+    async def stop(self, timeout_s: float = 60.0) -> None:
+        """Write everything still queued, then stop.
+
+        The writer is asked to finish, not cancelled: cancelling it between taking a batch off the
+        queue and committing it is exactly how records get lost.
+        """
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            try:
+                await asyncio.wait_for(self._task, timeout=timeout_s)
+            except TimeoutError:
+                log.error("audit writer did not drain within %.0f s; %d record(s) lost", timeout_s, self.depth)  # noqa: TRY400
             self._task = None
-        while not self._queue.empty():
-            await self._write(self._take(self._batch_size))
 
     async def flush(self) -> None:
-        """Write what is queued now (for tests and shutdown)."""
+        """Write what is queued now."""
         while not self._queue.empty():
             await self._write(self._take(self._batch_size))
 
@@ -72,10 +79,13 @@ class AuditWriter:
         return batch
 
     async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            await asyncio.sleep(self._interval)
-            batch = [first, *self._take(self._batch_size - 1)]
+        while not (self._stopping and self._queue.empty()):
+            if self._queue.empty():
+                await asyncio.sleep(self._interval)
+                continue
+            if not self._stopping and self._queue.qsize() < self._batch_size:
+                await asyncio.sleep(self._interval)  # let a batch gather
+            batch = self._take(self._batch_size)
             try:
                 await self._write(batch)
             except Exception:

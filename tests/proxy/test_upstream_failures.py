@@ -1,0 +1,57 @@
+"""A dead upstream gives a clean error while other connections keep answering."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from conftest import add_connection, new_owner
+from support.gateway import Gateway, Upstream, rpc, start_upstream
+from support.mcp_client import connect
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_killed_upstream_gives_a_clean_error_and_others_keep_answering(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    owner = await new_owner(gateway)
+    doomed = start_upstream(token="doomed-token")
+    try:
+        healthy = await add_connection(gateway, owner.api_key, upstream, title="Healthy")
+        dying = await add_connection(gateway, owner.api_key, doomed, title="Dying")
+        async with connect(f"{gateway.url}/mcp/{dying['id']}", owner.api_key, "2026-07-28") as client:
+            assert (await client.call_tool("echo", {"text": "alive"})).content[0].text == "alive"  # type: ignore[union-attr]
+            doomed.kill()
+            with pytest.raises(MCPError, match="upstream Dying is unreachable"):
+                await client.call_tool("echo", {"text": "dead?"})
+        async with connect(f"{gateway.url}/mcp/{healthy['id']}", owner.api_key) as client:
+            assert (await client.call_tool("echo", {"text": "fine"})).content[0].text == "fine"  # type: ignore[union-attr]
+    finally:
+        doomed.kill()
+
+    raw = rpc(
+        f"{gateway.url}/mcp/{dying['id']}", {"jsonrpc": "2.0", "id": 9, "method": "tools/list"}, key=owner.api_key
+    )
+    assert raw.status_code in (502, 503)
+    body = raw.json()
+    assert body["id"] == 9 and body["error"]["data"]["code"] in ("upstream_unreachable", "upstream_unavailable")
+    rest = httpx.post(
+        f"{gateway.url}/mcp/{dying['id']}/call-tool/echo", json={}, headers={"authorization": f"Bearer {owner.api_key}"}
+    )
+    assert rest.status_code in (502, 503)
+
+
+async def test_repeated_failures_open_the_circuit_and_fail_fast(gateway: Gateway) -> None:
+    owner = await new_owner(gateway)
+    doomed = start_upstream(token="t")
+    conn = await add_connection(gateway, owner.api_key, doomed, title="Flaky")
+    doomed.kill()
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    codes = [
+        rpc(f"{gateway.url}/mcp/{conn['id']}", body, key=owner.api_key).json()["error"]["data"]["code"]
+        for _ in range(7)
+    ]
+    assert codes[:5] == ["upstream_unreachable"] * 5
+    assert codes[5:] == ["upstream_unavailable"] * 2
