@@ -124,6 +124,7 @@ def serve(host: str | None, port: int | None, local_mode: bool) -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=30,
         server_header=False,
+        proxy_headers=False,  # URLs come from MESHGATE_PUBLIC_URL; X-Forwarded-* would only cost time
         access_log=settings.access_log,
         lifespan="on",
     )

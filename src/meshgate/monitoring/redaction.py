@@ -16,26 +16,25 @@ _SECRET_KEY = re.compile(
     r"|client[-_]?secret|session[-_]?id|\bauth\b|^auth$|signature",
     re.IGNORECASE,
 )
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"eyJ[A-Za-z0-9_-]{5,8192}\.[A-Za-z0-9_-]{5,65536}\.[A-Za-z0-9_-]{0,8192}"), "[JWT]"),
-    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), "Bearer [TOKEN]"),
-    (re.compile(r"\bmg_[A-Za-z0-9_-]{20,}"), "[API_KEY]"),
-    (re.compile(r"\b(?:sk|pk|rk)-(?:live-|test-|proj-)?[A-Za-z0-9_-]{16,}"), "[API_KEY]"),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), "[TOKEN]"),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "[TOKEN]"),
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "[API_KEY]"),
-    # Bounded repeats keep every pattern linear: an unbounded local part made a 200 kB string take minutes.
-    (re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}"), "[EMAIL]"),
-    # key=value or "key": "value" inside free text (query strings, reprs, logs)
-    (
-        re.compile(
-            r"(?i)((?:pass(?:word|wd)?|secret|token|api[-_]?key|authorization|client[-_]?secret)[\"']?\s*[:=]\s*[\"']?)"
-            r"[^\"'\s,}&]+"
-        ),
-        r"\1[REDACTED]",
-    ),
-]
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+# One alternation, scanned once per string (nine separate passes cost a third of the gateway's CPU).
+# Bounded repeats keep every branch linear: an unbounded local part made a 200 kB string take minutes.
+_SHAPES = re.compile(
+    "|".join(
+        (
+            r"(?P<jwt>eyJ[A-Za-z0-9_-]{5,8192}\.[A-Za-z0-9_-]{5,65536}\.[A-Za-z0-9_-]{0,8192})",
+            r"(?P<bearer>(?i:\bbearer)\s+[A-Za-z0-9._~+/=-]{8,4096})",
+            r"(?P<key>\bmg_[A-Za-z0-9_-]{20,200}|\b(?:sk|pk|rk)-(?:live-|test-|proj-)?[A-Za-z0-9_-]{16,200}|\bAKIA[0-9A-Z]{16}\b)",
+            r"(?P<token>\bgh[pousr]_[A-Za-z0-9]{20,255}|\bxox[abprs]-[A-Za-z0-9-]{10,255})",
+            r"(?P<email>[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24})",
+            # key=value or "key": "value" inside free text (query strings, reprs, logs)
+            r"(?P<pair>(?i:pass(?:word|wd)?|secret|token|api[-_]?key|authorization|client[-_]?secret)[\"']?\s*[:=]\s*[\"']?)"
+            r"[^\"'\s,}&]+",
+            r"(?P<card>(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-]))",
+        )
+    )
+)
+_REPLACEMENTS = {"jwt": "[JWT]", "bearer": "Bearer [TOKEN]", "key": "[API_KEY]", "token": "[TOKEN]", "email": "[EMAIL]"}
+_SHORTEST_SECRET = 6  # "a@b.cd"; anything shorter cannot match a shape
 
 
 def _luhn(digits: str) -> bool:
@@ -50,15 +49,21 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _card(match: re.Match[str]) -> str:
-    digits = re.sub(r"[ -]", "", match.group(0))
-    return "[CARD]" if 13 <= len(digits) <= 19 and _luhn(digits) else match.group(0)
+def _replace(match: re.Match[str]) -> str:
+    kind = match.lastgroup or ""
+    if kind == "pair":
+        return f"{match.group('pair')}[REDACTED]"
+    if kind == "card":
+        digits = match.group(0).replace(" ", "").replace("-", "")
+        return "[CARD]" if 13 <= len(digits) <= 19 and _luhn(digits) else match.group(0)
+    return _REPLACEMENTS[kind]
 
 
 def redact_text(text: str) -> str:
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return _CARD.sub(_card, text)
+    """`text` with secret-shaped parts masked."""
+    if len(text) < _SHORTEST_SECRET:
+        return text
+    return _SHAPES.sub(_replace, text)
 
 
 def redact(value: Any, depth: int = 0) -> Any:

@@ -14,20 +14,22 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-import aiohttp
 import orjson
 from starlette.types import Receive, Scope, Send
 
 from meshgate.access import Principal
 from meshgate.connections.upstream import UpstreamClient
+from meshgate.connections.upstream.http11 import HttpError, Response
 from meshgate.errors import (
     InvalidInput,
     MeshgateError,
     NotFound,
     PermissionDenied,
     UpstreamError,
+    UpstreamInvalidResponse,
     UpstreamUnavailable,
 )
 from meshgate.http.errors import http_error, mcp_http_error
@@ -126,12 +128,24 @@ class ProxyEndpoint:
                 self._audit(call, error=error)
             await self._error(scope, receive, send, error, call.envelope.id)
             return
+        idle_s = client.call_timeout
         try:
             if call.envelope.method == "tools/list" and response.status == 200 and not principal.allows(conn_id, "*"):
-                await self._send_filtered(send, response, principal, conn_id, call.request_id)
+                body = await response.read(_MAX_FILTERED, idle_s=idle_s)
+                filtered = filter_tools(
+                    body, response.headers.get("content-type", ""), partial(principal.allows, conn_id)
+                )
+                await send(self._start(response, call.request_id))
+                await send({"type": "http.response.body", "body": filtered, "more_body": False})
                 captured = None
             else:
-                captured = await self._stream(receive, send, response, call.request_id, capture=audited)
+                captured = await self._stream(receive, send, response, call.request_id, audited, idle_s)
+        except HttpError as error:
+            # Only reachable before the response started (reading a tools/list answer to filter it).
+            await self._error(
+                scope, receive, send, UpstreamInvalidResponse(f"upstream answer unreadable: {error}"), call.envelope.id
+            )
+            captured = None
         finally:
             response.release()
         if audited:
@@ -169,44 +183,35 @@ class ProxyEndpoint:
         elif not principal.can_reach(conn_id):
             raise PermissionDenied(f"this credential has no permission on connection {conn_id}")
 
-    async def _stream(
-        self, receive: Receive, send: Send, response: aiohttp.ClientResponse, request_id: str, *, capture: bool
+    async def _stream(  # noqa: PLR0917
+        self, receive: Receive, send: Send, response: Response, request_id: str, capture: bool, idle_s: float
     ) -> bytes | None:
         """Send the upstream answer through as it arrives; keep a copy when it will be audited."""
         await send(self._start(response, request_id))
+        streaming = response.headers.get("content-type", "").startswith("text/event-stream")
         captured: list[bytes] | None = [] if capture else None
         size = 0
 
         async def pump() -> None:
             nonlocal size
-            async for chunk in response.content.iter_any():
+            async for chunk in response.iter_chunks(None if streaming else idle_s):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if captured is not None and size < _MAX_CAPTURE:
                     captured.append(chunk)
                     size += len(chunk)
 
         try:
-            if response.headers.get("content-type", "").startswith("text/event-stream"):
+            if streaming:
                 await _until_disconnect(pump(), receive)
             else:
                 await pump()
-        except (aiohttp.ClientError, TimeoutError):
-            log.warning("upstream stream broke off (request %s)", request_id)
+        except HttpError as error:
+            log.warning("upstream answer broke off (request %s): %s", request_id, error)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return None if captured is None else b"".join(captured)
 
-    async def _send_filtered(
-        self, send: Send, response: aiohttp.ClientResponse, principal: Principal, conn_id: str, request_id: str
-    ) -> None:
-        body = await response.content.read(_MAX_FILTERED)
-        content_type = response.headers.get("content-type", "")
-        filtered = filter_tools(body, content_type, lambda tool: principal.allows(conn_id, tool))
-        start = self._start(response, request_id)
-        await send(start)
-        await send({"type": "http.response.body", "body": filtered, "more_body": False})
-
     @staticmethod
-    def _start(response: aiohttp.ClientResponse, request_id: str) -> dict[str, Any]:
+    def _start(response: Response, request_id: str) -> dict[str, Any]:
         out = [(b"x-request-id", request_id.encode())]
         for name in _RETURNED:
             value = response.headers.get(name)
@@ -234,7 +239,7 @@ class ProxyEndpoint:
         self,
         call: _Call,
         *,
-        response: aiohttp.ClientResponse | None = None,
+        response: Response | None = None,
         body: bytes | None = None,
         error: MeshgateError | None = None,
     ) -> None:

@@ -13,12 +13,12 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from meshgate import __version__
 from meshgate.connections.models import UpstreamConfig
 from meshgate.connections.upstream.breaker import CircuitBreaker
+from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, Response
 from meshgate.connections.upstream.sse import response_for
 from meshgate.errors import (
     UpstreamError,
@@ -50,12 +50,8 @@ class UpstreamClient:
         self.url = config.url
         self.breaker = CircuitBreaker(config.title)
         self.credential_headers = self._credential_headers()
-        self._connect_timeout = config.connect_timeout_ms / 1000
-        self._call_timeout = aiohttp.ClientTimeout(total=config.call_timeout_ms / 1000, connect=self._connect_timeout)
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, connect=self._connect_timeout, sock_connect=self._connect_timeout
-        )
-        self._http: aiohttp.ClientSession | None = None
+        self.call_timeout = config.call_timeout_ms / 1000
+        self._pool = Pool(self.url, ssl_context=shared_ssl_context(), connect_timeout=config.connect_timeout_ms / 1000)
         self._ids = itertools.count(1)
         self._session_id: str | None = None
         self._version = HANDSHAKE_VERSION
@@ -68,42 +64,24 @@ class UpstreamClient:
             headers["authorization"] = f"Bearer {self.config.secrets.token}"
         return headers
 
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            connector = aiohttp.TCPConnector(
-                limit=256, ssl=shared_ssl_context(), ttl_dns_cache=300, keepalive_timeout=30
-            )
-            self._http = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",), raise_for_status=False
-            )
-        return self._http
-
     async def open(
         self, method: str, headers: Mapping[str, str], body: bytes | None, *, stream: bool = False
-    ) -> aiohttp.ClientResponse:
-        """Send one HTTP request upstream and return the response unread (the caller releases it).
+    ) -> Response:
+        """Send one HTTP request upstream and return the response with its body unread.
 
-        `stream` lifts the total timeout for long-lived GET streams.
+        The caller releases it. `stream` (long-lived GET streams) lifts the wait for the response head.
         """
         self.breaker.before_call()
         try:
-            response = await self._session().request(
-                method,
-                self.url,
-                data=body,
-                headers=headers,
-                timeout=self._stream_timeout if stream else self._call_timeout,
-                allow_redirects=False,
+            response = await self._pool.request(
+                method, headers, body, head_timeout=None if stream else self.call_timeout
             )
-        except TimeoutError as exc:
+        except HttpTimeout as exc:
             self.breaker.record_failure()
             raise UpstreamTimeout(f"upstream {self.config.title} did not answer within its timeout") from exc
-        except aiohttp.ClientConnectorError as exc:
+        except HttpError as exc:
             self.breaker.record_failure()
-            raise UpstreamUnreachable(f"upstream {self.config.title} is unreachable: {exc.os_error}") from exc
-        except aiohttp.ClientError as exc:
-            self.breaker.record_failure()
-            raise UpstreamUnreachable(f"upstream {self.config.title} failed: {type(exc).__name__}") from exc
+            raise UpstreamUnreachable(f"upstream {self.config.title} is unreachable: {exc}") from exc
         if response.status >= 500:
             self.breaker.record_failure()
         else:
@@ -144,26 +122,16 @@ class UpstreamClient:
             headers["mcp-session-id"] = self._session_id
         response = await self.open("POST", headers, orjson.dumps(message))
         try:
-            body = await self._read_limited(response)
+            body = await response.read(_MAX_OWN_RESPONSE, idle_s=self.call_timeout)
             if response.status < 400 and "mcp-session-id" in response.headers:
                 self._session_id = response.headers["mcp-session-id"]
             return response.status, response.headers.get("content-type", ""), body
-        except TimeoutError as exc:
+        except HttpTimeout as exc:
             raise UpstreamTimeout(f"upstream {self.config.title} did not finish its answer in time") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnreachable(f"upstream {self.config.title} broke off its answer") from exc
+        except HttpError as exc:
+            raise UpstreamInvalidResponse(f"upstream {self.config.title} broke off its answer: {exc}") from exc
         finally:
             response.release()
-
-    async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_any():
-            size += len(chunk)
-            if size > _MAX_OWN_RESPONSE:
-                raise UpstreamInvalidResponse(f"upstream {self.config.title} answered more than 16 MiB")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _expect_response(self, status: int, content_type: str, body: bytes, message_id: int) -> dict[str, Any]:
         if status in (401, 403):
@@ -206,17 +174,15 @@ class UpstreamClient:
             self.initialize_result = None
 
     async def close(self) -> None:
-        if self._session_id is not None and self._http is not None and not self._http.closed:
+        if self._session_id is not None:
+            headers = {
+                **self.credential_headers,
+                "mcp-session-id": self._session_id,
+                "mcp-protocol-version": self._version,
+            }
             try:
-                headers = {
-                    **self.credential_headers,
-                    "mcp-session-id": self._session_id,
-                    "mcp-protocol-version": self._version,
-                }
-                response = await asyncio.wait_for(self._session().delete(self.url, headers=headers), timeout=2)
+                response = await asyncio.wait_for(self._pool.request("DELETE", headers, None, head_timeout=2), 3)
                 response.release()
-            except (TimeoutError, aiohttp.ClientError, UpstreamError):
+            except (TimeoutError, HttpError):
                 pass  # the upstream will expire the session by itself
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        self._pool.close()
