@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -54,7 +55,11 @@ class Caller:
             "jsonrpc": "2.0",
             "id": 0,
             "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "1"},
+            },
         }
         async with self.http.post(self.url, data=orjson.dumps(init), headers=self.headers) as response:
             await response.read()
@@ -82,7 +87,9 @@ class Caller:
         return elapsed
 
 
-async def run_clients(url: str, headers: dict[str, str], era: str, clients: int, calls: int) -> tuple[list[float], float]:
+async def run_clients(
+    url: str, headers: dict[str, str], era: str, clients: int, calls: int
+) -> tuple[list[float], float]:
     """`calls` calls spread over `clients` concurrent connections; returns latencies and wall time."""
     connector = aiohttp.TCPConnector(limit=clients * 2)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -112,7 +119,9 @@ async def measure(gateway: Gateway, upstream_url: str, conn_url: str, key: str, 
     assert gateway.process is not None
     auth = {"authorization": f"Bearer {key}"}
     upstream_auth = {"authorization": "Bearer bench-token"}
-    print(f"{'era':11s} {'path':8s} {'p50 ms':>7s} {'p99 ms':>7s} {'1-client req/s':>15s} {f'{args.concurrency}-client req/s':>16s}")
+    print(
+        f"{'era':11s} {'path':8s} {'p50 ms':>7s} {'p99 ms':>7s} {'1-client req/s':>15s} {f'{args.concurrency}-client req/s':>16s}"
+    )
     for era in ("2025-11-25", "2026-07-28"):
         rows: dict[str, tuple[float, float]] = {}
         for path, url, headers in (("direct", upstream_url, upstream_auth), ("meshgate", conn_url, auth)):
@@ -127,7 +136,9 @@ async def measure(gateway: Gateway, upstream_url: str, conn_url: str, key: str, 
                 f"{len(single) / wall1:15.0f} {len(many) / wall_n:16.0f}"
             )
         added = rows["meshgate"][0] - rows["direct"][0]
-        print(f"{era:11s} added median latency {added:.3f} ms; meshgate CPU per proxied call {rows['meshgate'][1]:.3f} ms")
+        print(
+            f"{era:11s} added median latency {added:.3f} ms; meshgate CPU per proxied call {rows['meshgate'][1]:.3f} ms"
+        )
 
 
 def main() -> None:
@@ -157,12 +168,13 @@ def main() -> None:
                         },
                     },
                 }
-                import httpx
-
                 answer = httpx.post(
                     gateway.mcp_url,
                     json=create,
-                    headers={"authorization": f"Bearer {owner.api_key}", "accept": "application/json, text/event-stream"},
+                    headers={
+                        "authorization": f"Bearer {owner.api_key}",
+                        "accept": "application/json, text/event-stream",
+                    },
                 ).json()
                 conn_id = answer["result"]["structuredContent"]["id"]
                 asyncio.run(measure(gateway, upstream.url, f"{gateway.url}/mcp/{conn_id}", owner.api_key, args))

@@ -20,9 +20,8 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.gateway import start_upstream
-
 from meshgate.connections.upstream.http11 import Pool
+from support.gateway import start_upstream
 
 BODY = orjson.dumps(
     {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -55,3 +56,47 @@ async def test_repeated_failures_open_the_circuit_and_fail_fast(gateway: Gateway
     ]
     assert codes[:5] == ["upstream_unreachable"] * 5
     assert codes[5:] == ["upstream_unavailable"] * 2
+
+
+@pytest.mark.parametrize("mode", ["legacy"])
+async def test_hanging_upstream_times_out_cleanly_while_others_answer(
+    gateway: Gateway, upstream: Upstream, mode: str
+) -> None:
+    owner = await new_owner(gateway)
+    hanging = await add_connection(gateway, owner.api_key, upstream, title="Hanging", call_timeout_ms=1000)
+    other = await add_connection(gateway, owner.api_key, upstream, title="Other")
+    async with (
+        connect(f"{gateway.url}/mcp/{hanging['id']}", owner.api_key, mode) as slow_client,
+        connect(f"{gateway.url}/mcp/{other['id']}", owner.api_key, mode) as fast_client,
+    ):
+        async with anyio.create_task_group() as group:
+            outcome: list[str] = []
+
+            async def wait_for_slow() -> None:
+                try:
+                    await slow_client.call_tool("slow", {})
+                    outcome.append("answered")
+                except MCPError as error:
+                    outcome.append(error.error.message)
+
+            group.start_soon(wait_for_slow)
+            answers = [(await fast_client.call_tool("add", {"a": n, "b": 0})).structured_content for n in range(5)]
+        assert answers == [{"sum": float(n)} for n in range(5)]
+        assert len(outcome) == 1 and "upstream answer broke off" in outcome[0]
+        await fast_client.call_tool("release", {})  # let the upstream's slow call end
+
+
+async def test_an_answer_that_is_not_mcp_becomes_a_clear_error(gateway: Gateway, upstream: Upstream) -> None:
+    owner = await new_owner(gateway)
+    html_url = upstream.url.removesuffix("/mcp") + "/html"
+    conn = await add_connection(gateway, owner.api_key, upstream, connection_url=html_url)
+    assert conn["status"] == "error"
+    response = rpc(
+        f"{gateway.url}/mcp/{conn['id']}",
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "x", "arguments": {}}},
+        key=owner.api_key,
+    )
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert response.json()["id"] == 4
+    assert "answered HTTP 200 with text/html, not MCP" in error["message"] and "a login page" in error["message"]

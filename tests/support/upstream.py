@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 Ctx = ServerRequestContext[Any, Any]
 
 SEEN_HEADERS: list[dict[str, str]] = []
-RELEASE = anyio.Event()
+RELEASE = [anyio.Event()]  # `release` sets the current event and arms a new one for the next `slow`
 
 BASE_TOOLS = [
     types.Tool(
@@ -90,11 +90,14 @@ def build_server(extra_tools: int) -> Server[Any]:
             token = meta.get("progressToken", meta.get("progress_token"))
             if token is not None:
                 await ctx.session.send_progress_notification(token, 1, 2, "half way")
+            released = RELEASE[-1]
             with anyio.fail_after(30):
-                await RELEASE.wait()
+                await released.wait()
             return types.CallToolResult(content=[types.TextContent(text="done")])
         if params.name == "release":
-            RELEASE.set()
+            RELEASE[-1].set()
+            RELEASE.append(anyio.Event())
+            del RELEASE[:-1]
             return types.CallToolResult(content=[types.TextContent(text="released")])
         if params.name == "fail":
             return types.CallToolResult(content=[types.TextContent(text="it failed on purpose")], is_error=True)
@@ -208,6 +211,10 @@ class RecordHeaders:
                 return
             if scope["path"] == "/raw":
                 await raw_echo(receive, send)
+                return
+            if scope["path"] == "/html":
+                await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+                await send({"type": "http.response.body", "body": b"<html>a login page</html>"})
                 return
         await self.app(scope, receive, send)
 

@@ -116,40 +116,46 @@ class ProxyEndpoint:
             else:
                 await self._error(scope, receive, send, error, call.envelope.id)
             return
-        principal = call.principal
-        audited = call.envelope.method in AUDITED_METHODS
         method = scope["method"]
         try:
             response = await client.open(
                 method, self._upstream_headers(client, call), body or None, stream=method == "GET"
             )
         except UpstreamError as error:
-            if audited:
+            if call.envelope.method in AUDITED_METHODS:
                 self._audit(call, error=error)
             await self._error(scope, receive, send, error, call.envelope.id)
             return
+        await self._relay(scope, receive, send, client, response, call)
+
+    async def _relay(  # noqa: PLR0917
+        self, scope: Scope, receive: Receive, send: Send, client: UpstreamClient, response: Response, call: _Call
+    ) -> None:
+        """Send the upstream's answer to the client (filtered for tools/list), then audit it."""
+        principal, conn_id, method = call.principal, call.conn_id, scope["method"]
+        assert principal is not None  # noqa: S101  (admitted before relaying)
         idle_s = client.call_timeout
+        captured: bytes | None = None
+        failure: UpstreamError | None = None
         try:
-            if call.envelope.method == "tools/list" and response.status == 200 and not principal.allows(conn_id, "*"):
+            if not _speaks_mcp(response, call.envelope):
+                failure = UpstreamInvalidResponse(_not_mcp(client, response, await _snippet(response)))
+            elif call.envelope.method == "tools/list" and response.status == 200 and not principal.allows(conn_id, "*"):
                 body = await response.read(_MAX_FILTERED, idle_s=idle_s)
-                filtered = filter_tools(
-                    body, response.headers.get("content-type", ""), partial(principal.allows, conn_id)
-                )
+                content_type = response.headers.get("content-type", "")
+                filtered = filter_tools(body, content_type, partial(principal.allows, conn_id))
                 await send(self._start(response, call.request_id))
                 await send({"type": "http.response.body", "body": filtered, "more_body": False})
-                captured = None
             else:
-                captured = await self._stream(receive, send, response, call.request_id, audited, idle_s)
-        except HttpError as error:
-            # Only reachable before the response started (reading a tools/list answer to filter it).
-            await self._error(
-                scope, receive, send, UpstreamInvalidResponse(f"upstream answer unreadable: {error}"), call.envelope.id
-            )
-            captured = None
+                captured = await self._stream(receive, send, response, call, None if method == "GET" else idle_s)
+        except HttpError as error:  # reading a tools/list answer to filter it, before anything was sent
+            failure = UpstreamInvalidResponse(f"upstream {client.config.title} answer unreadable: {error}")
         finally:
             response.release()
-        if audited:
-            self._audit(call, response=response, body=captured)
+        if failure is not None:
+            await self._error(scope, receive, send, failure, call.envelope.id)
+        if call.envelope.method in AUDITED_METHODS:
+            self._audit(call, response=response, body=captured, error=failure)
 
     def _upstream_headers(self, client: UpstreamClient, call: _Call) -> dict[str, str]:
         """meshgate's credentials plus the protocol headers of the client (never its Authorization)."""
@@ -183,30 +189,50 @@ class ProxyEndpoint:
         elif not principal.can_reach(conn_id):
             raise PermissionDenied(f"this credential has no permission on connection {conn_id}")
 
-    async def _stream(  # noqa: PLR0917
-        self, receive: Receive, send: Send, response: Response, request_id: str, capture: bool, idle_s: float
+    async def _stream(
+        self, receive: Receive, send: Send, response: Response, call: _Call, deadline_s: float | None
     ) -> bytes | None:
-        """Send the upstream answer through as it arrives; keep a copy when it will be audited."""
-        await send(self._start(response, request_id))
+        """Send the upstream answer through as it arrives; keep a copy when it will be audited.
+
+        `deadline_s` bounds the whole answer of a POST (None for GET streams). If an SSE answer to a
+        request breaks off or runs past it, the client still gets a JSON-RPC error for its request.
+        """
+        await send(self._start(response, call.request_id))
         streaming = response.headers.get("content-type", "").startswith("text/event-stream")
-        captured: list[bytes] | None = [] if capture else None
+        captured: list[bytes] | None = [] if call.envelope.method in AUDITED_METHODS else None
         size = 0
 
         async def pump() -> None:
             nonlocal size
-            async for chunk in response.iter_chunks(None if streaming else idle_s):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if captured is not None and size < _MAX_CAPTURE:
-                    captured.append(chunk)
-                    size += len(chunk)
+            async with asyncio.timeout(deadline_s):
+                async for chunk in response.iter_chunks(deadline_s):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    if captured is not None and size < _MAX_CAPTURE:
+                        captured.append(chunk)
+                        size += len(chunk)
 
         try:
             if streaming:
                 await _until_disconnect(pump(), receive)
             else:
                 await pump()
-        except HttpError as error:
-            log.warning("upstream answer broke off (request %s): %s", request_id, error)
+        except (HttpError, TimeoutError) as error:
+            log.warning("upstream answer broke off (request %s): %s", call.request_id, error or "deadline passed")
+            if streaming and call.envelope.id is not None:
+                failure = orjson.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": call.envelope.id,
+                        "error": {
+                            "code": -32001,
+                            "message": f"upstream answer broke off: {error or 'call timeout passed'}",
+                        },
+                    }
+                )
+                event = b"event: message\ndata: " + failure + b"\n\n"
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+                if captured is not None:
+                    captured.append(event)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return None if captured is None else b"".join(captured)
 
@@ -317,6 +343,27 @@ def _arguments(body: bytes) -> dict[str, Any]:
     if not isinstance(arguments, dict):
         raise InvalidInput("the request body must be a JSON object of tool arguments")
     return as_dict(arguments)
+
+
+def _speaks_mcp(response: Response, envelope: Envelope) -> bool:
+    """An answer to a request must be JSON or SSE; anything else (an HTML error page ...) is not MCP."""
+    if envelope.id is None or response.status in (202, 204):
+        return True
+    media_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
+    return media_type in ("application/json", "text/event-stream")
+
+
+async def _snippet(response: Response) -> str:
+    try:
+        body = await response.read(64 * 1024, idle_s=5)
+    except HttpError:
+        return ""
+    return body[:200].decode("utf-8", errors="replace")
+
+
+def _not_mcp(client: UpstreamClient, response: Response, snippet: str) -> str:
+    media_type = response.headers.get("content-type", "no content type")
+    return f"upstream {client.config.title} answered HTTP {response.status} with {media_type}, not MCP: {snippet!r}"
 
 
 async def _until_disconnect(pump: Any, receive: Receive) -> None:
