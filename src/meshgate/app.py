@@ -13,10 +13,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from meshgate.connections.tools import TOOLS as CONNECTION_TOOLS
-from meshgate.http import health
+from meshgate.http import health, metrics
 from meshgate.http.guard import Admission, McpGuard, OriginPolicy
 from meshgate.identity.tools import TOOLS as IDENTITY_TOOLS
 from meshgate.keycheck import verify_vault_key
@@ -24,6 +24,7 @@ from meshgate.mcp.middleware import hide_internal_errors
 from meshgate.mcp.registry import ToolRegistry
 from meshgate.mcp.server import PRINCIPAL_SCOPE_KEY, build_management_server
 from meshgate.monitoring.tools import TOOLS as MONITORING_TOOLS
+from meshgate.observability.metrics import GatewayMetrics
 from meshgate.proxy.routes import ProxyEndpoint
 from meshgate.runtime import Runtime
 from meshgate.settings import Settings
@@ -57,16 +58,41 @@ class _ManagementEndpoint:
 class _Gateway:
     """Top-level ASGI app: `/mcp/…` goes straight to the proxy (no router on the hot path)."""
 
-    def __init__(self, app: Starlette, proxy: ProxyEndpoint) -> None:
+    def __init__(self, app: Starlette, proxy: ProxyEndpoint, metrics: GatewayMetrics | None) -> None:
         self.app = app
         self.state = app.state
         self._proxy = proxy
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/mcp/"):
-            await self._proxy(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        proxied = scope["path"].startswith("/mcp/")
+        if self._metrics is None:
+            await (self._proxy if proxied else self.app)(scope, receive, send)
+            return
+        status = 500
+        requests = self._metrics.http_requests
+
+        async def counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await (self._proxy if proxied else self.app)(scope, receive, counted)
+        finally:
+            route = "/mcp/{connection_id}" if proxied else _route_label(scope["path"])
+            requests.labels(route, str(status)).inc()
+
+
+_KNOWN_ROUTES = frozenset({"/mcp", "/health", "/health/live", "/health/ready", "/metrics"})
+
+
+def _route_label(path: str) -> str:
+    return path if path in _KNOWN_ROUTES else "other"
 
 
 def create_app(settings: Settings) -> Any:
@@ -111,6 +137,7 @@ def create_app(settings: Settings) -> Any:
             Route("/health", health.live),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),
+            Route("/metrics", metrics.metrics),
             Route("/mcp", _ManagementEndpoint(guard), methods=["GET", "POST", "DELETE"]),
         ],
         lifespan=lifespan,
@@ -121,7 +148,7 @@ def create_app(settings: Settings) -> Any:
     app.state.shutting_down = False
     app.state.log = log
     app.add_exception_handler(404, _not_found)
-    return _Gateway(app, ProxyEndpoint(runtime, admission))
+    return _Gateway(app, ProxyEndpoint(runtime, admission), runtime.metrics)
 
 
 async def _not_found(request: Request, _exc: Any) -> Response:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from collections.abc import Generator
 from types import FrameType
 
@@ -21,6 +20,7 @@ from meshgate.db.database import Database
 from meshgate.db.migrate import apply_migrations
 from meshgate.errors import MeshgateError
 from meshgate.keycheck import verify_vault_key
+from meshgate.observability.logs import configure_logging, uvicorn_log_config
 from meshgate.rotation import rotate_secrets
 from meshgate.settings import Settings, load_settings, with_overrides
 from meshgate.vault import Vault, key_id
@@ -28,10 +28,8 @@ from meshgate.vault import Vault, key_id
 log = logging.getLogger("meshgate")
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # The SDK logs every stateless request at INFO; that is noise for a gateway.
-    logging.getLogger("mcp").setLevel("WARNING" if level in ("DEBUG", "INFO") else level)
+def _configure_logging(level: str, log_format: str = "auto") -> None:
+    configure_logging(level, log_format)
 
 
 def _settings() -> Settings:
@@ -112,7 +110,7 @@ class _GatewayServer(uvicorn.Server):
 def serve(host: str | None, port: int | None, local_mode: bool) -> None:
     """Apply pending migrations, then serve until SIGTERM or Ctrl-C (in-flight requests finish)."""
     settings = with_overrides(_settings(), host=host, port=port, local_mode=local_mode)
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     applied = _run(_prepare(settings))
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))  # type: ignore[arg-type]
@@ -126,6 +124,7 @@ def serve(host: str | None, port: int | None, local_mode: bool) -> None:
         server_header=False,
         proxy_headers=False,  # URLs come from MESHGATE_PUBLIC_URL; X-Forwarded-* would only cost time
         access_log=settings.access_log,
+        log_config=uvicorn_log_config(),
         lifespan="on",
     )
     log.info("meshgate %s listening on http://%s:%s", __version__, settings.host, settings.port)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prometheus_client.core import GaugeMetricFamily
+
 from meshgate.connections.pool import UpstreamPool
 from meshgate.db.database import Database
 from meshgate.identity.authentication import Authenticator
 from meshgate.monitoring.writer import AuditWriter
+from meshgate.observability.metrics import CIRCUIT_STATES, CallbackCollector, GatewayMetrics
+from meshgate.observability.tracing import Tracing, instrument_database
 from meshgate.proxy.mesh_token import MeshTokenIssuer
 from meshgate.settings import Settings
 from meshgate.vault import Vault
@@ -22,6 +26,8 @@ class Runtime:
     upstreams: UpstreamPool
     audit: AuditWriter
     mesh_tokens: MeshTokenIssuer
+    tracing: Tracing
+    metrics: GatewayMetrics | None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -35,9 +41,49 @@ class Runtime:
             upstreams=UpstreamPool(db, vault),
             audit=AuditWriter(db),
             mesh_tokens=MeshTokenIssuer(settings.secret, settings.public_url),
+            tracing=Tracing(
+                enabled=settings.tracing_enabled,
+                sampler=settings.otel_sampler,
+                sampler_arg=settings.otel_sampler_arg,
+                otlp_endpoint=settings.otlp_traces_endpoint,
+                otlp_headers=dict(settings.otlp_headers),
+                service_name=settings.otel_service_name,
+            ),
+            metrics=GatewayMetrics() if settings.metrics_enabled else None,
         )
         db.subscribe(runtime._on_change)
+        instrument_database(runtime.tracing, db.engine)
+        if runtime.metrics is not None:
+            runtime.metrics.instrument_database(db.engine)
+            runtime.metrics.add_collector(CallbackCollector(runtime._gauges))
         return runtime
+
+    def _gauges(self) -> list[GaugeMetricFamily]:
+        """Values read at scrape time."""
+        queue = GaugeMetricFamily("meshgate_audit_queue_depth", "Audit records waiting to be written")
+        queue.add_metric([], self.audit.depth)
+        dropped = GaugeMetricFamily("meshgate_audit_dropped", "Audit records dropped because the queue was full")
+        dropped.add_metric([], self.audit.dropped)
+        written = GaugeMetricFamily("meshgate_audit_written", "Audit records written since start")
+        written.add_metric([], self.audit.written)
+        circuit = GaugeMetricFamily(
+            "meshgate_upstream_circuit_state",
+            "Circuit breaker per upstream connection: 0 closed, 1 half-open, 2 open",
+            labels=["organization", "connection"],
+        )
+        failures = GaugeMetricFamily(
+            "meshgate_upstream_consecutive_failures",
+            "Consecutive failed calls per upstream connection (0 = healthy)",
+            labels=["organization", "connection"],
+        )
+        clients = GaugeMetricFamily("meshgate_upstream_clients", "Upstream connections with a pooled client")
+        pooled = self.upstreams.clients()
+        clients.add_metric([], len(pooled))
+        for client in pooled:
+            labels = [client.config.organization_id, client.config.id]
+            circuit.add_metric(labels, CIRCUIT_STATES[client.breaker.state])
+            failures.add_metric(labels, client.breaker.failures)
+        return [queue, dropped, written, circuit, failures, clients]
 
     def _on_change(self, topic: str) -> None:
         if topic == "identity":
@@ -49,8 +95,9 @@ class Runtime:
         self.audit.start()
 
     async def stop(self) -> None:
-        """Drain the audit queue and key-usage times, close upstream clients and the database."""
+        """Drain the audit queue and key-usage times, close upstream clients and the database, flush spans."""
         await self.audit.stop()
         await self.authenticator.stop()
         await self.upstreams.close()
         await self.db.close()
+        self.tracing.shutdown()

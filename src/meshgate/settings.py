@@ -39,6 +39,15 @@ class Settings:
     key_usage_flush_seconds: float = 10.0
     previous_encryption_keys: tuple[bytes, ...] = ()
     access_log: bool = False
+    log_format: str = "auto"
+    tracing_enabled: bool = True
+    otel_sampler: str = "parentbased_traceidratio"
+    otel_sampler_arg: float = 0.1
+    otlp_traces_endpoint: str | None = None
+    otlp_headers: tuple[tuple[str, str], ...] = ()
+    otel_service_name: str = "meshgate"
+    metrics_enabled: bool = True
+    metrics_token: str | None = None
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +74,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         key_usage_flush_seconds=float(env.get("MESHGATE_KEY_USAGE_FLUSH_SECONDS", "10")),
         access_log=_flag(env, "MESHGATE_ACCESS_LOG"),
+        log_format=_choice(env, "MESHGATE_LOG_FORMAT", ("auto", "json", "text")),
+        tracing_enabled=not _flag(env, "OTEL_SDK_DISABLED"),
+        otel_sampler=env.get("OTEL_TRACES_SAMPLER", "parentbased_traceidratio").strip().lower(),
+        otel_sampler_arg=_float(env, "OTEL_TRACES_SAMPLER_ARG", 0.1),
+        otlp_traces_endpoint=_otlp_endpoint(env),
+        otlp_headers=_otlp_headers(env),
+        otel_service_name=env.get("OTEL_SERVICE_NAME", "meshgate"),
+        metrics_enabled=env.get("MESHGATE_METRICS", "on").strip().lower() not in ("0", "off", "false", "no"),
+        metrics_token=env.get("MESHGATE_METRICS_TOKEN") or None,
         previous_encryption_keys=tuple(
             _decode_key(value, "ENCRYPTION_KEYS_PREVIOUS") for value in _csv(env, "ENCRYPTION_KEYS_PREVIOUS")
         ),
@@ -128,6 +146,44 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, allowed[0]).strip().lower()
+    if value not in allowed:
+        raise ConfigurationError(f"{name}={value!r} is not allowed; use one of {', '.join(allowed)}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}={value!r} is not a number") from exc
+
+
+def _otlp_endpoint(env: Mapping[str, str]) -> str | None:
+    """The OTLP/HTTP traces URL from the standard variables (nothing is exported without one)."""
+    if env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+        return None
+    specific = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if specific:
+        return specific
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return f"{base.rstrip('/')}/v1/traces" if base else None
+
+
+def _otlp_headers(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    raw = env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or env.get("OTEL_EXPORTER_OTLP_HEADERS") or ""
+    pairs: list[tuple[str, str]] = []
+    for part in raw.split(","):
+        name, sep, value = part.partition("=")
+        if sep and name.strip():
+            pairs.append((name.strip(), value.strip()))
+    return tuple(pairs)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

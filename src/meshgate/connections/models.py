@@ -122,3 +122,5 @@ class UpstreamConfig:
     secrets: ConnectionSecrets
     connect_timeout_ms: int
     call_timeout_ms: int
+    tool_names: frozenset[str] = frozenset()
+    tool_names: frozenset[str] = frozenset()

@@ -51,6 +51,10 @@ class UpstreamPool:
     def peek(self, connection_id: str) -> UpstreamClient | None:
         return self._clients.get(connection_id)
 
+    def clients(self) -> list[UpstreamClient]:
+        """The clients in the pool now (for metrics)."""
+        return list(self._clients.values())
+
     def drop(self, connection_id: str) -> None:
         self._generation += 1
         client = self._clients.pop(connection_id, None)

@@ -20,9 +20,11 @@ from meshgate.db.database import announce_change
 from meshgate.db.tables import connections
 from meshgate.errors import NotFound
 from meshgate.identity import _rows
+from meshgate.jsonvalues import as_dict, as_list
 from meshgate.vault import Vault
 
 MAX_LIST = 1000
+MAX_TOOLS_PER_CONNECTION = 200  # tool names beyond this fold into "other" in metrics
 
 
 def connection_topic(connection_id: str) -> str:
@@ -155,6 +157,9 @@ class ConnectionService:
             secrets=self._open(row.id, row.secrets),
             connect_timeout_ms=row.connect_timeout_ms,
             call_timeout_ms=row.call_timeout_ms,
+            tool_names=frozenset(
+                str(as_dict(tool).get("name")) for tool in as_list(row.tools)[:MAX_TOOLS_PER_CONNECTION]
+            ),
         )
 
     def _seal(self, connection_id: str, secrets: ConnectionSecrets) -> str:

@@ -20,6 +20,7 @@ class Envelope:
     method: str | None
     id: Any
     params: Any
+    message: dict[str, Any] | None = None
 
     @property
     def tool_name(self) -> str | None:
@@ -50,6 +51,7 @@ def parse_envelope(body: bytes) -> Envelope:
         method=method if isinstance(method, str) else None,
         id=message.get("id"),  # pyright: ignore[reportUnknownMemberType]
         params=message.get("params"),  # pyright: ignore[reportUnknownMemberType]
+        message=as_dict(message),
     )
 
 

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import orjson
+from opentelemetry.trace import SpanKind
 from starlette.types import Receive, Scope, Send
 
 from meshgate.access import Principal
@@ -37,6 +38,7 @@ from meshgate.http.guard import Admission, headers_of
 from meshgate.jsonvalues import as_dict
 from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
 from meshgate.proxy.messages import Envelope, filter_tools, parse_envelope, refusal
+from meshgate.proxy.telemetry import RequestTelemetry, Telemetry
 from meshgate.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ class _Call:
     headers: dict[str, str]
     request_id: str
     started: float
+    telemetry: RequestTelemetry
     principal: Principal | None = None
     envelope: Envelope = _NO_ENVELOPE
 
@@ -86,25 +89,38 @@ class ProxyEndpoint:
         self._runtime = runtime
         self._admission = admission
         self._public_url = runtime.settings.public_url
+        self._telemetry = Telemetry(runtime.tracing, runtime.metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parts = scope["path"][5:].split("/")
-        headers = headers_of(scope)
-        if len(parts) == 3 and parts[1] == "call-tool" and parts[0] and parts[2]:
-            call = _Call(parts[0], headers, _request_id(headers), time.perf_counter())
-            await self._rest_call(scope, receive, send, call, parts[2])
-        elif len(parts) == 1 and parts[0]:
-            await self._proxy(scope, receive, send, headers, parts[0])
-        else:
+        rest = len(parts) == 3 and parts[1] == "call-tool" and bool(parts[0]) and bool(parts[2])
+        if not rest and not (len(parts) == 1 and parts[0]):
             await http_error(NotFound(f"no route for {scope['path'][:200]}"))(scope, receive, send)
-
-    async def _proxy(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], conn_id: str) -> None:
-        call = _Call(conn_id, headers, _request_id(headers), time.perf_counter())
+            return
+        headers = headers_of(scope)
+        request_id = _request_id(headers)
+        route = "/mcp/{connection_id}/call-tool/{tool}" if rest else "/mcp/{connection_id}"
+        telemetry = self._telemetry.begin(scope, headers, route, request_id)
+        call = _Call(parts[0], headers, request_id, time.perf_counter(), telemetry)
         try:
-            call.principal, body = await self._admission.admit(scope, receive, headers)
+            if rest:
+                await self._rest_call(scope, receive, telemetry.wrap_send(send), call, parts[2])
+            else:
+                await self._proxy(scope, receive, telemetry.wrap_send(send), call)
+        finally:
+            telemetry.finish(call.conn_id, call.envelope.method or scope["method"])
+
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send, call: _Call) -> None:
+        conn_id, headers, telemetry = call.conn_id, call.headers, call.telemetry
+        try:
+            with telemetry.child("meshgate.authenticate"):
+                call.principal, body = await self._admission.admit(scope, receive, headers)
             client = await self._client(call.principal, conn_id)
             if body:
                 call.envelope = parse_envelope(body)
+            telemetry.identify(
+                call.principal, call.envelope, self._telemetry.label(call.envelope.tool_name, client.config.tool_names)
+            )
             self._authorize(call.principal, conn_id, call.envelope)
         except MeshgateError as error:
             if (
@@ -114,19 +130,25 @@ class ProxyEndpoint:
             ):
                 await self._refuse(send, call, error)
             else:
-                await self._error(scope, receive, send, error, call.envelope.id)
+                await self._error(scope, receive, send, error, call)
             return
         method = scope["method"]
-        try:
-            response = await client.open(
-                method, self._upstream_headers(client, call), body or None, stream=method == "GET"
-            )
-        except UpstreamError as error:
-            if call.envelope.method in AUDITED_METHODS:
-                self._audit(call, error=error)
-            await self._error(scope, receive, send, error, call.envelope.id)
-            return
-        await self._relay(scope, receive, send, client, response, call)
+        with telemetry.child(
+            f"mcp.upstream {call.envelope.method or method}",
+            SpanKind.CLIENT,
+            **{"server.address": client.config.title, "meshgate.connection": conn_id},
+        ):
+            upstream_headers = self._upstream_headers(client, call)
+            if call.envelope.message is not None and headers.get("mcp-protocol-version", "") >= "2026":
+                body = telemetry.propagate_in_meta(call.envelope.message) or body
+            try:
+                response = await client.open(method, upstream_headers, body or None, stream=method == "GET")
+            except UpstreamError as error:
+                if call.envelope.method in AUDITED_METHODS:
+                    self._audit(call, error=error)
+                await self._error(scope, receive, send, error, call)
+                return
+            await self._relay(scope, receive, send, client, response, call)
 
     async def _relay(  # noqa: PLR0917
         self, scope: Scope, receive: Receive, send: Send, client: UpstreamClient, response: Response, call: _Call
@@ -153,7 +175,7 @@ class ProxyEndpoint:
         finally:
             response.release()
         if failure is not None:
-            await self._error(scope, receive, send, failure, call.envelope.id)
+            await self._error(scope, receive, send, failure, call)
         if call.envelope.method in AUDITED_METHODS:
             self._audit(call, response=response, body=captured, error=failure)
 
@@ -170,6 +192,7 @@ class ProxyEndpoint:
         assert call.principal is not None  # noqa: S101  (admitted before headers are built)
         upstream_headers["x-mesh-token"] = self._runtime.mesh_tokens.token(call.principal, call.conn_id)
         upstream_headers["x-request-id"] = call.request_id
+        call.telemetry.propagate(upstream_headers)
         return upstream_headers
 
     async def _client(self, principal: Principal, conn_id: str) -> UpstreamClient:
@@ -246,6 +269,7 @@ class ProxyEndpoint:
         return {"type": "http.response.start", "status": response.status, "headers": out}
 
     async def _refuse(self, send: Send, call: _Call, error: PermissionDenied) -> None:
+        call.telemetry.error = error.code
         body = refusal(call.envelope.id, f"{error.code}: {error.message}", call.headers.get("mcp-protocol-version"))
         await send(
             {
@@ -257,7 +281,9 @@ class ProxyEndpoint:
         await send({"type": "http.response.body", "body": body, "more_body": False})
         self._audit(call, error=error)
 
-    async def _error(self, scope: Scope, receive: Receive, send: Send, error: MeshgateError, message_id: Any) -> None:
+    async def _error(self, scope: Scope, receive: Receive, send: Send, error: MeshgateError, call: _Call) -> None:
+        call.telemetry.error = error.code
+        message_id = call.envelope.id
         metadata = f"{self._public_url}/.well-known/oauth-protected-resource{scope['path']}"
         await mcp_http_error(error, resource_metadata=metadata, message_id=message_id)(scope, receive, send)
 
@@ -299,21 +325,28 @@ class ProxyEndpoint:
 
     async def _rest_call(self, scope: Scope, receive: Receive, send: Send, call: _Call, tool: str) -> None:
         """REST: the JSON body is the tool's arguments; answers the tool result JSON."""
-        conn_id, headers = call.conn_id, call.headers
+        conn_id, headers, telemetry = call.conn_id, call.headers, call.telemetry
         try:
             if scope["method"] != "POST":
                 raise InvalidInput("use POST with a JSON object of arguments")
-            call.principal, body = await self._admission.admit(scope, receive, headers)
+            with telemetry.child("meshgate.authenticate"):
+                call.principal, body = await self._admission.admit(scope, receive, headers)
             client = await self._client(call.principal, conn_id)
             arguments = _arguments(body)
             call.envelope = Envelope("tools/call", None, {"name": tool, "arguments": arguments})
+            telemetry.identify(call.principal, call.envelope, self._telemetry.label(tool, client.config.tool_names))
             self._authorize(call.principal, conn_id, call.envelope)
-            extra = {
-                "x-mesh-token": self._runtime.mesh_tokens.token(call.principal, conn_id),
-                "x-request-id": call.request_id,
-            }
-            message = await client.request("tools/call", {"name": tool, "arguments": arguments}, extra_headers=extra)
+            with telemetry.child("mcp.upstream tools/call", SpanKind.CLIENT, **{"server.address": client.config.title}):
+                extra = {
+                    "x-mesh-token": self._runtime.mesh_tokens.token(call.principal, conn_id),
+                    "x-request-id": call.request_id,
+                }
+                telemetry.propagate(extra)
+                message = await client.request(
+                    "tools/call", {"name": tool, "arguments": arguments}, extra_headers=extra
+                )
         except MeshgateError as error:
+            telemetry.error = error.code
             if call.envelope.method is not None and isinstance(error, PermissionDenied | UpstreamError):
                 self._audit(call, error=error)
             await http_error(error, headers={"x-request-id": call.request_id})(scope, receive, send)
@@ -321,6 +354,7 @@ class ProxyEndpoint:
         self._audit(call, body=orjson.dumps({**message, "id": None}))
         if "error" in message:
             error = as_dict(message["error"])
+            telemetry.error = "upstream_rpc_error"
             status = 502
             payload: Any = {"error": {"code": "upstream_error", "message": str(error.get("message")), "rpc": error}}
         else:

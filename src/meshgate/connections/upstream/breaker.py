@@ -19,6 +19,10 @@ class CircuitBreaker:
         self._probing = False
 
     @property
+    def failures(self) -> int:
+        return self._failures
+
+    @property
     def state(self) -> str:
         if self._opened_at is None:
             return "closed"

@@ -1,0 +1,94 @@
+"""Structured logs: JSON lines in production, readable lines in a terminal, each with the trace and span
+ids, the request id and the organization of the request that wrote it.
+
+Nothing here logs argument values or credentials; code that logs must not either (a test greps the logs
+of the test run for every secret it used).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from opentelemetry import trace
+
+from meshgate.observability import context
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds request id, organization and trace/span ids to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = context.request_id.get()
+        record.organization_id = context.organization_id.get()
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            record.trace_id = format(span_context.trace_id, "032x")
+            record.span_id = format(span_context.span_id, "016x")
+        else:
+            record.trace_id = record.span_id = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("request_id", "organization_id", "trace_id", "span_id"):
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in entry and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """A readable line for terminals, with the request context appended when there is one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = [
+            f"{key}={value}"
+            for key in ("request_id", "organization_id", "trace_id")
+            if (value := getattr(record, key, None)) is not None
+        ]
+        return f"{line} [{' '.join(extra)}]" if extra else line
+
+
+def configure_logging(level: str, log_format: str = "auto") -> None:
+    """`log_format` is json, text, or auto (text on a terminal, JSON otherwise)."""
+    use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.addFilter(RequestContextFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The SDK logs every stateless request at INFO; that is noise for a gateway.
+    logging.getLogger("mcp").setLevel("WARNING" if level in ("DEBUG", "INFO") else level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """Let uvicorn's loggers go through the root handler configured above."""
+    return {"version": 1, "disable_existing_loggers": False}

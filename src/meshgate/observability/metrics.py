@@ -1,0 +1,115 @@
+"""Prometheus metrics at `/metrics`.
+
+Label cardinality is bounded: organization and connection ids are bounded by what exists; tool names
+are a connection's discovered tools, and any other name (or more than `MAX_TOOLS_PER_CONNECTION`)
+folds into `other`.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from meshgate import __version__
+
+MAX_TOOLS_PER_CONNECTION = 200
+OTHER = "other"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_DB_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class GatewayMetrics:
+    """Every series meshgate exports, in one registry per process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.calls = Counter(
+            "meshgate_proxy_requests",
+            "MCP messages proxied to upstreams",
+            ["organization", "connection", "method", "tool"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "meshgate_proxy_errors",
+            "Proxied messages that failed (refused, upstream error, isError results are not counted here)",
+            ["organization", "connection", "method", "tool", "kind"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "meshgate_proxy_request_duration_seconds",
+            "Time from receiving a proxied message to the end of its answer",
+            ["organization", "connection", "method", "tool"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.db_duration = Histogram(
+            "db_query_duration_seconds",
+            "Database query duration (db.query.duration)",
+            ["operation"],
+            buckets=_DB_BUCKETS,
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "meshgate_http_requests", "HTTP requests by route and status", ["route", "status"], registry=self.registry
+        )
+        self.open_streams = Gauge(
+            "meshgate_open_streams", "Server-sent event streams being relayed now", registry=self.registry
+        )
+        build = Gauge("meshgate_build_info", "meshgate version", ["version", "python"], registry=self.registry)
+        build.labels(__version__, platform.python_version()).set(1)
+
+    @staticmethod
+    def tool_label(tool: str | None, known: frozenset[str]) -> str:
+        """A tool name safe to use as a label value: a discovered tool of the connection, else `other`."""
+        if not tool:
+            return ""
+        return tool if tool in known else OTHER
+
+    def observe(
+        self, organization: str, connection: str, method: str, tool: str, *, seconds: float, error: str | None
+    ) -> None:
+        self.calls.labels(organization, connection, method, tool).inc()
+        self.duration.labels(organization, connection, method, tool).observe(seconds)
+        if error is not None:
+            self.errors.labels(organization, connection, method, tool, error).inc()
+
+    def add_collector(self, collector: Collector) -> None:
+        self.registry.register(collector)
+
+    def instrument_database(self, engine: AsyncEngine) -> None:
+        """Time every query (db.query.duration)."""
+        histogram = self.db_duration
+
+        def before(_conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool) -> None:
+            context._meshgate_started = time.perf_counter()
+
+        def after(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+            started = getattr(context, "_meshgate_started", None)
+            if started is not None:
+                operation = statement.lstrip()[:6].upper().rstrip()
+                histogram.labels(operation).observe(time.perf_counter() - started)
+
+        event.listen(engine.sync_engine, "before_cursor_execute", before)
+        event.listen(engine.sync_engine, "after_cursor_execute", after)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class CallbackCollector(Collector):
+    """Gauges whose values are read at scrape time (queue depth, circuit states ...)."""
+
+    def __init__(self, collect: Callable[[], Iterable[GaugeMetricFamily]]) -> None:
+        self._collect = collect
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        return self._collect()

@@ -1,0 +1,148 @@
+"""Tracing, metrics and log context for one proxied request, kept off the proxy's main line.
+
+When tracing is off or a request is not sampled, this costs a few dictionary writes: spans are only
+built for recording requests, and the trace context sent upstream is then the client's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Generator
+from typing import Any
+
+import orjson
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.types import Message, Scope, Send
+
+from meshgate.access import Principal
+from meshgate.observability import context as log_context
+from meshgate.observability.metrics import GatewayMetrics
+from meshgate.observability.tracing import DEBUG_ATTRIBUTE, Tracing, debug_id, extract_parent, inject
+from meshgate.proxy.messages import Envelope
+
+
+class RequestTelemetry:
+    """What one request records; created by `Telemetry.begin`."""
+
+    __slots__ = ("_metrics", "_span", "_started", "_token", "_tracer", "debug_id", "error", "organization", "tool")
+
+    def __init__(self, tracing: Tracing, metrics: GatewayMetrics | None, debug: str | None) -> None:
+        self._tracer = tracing.tracer
+        self._metrics = metrics
+        self._span: trace.Span | None = None
+        self._token: object | None = None
+        self._started = time.perf_counter()
+        self.debug_id = debug
+        self.error: str | None = None
+        self.organization = ""
+        self.tool = ""
+
+    def start_span(self, name: str, parent: Any, attributes: dict[str, Any]) -> None:
+        self._span = self._tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    @property
+    def recording(self) -> bool:
+        return self._span is not None and self._span.is_recording()
+
+    def wrap_send(self, send: Send) -> Send:
+        """Add `x-trace-debug-id` to the answer of a debug request."""
+        if self.debug_id is None:
+            return send
+        value = self.debug_id.encode("latin-1", errors="replace")
+
+        async def send_with_debug_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-trace-debug-id", value)]}
+            await send(message)
+
+        return send_with_debug_id
+
+    def identify(self, principal: Principal, envelope: Envelope, tool_label: str) -> None:
+        """Name the caller and the call, for the span, the metrics and the log lines."""
+        self.organization = principal.organization_id
+        self.tool = tool_label
+        log_context.organization_id.set(principal.organization_id)
+        if self.recording and self._span is not None:
+            attributes: dict[str, Any] = {
+                "meshgate.organization": principal.organization_id,
+                "meshgate.caller.type": "api_key" if principal.api_key_id else "user",
+                "meshgate.caller.id": principal.api_key_id or principal.user_id,
+                "meshgate.user": principal.user_id,
+            }
+            if envelope.method:
+                attributes["mcp.method.name"] = envelope.method
+            if envelope.target:
+                attributes["gen_ai.tool.name" if envelope.method == "tools/call" else "mcp.target"] = envelope.target
+            self._span.set_attributes(attributes)
+
+    @contextlib.contextmanager
+    def child(self, name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any) -> Generator[None]:
+        if not self.recording:
+            yield
+            return
+        with self._tracer.start_as_current_span(name, kind=kind, attributes=attributes):
+            yield
+
+    def propagate(self, headers: dict[str, str]) -> None:
+        """Replace the client's traceparent with meshgate's own span when this request is traced."""
+        if self._span is not None:
+            inject(headers)
+
+    def propagate_in_meta(self, message: dict[str, Any]) -> bytes | None:
+        """2026-era requests carry trace context in `params._meta` too; returns the new body, if changed."""
+        params = message.get("params")
+        if self._span is None or not isinstance(params, dict):
+            return None
+        meta: dict[str, Any] = dict(params.get("_meta") or {})  # pyright: ignore[reportUnknownArgumentType, reportUnknownMemberType]
+        inject(meta)
+        params["_meta"] = meta
+        return orjson.dumps(message)
+
+    def finish(self, connection: str, method: str, status: int | None = None) -> None:
+        if self._metrics is not None and self.organization:
+            seconds = time.perf_counter() - self._started
+            self._metrics.observe(
+                self.organization, connection, method or "-", self.tool, seconds=seconds, error=self.error
+            )
+        if self._span is not None:
+            if self.error is not None:
+                self._span.set_status(Status(StatusCode.ERROR, self.error))
+            if status is not None:
+                self._span.set_attribute("http.response.status_code", status)
+            self._span.end()
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+
+
+class Telemetry:
+    """Creates a `RequestTelemetry` per request."""
+
+    def __init__(self, tracing: Tracing, metrics: GatewayMetrics | None) -> None:
+        self._tracing = tracing
+        self._metrics = metrics
+
+    def begin(self, scope: Scope, headers: dict[str, str], route: str, request_id: str) -> RequestTelemetry:
+        log_context.request_id.set(request_id)
+        log_context.organization_id.set(None)
+        debug = debug_id(headers, scope.get("query_string", b""))
+        telemetry = RequestTelemetry(self._tracing, self._metrics, debug)
+        if self._tracing.enabled:
+            attributes: dict[str, Any] = {
+                "http.request.method": scope["method"],
+                "http.route": route,
+                "url.path": scope["path"],
+                "meshgate.request_id": request_id,
+            }
+            if "mcp-protocol-version" in headers:
+                attributes["mcp.protocol.version"] = headers["mcp-protocol-version"]
+            if debug is not None:
+                attributes[DEBUG_ATTRIBUTE] = debug
+            telemetry.start_span(f"{scope['method']} {route}", extract_parent(headers), attributes)
+        return telemetry
+
+    def label(self, tool: str | None, known: frozenset[str]) -> str:
+        return "" if self._metrics is None else self._metrics.tool_label(tool, known)
