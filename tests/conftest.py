@@ -16,11 +16,26 @@ from meshgate.identity.service import ApiKeyService
 from support.databases import BACKENDS, fresh_database
 from support.gateway import Gateway, Owner, Upstream, start_gateway, start_upstream
 from support.mcp_client import call, connect
+from support.secrets import SECRETS, remember_secret
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole run: grep every gateway log for every secret the tests used."""
+    yield
+    logs = list(tmp_path_factory.getbasetemp().rglob("*.log"))
+    leaks = [
+        f"{path.name}: {secret[:6]}…"
+        for path in logs
+        for secret in SECRETS
+        if len(secret) >= 8 and secret in path.read_text(errors="replace")
+    ]
+    assert not leaks, f"secrets found in gateway logs: {leaks}"
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -53,6 +68,7 @@ async def new_owner(gateway: Gateway, org: str = "Acme") -> Owner:
     result = await bootstrap_owner(
         gateway.env["DATABASE_URL"], email=f"owner-{uuid.uuid4().hex[:10]}@example.com", password=None, org_name=org
     )
+    remember_secret(result.api_key)
     return Owner(**result.to_dict())
 
 
@@ -66,13 +82,13 @@ async def key_for_user(gateway: Gateway, organization_id: str, user_id: str, per
             )
     finally:
         await db.close()
-    return value
+    return remember_secret(value)
 
 
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[Upstream]:
     """A shared SDK-built upstream MCP server (SSE answers) that requires its own bearer token."""
-    server = start_upstream(token="upstream-secret-token-1")
+    server = start_upstream(token=remember_secret("upstream-secret-token-1"))
     yield server
     server.kill()
 

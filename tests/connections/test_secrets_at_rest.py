@@ -13,12 +13,13 @@ from conftest import add_connection, new_owner
 from meshgate.db.database import Database
 from support.gateway import Gateway, Upstream, free_port, run_cli, start_gateway
 from support.mcp_client import call, connect
+from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
 
-TOKEN_MARK = "tok-PLAINTEXT-7f3a9c"
-HEADER_MARK = "hdr-PLAINTEXT-51be02"
-STATE_MARK = "cfg-PLAINTEXT-c0ffee"
+TOKEN_MARK = remember_secret("tok-PLAINTEXT-7f3a9c")
+HEADER_MARK = remember_secret("hdr-PLAINTEXT-51be02")
+STATE_MARK = remember_secret("cfg-PLAINTEXT-c0ffee")
 
 
 async def _all_rows_text(database_url: str) -> str:

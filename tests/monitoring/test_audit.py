@@ -10,18 +10,22 @@ import pytest
 from conftest import add_connection, new_owner, wait_for_logs
 from support.gateway import Gateway, Upstream
 from support.mcp_client import MODES, call, call_error, connect
+from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEyMyJ9.c2lnbmF0dXJlLXZhbHVl"
 SECRETS = {
-    "email": "alice.smith@example.org",
+    "email": "alice.smith@example.org",  # (an email may appear in logs; the rest may not)
     "jwt": JWT,
     "key": "mg_abcdefghijklmnopqrstuvwxyz0123456789ABCD",
     "openai": "sk-proj-abcdefghijklmnop1234567890",
     "card": "4111 1111 1111 1111",
     "github": "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
 }
+for _name, _value in SECRETS.items():
+    if _name != "email":
+        remember_secret(_value)
 
 
 @pytest.mark.parametrize("mode", MODES)

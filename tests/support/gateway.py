@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from support.secrets import remember_secret
+
 MESHGATE = [sys.executable, "-m", "meshgate"]
 
 
@@ -27,13 +29,16 @@ def free_port() -> int:
 
 
 def gateway_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESHGATE_", "DATABASE_URL", "ENCRYPTION_KEY"))}
+    inherited = ("MESHGATE_", "DATABASE_URL", "ENCRYPTION_KEY", "OTEL_", "LOG_LEVEL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     env.update(
         DATABASE_URL=database_url,
         MESHGATE_DATA_DIR=str(data_dir),
-        ENCRYPTION_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-        MESHGATE_SECRET=secrets.token_urlsafe(32),
-        LOG_LEVEL="WARNING",
+        ENCRYPTION_KEY=remember_secret(base64.b64encode(secrets.token_bytes(32)).decode()),
+        MESHGATE_SECRET=remember_secret(secrets.token_urlsafe(32)),
+        LOG_LEVEL="DEBUG",
+        MESHGATE_LOG_FORMAT="json",
+        MESHGATE_ACCESS_LOG="1",
         MESHGATE_KEY_USAGE_FLUSH_SECONDS="0.2",
     )
     env.update(extra)
@@ -98,6 +103,7 @@ class Gateway:
         if result.returncode != 0:
             raise RuntimeError(f"bootstrap failed: {result.stderr}")
         owner = Owner(**json.loads(result.stdout))
+        remember_secret(owner.api_key)
         self.owners.append(owner)
         return owner
 

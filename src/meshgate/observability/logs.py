@@ -82,8 +82,11 @@ def configure_logging(level: str, log_format: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # The SDK logs every stateless request at INFO; that is noise for a gateway.
-    logging.getLogger("mcp").setLevel("WARNING" if level in ("DEBUG", "INFO") else level)
+    # The SDK logs every stateless request at INFO; that is noise for a gateway. SQLAlchemy at DEBUG/INFO
+    # would log statements with their parameters: never, whatever the level.
+    quiet = "WARNING" if level in ("DEBUG", "INFO") else level
+    for name in ("mcp", "sqlalchemy", "aiosqlite", "asyncio", "alembic"):
+        logging.getLogger(name).setLevel(quiet)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -7,6 +7,7 @@ built for recording requests, and the trace context sent upstream is then the cl
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Generator
 from typing import Any
@@ -22,6 +23,8 @@ from meshgate.observability import context as log_context
 from meshgate.observability.metrics import GatewayMetrics
 from meshgate.observability.tracing import DEBUG_ATTRIBUTE, Tracing, debug_id, extract_parent, inject
 from meshgate.proxy.messages import Envelope
+
+log = logging.getLogger("meshgate.proxy")
 
 
 class RequestTelemetry:
@@ -103,8 +106,16 @@ class RequestTelemetry:
         return orjson.dumps(message)
 
     def finish(self, connection: str, method: str, status: int | None = None) -> None:
+        seconds = time.perf_counter() - self._started
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "proxied %s to connection %s in %.2f ms%s",
+                method,
+                connection,
+                seconds * 1000,
+                f" ({self.error})" if self.error else "",
+            )
         if self._metrics is not None and self.organization:
-            seconds = time.perf_counter() - self._started
             self._metrics.observe(
                 self.organization, connection, method or "-", self.tool, seconds=seconds, error=self.error
             )
