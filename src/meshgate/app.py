@@ -68,9 +68,11 @@ class _Gateway:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        proxied = scope["path"].startswith("/mcp/")
+        if scope["path"].startswith("/mcp/"):
+            await self._proxy(scope, receive, send)  # counted per connection and tool by the proxy itself
+            return
         if self._metrics is None:
-            await (self._proxy if proxied else self.app)(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         status = 500
         requests = self._metrics.http_requests
@@ -82,10 +84,9 @@ class _Gateway:
             await send(message)
 
         try:
-            await (self._proxy if proxied else self.app)(scope, receive, counted)
+            await self.app(scope, receive, counted)
         finally:
-            route = "/mcp/{connection_id}" if proxied else _route_label(scope["path"])
-            requests.labels(route, str(status)).inc()
+            requests.labels(_route_label(scope["path"]), str(status)).inc()
 
 
 _KNOWN_ROUTES = frozenset({"/mcp", "/health", "/health/live", "/health/ready", "/metrics"})

@@ -31,7 +31,8 @@ class RequestContextFilter(logging.Filter):
             record.trace_id = format(span_context.trace_id, "032x")
             record.span_id = format(span_context.span_id, "016x")
         else:
-            record.trace_id = record.span_id = None
+            ids = context.trace_ids.get()
+            record.trace_id, record.span_id = ids if ids is not None else (None, None)
         return True
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import platform
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,25 +33,11 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.calls = Counter(
-            "meshgate_proxy_requests",
-            "MCP messages proxied to upstreams",
-            ["organization", "connection", "method", "tool"],
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "meshgate_proxy_errors",
-            "Proxied messages that failed (refused, upstream error, isError results are not counted here)",
-            ["organization", "connection", "method", "tool", "kind"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "meshgate_proxy_request_duration_seconds",
-            "Time from receiving a proxied message to the end of its answer",
-            ["organization", "connection", "method", "tool"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        # Proxied calls are counted in plain dictionaries (the event loop is the only writer) and turned into
+        # series at scrape time: prometheus_client's per-sample locks were the larger part of the metrics cost.
+        self._calls: dict[tuple[str, str, str, str], list[float]] = {}
+        self._errors: dict[tuple[str, str, str, str, str], int] = {}
+        self.registry.register(CallbackCollector(self._proxy_families))
         self.db_duration = Histogram(
             "db_query_duration_seconds",
             "Database query duration (db.query.duration)",
@@ -77,10 +64,42 @@ class GatewayMetrics:
     def observe(
         self, organization: str, connection: str, method: str, tool: str, *, seconds: float, error: str | None
     ) -> None:
-        self.calls.labels(organization, connection, method, tool).inc()
-        self.duration.labels(organization, connection, method, tool).observe(seconds)
+        key = (organization, connection, method, tool)
+        counts = self._calls.get(key)
+        if counts is None:
+            # per bucket, then +Inf, then the sum of durations
+            counts = self._calls[key] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+        counts[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        counts[-1] += seconds
         if error is not None:
-            self.errors.labels(organization, connection, method, tool, error).inc()
+            error_key = (*key, error)
+            self._errors[error_key] = self._errors.get(error_key, 0) + 1
+
+    def _proxy_families(self) -> list[Any]:
+        labels = ["organization", "connection", "method", "tool"]
+        calls = CounterMetricFamily("meshgate_proxy_requests", "MCP messages proxied to upstreams", labels=labels)
+        duration = HistogramMetricFamily(
+            "meshgate_proxy_request_duration_seconds",
+            "Time from receiving a proxied message to the end of its answer",
+            labels=labels,
+        )
+        for key, counts in list(self._calls.items()):
+            total = sum(counts[:-1])
+            calls.add_metric(list(key), total)
+            cumulative = 0.0
+            buckets: list[tuple[str, float]] = []
+            for bound, count in zip((*map(str, _LATENCY_BUCKETS), "+Inf"), counts[:-1], strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            duration.add_metric(list(key), buckets, counts[-1])
+        errors = CounterMetricFamily(
+            "meshgate_proxy_errors",
+            "Proxied messages that failed (refused, upstream error; isError tool results are not counted here)",
+            labels=[*labels, "kind"],
+        )
+        for error_key, count in list(self._errors.items()):
+            errors.add_metric(list(error_key), count)
+        return [calls, duration, errors]
 
     def add_collector(self, collector: Collector) -> None:
         self.registry.register(collector)
@@ -106,10 +125,10 @@ class GatewayMetrics:
 
 
 class CallbackCollector(Collector):
-    """Gauges whose values are read at scrape time (queue depth, circuit states ...)."""
+    """Series whose values are read at scrape time (queue depth, circuit states, proxied calls ...)."""
 
-    def __init__(self, collect: Callable[[], Iterable[GaugeMetricFamily]]) -> None:
+    def __init__(self, collect: Callable[[], Iterable[Any]]) -> None:
         self._collect = collect
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Any]:
         return self._collect()

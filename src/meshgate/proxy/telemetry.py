@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Generator
 from typing import Any
 
 import orjson
@@ -21,22 +20,43 @@ from starlette.types import Message, Scope, Send
 from meshgate.access import Principal
 from meshgate.observability import context as log_context
 from meshgate.observability.metrics import GatewayMetrics
-from meshgate.observability.tracing import DEBUG_ATTRIBUTE, Tracing, debug_id, extract_parent, inject
+from meshgate.observability.tracing import (
+    DEBUG_ATTRIBUTE,
+    SAMPLED_ATTRIBUTE,
+    Tracing,
+    debug_id,
+    extract_parent,
+    inject,
+    new_traceparent,
+)
 from meshgate.proxy.messages import Envelope
 
 log = logging.getLogger("meshgate.proxy")
+_NOTHING = contextlib.nullcontext()
 
 
 class RequestTelemetry:
     """What one request records; created by `Telemetry.begin`."""
 
-    __slots__ = ("_metrics", "_span", "_started", "_token", "_tracer", "debug_id", "error", "organization", "tool")
+    __slots__ = (
+        "_metrics",
+        "_span",
+        "_started",
+        "_token",
+        "_traceparent",
+        "_tracer",
+        "debug_id",
+        "error",
+        "organization",
+        "tool",
+    )
 
     def __init__(self, tracing: Tracing, metrics: GatewayMetrics | None, debug: str | None) -> None:
         self._tracer = tracing.tracer
         self._metrics = metrics
         self._span: trace.Span | None = None
         self._token: object | None = None
+        self._traceparent: str | None = None
         self._started = time.perf_counter()
         self.debug_id = debug
         self.error: str | None = None
@@ -82,18 +102,25 @@ class RequestTelemetry:
                 attributes["gen_ai.tool.name" if envelope.method == "tools/call" else "mcp.target"] = envelope.target
             self._span.set_attributes(attributes)
 
-    @contextlib.contextmanager
-    def child(self, name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any) -> Generator[None]:
+    def child(
+        self, name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: Any
+    ) -> contextlib.AbstractContextManager[object]:
+        """A child span of this request's span (a shared do-nothing context when it is not recorded)."""
         if not self.recording:
-            yield
-            return
-        with self._tracer.start_as_current_span(name, kind=kind, attributes=attributes):
-            yield
+            return _NOTHING
+        return self._tracer.start_as_current_span(name, kind=kind, attributes=attributes)
+
+    def untraced(self, traceparent: str) -> None:
+        """This request is not sampled: no span, but the trace context still flows upstream and into logs."""
+        self._traceparent = traceparent
+        log_context.trace_ids.set((traceparent[3:35], traceparent[36:52]))
 
     def propagate(self, headers: dict[str, str]) -> None:
-        """Replace the client's traceparent with meshgate's own span when this request is traced."""
+        """Send the trace context upstream: meshgate's own span, or the unsampled context."""
         if self._span is not None:
             inject(headers)
+        elif self._traceparent is not None:
+            headers["traceparent"] = self._traceparent
 
     def propagate_in_meta(self, message: dict[str, Any]) -> bytes | None:
         """2026-era requests carry trace context in `params._meta` too; returns the new body, if changed."""
@@ -141,7 +168,13 @@ class Telemetry:
         log_context.organization_id.set(None)
         debug = debug_id(headers, scope.get("query_string", b""))
         telemetry = RequestTelemetry(self._tracing, self._metrics, debug)
-        if self._tracing.enabled:
+        log_context.trace_ids.set(None)
+        if not self._tracing.enabled:
+            return telemetry
+        decision = None if debug is not None else self._tracing.decide(headers)
+        if decision is False:
+            telemetry.untraced(new_traceparent(headers.get("traceparent")))
+        else:
             attributes: dict[str, Any] = {
                 "http.request.method": scope["method"],
                 "http.route": route,
@@ -152,6 +185,8 @@ class Telemetry:
                 attributes["mcp.protocol.version"] = headers["mcp-protocol-version"]
             if debug is not None:
                 attributes[DEBUG_ATTRIBUTE] = debug
+            if decision is True:
+                attributes[SAMPLED_ATTRIBUTE] = True
             telemetry.start_span(f"{scope['method']} {route}", extract_parent(headers), attributes)
         return telemetry
 
