@@ -97,8 +97,14 @@ class Tracing:
         service_name: str = "meshgate",
     ) -> None:
         self.enabled = enabled
-        self._sampler_name = sampler
         self._ratio = sampler_arg
+        self._mode = {
+            "always_off": "off",
+            "traceidratio": "ratio",
+            "parentbased_traceidratio": "parent_ratio",
+            "parentbased_always_off": "parent_off",
+            "parentbased_always_on": "parent_sdk",
+        }.get(sampler, "sdk")
         self.provider: TracerProvider | None = None
         self.tracer: trace.Tracer = trace.NoOpTracer()
         if not enabled:
@@ -124,19 +130,19 @@ class Tracing:
         The proxy builds no span at all for a request that will not be sampled (90% at the default ratio):
         creating and discarding SDK spans was most of the tracing cost on the hot path.
         """
-        name = self._sampler_name
-        if name in ("always_off", "parentbased_always_off") and "traceparent" not in headers:
+        mode = self._mode
+        if mode == "off":
             return False
-        if name == "always_off":
-            return False
-        if name.startswith("parentbased_"):
+        if mode == "sdk":
+            return None
+        if mode[0] == "p":  # parent-based: a valid parent decides
             parent = headers.get("traceparent")
             if parent is not None and len(parent) == 55:
                 return None if int(parent[-2:], 16) & 1 else False
-            if name != "parentbased_traceidratio":
+            if mode == "parent_sdk":
                 return None
-        elif name != "traceidratio":
-            return None
+            if mode == "parent_off":
+                return False
         return random.random() < self._ratio  # noqa: S311  (sampling, not security)
 
     def add_processor(self, processor: SpanProcessor) -> None:
