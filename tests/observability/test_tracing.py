@@ -141,6 +141,7 @@ async def test_span_tree_of_a_proxied_call(always: InProcess) -> None:
     assert attributes["mcp.protocol.version"] == "2026-07-28"
     assert attributes["meshgate.caller.type"] == "api_key"
     assert attributes["meshgate.organization"]
+    assert attributes["meshgate.connection"] == always.conn_id
     for span in spans:  # no credential and no argument value in any attribute
         for value in (span.attributes or {}).values():
             assert always.key not in str(value)

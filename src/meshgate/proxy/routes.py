@@ -118,9 +118,8 @@ class ProxyEndpoint:
             client = await self._client(call.principal, conn_id)
             if body:
                 call.envelope = parse_envelope(body)
-            telemetry.identify(
-                call.principal, call.envelope, self._telemetry.label(call.envelope.tool_name, client.config.tool_names)
-            )
+            tool_label = self._telemetry.label(call.envelope.tool_name, client.config.tool_names)
+            telemetry.identify(call.principal, conn_id, call.envelope, tool_label)
             self._authorize(call.principal, conn_id, call.envelope)
         except MeshgateError as error:
             if (
@@ -234,9 +233,16 @@ class ProxyEndpoint:
                         captured.append(chunk)
                         size += len(chunk)
 
+        metrics = self._runtime.metrics
         try:
             if streaming:
-                await _until_disconnect(pump(), receive)
+                if metrics is not None:
+                    metrics.open_streams.inc()
+                try:
+                    await _until_disconnect(pump(), receive)
+                finally:
+                    if metrics is not None:
+                        metrics.open_streams.dec()
             else:
                 await pump()
         except (HttpError, TimeoutError) as error:
@@ -334,7 +340,9 @@ class ProxyEndpoint:
             client = await self._client(call.principal, conn_id)
             arguments = _arguments(body)
             call.envelope = Envelope("tools/call", None, {"name": tool, "arguments": arguments})
-            telemetry.identify(call.principal, call.envelope, self._telemetry.label(tool, client.config.tool_names))
+            telemetry.identify(
+                call.principal, conn_id, call.envelope, self._telemetry.label(tool, client.config.tool_names)
+            )
             self._authorize(call.principal, conn_id, call.envelope)
             with telemetry.child("mcp.upstream tools/call", SpanKind.CLIENT, **{"server.address": client.config.title}):
                 extra = {

@@ -84,7 +84,7 @@ class RequestTelemetry:
 
         return send_with_debug_id
 
-    def identify(self, principal: Principal, envelope: Envelope, tool_label: str) -> None:
+    def identify(self, principal: Principal, connection: str, envelope: Envelope, tool_label: str) -> None:
         """Name the caller and the call, for the span, the metrics and the log lines."""
         self.organization = principal.organization_id
         self.tool = tool_label
@@ -92,6 +92,7 @@ class RequestTelemetry:
         if self.recording and self._span is not None:
             attributes: dict[str, Any] = {
                 "meshgate.organization": principal.organization_id,
+                "meshgate.connection": connection,
                 "meshgate.caller.type": "api_key" if principal.api_key_id else "user",
                 "meshgate.caller.id": principal.api_key_id or principal.user_id,
                 "meshgate.user": principal.user_id,
