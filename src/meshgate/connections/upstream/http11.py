@@ -22,6 +22,7 @@ import httptools  # pyright: ignore[reportMissingTypeStubs]
 _HIGH_WATER = 1024 * 1024
 _LOW_WATER = 256 * 1024
 _MAX_IDLE = 64
+MAX_CONNECTIONS = 256  # per upstream origin; callers beyond it wait for a free connection
 
 
 class HttpError(Exception):
@@ -194,6 +195,7 @@ class Response:
         if self._released:
             return
         self._released = True
+        self._pool.free_slot()
         connection = self._connection
         connection.response = None
         if self.complete and self.keep_alive and self._error is None and not connection.closed:
@@ -219,6 +221,7 @@ class Pool:
         self._connect_timeout = connect_timeout
         self._idle: list[_Connection] = []
         self._closed = False
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
     async def request(
         self,
@@ -230,12 +233,20 @@ class Pool:
     ) -> Response:
         """Send a request and wait for the response head (status and headers)."""
         head = self._head(method, headers, body)
+        await self._slots.acquire()
+        try:
+            return await self._send(head + body if body else head, head_timeout)  # Response.release() frees the slot
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _send(self, request: bytes, head_timeout: float | None) -> Response:
         for attempt in range(2):
             connection, reused = await self._acquire()
             response = Response(connection, self)
             connection.start(response)
             assert connection.transport is not None  # noqa: S101  (set by connection_made)
-            connection.transport.write(head + body if body else head)
+            connection.transport.write(request)
             try:
                 await asyncio.wait_for(response.head_ready, head_timeout)
             except TimeoutError as exc:
@@ -248,7 +259,7 @@ class Pool:
                     continue
                 raise
             return response
-        raise HttpError("upstream closed the connection")  # pragma: no cover  (the loop returns or raises)
+        raise HttpError("upstream closed the connection twice")
 
     def _head(self, method: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
         lines = [f"{method} {self.path} HTTP/1.1", f"host: {self.host_header}"]
@@ -279,6 +290,9 @@ class Pool:
         except OSError as exc:
             raise HttpError(exc.strerror or str(exc)) from exc
         return connection, False
+
+    def free_slot(self) -> None:
+        self._slots.release()
 
     def put_back(self, connection: _Connection) -> None:
         if self._closed or len(self._idle) >= _MAX_IDLE:
