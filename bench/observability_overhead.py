@@ -16,39 +16,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from proxy_overhead import cpu_seconds, run_clients
 
-from support.gateway import Gateway, Upstream, start_gateway, start_upstream
+from support.gateway import Gateway, Upstream, create_connection, start_gateway, start_upstream
 
 
 def _connect(gateway: Gateway, upstream: Upstream) -> tuple[str, str]:
     owner = gateway.bootstrap(f"obs-{gateway.port}@example.com")
-    create = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {
-            "name": "COLLECTION_CONNECTIONS_CREATE",
-            "arguments": {
-                "data": {
-                    "title": "echo",
-                    "connection_type": "HTTP",
-                    "connection_url": upstream.url,
-                    "connection_token": upstream.token,
-                }
-            },
-        },
-    }
-    answer = httpx.post(
-        gateway.mcp_url,
-        json=create,
-        headers={"authorization": f"Bearer {owner.api_key}", "accept": "application/json, text/event-stream"},
-    ).json()
-    return f"{gateway.url}/mcp/{answer['result']['structuredContent']['id']}", owner.api_key
+    return create_connection(gateway, owner.api_key, upstream), owner.api_key
 
 
 async def _cpu_per_call(gateway: Gateway, url: str, key: str, calls: int) -> float:

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.gateway import Gateway, start_gateway, start_upstream
+from support.gateway import Gateway, create_connection, start_gateway, start_upstream
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -152,32 +151,8 @@ def main() -> None:
             gateway = start_gateway(f"sqlite:///{tmp}/bench.db", Path(tmp))
             try:
                 owner = gateway.bootstrap("bench@example.com")
-                create = {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "tools/call",
-                    "params": {
-                        "name": "COLLECTION_CONNECTIONS_CREATE",
-                        "arguments": {
-                            "data": {
-                                "title": "echo",
-                                "connection_type": "HTTP",
-                                "connection_url": upstream.url,
-                                "connection_token": "bench-token",
-                            }
-                        },
-                    },
-                }
-                answer = httpx.post(
-                    gateway.mcp_url,
-                    json=create,
-                    headers={
-                        "authorization": f"Bearer {owner.api_key}",
-                        "accept": "application/json, text/event-stream",
-                    },
-                ).json()
-                conn_id = answer["result"]["structuredContent"]["id"]
-                asyncio.run(measure(gateway, upstream.url, f"{gateway.url}/mcp/{conn_id}", owner.api_key, args))
+                conn_url = create_connection(gateway, owner.api_key, upstream)
+                asyncio.run(measure(gateway, upstream.url, conn_url, owner.api_key, args))
             finally:
                 gateway.stop()
     finally:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import http.server
-import secrets
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,12 +15,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from meshgate.app import create_app
-from meshgate.bootstrap import bootstrap_owner
-from meshgate.db.migrate import apply_migrations
-from meshgate.settings import load_settings
+from meshgate.runtime import Runtime
 from support.databases import fresh_database
 from support.gateway import Upstream, free_port, start_gateway
+from support.inprocess import in_process_gateway
 
 pytestmark = pytest.mark.anyio
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -64,45 +60,15 @@ class InProcess:
 
 
 async def _in_process(tmp_path: Path, upstream: Upstream, sampler: str, arg: str) -> AsyncIterator[InProcess]:
-    url = f"sqlite:///{tmp_path / 'trace.db'}"
-    env = {
-        "DATABASE_URL": url,
-        "MESHGATE_DATA_DIR": str(tmp_path),
-        "ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "MESHGATE_SECRET": secrets.token_urlsafe(32),
-        "OTEL_TRACES_SAMPLER": sampler,
-        "OTEL_TRACES_SAMPLER_ARG": arg,
-    }
-    gateway = create_app(load_settings(env))
-    runtime = gateway.state.runtime
     exporter = InMemorySpanExporter()
-    runtime.tracing.add_processor(SimpleSpanProcessor(exporter))
-    await apply_migrations(runtime.db.engine)
-    owner = await bootstrap_owner(url, email="trace@example.com", password=None, org_name="Traced")
-    async with gateway.app.router.lifespan_context(gateway.app):
-        transport = httpx.ASGITransport(app=gateway)
-        headers = {"authorization": f"Bearer {owner.api_key}", "host": "127.0.0.1"}
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers=headers) as client:
-            create = {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "tools/call",
-                "params": {
-                    "name": "COLLECTION_CONNECTIONS_CREATE",
-                    "arguments": {
-                        "data": {
-                            "title": "Up",
-                            "connection_type": "HTTP",
-                            "connection_url": upstream.url,
-                            "connection_token": upstream.token,
-                        }
-                    },
-                },
-            }
-            created = await client.post("/mcp", json=create, headers={"accept": "application/json, text/event-stream"})
-            conn_id = created.json()["result"]["structuredContent"]["id"]
-            exporter.clear()
-            yield InProcess(client, exporter, conn_id, owner.api_key)
+    env = {"OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": arg}
+
+    def attach(runtime: Runtime) -> None:
+        runtime.tracing.add_processor(SimpleSpanProcessor(exporter))
+
+    async with in_process_gateway(tmp_path, upstream, env, before_start=attach) as gateway:
+        exporter.clear()
+        yield InProcess(gateway.client, exporter, gateway.conn_id, gateway.key)
 
 
 @pytest.fixture

@@ -183,3 +183,34 @@ def start_upstream(*, token: str = "upstream-token", json_response: bool = False
         time.sleep(0.05)
     process.kill()
     raise RuntimeError("upstream did not start")
+
+
+def connection_request(upstream: Upstream, title: str = "Upstream") -> dict[str, Any]:
+    """The JSON-RPC message that registers `upstream` as an HTTP connection."""
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": "COLLECTION_CONNECTIONS_CREATE",
+            "arguments": {
+                "data": {
+                    "title": title,
+                    "connection_type": "HTTP",
+                    "connection_url": upstream.url,
+                    "connection_token": upstream.token,
+                }
+            },
+        },
+    }
+
+
+def create_connection(gateway: Gateway, key: str, upstream: Upstream) -> str:
+    """Register `upstream` through a running gateway; returns the connection's proxy URL."""
+    answer = httpx.post(
+        gateway.mcp_url,
+        json=connection_request(upstream),
+        headers={"authorization": f"Bearer {key}", "accept": "application/json, text/event-stream"},
+        timeout=30,
+    ).json()
+    return f"{gateway.url}/mcp/{answer['result']['structuredContent']['id']}"
