@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from meshgate import __version__
+from meshgate.settings import load_settings
 from support.gateway import gateway_env, run_cli
 
 
@@ -82,3 +83,10 @@ def test_bad_settings_are_refused_with_what_is_allowed(tmp_path: Path, variable:
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_settings_never_show_secrets_in_their_repr(tmp_path: Path) -> None:
+    settings = load_settings({"MESHGATE_DATA_DIR": str(tmp_path), "MESHGATE_METRICS_TOKEN": "scrape-token-xyz"})
+    shown = repr(settings)
+    assert "scrape-token-xyz" not in shown
+    assert str(settings.encryption_key) not in shown and str(settings.secret) not in shown

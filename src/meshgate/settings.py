@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from meshgate.errors import ConfigurationError
@@ -26,8 +26,8 @@ class Settings:
 
     database_url: str
     data_dir: Path
-    encryption_key: bytes
-    secret: bytes
+    encryption_key: bytes = field(repr=False)
+    secret: bytes = field(repr=False)
     host: str = "127.0.0.1"
     port: int = 3000
     public_url: str = "http://127.0.0.1:3000"
@@ -37,7 +37,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "INFO"
     key_usage_flush_seconds: float = 10.0
-    previous_encryption_keys: tuple[bytes, ...] = ()
+    previous_encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
     access_log: bool = False
     log_format: str = "auto"
     tracing_enabled: bool = True
@@ -47,7 +47,7 @@ class Settings:
     otlp_headers: tuple[tuple[str, str], ...] = ()
     otel_service_name: str = "meshgate"
     metrics_enabled: bool = True
-    metrics_token: str | None = None
+    metrics_token: str | None = field(default=None, repr=False)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
