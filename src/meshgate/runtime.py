@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily
 
+from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.pool import UpstreamPool
 from meshgate.db.database import Database
 from meshgate.identity.authentication import Authenticator
@@ -38,7 +39,7 @@ class Runtime:
             db=db,
             vault=vault,
             authenticator=Authenticator(db, usage_flush_seconds=settings.key_usage_flush_seconds),
-            upstreams=UpstreamPool(db, vault),
+            upstreams=UpstreamPool(db, vault, addresses=AddressPolicy(block_private=settings.block_private_networks)),
             audit=AuditWriter(db),
             mesh_tokens=MeshTokenIssuer(settings.secret, settings.public_url),
             tracing=Tracing(

@@ -39,6 +39,7 @@ class Settings:
     key_usage_flush_seconds: float = 10.0
     previous_encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
     access_log: bool = False
+    block_private_networks: bool = False
     log_format: str = "auto"
     tracing_enabled: bool = True
     otel_sampler: str = "parentbased_traceidratio"
@@ -74,6 +75,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         key_usage_flush_seconds=float(env.get("MESHGATE_KEY_USAGE_FLUSH_SECONDS", "10")),
         access_log=_flag(env, "MESHGATE_ACCESS_LOG"),
+        block_private_networks=_flag(env, "MESHGATE_BLOCK_PRIVATE_NETWORKS"),
         log_format=_choice(env, "MESHGATE_LOG_FORMAT", ("auto", "json", "text")),
         tracing_enabled=not _flag(env, "OTEL_SDK_DISABLED"),
         otel_sampler=env.get("OTEL_TRACES_SAMPLER", "parentbased_traceidratio").strip().lower(),

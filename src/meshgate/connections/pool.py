@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.service import ConnectionService
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.db.database import Database
@@ -22,9 +23,12 @@ log = logging.getLogger(__name__)
 class UpstreamPool:
     """Connection id → `UpstreamClient`, organization-checked on every lookup."""
 
-    def __init__(self, db: Database, vault: Vault, *, close_grace_s: float = 300.0) -> None:
+    def __init__(
+        self, db: Database, vault: Vault, *, addresses: AddressPolicy | None = None, close_grace_s: float = 300.0
+    ) -> None:
         self._db = db
         self._vault = vault
+        self.addresses = addresses or AddressPolicy()
         self._clients: dict[str, UpstreamClient] = {}
         self._generation = 0
         self._grace = close_grace_s
@@ -38,7 +42,7 @@ class UpstreamPool:
             generation = self._generation
             async with self._db.transaction() as session:
                 config = await ConnectionService(session, organization_id, self._vault).upstream_config(connection_id)
-            client = UpstreamClient(config)
+            client = UpstreamClient(config, self.addresses)
             if generation == self._generation and connection_id not in self._clients:
                 self._clients[connection_id] = client
             else:

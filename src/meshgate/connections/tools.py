@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from meshgate.connections.addresses import AddressRefused
 from meshgate.connections.discovery import discover, ping
 from meshgate.connections.inputs import (
     ConfigureInput,
@@ -67,9 +69,22 @@ def _values(data: ConnectionDataInput) -> dict[str, Any]:
     return {name: getattr(data, name) for name in data.model_fields_set if name not in _SECRET_FIELDS}
 
 
-async def _probe(config: UpstreamConfig) -> tuple[Discovery | None, str | None]:
+async def _check_address(ctx: ToolContext, url: str | None) -> None:
+    """Refuse URLs that point at link-local or metadata addresses (or private ones, when configured)."""
+    if url is None:
+        return
+    parts = urlsplit(url)
+    try:
+        await ctx.runtime.upstreams.addresses.resolve(
+            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        )
+    except AddressRefused as refused:
+        raise InvalidInput(f"connection_url is not allowed: {refused}") from refused
+
+
+async def _probe(ctx: ToolContext, config: UpstreamConfig) -> tuple[Discovery | None, str | None]:
     """Contact a server with a throw-away client; an unreachable server is an answer, not an error."""
-    client = UpstreamClient(config)
+    client = UpstreamClient(config, ctx.runtime.upstreams.addresses)
     try:
         return await discover(client), None
     except UpstreamError as error:
@@ -90,7 +105,9 @@ async def connection_create(ctx: ToolContext, args: CreateInput) -> Any:
     values.setdefault("status", "active")
     values.setdefault("connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS)
     values.setdefault("call_timeout_ms", DEFAULT_CALL_TIMEOUT_MS)
+    await _check_address(ctx, data.connection_url)
     found, error = await _probe(
+        ctx,
         UpstreamConfig(
             id="new",
             organization_id=ctx.principal.organization_id,
@@ -101,7 +118,7 @@ async def connection_create(ctx: ToolContext, args: CreateInput) -> Any:
             secrets=secrets,
             connect_timeout_ms=values["connect_timeout_ms"],
             call_timeout_ms=values["call_timeout_ms"],
-        )
+        ),
     )
     if found is None:
         values.update(status="error", status_reason=error)
@@ -136,7 +153,9 @@ async def connection_update(ctx: ToolContext, args: UpdateInput) -> Any:
     values = _values(data)
     reachability = {"connection_url", "connection_token", "connection_headers", "connect_timeout_ms"}
     if reachability & data.model_fields_set:
+        await _check_address(ctx, url)
         found, error = await _probe(
+            ctx,
             UpstreamConfig(
                 id=current.id,
                 organization_id=current.organization_id,
@@ -147,7 +166,7 @@ async def connection_update(ctx: ToolContext, args: UpdateInput) -> Any:
                 secrets=secrets,
                 connect_timeout_ms=data.connect_timeout_ms or current.connect_timeout_ms,
                 call_timeout_ms=data.call_timeout_ms or current.call_timeout_ms,
-            )
+            ),
         )
         if found is None:
             values.update(status="error", status_reason=error)

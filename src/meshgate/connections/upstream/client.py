@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from meshgate import __version__
+from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.models import UpstreamConfig
 from meshgate.connections.upstream.breaker import CircuitBreaker
 from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, Response
@@ -43,7 +44,7 @@ def shared_ssl_context() -> ssl.SSLContext:
 class UpstreamClient:
     """The connection to one upstream MCP server."""
 
-    def __init__(self, config: UpstreamConfig) -> None:
+    def __init__(self, config: UpstreamConfig, addresses: AddressPolicy | None = None) -> None:
         if config.url is None:
             raise UpstreamInvalidResponse(f"connection {config.title} has no URL")
         self.config = config
@@ -51,7 +52,12 @@ class UpstreamClient:
         self.breaker = CircuitBreaker(config.title)
         self.credential_headers = self._credential_headers()
         self.call_timeout = config.call_timeout_ms / 1000
-        self._pool = Pool(self.url, ssl_context=shared_ssl_context(), connect_timeout=config.connect_timeout_ms / 1000)
+        self._pool = Pool(
+            self.url,
+            ssl_context=shared_ssl_context(),
+            connect_timeout=config.connect_timeout_ms / 1000,
+            addresses=addresses,
+        )
         self._ids = itertools.count(1)
         self._session_id: str | None = None
         self._version = HANDSHAKE_VERSION

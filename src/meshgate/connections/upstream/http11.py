@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import httptools  # pyright: ignore[reportMissingTypeStubs]
 
+from meshgate.connections.addresses import AddressPolicy, AddressRefused
+
 _HIGH_WATER = 1024 * 1024
 _LOW_WATER = 256 * 1024
 _MAX_IDLE = 64
@@ -207,7 +209,14 @@ class Response:
 class Pool:
     """Keep-alive connections to one origin (scheme, host, port)."""
 
-    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        connect_timeout: float,
+        addresses: AddressPolicy | None = None,
+    ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "localhost"
         self.tls = parts.scheme == "https"
@@ -222,6 +231,7 @@ class Pool:
         self._idle: list[_Connection] = []
         self._closed = False
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._addresses = addresses or AddressPolicy()
 
     async def request(
         self,
@@ -275,18 +285,20 @@ class Pool:
                 return connection, True
         loop = asyncio.get_running_loop()
         try:
-            _transport, connection = await asyncio.wait_for(
-                loop.create_connection(
+            async with asyncio.timeout(self._connect_timeout):
+                # Resolve and check first, then connect to the checked address (DNS rebinding).
+                address = (await self._addresses.resolve(self.host, self.port))[0]
+                _transport, connection = await loop.create_connection(
                     _Connection,
-                    self.host,
+                    address,
                     self.port,
                     ssl=self._ssl,
                     server_hostname=self.host if self._ssl else None,
-                ),
-                self._connect_timeout,
-            )
+                )
         except TimeoutError as exc:
             raise HttpTimeout(f"could not connect within {self._connect_timeout:g} s") from exc
+        except AddressRefused as exc:
+            raise HttpError(f"refused to connect: {exc}") from exc
         except OSError as exc:
             raise HttpError(exc.strerror or str(exc)) from exc
         return connection, False

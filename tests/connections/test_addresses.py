@@ -1,0 +1,81 @@
+"""The SSRF guard: link-local and metadata addresses are refused; private ranges when configured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import new_owner
+from meshgate.connections.addresses import AddressPolicy, AddressRefused
+from support.databases import fresh_database
+from support.gateway import Gateway, Upstream, start_gateway
+from support.mcp_client import call_error, connect
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("169.254.169.254", "cloud metadata"),
+        ("100.100.100.200", "cloud metadata"),
+        ("fd00:ec2::254", "cloud metadata"),
+        ("169.254.10.1", "link-local"),
+        ("fe80::1", "link-local"),
+        ("::ffff:169.254.169.254", "cloud metadata"),
+        ("0.0.0.0", "not a unicast"),  # noqa: S104  (the address under test, nothing binds to it)
+        ("224.0.0.1", "not a unicast"),
+    ],
+)
+def test_always_refused_addresses(address: str, reason: str) -> None:
+    with pytest.raises(AddressRefused, match=reason):
+        AddressPolicy().check(address)
+
+
+def test_private_and_loopback_addresses_follow_the_setting() -> None:
+    for address in ("10.1.2.3", "192.168.0.10", "172.20.0.1", "127.0.0.1", "fc00::1", "8.8.8.8"):
+        AddressPolicy().check(address)
+    for address in ("10.1.2.3", "192.168.0.10", "127.0.0.1", "::1"):
+        with pytest.raises(AddressRefused, match="private address"):
+            AddressPolicy(block_private=True).check(address)
+    AddressPolicy(block_private=True).check("8.8.8.8")
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://169.254.169.254/latest/meta-data", "169.254.169.254 is a cloud metadata address"),
+        ("http://[fe80::1]:8080/mcp", "fe80::1 is a link-local address"),
+    ],
+)
+async def test_connections_to_refused_addresses_are_not_saved(gateway: Gateway, url: str, reason: str) -> None:
+    owner = await new_owner(gateway)
+    async with connect(gateway.mcp_url, owner.api_key) as client:
+        message = await call_error(
+            client,
+            "COLLECTION_CONNECTIONS_CREATE",
+            {"data": {"title": "x", "connection_type": "HTTP", "connection_url": url}},
+        )
+    assert "invalid_input: connection_url is not allowed" in message and reason in message
+
+
+async def test_blocking_private_networks_refuses_internal_servers(tmp_path: Path, upstream: Upstream) -> None:
+    with fresh_database("sqlite", tmp_path) as url:
+        gw = start_gateway(url, tmp_path, MESHGATE_BLOCK_PRIVATE_NETWORKS="1")
+        try:
+            owner = await new_owner(gw)
+            data = {"title": "internal", "connection_type": "HTTP", "connection_token": upstream.token}
+            async with connect(gw.mcp_url, owner.api_key) as client:
+                by_ip = await call_error(
+                    client, "COLLECTION_CONNECTIONS_CREATE", {"data": {**data, "connection_url": upstream.url}}
+                )
+                by_name = await call_error(
+                    client,
+                    "COLLECTION_CONNECTIONS_CREATE",
+                    {"data": {**data, "connection_url": upstream.url.replace("127.0.0.1", "localhost")}},
+                )
+            assert "127.0.0.1 is a private address" in by_ip
+            assert "localhost resolves only to refused addresses" in by_name
+        finally:
+            assert gw.stop() == 0
