@@ -12,6 +12,7 @@ from meshgate.mcp.results import failure
 
 ALL = [
     (errors.InvalidInput, "invalid_input", 400),
+    (errors.MalformedJson, "invalid_json", 400),
     (errors.Unauthenticated, "unauthenticated", 401),
     (errors.PermissionDenied, "permission_denied", 403),
     (errors.NotFound, "not_found", 404),
@@ -40,6 +41,12 @@ def test_mcp_http_error_is_jsonrpc_with_the_meshgate_code_in_data(
     assert body["error"]["message"] == "nope"
     assert body["error"]["data"] == {"code": code, "message": "nope"}
     assert ("www-authenticate" in response.headers) == (cls is errors.Unauthenticated)
+
+
+def test_malformed_json_maps_to_the_jsonrpc_parse_error() -> None:
+    body = json.loads(bytes(mcp_http_error(errors.MalformedJson("not JSON")).body))
+    assert body["error"]["code"] == -32700
+    assert json.loads(bytes(mcp_http_error(errors.InvalidInput("bad")).body))["error"]["code"] == -32600
 
 
 def test_tool_failure_is_an_is_error_result_with_one_line() -> None:

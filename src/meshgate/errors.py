@@ -4,6 +4,7 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
 
     MeshgateError                      code               HTTP
     ├── InvalidInput                   invalid_input      400
+    │   └── MalformedJson              invalid_json       400  (JSON-RPC parse error, -32700)
     ├── Unauthenticated                unauthenticated    401
     ├── PermissionDenied               permission_denied  403
     ├── NotFound                       not_found          404
@@ -46,6 +47,12 @@ class InvalidInput(MeshgateError):
 
     code = "invalid_input"
     http_status = 400
+
+
+class MalformedJson(InvalidInput):
+    """The body is not JSON at all (or nests deeper than the parser allows)."""
+
+    code = "invalid_json"
 
 
 class Unauthenticated(MeshgateError):

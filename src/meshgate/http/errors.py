@@ -9,7 +9,12 @@ from starlette.responses import JSONResponse, Response
 from meshgate.errors import MeshgateError, Unauthenticated
 
 # JSON-RPC server-error codes for failures that happen before a message reaches the MCP server.
-_JSONRPC_CODES = {"invalid_input": -32600, "payload_too_large": -32600, "unsupported_media_type": -32600}
+_JSONRPC_CODES = {
+    "invalid_json": -32700,
+    "invalid_input": -32600,
+    "payload_too_large": -32600,
+    "unsupported_media_type": -32600,
+}
 
 
 def http_error(error: MeshgateError, headers: dict[str, str] | None = None) -> Response:

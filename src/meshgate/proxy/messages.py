@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from meshgate.connections.upstream.sse import parse_events
-from meshgate.errors import InvalidInput
+from meshgate.errors import InvalidInput, MalformedJson
 from meshgate.jsonvalues import as_dict, as_list
 
 
@@ -43,7 +43,7 @@ def parse_envelope(body: bytes) -> Envelope:
     try:
         message = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
+        raise MalformedJson(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(message, dict):
         raise InvalidInput("request body must be one JSON-RPC object")
     method = message.get("method")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
