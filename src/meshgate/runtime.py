@@ -8,7 +8,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.pool import UpstreamPool
-from meshgate.db.database import Database
+from meshgate.db.database import EVERYTHING, Database
 from meshgate.identity.authentication import Authenticator
 from meshgate.monitoring.writer import AuditWriter
 from meshgate.observability.metrics import CIRCUIT_STATES, CallbackCollector, GatewayMetrics
@@ -87,7 +87,7 @@ class Runtime:
         return [queue, dropped, written, circuit, failures, clients]
 
     def _on_change(self, topic: str) -> None:
-        if topic == "identity":
+        if topic in ("identity", EVERYTHING):
             self.mesh_tokens.clear()
 
     async def start(self) -> None:

@@ -13,7 +13,7 @@ import logging
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.service import ConnectionService
 from meshgate.connections.upstream import UpstreamClient
-from meshgate.db.database import Database
+from meshgate.db.database import EVERYTHING, Database
 from meshgate.errors import NotFound
 from meshgate.vault import Vault
 
@@ -75,6 +75,9 @@ class UpstreamPool:
     def _on_change(self, topic: str) -> None:
         if topic.startswith("connection:"):
             self.drop(topic.split(":", 1)[1])
+        elif topic == EVERYTHING:
+            for connection_id in list(self._clients):
+                self.drop(connection_id)
 
     def _retire(self, client: UpstreamClient) -> None:
         async def later() -> None:

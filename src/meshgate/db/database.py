@@ -9,6 +9,7 @@ every replica). SQLite and MySQL deployments are single-process for cache purpos
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from meshgate.db.engine import create_engine, session_factory
 log = logging.getLogger(__name__)
 
 CHANNEL = "meshgate_changes"
+EVERYTHING = "*"  # topic meaning "forget every cached thing" (after notifications may have been missed)
 _TOPICS_KEY = "meshgate.topics"
 
 ChangeSubscriber = Callable[[str], None]
@@ -47,6 +49,8 @@ class Database:
         self._sessions = session_factory(self.engine)
         self._subscribers: list[ChangeSubscriber] = []
         self._listener: Any = None
+        self._closing = False
+        self._reconnect: asyncio.Task[None] | None = None
 
     @property
     def dialect(self) -> str:
@@ -72,16 +76,48 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def start_listening(self) -> None:
-        """On PostgreSQL, hear changes made by other processes."""
+        """On PostgreSQL, hear changes made by other processes (and keep hearing them across restarts)."""
         if self.dialect != "postgresql" or self._listener is not None:
             return
         connection = await self.engine.connect()
         raw = await connection.get_raw_connection()
         driver: Any = raw.driver_connection
         await driver.add_listener(CHANNEL, self._on_notify)
+        driver.add_termination_listener(self._on_listener_lost)
         self._listener = connection
 
+    def _on_listener_lost(self, _connection: object) -> None:
+        """The LISTEN connection died (database restart, network): changes may have been missed."""
+        if self._closing:
+            return
+        log.warning("lost the change-notification connection; caches are cleared and it is being re-opened")
+        self._listener = None
+        self._publish(EVERYTHING)
+        if self._reconnect is None or self._reconnect.done():
+            self._reconnect = asyncio.get_running_loop().create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        delay = 0.2
+        while not self._closing:
+            try:
+                await self.engine.dispose()  # every pooled connection died with the server
+                await self.start_listening()
+            except Exception as error:  # noqa: BLE001  (a background task's boundary: log and keep trying)
+                name = type(error).__name__
+                log.warning("change notifications still unavailable (%s); retrying in %.1f s", name, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+                continue
+            # Anything may have changed while nobody was listening.
+            self._publish(EVERYTHING)
+            log.warning("change notifications are back")
+            return
+
     async def close(self) -> None:
+        self._closing = True
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            await asyncio.gather(self._reconnect, return_exceptions=True)
         if self._listener is not None:
             await self._listener.close()
             self._listener = None

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from meshgate.access import FULL_ACCESS, PermissionMap, Principal
-from meshgate.db.database import Database
+from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.tables import api_keys, members, organizations, roles
 from meshgate.errors import Unauthenticated
 from meshgate.identity.models import DEFAULT_MEMBER_PERMISSIONS
@@ -88,7 +88,7 @@ class Authenticator:
                 await ApiKeyService(session, org_id).record_use(used)
 
     def _on_change(self, topic: str) -> None:
-        if topic == IDENTITY:
+        if topic in (IDENTITY, EVERYTHING):
             self.clear()
 
     def _remember(self, digest: str, principal: Principal) -> None:
