@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -37,8 +35,17 @@ from meshgate.http.errors import http_error, mcp_http_error
 from meshgate.http.guard import Admission, headers_of
 from meshgate.jsonvalues import as_dict
 from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
+from meshgate.proxy._exchange import (
+    Call,
+    not_mcp,
+    request_id_of,
+    snippet,
+    speaks_mcp,
+    tool_arguments,
+    until_disconnect,
+)
 from meshgate.proxy.messages import Envelope, filter_tools, parse_envelope, refusal
-from meshgate.proxy.telemetry import RequestTelemetry, Telemetry
+from meshgate.proxy.telemetry import Telemetry
 from meshgate.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -58,28 +65,7 @@ _FORWARDED = (
 )
 _RETURNED = ("content-type", "mcp-session-id", "mcp-protocol-version", "cache-control", "allow", "retry-after")
 _MAX_CAPTURE = 4 * 1024 * 1024
-_NO_ENVELOPE = Envelope(None, None, None)
 _MAX_FILTERED = 16 * 1024 * 1024
-
-
-@dataclass(slots=True)
-class _Call:
-    """One proxied request as the proxy's helpers see it."""
-
-    conn_id: str
-    headers: dict[str, str]
-    request_id: str
-    started: float
-    telemetry: RequestTelemetry
-    principal: Principal | None = None
-    envelope: Envelope = _NO_ENVELOPE
-
-
-def _request_id(headers: dict[str, str]) -> str:
-    given = headers.get("x-request-id", "")
-    if 0 < len(given) <= 200 and given.isprintable():
-        return given
-    return uuid.uuid4().hex
 
 
 class ProxyEndpoint:
@@ -98,10 +84,10 @@ class ProxyEndpoint:
             await http_error(NotFound(f"no route for {scope['path'][:200]}"))(scope, receive, send)
             return
         headers = headers_of(scope)
-        request_id = _request_id(headers)
+        request_id = request_id_of(headers)
         route = "/mcp/{connection_id}/call-tool/{tool}" if rest else "/mcp/{connection_id}"
         telemetry = self._telemetry.begin(scope, headers, route, request_id)
-        call = _Call(parts[0], headers, request_id, time.perf_counter(), telemetry)
+        call = Call(parts[0], headers, request_id, time.perf_counter(), telemetry)
         try:
             if rest:
                 await self._rest_call(scope, receive, telemetry.wrap_send(send), call, parts[2])
@@ -110,7 +96,7 @@ class ProxyEndpoint:
         finally:
             telemetry.finish(call.conn_id, call.envelope.method or scope["method"])
 
-    async def _proxy(self, scope: Scope, receive: Receive, send: Send, call: _Call) -> None:
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         conn_id, headers, telemetry = call.conn_id, call.headers, call.telemetry
         try:
             with telemetry.child("meshgate.authenticate"):
@@ -150,7 +136,7 @@ class ProxyEndpoint:
             await self._relay(scope, receive, send, client, response, call)
 
     async def _relay(  # noqa: PLR0917
-        self, scope: Scope, receive: Receive, send: Send, client: UpstreamClient, response: Response, call: _Call
+        self, scope: Scope, receive: Receive, send: Send, client: UpstreamClient, response: Response, call: Call
     ) -> None:
         """Send the upstream's answer to the client (filtered for tools/list), then audit it."""
         principal, conn_id, method = call.principal, call.conn_id, scope["method"]
@@ -159,8 +145,8 @@ class ProxyEndpoint:
         captured: bytes | None = None
         failure: UpstreamError | None = None
         try:
-            if not _speaks_mcp(response, call.envelope):
-                failure = UpstreamInvalidResponse(_not_mcp(client, response, await _snippet(response)))
+            if not speaks_mcp(response, call.envelope):
+                failure = UpstreamInvalidResponse(not_mcp(client, response, await snippet(response)))
             elif call.envelope.method == "tools/list" and response.status == 200 and not principal.allows(conn_id, "*"):
                 body = await response.read(_MAX_FILTERED, idle_s=idle_s)
                 content_type = response.headers.get("content-type", "")
@@ -178,7 +164,7 @@ class ProxyEndpoint:
         if call.envelope.method in AUDITED_METHODS:
             self._audit(call, response=response, body=captured, error=failure)
 
-    def _upstream_headers(self, client: UpstreamClient, call: _Call) -> dict[str, str]:
+    def _upstream_headers(self, client: UpstreamClient, call: Call) -> dict[str, str]:
         """meshgate's credentials plus the protocol headers of the client (never its Authorization)."""
         upstream_headers = client.credential_headers.copy()
         for name in _FORWARDED:
@@ -212,7 +198,7 @@ class ProxyEndpoint:
             raise PermissionDenied(f"this credential has no permission on connection {conn_id}")
 
     async def _stream(
-        self, receive: Receive, send: Send, response: Response, call: _Call, deadline_s: float | None
+        self, receive: Receive, send: Send, response: Response, call: Call, deadline_s: float | None
     ) -> bytes | None:
         """Send the upstream answer through as it arrives; keep a copy when it will be audited.
 
@@ -239,7 +225,7 @@ class ProxyEndpoint:
                 if metrics is not None:
                     metrics.open_streams.inc()
                 try:
-                    await _until_disconnect(pump(), receive)
+                    await until_disconnect(pump(), receive)
                 finally:
                     if metrics is not None:
                         metrics.open_streams.dec()
@@ -274,7 +260,7 @@ class ProxyEndpoint:
                 out.append((name.encode(), value.encode("latin-1")))
         return {"type": "http.response.start", "status": response.status, "headers": out}
 
-    async def _refuse(self, send: Send, call: _Call, error: PermissionDenied) -> None:
+    async def _refuse(self, send: Send, call: Call, error: PermissionDenied) -> None:
         call.telemetry.error = error.code
         body = refusal(call.envelope.id, f"{error.code}: {error.message}", call.headers.get("mcp-protocol-version"))
         await send(
@@ -287,7 +273,7 @@ class ProxyEndpoint:
         await send({"type": "http.response.body", "body": body, "more_body": False})
         self._audit(call, error=error)
 
-    async def _error(self, scope: Scope, receive: Receive, send: Send, error: MeshgateError, call: _Call) -> None:
+    async def _error(self, scope: Scope, receive: Receive, send: Send, error: MeshgateError, call: Call) -> None:
         call.telemetry.error = error.code
         message_id = call.envelope.id
         metadata = f"{self._public_url}/.well-known/oauth-protected-resource{scope['path']}"
@@ -295,7 +281,7 @@ class ProxyEndpoint:
 
     def _audit(
         self,
-        call: _Call,
+        call: Call,
         *,
         response: Response | None = None,
         body: bytes | None = None,
@@ -329,7 +315,7 @@ class ProxyEndpoint:
             )
         )
 
-    async def _rest_call(self, scope: Scope, receive: Receive, send: Send, call: _Call, tool: str) -> None:
+    async def _rest_call(self, scope: Scope, receive: Receive, send: Send, call: Call, tool: str) -> None:
         """REST: the JSON body is the tool's arguments; answers the tool result JSON."""
         conn_id, headers, telemetry = call.conn_id, call.headers, call.telemetry
         try:
@@ -338,7 +324,7 @@ class ProxyEndpoint:
             with telemetry.child("meshgate.authenticate"):
                 call.principal, body = await self._admission.admit(scope, receive, headers)
             client = await self._client(call.principal, conn_id)
-            arguments = _arguments(body)
+            arguments = tool_arguments(body)
             call.envelope = Envelope("tools/call", None, {"name": tool, "arguments": arguments})
             telemetry.identify(
                 call.principal, conn_id, call.envelope, self._telemetry.label(tool, client.config.tool_names)
@@ -375,53 +361,3 @@ class ProxyEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": orjson.dumps(payload), "more_body": False})
-
-
-def _arguments(body: bytes) -> dict[str, Any]:
-    try:
-        arguments: Any = orjson.loads(body) if body.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(arguments, dict):
-        raise InvalidInput("the request body must be a JSON object of tool arguments")
-    return as_dict(arguments)
-
-
-def _speaks_mcp(response: Response, envelope: Envelope) -> bool:
-    """An answer to a request must be JSON or SSE; anything else (an HTML error page ...) is not MCP."""
-    if envelope.id is None or response.status in (202, 204):
-        return True
-    media_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
-    return media_type in ("application/json", "text/event-stream")
-
-
-async def _snippet(response: Response) -> str:
-    try:
-        body = await response.read(64 * 1024, idle_s=5)
-    except HttpError:
-        return ""
-    return body[:200].decode("utf-8", errors="replace")
-
-
-def _not_mcp(client: UpstreamClient, response: Response, snippet: str) -> str:
-    media_type = response.headers.get("content-type", "no content type")
-    return f"upstream {client.config.title} answered HTTP {response.status} with {media_type}, not MCP: {snippet!r}"
-
-
-async def _until_disconnect(pump: Any, receive: Receive) -> None:
-    """Run a streaming pump until it ends or the client goes away (then stop reading upstream)."""
-    pumping = asyncio.ensure_future(pump)
-    watching = asyncio.ensure_future(_disconnected(receive))
-    try:
-        await asyncio.wait((pumping, watching), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (pumping, watching):
-            task.cancel()
-        await asyncio.gather(pumping, watching, return_exceptions=True)
-    if pumping.done() and not pumping.cancelled() and pumping.exception() is not None:
-        raise pumping.exception()  # type: ignore[misc]
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

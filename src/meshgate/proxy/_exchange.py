@@ -1,0 +1,91 @@
+"""Helpers on the two sides of a proxied exchange: the client's request and the upstream's answer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.types import Receive
+
+from meshgate.access import Principal
+from meshgate.connections.upstream import UpstreamClient
+from meshgate.connections.upstream.http11 import HttpError, Response
+from meshgate.errors import InvalidInput
+from meshgate.jsonvalues import as_dict
+from meshgate.proxy.messages import Envelope
+from meshgate.proxy.telemetry import RequestTelemetry
+
+NO_ENVELOPE = Envelope(None, None, None)
+
+
+@dataclass(slots=True)
+class Call:
+    """One proxied request as the proxy's helpers see it."""
+
+    conn_id: str
+    headers: dict[str, str]
+    request_id: str
+    started: float
+    telemetry: RequestTelemetry
+    principal: Principal | None = None
+    envelope: Envelope = NO_ENVELOPE
+
+
+def request_id_of(headers: dict[str, str]) -> str:
+    given = headers.get("x-request-id", "")
+    if 0 < len(given) <= 200 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+def tool_arguments(body: bytes) -> dict[str, Any]:
+    try:
+        arguments: Any = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(arguments, dict):
+        raise InvalidInput("the request body must be a JSON object of tool arguments")
+    return as_dict(arguments)
+
+
+def speaks_mcp(response: Response, envelope: Envelope) -> bool:
+    """An answer to a request must be JSON or SSE; anything else (an HTML error page ...) is not MCP."""
+    if envelope.id is None or response.status in (202, 204):
+        return True
+    media_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
+    return media_type in ("application/json", "text/event-stream")
+
+
+async def snippet(response: Response) -> str:
+    try:
+        body = await response.read(64 * 1024, idle_s=5)
+    except HttpError:
+        return ""
+    return body[:200].decode("utf-8", errors="replace")
+
+
+def not_mcp(client: UpstreamClient, response: Response, snippet: str) -> str:
+    media_type = response.headers.get("content-type", "no content type")
+    return f"upstream {client.config.title} answered HTTP {response.status} with {media_type}, not MCP: {snippet!r}"
+
+
+async def until_disconnect(pump: Any, receive: Receive) -> None:
+    """Run a streaming pump until it ends or the client goes away (then stop reading upstream)."""
+    pumping = asyncio.ensure_future(pump)
+    watching = asyncio.ensure_future(disconnected(receive))
+    try:
+        await asyncio.wait((pumping, watching), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pumping, watching):
+            task.cancel()
+        await asyncio.gather(pumping, watching, return_exceptions=True)
+    if pumping.done() and not pumping.cancelled() and pumping.exception() is not None:
+        raise pumping.exception()  # type: ignore[misc]
+
+
+async def disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
