@@ -12,15 +12,14 @@ import asyncio
 import logging
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 
-from meshgate.access import FULL_ACCESS, PermissionMap, Principal
+from meshgate.access import PermissionMap, Principal
 from meshgate.db.database import EVERYTHING, Database
-from meshgate.db.tables import api_keys, members, organizations, roles
+from meshgate.db.tables import api_keys, members, organizations
 from meshgate.errors import Unauthenticated
-from meshgate.identity.models import DEFAULT_MEMBER_PERMISSIONS
+from meshgate.identity._policy import role_map
 from meshgate.identity.service import IDENTITY, ApiKeyService, hash_key
 
 log = logging.getLogger(__name__)
@@ -78,14 +77,19 @@ class Authenticator:
             return
         pending, self._usage = self._usage, {}
         by_org: dict[str, dict[str, datetime]] = {}
-        async with self._db.transaction() as session:
-            rows = await session.execute(
-                select(api_keys.c.id, api_keys.c.organization_id).where(api_keys.c.id.in_(list(pending)))
-            )
-            for key_id, org_id in rows:
-                by_org.setdefault(org_id, {})[key_id] = pending[key_id]
-            for org_id, used in by_org.items():
-                await ApiKeyService(session, org_id).record_use(used)
+        try:
+            async with self._db.transaction() as session:
+                rows = await session.execute(
+                    select(api_keys.c.id, api_keys.c.organization_id).where(api_keys.c.id.in_(list(pending)))
+                )
+                for key_id, org_id in rows:
+                    by_org.setdefault(org_id, {})[key_id] = pending[key_id]
+                for org_id, used in by_org.items():
+                    await ApiKeyService(session, org_id).record_use(used)
+        except BaseException:
+            # Keep the times for the next attempt (newer uses recorded meanwhile win).
+            self._usage = {**pending, **self._usage}
+            raise
 
     def _on_change(self, topic: str) -> None:
         if topic in (IDENTITY, EVERYTHING):
@@ -105,7 +109,6 @@ class Authenticator:
                 api_keys.c.permissions,
                 api_keys.c.expires_at,
                 organizations.c.slug,
-                organizations.c.settings,
                 members.c.role,
             )
             .join(organizations, organizations.c.id == api_keys.c.organization_id)
@@ -119,8 +122,8 @@ class Authenticator:
             row = (await session.execute(query)).first()
             if row is None:
                 raise Unauthenticated("the API key is not valid")
-            role_map = await self._role_map(session, row.organization_id, row.role, row.settings)
-        grants: tuple[PermissionMap, ...] = (role_map,) if row.permissions is None else (role_map, row.permissions)
+            grant = await role_map(session, row.organization_id, row.role)
+        grants: tuple[PermissionMap, ...] = (grant,) if row.permissions is None else (grant, row.permissions)
         return Principal(
             user_id=row.user_id,
             organization_id=row.organization_id,
@@ -130,17 +133,6 @@ class Authenticator:
             api_key_id=row.id,
             expires_at=row.expires_at,
         )
-
-    @staticmethod
-    async def _role_map(session: Any, org_id: str, role: str, settings: dict[str, Any] | None) -> PermissionMap:
-        if role in ("owner", "admin"):
-            return FULL_ACCESS
-        if role == "member":
-            return (settings or {}).get("member_permissions", DEFAULT_MEMBER_PERMISSIONS)
-        found = await session.scalar(
-            select(roles.c.permissions).where(roles.c.organization_id == org_id, roles.c.name == role)
-        )
-        return found or {}
 
     async def _flush_forever(self) -> None:
         while True:
