@@ -108,6 +108,7 @@ def create_app(settings: Settings) -> Any:
         authenticate=runtime.authenticator.authenticate,
         policy=OriginPolicy.for_public_url(settings.public_url, settings.allowed_hosts, settings.allowed_origins),
         max_body_bytes=settings.max_body_bytes,
+        limiter=runtime.limiter,
     )
 
     def resource_metadata(path: str) -> str:

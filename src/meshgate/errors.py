@@ -10,6 +10,7 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
     ├── NotFound                       not_found          404
     ├── Conflict                       conflict           409
     ├── PayloadTooLarge                payload_too_large  413
+    ├── RateLimited                    rate_limited       429  (with Retry-After)
     ├── UnsupportedMediaType           unsupported_media  415
     ├── ConfigurationError             configuration      500  (start-up: bad settings, wrong key)
     └── UpstreamError                  upstream_error     502  (a downstream MCP server failed us)
@@ -88,6 +89,17 @@ class PayloadTooLarge(MeshgateError):
 
     code = "payload_too_large"
     http_status = 413
+
+
+class RateLimited(MeshgateError):
+    """Too many requests for a key or an organization; `retry_after` says when to come back (seconds)."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UnsupportedMediaType(MeshgateError):

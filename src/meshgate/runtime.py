@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily
 
+from meshgate.access.ratelimit import RateLimiter
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.pool import UpstreamPool
 from meshgate.db.database import EVERYTHING, Database
+from meshgate.db.replicas import ReplicaRegistry
 from meshgate.identity.authentication import Authenticator
 from meshgate.monitoring.writer import AuditWriter
 from meshgate.observability.metrics import CIRCUIT_STATES, CallbackCollector, GatewayMetrics
@@ -29,6 +31,8 @@ class Runtime:
     mesh_tokens: MeshTokenIssuer
     tracing: Tracing
     metrics: GatewayMetrics | None
+    limiter: RateLimiter
+    replicas: ReplicaRegistry
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -51,6 +55,10 @@ class Runtime:
                 service_name=settings.otel_service_name,
             ),
             metrics=GatewayMetrics() if settings.metrics_enabled else None,
+            limiter=(limiter := RateLimiter(settings.rate_limit_key, settings.rate_limit_organization)),
+            replicas=ReplicaRegistry(
+                db, lambda count: setattr(limiter, "share", 1 / count), interval_s=settings.replica_heartbeat_seconds
+            ),
         )
         db.subscribe(runtime._on_change)
         instrument_database(runtime.tracing, db.engine)
@@ -77,6 +85,8 @@ class Runtime:
             "Consecutive failed calls per upstream connection (0 = healthy)",
             labels=["organization", "connection"],
         )
+        replica_count = GaugeMetricFamily("meshgate_replicas", "Gateway processes alive on this database")
+        replica_count.add_metric([], self.replicas.count)
         clients = GaugeMetricFamily("meshgate_upstream_clients", "Upstream connections with a pooled client")
         pooled = self.upstreams.clients()
         clients.add_metric([], len(pooled))
@@ -84,7 +94,7 @@ class Runtime:
             labels = [client.config.organization_id, client.config.id]
             circuit.add_metric(labels, CIRCUIT_STATES[client.breaker.state])
             failures.add_metric(labels, client.breaker.failures)
-        return [queue, dropped, written, circuit, failures, clients]
+        return [queue, dropped, written, circuit, failures, clients, replica_count]
 
     def _on_change(self, topic: str) -> None:
         if topic in ("identity", EVERYTHING):
@@ -94,11 +104,14 @@ class Runtime:
         await self.db.start_listening()
         self.authenticator.start()
         self.audit.start()
+        await self.replicas.beat()
+        self.replicas.start()
 
     async def stop(self) -> None:
         """Drain the audit queue and key-usage times, close upstream clients and the database, flush spans."""
         await self.audit.stop()
         await self.authenticator.stop()
+        await self.replicas.stop()
         await self.upstreams.close()
         await self.db.close()
         self.tracing.shutdown()

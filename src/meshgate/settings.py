@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from meshgate.access.ratelimit import Rate
 from meshgate.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ class Settings:
     previous_encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
     access_log: bool = False
     block_private_networks: bool = False
+    rate_limit_key: Rate | None = None
+    rate_limit_organization: Rate | None = None
+    replica_heartbeat_seconds: float = 5.0
     log_format: str = "auto"
     tracing_enabled: bool = True
     otel_sampler: str = "parentbased_traceidratio"
@@ -76,6 +80,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         key_usage_flush_seconds=float(env.get("MESHGATE_KEY_USAGE_FLUSH_SECONDS", "10")),
         access_log=_flag(env, "MESHGATE_ACCESS_LOG"),
         block_private_networks=_flag(env, "MESHGATE_BLOCK_PRIVATE_NETWORKS"),
+        rate_limit_key=_rate(env, "MESHGATE_RATE_LIMIT_KEY"),
+        rate_limit_organization=_rate(env, "MESHGATE_RATE_LIMIT_ORG"),
+        replica_heartbeat_seconds=_float(env, "MESHGATE_REPLICA_HEARTBEAT_SECONDS", 5.0),
         log_format=_choice(env, "MESHGATE_LOG_FORMAT", ("auto", "json", "text")),
         tracing_enabled=not _flag(env, "OTEL_SDK_DISABLED"),
         otel_sampler=env.get("OTEL_TRACES_SAMPLER", "parentbased_traceidratio").strip().lower(),
@@ -148,6 +155,11 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _rate(env: Mapping[str, str], name: str) -> Rate | None:
+    value = env.get(name, "").strip()
+    return Rate.parse(value, name) if value and value.lower() != "off" else None
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:

@@ -130,6 +130,14 @@ api_keys = Table(
 )
 
 
+replicas = Table(
+    "meshgate_replicas",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
 # MySQL's TEXT holds 65,535 bytes; audit payloads are cut at 64 KiB, so they need MEDIUMTEXT there.
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 

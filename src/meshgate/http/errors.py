@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from meshgate.errors import MeshgateError, Unauthenticated
+from meshgate.errors import MeshgateError, RateLimited, Unauthenticated
 
 # JSON-RPC server-error codes for failures that happen before a message reaches the MCP server.
 _JSONRPC_CODES = {
@@ -19,12 +20,16 @@ _JSONRPC_CODES = {
 
 def http_error(error: MeshgateError, headers: dict[str, str] | None = None) -> Response:
     """`{"error": {"code", "message"}}` with the error's status, for REST and plain endpoints."""
+    if isinstance(error, RateLimited):
+        headers = {**(headers or {}), "Retry-After": str(max(1, math.ceil(error.retry_after)))}
     return JSONResponse({"error": error.to_dict()}, status_code=error.http_status, headers=headers)
 
 
 def mcp_http_error(error: MeshgateError, *, resource_metadata: str | None = None, message_id: Any = None) -> Response:
     """A JSON-RPC error body (id null) for MCP endpoints, with the error's HTTP status."""
     headers: dict[str, str] = {}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     if isinstance(error, Unauthenticated) and resource_metadata is not None:
         value = f'Bearer resource_metadata="{resource_metadata}"'
         if error.message != "missing bearer token":

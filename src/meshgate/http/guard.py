@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgate.access import Principal
+from meshgate.access.ratelimit import RateLimiter
 from meshgate.errors import (
     InvalidInput,
     MeshgateError,
@@ -62,13 +63,21 @@ def _matches(value: str, patterns: tuple[str, ...]) -> bool:
 
 
 class Admission:
-    """The checks, in order: Host/Origin (403), declared size (413), credential (401), content type (415),
-    body read under the limit (413), no JSON-RPC batch (400)."""
+    """The checks, in order: Host/Origin (403), declared size (413), credential (401), rate limit (429),
+    content type (415), body read under the limit (413), no JSON-RPC batch (400)."""
 
-    def __init__(self, *, authenticate: Authenticate, policy: OriginPolicy, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        *,
+        authenticate: Authenticate,
+        policy: OriginPolicy,
+        max_body_bytes: int,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self._authenticate = authenticate
         self._policy = policy
         self._max_body = max_body_bytes
+        self._limiter = limiter if limiter is not None and limiter.enabled else None
 
     async def admit(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> tuple[Principal, bytes]:
         """The authenticated caller and the request body (empty for GET and DELETE)."""
@@ -84,6 +93,8 @@ class Admission:
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
             raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {self._max_body}")
         principal = await self._authenticate(_bearer(headers.get("authorization")))
+        if self._limiter is not None:
+            self._limiter.check(principal.organization_id, principal.api_key_id)
         if scope["method"] != "POST":
             return principal, b""
         media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
