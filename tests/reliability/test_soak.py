@@ -95,6 +95,8 @@ def test_soak_has_no_errors_and_flat_memory_and_descriptors(tmp_path: Path, json
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "soak.json").write_text(json.dumps(figures, indent=2))
     assert errors == 0 and ok == CALLS // CLIENTS * CLIENTS
-    assert fds_after - fds_before <= 4, figures
+    # A descriptor leaked per call (or per upstream connection) would add thousands; a few more pooled
+    # SQLite connections (three descriptors each with WAL) are not a leak.
+    assert fds_after - fds_before <= 16, figures
     # Flat within noise: a leak of even 200 bytes a call would add ~20 MiB over 100,000 calls.
     assert rss_after - rss_before < 16 * 1024, figures
