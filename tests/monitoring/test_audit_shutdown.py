@@ -10,7 +10,7 @@ import httpx
 from meshgate.db.database import Database
 from meshgate.monitoring.service import LogFilter, MonitoringService
 from support.databases import fresh_database
-from support.gateway import Upstream, start_gateway
+from support.gateway import Upstream, create_connection, start_gateway
 
 
 def test_sigterm_under_load_loses_no_audit_record(tmp_path: Path, upstream: Upstream) -> None:
@@ -18,27 +18,8 @@ def test_sigterm_under_load_loses_no_audit_record(tmp_path: Path, upstream: Upst
         gw = start_gateway(url, tmp_path)
         owner = gw.bootstrap("load@example.com")
         headers = {"authorization": f"Bearer {owner.api_key}"}
-        created = httpx.post(
-            gw.mcp_url,
-            json={
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "tools/call",
-                "params": {
-                    "name": "COLLECTION_CONNECTIONS_CREATE",
-                    "arguments": {
-                        "data": {
-                            "title": "Up",
-                            "connection_type": "HTTP",
-                            "connection_url": upstream.url,
-                            "connection_token": upstream.token,
-                        }
-                    },
-                },
-            },
-            headers={**headers, "accept": "application/json, text/event-stream"},
-        )
-        conn_id = created.json()["result"]["structuredContent"]["id"]
+        conn_url = create_connection(gw, owner.api_key, upstream)
+        conn_id = conn_url.rsplit("/", 1)[1]
 
         async def load() -> int:
             ok = 0
