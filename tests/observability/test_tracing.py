@@ -144,6 +144,8 @@ async def test_ratio_zero_samples_nothing_but_a_debug_request(never: InProcess) 
     assert never.exporter.get_finished_spans() == ()
     headers = (await never.call("headers", {})).json()["result"]["structuredContent"]["requests"][-1]
     assert int(headers["traceparent"].split("-")[3], 16) & 1 == 0  # context still flows, unsampled
+    meta = (await never.call("echo", {"text": "m"})).json()["result"]["structuredContent"]["receivedMeta"]
+    assert int(meta["traceparent"].split("-")[3], 16) & 1 == 0  # ... in _meta too, for a 2026-era request
 
     debug = await never.call("add", {"a": 2, "b": 2}, headers={"x-trace-debug-id": "dbg-42"})
     assert debug.headers["x-trace-debug-id"] == "dbg-42"

@@ -126,10 +126,14 @@ class RequestTelemetry:
     def propagate_in_meta(self, message: dict[str, Any]) -> bytes | None:
         """2026-era requests carry trace context in `params._meta` too; returns the new body, if changed."""
         params = message.get("params")
-        if self._span is None or not isinstance(params, dict):
+        if not isinstance(params, dict) or (self._span is None and self._traceparent is None):
             return None
         meta: dict[str, Any] = dict(params.get("_meta") or {})  # pyright: ignore[reportUnknownArgumentType, reportUnknownMemberType]
-        inject(meta)
+        if self._span is not None:
+            inject(meta)
+        else:
+            meta["traceparent"] = self._traceparent
+            meta.pop("tracestate", None)
         params["_meta"] = meta
         return orjson.dumps(message)
 
