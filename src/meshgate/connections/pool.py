@@ -52,9 +52,6 @@ class UpstreamPool:
             raise NotFound(f"connection {connection_id} not found")
         return client
 
-    def peek(self, connection_id: str) -> UpstreamClient | None:
-        return self._clients.get(connection_id)
-
     def clients(self) -> list[UpstreamClient]:
         """The clients in the pool now (for metrics)."""
         return list(self._clients.values())

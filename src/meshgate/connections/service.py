@@ -23,7 +23,6 @@ from meshgate.identity import _rows
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.vault import Vault
 
-MAX_LIST = 1000
 MAX_TOOLS_PER_CONNECTION = 200  # tool names beyond this fold into "other" in metrics
 
 

@@ -31,10 +31,6 @@ def hash_key(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def looks_like_key(value: str) -> bool:
-    return value.startswith(KEY_PREFIX) and 40 <= len(value) <= 100
-
-
 class ApiKeyService:
     """Creates, lists, changes and deletes the API keys of one organization."""
 

@@ -67,11 +67,6 @@ class AuditWriter:
                 log.error("audit writer did not drain within %.0f s; %d record(s) lost", timeout_s, self.depth)  # noqa: TRY400
             self._task = None
 
-    async def flush(self) -> None:
-        """Write what is queued now."""
-        while not self._queue.empty():
-            await self._write(self._take(self._batch_size))
-
     def _take(self, limit: int) -> list[AuditEntry]:
         batch: list[AuditEntry] = []
         while len(batch) < limit and not self._queue.empty():
