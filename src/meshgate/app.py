@@ -18,12 +18,15 @@ from starlette.types import Message, Receive, Scope, Send
 from meshgate.connections.tools import TOOLS as CONNECTION_TOOLS
 from meshgate.http import health, metrics
 from meshgate.http.guard import Admission, McpGuard, OriginPolicy
+from meshgate.http.web import Web
+from meshgate.identity.routes import LoginPages
 from meshgate.identity.tools import TOOLS as IDENTITY_TOOLS
 from meshgate.keycheck import verify_vault_key
 from meshgate.mcp.middleware import hide_internal_errors
 from meshgate.mcp.registry import ToolRegistry
 from meshgate.mcp.server import PRINCIPAL_SCOPE_KEY, build_management_server
 from meshgate.monitoring.tools import TOOLS as MONITORING_TOOLS
+from meshgate.oauth.routes import OAuthEndpoints
 from meshgate.observability.metrics import GatewayMetrics
 from meshgate.proxy.routes import ProxyEndpoint
 from meshgate.runtime import Runtime
@@ -109,6 +112,7 @@ def create_app(settings: Settings) -> Any:
         policy=OriginPolicy.for_public_url(settings.public_url, settings.allowed_hosts, settings.allowed_origins),
         max_body_bytes=settings.max_body_bytes,
         limiter=runtime.limiter,
+        public_url=settings.public_url,
     )
 
     def resource_metadata(path: str) -> str:
@@ -134,8 +138,11 @@ def create_app(settings: Settings) -> Any:
         finally:
             await runtime.stop()
 
+    web = Web(runtime)
     app = Starlette(
         routes=[
+            *LoginPages(web).routes(),
+            *OAuthEndpoints(web, runtime.oauth_clients).routes(),
             Route("/health", health.live),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),

@@ -13,6 +13,7 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
     ├── RateLimited                    rate_limited       429  (with Retry-After)
     ├── UnsupportedMediaType           unsupported_media  415
     ├── ConfigurationError             configuration      500  (start-up: bad settings, wrong key)
+    ├── OAuthError                     oauth_error        400/401  (RFC 6749 §5.2 body: error, error_description)
     └── UpstreamError                  upstream_error     502  (a downstream MCP server failed us)
         ├── UpstreamUnreachable        upstream_unreachable   502
         ├── UpstreamInvalidResponse    upstream_invalid       502
@@ -114,6 +115,21 @@ class ConfigurationError(MeshgateError):
 
     code = "configuration"
     http_status = 500
+
+
+class OAuthError(MeshgateError):
+    """An OAuth request was refused; `error` is the RFC 6749 / RFC 7591 / RFC 8707 error code."""
+
+    code = "oauth_error"
+    http_status = 400
+
+    def __init__(self, error: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.error = error
+        self.status = status
+
+    def oauth_body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.message}
 
 
 class UpstreamError(MeshgateError):

@@ -13,6 +13,8 @@ from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.replicas import ReplicaRegistry
 from meshgate.identity.authentication import Authenticator
 from meshgate.monitoring.writer import AuditWriter
+from meshgate.oauth.access_tokens import AccessTokens
+from meshgate.oauth.clients import ClientRegistry
 from meshgate.observability.metrics import CIRCUIT_STATES, CallbackCollector, GatewayMetrics
 from meshgate.observability.tracing import Tracing, instrument_database
 from meshgate.proxy.mesh_token import MeshTokenIssuer
@@ -33,17 +35,23 @@ class Runtime:
     metrics: GatewayMetrics | None
     limiter: RateLimiter
     replicas: ReplicaRegistry
+    access_tokens: AccessTokens
+    oauth_clients: ClientRegistry
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         db = Database(settings.database_url)
         vault = Vault(settings.encryption_key, previous=settings.previous_encryption_keys)
+        addresses = AddressPolicy(block_private=settings.block_private_networks)
+        access_tokens = AccessTokens(settings.secret, settings.public_url, settings.oauth_access_token_seconds)
         runtime = cls(
             settings=settings,
             db=db,
             vault=vault,
-            authenticator=Authenticator(db, usage_flush_seconds=settings.key_usage_flush_seconds),
-            upstreams=UpstreamPool(db, vault, addresses=AddressPolicy(block_private=settings.block_private_networks)),
+            authenticator=Authenticator(
+                db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens
+            ),
+            upstreams=UpstreamPool(db, vault, addresses=addresses),
             audit=AuditWriter(db),
             mesh_tokens=MeshTokenIssuer(settings.secret, settings.public_url),
             tracing=Tracing(
@@ -59,6 +67,8 @@ class Runtime:
             replicas=ReplicaRegistry(
                 db, lambda count: setattr(limiter, "share", 1 / count), interval_s=settings.replica_heartbeat_seconds
             ),
+            access_tokens=access_tokens,
+            oauth_clients=ClientRegistry(addresses),
         )
         db.subscribe(runtime._on_change)
         instrument_database(runtime.tracing, db.engine)

@@ -53,6 +53,9 @@ class Settings:
     otel_service_name: str = "meshgate"
     metrics_enabled: bool = True
     metrics_token: str | None = field(default=None, repr=False)
+    oauth_access_token_seconds: int = 900
+    oauth_refresh_token_seconds: int = 30 * 24 * 3600
+    session_seconds: int = 12 * 3600
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +95,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         otel_service_name=env.get("OTEL_SERVICE_NAME", "meshgate"),
         metrics_enabled=env.get("MESHGATE_METRICS", "on").strip().lower() not in ("0", "off", "false", "no"),
         metrics_token=env.get("MESHGATE_METRICS_TOKEN") or None,
+        oauth_access_token_seconds=_bounded(env, "MESHGATE_OAUTH_ACCESS_TOKEN_SECONDS", 900, 1, 24 * 3600),
+        oauth_refresh_token_seconds=_bounded(
+            env, "MESHGATE_OAUTH_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600, 60, 365 * 24 * 3600
+        ),
+        session_seconds=_bounded(env, "MESHGATE_SESSION_SECONDS", 12 * 3600, 60, 30 * 24 * 3600),
         previous_encryption_keys=tuple(
             _decode_key(value, "ENCRYPTION_KEYS_PREVIOUS") for value in _csv(env, "ENCRYPTION_KEYS_PREVIOUS")
         ),
@@ -208,3 +216,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(value)
     except ValueError as exc:
         raise ConfigurationError(f"{name}={value!r} is not an integer") from exc
+
+
+def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _int(env, name, default)
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} is {value}; it must be between {low} and {high} seconds")
+    return value

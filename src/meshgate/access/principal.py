@@ -23,6 +23,13 @@ class Principal:
     grants: tuple[PermissionMap, ...]
     api_key_id: str | None = None
     expires_at: datetime | None = None
+    grant_id: str | None = None  # OAuth grant behind an access token
+    audience: str | None = None  # the one MCP endpoint URL an access token is for (RFC 8707); None for API keys
+
+    @property
+    def credential_id(self) -> str | None:
+        """The API key or OAuth grant this request came with (rate limits count per credential)."""
+        return self.api_key_id or self.grant_id
 
     def allows(self, resource: str, tool: str) -> bool:
         """Whether this caller may use `tool` on `resource` now."""

@@ -129,3 +129,8 @@ class Database:
     def _publish(self, topic: str) -> None:
         for subscriber in self._subscribers:
             subscriber(topic)
+
+
+def rows_changed(result: Any) -> int:
+    """How many rows an UPDATE or DELETE touched (`CursorResult.rowcount`, typed)."""
+    return int(getattr(result, "rowcount", 0))

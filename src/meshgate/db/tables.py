@@ -193,3 +193,90 @@ monitoring_logs = Table(
     Index(None, "organization_id", "created_at"),
     Index(None, "organization_id", "connection_id", "created_at"),
 )
+
+# --- OAuth 2.1: meshgate as authorization server (for MCP clients) --------------------------------------------
+
+browser_sessions = Table(
+    "browser_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index(None, "user_id"),
+)
+
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("client_id", String(512), nullable=False, unique=True),
+    Column("client_secret_hash", String(64), nullable=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("redirect_uris", JSON, nullable=False),
+    Column("token_endpoint_auth_method", String(32), nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+oauth_grants = Table(
+    "oauth_grants",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("client_id", String(512), nullable=False),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("resource", String(2048), nullable=False),
+    Column("scope", Text, nullable=True),
+    Column("permissions", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Index(None, "user_id"),
+)
+
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("grant_id", ID, ForeignKey("oauth_grants.id", ondelete="CASCADE"), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+    Index(None, "grant_id"),
+)
+
+oauth_refresh_tokens = Table(
+    "oauth_refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("grant_id", ID, ForeignKey("oauth_grants.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+    Index(None, "grant_id"),
+)
+
+# --- OAuth 2.1: meshgate as client of OAuth-protected upstream servers -----------------------------------------
+
+connection_oauth = Table(
+    "connection_oauth",
+    metadata,
+    Column("connection_id", ID, ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True),
+    Column("issuer", String(2048), nullable=False),
+    Column("sealed", LongText, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+oauth_upstream_flows = Table(
+    "oauth_upstream_flows",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("connection_id", ID, ForeignKey("connections.id", ondelete="CASCADE"), nullable=False),
+    Column("organization_id", ID, nullable=False),
+    Column("sealed", LongText, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -73,7 +73,9 @@ class Admission:
         policy: OriginPolicy,
         max_body_bytes: int,
         limiter: RateLimiter | None = None,
+        public_url: str = "",
     ) -> None:
+        self._public_url = public_url
         self._authenticate = authenticate
         self._policy = policy
         self._max_body = max_body_bytes
@@ -93,8 +95,14 @@ class Admission:
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
             raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {self._max_body}")
         principal = await self._authenticate(_bearer(headers.get("authorization")))
+        if principal.audience is not None:
+            resource = self._public_url + resource_path(scope["path"])
+            if principal.audience != resource:
+                raise Unauthenticated(
+                    f"this access token was issued for {principal.audience[:200]}, not for {resource[:200]}"
+                )
         if self._limiter is not None:
-            self._limiter.check(principal.organization_id, principal.api_key_id)
+            self._limiter.check(principal.organization_id, principal.credential_id)
         if scope["method"] != "POST":
             return principal, b""
         media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -149,6 +157,14 @@ class McpGuard:
             return
         scope[self._scope_key] = principal
         await self._app(scope, _replay(body, receive), send)
+
+
+def resource_path(path: str) -> str:
+    """The MCP endpoint a request path belongs to: `/mcp`, `/mcp/{id}` or `/mcp/virtual/{id}` (RFC 8707 resource)."""
+    parts = path.split("/", 4)
+    if len(parts) >= 4 and parts[2] == "virtual":
+        return "/".join(parts[:4])
+    return "/".join(parts[:3])
 
 
 def headers_of(scope: Scope) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Bearer credential → `Principal`, cached in memory and dropped on any identity change.
+"""Bearer credential (API key or OAuth access token) → `Principal`, cached in memory and dropped on any identity change.
 
 The cache is the reason an authenticated request costs no database query in the steady state.
 Correctness under change: every identity change is announced (see `meshgate.db.database`), which
@@ -17,10 +17,11 @@ from sqlalchemy import select
 
 from meshgate.access import PermissionMap, Principal
 from meshgate.db.database import EVERYTHING, Database
-from meshgate.db.tables import api_keys, members, organizations
+from meshgate.db.tables import api_keys, members, oauth_grants, organizations
 from meshgate.errors import Unauthenticated
 from meshgate.identity._policy import role_map
 from meshgate.identity.service import IDENTITY, ApiKeyService, hash_key
+from meshgate.oauth.access_tokens import AccessClaims, AccessTokens, looks_like_access_token
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,13 @@ MAX_CACHED = 10_000
 
 
 class Authenticator:
-    """Resolves API keys to principals."""
+    """Resolves API keys and OAuth access tokens to principals."""
 
-    def __init__(self, db: Database, *, usage_flush_seconds: float = 10.0) -> None:
+    def __init__(
+        self, db: Database, *, usage_flush_seconds: float = 10.0, access_tokens: AccessTokens | None = None
+    ) -> None:
         self._db = db
+        self._access_tokens = access_tokens
         self._cache: OrderedDict[str, Principal] = OrderedDict()
         self._generation = 0
         self._usage: dict[str, datetime] = {}
@@ -45,11 +49,13 @@ class Authenticator:
         principal = self._cache.get(digest)
         if principal is None:
             generation = self._generation
-            principal = await self._load(digest)
+            principal = await self._load(digest, token)
             if generation == self._generation:
                 self._remember(digest, principal)
         if principal.expires_at is not None and principal.expires_at <= datetime.now(UTC):
             self._cache.pop(digest, None)
+            if principal.grant_id is not None:
+                raise Unauthenticated("the access token has expired; refresh it or log in again")
             raise Unauthenticated("the API key has expired")
         if principal.api_key_id is not None:
             self._usage[principal.api_key_id] = datetime.now(UTC)
@@ -100,7 +106,9 @@ class Authenticator:
         if len(self._cache) > MAX_CACHED:
             self._cache.popitem(last=False)
 
-    async def _load(self, digest: str) -> Principal:
+    async def _load(self, digest: str, token: str) -> Principal:
+        if self._access_tokens is not None and looks_like_access_token(token):
+            return await self._load_grant(self._access_tokens.verify(token))
         query = (
             select(
                 api_keys.c.id,
@@ -132,6 +140,38 @@ class Authenticator:
             grants=grants,
             api_key_id=row.id,
             expires_at=row.expires_at,
+        )
+
+    async def _load_grant(self, claims: AccessClaims) -> Principal:
+        query = (
+            select(oauth_grants.c.permissions, oauth_grants.c.revoked_at, organizations.c.slug, members.c.role)
+            .join(organizations, organizations.c.id == oauth_grants.c.organization_id)
+            .join(
+                members,
+                (members.c.organization_id == oauth_grants.c.organization_id)
+                & (members.c.user_id == oauth_grants.c.user_id),
+            )
+            .where(
+                oauth_grants.c.id == claims.grant_id,
+                oauth_grants.c.user_id == claims.user_id,
+                oauth_grants.c.organization_id == claims.organization_id,
+            )
+        )
+        async with self._db.transaction() as session:
+            row = (await session.execute(query)).first()
+            if row is None or row.revoked_at is not None:
+                raise Unauthenticated("the access token has been revoked")
+            grant = await role_map(session, claims.organization_id, row.role)
+        grants: tuple[PermissionMap, ...] = (grant,) if row.permissions is None else (grant, row.permissions)
+        return Principal(
+            user_id=claims.user_id,
+            organization_id=claims.organization_id,
+            organization_slug=row.slug,
+            role=row.role,
+            grants=grants,
+            expires_at=datetime.fromtimestamp(claims.expires_at, UTC),
+            grant_id=claims.grant_id,
+            audience=claims.audience,
         )
 
     async def _flush_forever(self) -> None:

@@ -1,0 +1,104 @@
+"""Access tokens: short-lived JWTs (RFC 9068 shape) signed with a key derived from `MESHGATE_SECRET`.
+
+A token names its user, organization, grant, audience (the MCP endpoint it was issued for, RFC 8707)
+and scope. Verifying the signature needs no database; whether the grant is still alive and what the
+user's role allows now is looked up once per token by the authenticator and cached until any identity
+change (revoking a grant is one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from meshgate.errors import Unauthenticated
+
+_ALGORITHM = "HS256"
+TOKEN_TYPE = "at+jwt"  # noqa: S105  (the RFC 9068 media type, not a secret)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: str
+    organization_id: str
+    grant_id: str
+    audience: str
+    scope: str | None
+    expires_at: int
+
+
+class AccessTokens:
+    """Signs and verifies meshgate's OAuth access tokens."""
+
+    def __init__(self, secret: bytes, issuer: str, lifetime_s: int) -> None:
+        self._key = hmac.new(secret, b"meshgate oauth access token v1", hashlib.sha256).digest()
+        self.issuer = issuer
+        self.lifetime_s = lifetime_s
+
+    def issue(self, *, user_id: str, organization_id: str, grant_id: str, audience: str, scope: str | None) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": user_id,
+            "org": organization_id,
+            "gid": grant_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now + self.lifetime_s,
+            "jti": secrets.token_urlsafe(12),
+        }
+        if scope:
+            claims["scope"] = scope
+        return jwt.encode(claims, self._key, algorithm=_ALGORITHM, headers={"typ": TOKEN_TYPE})
+
+    def verify(self, token: str) -> AccessClaims:
+        """The claims of a token this gateway issued; `Unauthenticated` for anything else."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("typ") != TOKEN_TYPE:
+                raise Unauthenticated("the access token is not valid")
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[_ALGORITHM],
+                issuer=self.issuer,
+                options={"verify_aud": False, "require": ["exp", "sub", "aud", "iss"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("the access token has expired; refresh it or log in again") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("the access token is not valid") from exc
+        return AccessClaims(
+            user_id=str(claims["sub"]),
+            organization_id=str(claims["org"]),
+            grant_id=str(claims["gid"]),
+            audience=str(claims["aud"]),
+            scope=claims.get("scope"),
+            expires_at=int(claims["exp"]),
+        )
+
+    def grant_of(self, token: str) -> str | None:
+        """The grant of a token this gateway signed, even an expired one (for revocation)."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[_ALGORITHM],
+                issuer=self.issuer,
+                options={"verify_exp": False, "verify_aud": False},
+            )
+        except jwt.PyJWTError:
+            return None
+        grant = claims.get("gid")
+        return grant if isinstance(grant, str) else None
+
+
+def looks_like_access_token(token: str) -> bool:
+    """JWTs start with a base64url JSON header; API keys start with `mg_`."""
+    return token.startswith("eyJ")

@@ -1,0 +1,346 @@
+"""OAuth clients of meshgate: dynamically registered (RFC 7591), pre-registered by an admin, or identified
+by an https URL whose client ID metadata document meshgate fetches, validates and caches."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meshgate.connections.addresses import AddressPolicy
+from meshgate.db.database import rows_changed
+from meshgate.db.tables import oauth_clients
+from meshgate.errors import NotFound, OAuthError
+from meshgate.identity import _rows
+from meshgate.identity.service import hash_key
+from meshgate.jsonvalues import as_dict, as_list
+from meshgate.oauth.fetch import FetchError, fetch
+from meshgate.oauth.scopes import normalize_scope, permissions_for_scope
+
+AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
+GRANT_TYPES = ("authorization_code", "refresh_token")
+MAX_REDIRECT_URIS = 20
+MAX_URI = 2000
+LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "::1", "localhost")
+_REFUSED_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "about", "blob"})
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
+_METADATA_TTL_S = (60, 3600, 24 * 3600)  # min, default, max seconds a metadata document is trusted
+_MAX_CACHED_DOCUMENTS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    client_id: str
+    name: str
+    redirect_uris: tuple[str, ...]
+    auth_method: str
+    kind: str  # dynamic | registered | metadata
+    secret_hash: str | None = field(default=None, repr=False)
+    client_uri: str | None = None
+    organization_id: str | None = None
+
+    @property
+    def host(self) -> str | None:
+        """Where the client says it lives, shown on the consent page."""
+        source = self.client_id if self.kind == "metadata" else self.client_uri
+        return urlsplit(source).hostname if source else None
+
+    def redirect_allowed(self, uri: str) -> bool:
+        """Exact match, except that a loopback redirect may use any port (RFC 8252 §7.3)."""
+        if uri in self.redirect_uris:
+            return True
+        asked = urlsplit(uri)
+        if asked.scheme != "http" or asked.hostname is None or f"{asked.hostname}" not in LOOPBACK_HOSTS:
+            return False
+        for registered in self.redirect_uris:
+            known = urlsplit(registered)
+            if (known.scheme, known.hostname, known.path, known.query) == (
+                asked.scheme,
+                asked.hostname,
+                asked.path,
+                asked.query,
+            ):
+                return True
+        return False
+
+
+def check_redirect_uri(uri: Any) -> str:
+    """A redirect URI a client may register: https, http on loopback, or a private-use scheme of a native app."""
+    if not isinstance(uri, str) or not uri or len(uri) > MAX_URI:
+        raise OAuthError("invalid_redirect_uri", f"redirect URIs must be strings of 1 to {MAX_URI} characters")
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if not scheme or not _SCHEME.match(scheme) or parts.fragment:
+        raise OAuthError("invalid_redirect_uri", f"{uri[:200]!r} is not an absolute URI without a fragment")
+    if scheme in _REFUSED_SCHEMES:
+        raise OAuthError("invalid_redirect_uri", f"{scheme}: URIs cannot be redirect URIs")
+    if scheme == "http" and (parts.hostname or "") not in LOOPBACK_HOSTS:
+        raise OAuthError(
+            "invalid_redirect_uri", f"{uri[:200]!r}: plain http is only allowed for loopback addresses (127.0.0.1)"
+        )
+    if scheme in ("http", "https") and not parts.hostname:
+        raise OAuthError("invalid_redirect_uri", f"{uri[:200]!r} has no host")
+    return uri
+
+
+def _text(value: Any, name: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise OAuthError("invalid_client_metadata", f"{name} must be a string of at most {limit} characters")
+    return value
+
+
+def _redirect_uris(document: dict[str, Any]) -> tuple[str, ...]:
+    uris = as_list(document.get("redirect_uris"))
+    if not uris or len(uris) > MAX_REDIRECT_URIS:
+        raise OAuthError("invalid_redirect_uri", f"redirect_uris must list 1 to {MAX_REDIRECT_URIS} redirect URIs")
+    return tuple(check_redirect_uri(uri) for uri in uris)
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What a dynamic registration asked for, validated."""
+
+    name: str
+    redirect_uris: tuple[str, ...]
+    auth_method: str
+    grant_types: tuple[str, ...]
+    details: dict[str, Any]
+
+    @classmethod
+    def parse(cls, document: Any) -> Registration:
+        if not isinstance(document, dict):
+            raise OAuthError("invalid_client_metadata", "the registration request must be a JSON object")
+        body = as_dict(document)
+        uris = _redirect_uris(body)
+        method = body.get("token_endpoint_auth_method", "client_secret_basic")
+        if method not in AUTH_METHODS:
+            raise OAuthError(
+                "invalid_client_metadata",
+                f"token_endpoint_auth_method {str(method)[:40]!r} is not supported; "
+                f"use one of {', '.join(AUTH_METHODS)}",
+            )
+        grants = as_list(body.get("grant_types", ["authorization_code"]))
+        if not grants or any(grant not in GRANT_TYPES for grant in grants):
+            raise OAuthError("invalid_client_metadata", f"grant_types may contain only {' and '.join(GRANT_TYPES)}")
+        responses = as_list(body.get("response_types", ["code"]))
+        if responses != ["code"]:
+            raise OAuthError("invalid_client_metadata", 'response_types must be ["code"]')
+        scope = _text(body.get("scope"), "scope", 4000)
+        permissions_for_scope(scope)  # reject malformed scopes now rather than at authorization time
+        details = {
+            key: _text(body.get(key), key, MAX_URI)
+            for key in ("client_uri", "logo_uri", "tos_uri", "policy_uri", "software_id", "software_version")
+        }
+        details["scope"] = normalize_scope(scope)
+        name = _text(body.get("client_name"), "client_name", 200) or "Unnamed client"
+        return cls(name, uris, method, tuple(dict.fromkeys(str(g) for g in grants)), details)
+
+
+class ClientRegistry:
+    """Finds clients (database or metadata document) and keeps fetched documents in memory for a while."""
+
+    def __init__(self, addresses: AddressPolicy) -> None:
+        self._addresses = addresses
+        self._documents: OrderedDict[str, tuple[float, OAuthClient]] = OrderedDict()
+
+    async def register(self, session: AsyncSession, registration: Registration) -> tuple[dict[str, Any], str | None]:
+        """Store a dynamically registered client; returns the RFC 7591 response and the secret (shown once)."""
+        client_id = "mgc_" + secrets.token_urlsafe(18)
+        secret = None if registration.auth_method == "none" else "mgcs_" + secrets.token_urlsafe(32)
+        now = _rows.now()
+        await session.execute(
+            oauth_clients.insert().values(
+                id=_rows.new_id(),
+                client_id=client_id,
+                client_secret_hash=None if secret is None else hash_key(secret),
+                organization_id=None,
+                kind="dynamic",
+                name=registration.name,
+                redirect_uris=list(registration.redirect_uris),
+                token_endpoint_auth_method=registration.auth_method,
+                details={**registration.details, "grant_types": list(registration.grant_types)},
+                created_at=now,
+            )
+        )
+        answer: dict[str, Any] = {
+            "client_id": client_id,
+            "client_id_issued_at": int(now.timestamp()),
+            "client_name": registration.name,
+            "redirect_uris": list(registration.redirect_uris),
+            "token_endpoint_auth_method": registration.auth_method,
+            "grant_types": list(registration.grant_types),
+            "response_types": ["code"],
+            **{key: value for key, value in registration.details.items() if value is not None},
+        }
+        if secret is not None:
+            answer["client_secret"] = secret
+            answer["client_secret_expires_at"] = 0
+        return answer, secret
+
+    async def create_registered(
+        self, session: AsyncSession, organization_id: str, name: str, redirect_uris: list[str], confidential: bool
+    ) -> tuple[OAuthClient, str | None]:
+        """A client an admin registers by hand (for clients that cannot register themselves)."""
+        if not redirect_uris or len(redirect_uris) > MAX_REDIRECT_URIS:
+            raise OAuthError("invalid_redirect_uri", f"give 1 to {MAX_REDIRECT_URIS} redirect URIs")
+        uris = tuple(check_redirect_uri(uri) for uri in redirect_uris)
+        client_id = "mgc_" + secrets.token_urlsafe(18)
+        secret = "mgcs_" + secrets.token_urlsafe(32) if confidential else None
+        method = "client_secret_basic" if confidential else "none"
+        await session.execute(
+            oauth_clients.insert().values(
+                id=_rows.new_id(),
+                client_id=client_id,
+                client_secret_hash=None if secret is None else hash_key(secret),
+                organization_id=organization_id,
+                kind="registered",
+                name=name,
+                redirect_uris=list(uris),
+                token_endpoint_auth_method=method,
+                details={"grant_types": list(GRANT_TYPES)},
+                created_at=_rows.now(),
+            )
+        )
+        client = OAuthClient(client_id, name, uris, method, "registered", organization_id=organization_id)
+        return client, secret
+
+    async def list_registered(self, session: AsyncSession, organization_id: str) -> list[OAuthClient]:
+        rows = await session.execute(
+            select(oauth_clients)
+            .where(oauth_clients.c.organization_id == organization_id)
+            .order_by(oauth_clients.c.created_at)
+        )
+        return [_client(row) for row in rows]
+
+    async def delete_registered(self, session: AsyncSession, organization_id: str, client_id: str) -> None:
+        result = await session.execute(
+            delete(oauth_clients).where(
+                oauth_clients.c.organization_id == organization_id, oauth_clients.c.client_id == client_id
+            )
+        )
+        if rows_changed(result) == 0:
+            raise NotFound(f"OAuth client {client_id[:80]} not found")
+
+    async def find(self, session: AsyncSession, client_id: str) -> OAuthClient:
+        """The client, or `OAuthError(invalid_client)`; https client ids are metadata documents."""
+        if not client_id or len(client_id) > 512:
+            raise OAuthError("invalid_client", "client_id is missing or too long", status=401)
+        if client_id.startswith("https://"):
+            return await self._document(client_id)
+        row = (await session.execute(select(oauth_clients).where(oauth_clients.c.client_id == client_id))).first()
+        if row is None:
+            raise OAuthError("invalid_client", "unknown client_id; register the client first", status=401)
+        return _client(row)
+
+    async def authenticate(
+        self, session: AsyncSession, client_id: str | None, secret: str | None, authorization: str | None
+    ) -> OAuthClient:
+        """The client calling the token or revocation endpoint, checked against its registered method."""
+        basic_id, basic_secret = _basic(authorization)
+        if basic_id is not None:
+            if client_id is not None and client_id != basic_id:
+                raise OAuthError("invalid_request", "client_id differs from the Authorization header", status=400)
+            client_id, secret = basic_id, basic_secret
+        if not client_id:
+            raise OAuthError("invalid_client", "client authentication is missing (client_id)", status=401)
+        client = await self.find(session, client_id)
+        if client.auth_method == "none":
+            if secret:
+                raise OAuthError("invalid_client", "this client is public and must not send a client secret", 401)
+            return client
+        if not secret or client.secret_hash is None or not hmac.compare_digest(hash_key(secret), client.secret_hash):
+            raise OAuthError("invalid_client", "client authentication failed", status=401)
+        return client
+
+    async def _document(self, url: str) -> OAuthClient:
+        cached = self._documents.get(url)
+        if cached is not None and cached[0] > time.monotonic():
+            self._documents.move_to_end(url)
+            return cached[1]
+        parts = urlsplit(url)
+        if parts.path in ("", "/") or parts.fragment or parts.username or parts.password:
+            raise OAuthError(
+                "invalid_client", "a client ID metadata URL needs a path and no fragment or credentials", 401
+            )
+        try:
+            fetched = await fetch(url, addresses=self._addresses, limit=64 * 1024, timeout_s=5.0, require_https=True)
+            raw = fetched.json() if fetched.status == 200 else None
+        except FetchError as exc:
+            raise OAuthError("invalid_client", f"client metadata document could not be fetched: {exc}", 401) from exc
+        if raw is None:
+            raise OAuthError("invalid_client", f"client metadata document: {url[:200]} answered {fetched.status}", 401)
+        document = as_dict(raw)
+        if document.get("client_id") != url:
+            raise OAuthError(
+                "invalid_client", "client metadata document must be an object whose client_id is its URL", 401
+            )
+        method = document.get("token_endpoint_auth_method", "none")
+        if method != "none":
+            raise OAuthError(
+                "invalid_client",
+                f"client metadata documents must use token_endpoint_auth_method 'none', not {method!r}",
+                401,
+            )
+        try:
+            uris = _redirect_uris(document)
+            name = _text(document.get("client_name"), "client_name", 200) or parts.hostname or url
+            client_uri = _text(document.get("client_uri"), "client_uri", MAX_URI)
+        except OAuthError as exc:
+            raise OAuthError("invalid_client", f"client metadata document: {exc.message}", 401) from exc
+        client = OAuthClient(url, name, uris, "none", "metadata", client_uri=client_uri)
+        self._documents[url] = (time.monotonic() + _ttl(fetched.headers.get("cache-control")), client)
+        while len(self._documents) > _MAX_CACHED_DOCUMENTS:
+            self._documents.popitem(last=False)
+        return client
+
+
+def _ttl(cache_control: str | None) -> float:
+    low, default, high = _METADATA_TTL_S
+    for part in (cache_control or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.lower() in ("no-store", "no-cache"):
+            return low
+        if name.lower() == "max-age" and value.isdigit():
+            return float(min(max(int(value), low), high))
+    return float(default)
+
+
+def _basic(authorization: str | None) -> tuple[str | None, str | None]:
+    if not authorization:
+        return None, None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise OAuthError("invalid_client", "the Basic Authorization header is not valid", status=401) from exc
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise OAuthError("invalid_client", "the Basic Authorization header is not valid", status=401)
+    return unquote(client_id), unquote(secret)
+
+
+def _client(row: Any) -> OAuthClient:
+    details: dict[str, Any] = row.details or {}
+    return OAuthClient(
+        client_id=row.client_id,
+        name=row.name,
+        redirect_uris=tuple(row.redirect_uris),
+        auth_method=row.token_endpoint_auth_method,
+        kind=row.kind,
+        secret_hash=row.client_secret_hash,
+        client_uri=details.get("client_uri"),
+        organization_id=row.organization_id,
+    )

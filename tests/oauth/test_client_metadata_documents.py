@@ -1,0 +1,105 @@
+"""Clients identified by an https URL: meshgate fetches their metadata document (through the SSRF guard),
+validates it and caches it; the SDK's OAuth client logs in with one instead of registering."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from support.databases import fresh_database
+from support.gateway import Gateway, start_gateway
+from support.mcp_client import call
+from support.oauth import REDIRECT_URI, Browser, MemoryStorage, connect_oauth, new_person, pkce_pair, sdk_provider
+from support.tls import DocumentServer, document_server, make_authority
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, DocumentServer]]:
+    tmp = tmp_path_factory.mktemp("cimd")
+    authority = make_authority(tmp / "tls")
+    with document_server(authority) as server, fresh_database("sqlite", tmp) as url:
+        gateway = start_gateway(url, tmp, SSL_CERT_FILE=str(authority.ca_file))
+        try:
+            yield gateway, server
+        finally:
+            assert gateway.stop() == 0, gateway.logs()
+
+
+async def test_sdk_client_logs_in_with_a_client_id_metadata_document(documents: tuple[Gateway, DocumentServer]) -> None:
+    gateway, server = documents
+    client_id = f"{server.base}/clients/sdk.json"
+    server.documents["/clients/sdk.json"] = {
+        "client_id": client_id,
+        "client_name": "Metadata Client",
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "none",
+    }
+    person = await new_person(gateway)
+    browser = Browser(person)
+    storage = MemoryStorage()
+    provider = sdk_provider(gateway.mcp_url, browser, storage=storage, client_metadata_url=client_id)
+    async with connect_oauth(gateway.mcp_url, provider) as client:
+        orgs = await call(client, "ORGANIZATION_LIST", {})
+    assert [org["id"] for org in orgs["items"]] == [person.organization_id]
+    assert storage.client_info is not None and storage.client_info.client_id == client_id  # no registration
+    assert "Metadata Client" in browser.pages[0] and "127.0.0.1" in browser.pages[0]
+    assert server.fetched.count("/clients/sdk.json") == 1  # cached for the token request
+
+
+def _authorize(gateway: Gateway, client_id: str) -> str:
+    _verifier, challenge = pkce_pair()
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "resource": gateway.mcp_url,
+    }
+    return str(httpx.URL(f"{gateway.url}/oauth/authorize", params=params))
+
+
+@pytest.mark.parametrize(
+    ("path", "document", "reason"),
+    [
+        (
+            "/bad/other-id.json",
+            {"client_id": "https://elsewhere.example/x.json", "redirect_uris": [REDIRECT_URI]},
+            "client_id is its URL",
+        ),
+        (
+            "/bad/secret.json",
+            {"redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "client_secret_basic"},
+            "'none'",
+        ),
+        ("/bad/no-redirects.json", {"redirect_uris": []}, "redirect_uris"),
+        ("/bad/missing.json", None, "404"),
+    ],
+)
+async def test_bad_metadata_documents_are_refused(
+    documents: tuple[Gateway, DocumentServer], path: str, document: dict[str, object] | None, reason: str
+) -> None:
+    gateway, server = documents
+    client_id = server.base + path
+    if document is not None:
+        server.documents[path] = {"client_id": client_id, **document}
+    person = await new_person(gateway)
+    page = await Browser(person).http.get(_authorize(gateway, client_id))
+    assert page.status_code == 400 and "location" not in page.headers
+    assert reason in html.unescape(page.text)
+
+
+async def test_metadata_urls_are_checked_against_the_ssrf_guard(documents: tuple[Gateway, DocumentServer]) -> None:
+    gateway, _server = documents
+    person = await new_person(gateway)
+    for client_id in ("https://169.254.169.254/latest/meta-data.json", "http://127.0.0.1/client.json"):
+        page = await Browser(person).http.get(_authorize(gateway, client_id))
+        assert page.status_code == 400
+    metadata_page = await Browser(person).http.get(_authorize(gateway, "https://169.254.169.254/latest/meta-data.json"))
+    assert "metadata address" in metadata_page.text
