@@ -27,6 +27,7 @@ from meshgate.mcp.registry import ToolRegistry
 from meshgate.mcp.server import PRINCIPAL_SCOPE_KEY, build_management_server
 from meshgate.monitoring.tools import TOOLS as MONITORING_TOOLS
 from meshgate.oauth.routes import OAuthEndpoints
+from meshgate.oauth.tools import TOOLS as OAUTH_TOOLS
 from meshgate.observability.metrics import GatewayMetrics
 from meshgate.proxy.routes import ProxyEndpoint
 from meshgate.runtime import Runtime
@@ -37,7 +38,7 @@ log = logging.getLogger("meshgate")
 
 def build_registry() -> ToolRegistry:
     """Every management tool of every package."""
-    return ToolRegistry([*IDENTITY_TOOLS, *CONNECTION_TOOLS, *MONITORING_TOOLS])
+    return ToolRegistry([*IDENTITY_TOOLS, *CONNECTION_TOOLS, *MONITORING_TOOLS, *OAUTH_TOOLS])
 
 
 class _ManagementEndpoint:

@@ -14,6 +14,7 @@ from conftest import add_connection
 from support.gateway import Gateway, Upstream, rpc
 from support.mcp_client import call, call_error, connect
 from support.oauth import Browser, HandClient, forms_of, new_person, pkce_pair
+from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
 
@@ -245,3 +246,42 @@ async def test_a_token_dies_with_its_organization(gateway: Gateway) -> None:
             if status_with(gateway.mcp_url, tokens["access_token"]).status_code == 401:
                 break
             await anyio.sleep(0.05)
+
+
+async def test_an_admin_registers_a_confidential_client_that_must_authenticate(gateway: Gateway) -> None:
+    person = await new_person(gateway)
+    stranger = await new_person(gateway, org="Other")
+    async with connect(gateway.mcp_url, person.api_key) as session:
+        created = await call(
+            session,
+            "OAUTH_CLIENT_CREATE",
+            {"name": "Desk App", "redirectUris": ["http://127.0.0.1:9/cb"], "confidential": True},
+        )
+        listed = await call(session, "OAUTH_CLIENT_LIST", {})
+    secret = remember_secret(created["clientSecret"])
+    assert [item["clientId"] for item in listed["items"]] == [created["clientId"]]
+    assert "clientSecret" not in listed["items"][0]
+    client = HandClient(gateway, created["clientId"], httpx.AsyncClient(base_url=gateway.url))
+    verifier, challenge = pkce_pair()
+    url = client.authorize_url(challenge, resource=gateway.mcp_url, redirect_uri="http://127.0.0.1:9/cb")
+    browser = Browser(person)
+    code = redirect_query(await browser.authorize(url))["code"][0]
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": "http://127.0.0.1:9/cb",
+        "code_verifier": verifier,
+    }
+    without = await client.http.post("/oauth/token", data={**form, "client_id": created["clientId"]})
+    assert (without.status_code, without.json()["error"]) == (401, "invalid_client")
+    wrong = await client.http.post("/oauth/token", data=form, auth=(created["clientId"], "mgcs_wrong"))
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_client")
+    code = redirect_query(await browser.authorize(url))["code"][0]
+    right = await client.http.post("/oauth/token", data={**form, "code": code}, auth=(created["clientId"], secret))
+    assert right.status_code == 200, right.text
+    remember_secret(right.json()["access_token"])
+    remember_secret(right.json()["refresh_token"])
+    async with connect(gateway.mcp_url, stranger.api_key) as session:
+        assert "not found" in await call_error(session, "OAUTH_CLIENT_DELETE", {"clientId": created["clientId"]})
+    async with connect(gateway.mcp_url, person.api_key) as session:
+        assert (await call(session, "OAUTH_CLIENT_DELETE", {"clientId": created["clientId"]}))["deleted"] is True
