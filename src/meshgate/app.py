@@ -38,7 +38,7 @@ log = logging.getLogger("meshgate")
 
 def build_registry() -> ToolRegistry:
     """Every management tool of every package."""
-    return ToolRegistry([*IDENTITY_TOOLS, *CONNECTION_TOOLS, *MONITORING_TOOLS, *OAUTH_TOOLS])
+    return ToolRegistry([*IDENTITY_TOOLS, *CONNECTION_TOOLS, *OAUTH_TOOLS, *MONITORING_TOOLS])
 
 
 class _ManagementEndpoint:

@@ -18,6 +18,7 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
         ├── UpstreamUnreachable        upstream_unreachable   502
         ├── UpstreamInvalidResponse    upstream_invalid       502
         ├── UpstreamUnavailable        upstream_unavailable   503  (circuit open, connection inactive)
+        ├── UpstreamAuthorizationRequired upstream_authorization_required 502 (OAuth upstream: authorize again)
         └── UpstreamTimeout            upstream_timeout       504
 
 Services raise these; `meshgate.http.errors` maps them to HTTP JSON and `meshgate.mcp.results`
@@ -158,6 +159,13 @@ class UpstreamUnavailable(UpstreamError):
 
     code = "upstream_unavailable"
     http_status = 503
+
+
+class UpstreamAuthorizationRequired(UpstreamError):
+    """An OAuth-protected upstream has no valid grant from meshgate; someone must authorize it again."""
+
+    code = "upstream_authorization_required"
+    http_status = 502
 
 
 class UpstreamTimeout(UpstreamError):

@@ -15,6 +15,7 @@ from meshgate.identity.authentication import Authenticator
 from meshgate.monitoring.writer import AuditWriter
 from meshgate.oauth.access_tokens import AccessTokens
 from meshgate.oauth.clients import ClientRegistry
+from meshgate.oauth.upstream import UpstreamOAuth
 from meshgate.observability.metrics import CIRCUIT_STATES, CallbackCollector, GatewayMetrics
 from meshgate.observability.tracing import Tracing, instrument_database
 from meshgate.proxy.mesh_token import MeshTokenIssuer
@@ -37,6 +38,7 @@ class Runtime:
     replicas: ReplicaRegistry
     access_tokens: AccessTokens
     oauth_clients: ClientRegistry
+    upstream_oauth: UpstreamOAuth
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -69,6 +71,7 @@ class Runtime:
             ),
             access_tokens=access_tokens,
             oauth_clients=ClientRegistry(addresses),
+            upstream_oauth=UpstreamOAuth(db, vault, addresses, settings.public_url),
         )
         db.subscribe(runtime._on_change)
         instrument_database(runtime.tracing, db.engine)

@@ -167,22 +167,27 @@ class Upstream:
 
 def start_upstream(*, token: str = "upstream-token", json_response: bool = False, tools: int = 0) -> Upstream:
     port = free_port()
-    args = [sys.executable, "-m", "support.upstream", "--port", str(port), "--token", token, "--tools", str(tools)]
+    args = ["--port", str(port), "--token", token, "--tools", str(tools)]
     if json_response:
         args.append("--json")
+    return Upstream(port, token, spawn_server("support.upstream", port, args))
+
+
+def spawn_server(module: str, port: int, args: list[str]) -> subprocess.Popen[bytes]:
+    """Start `python -m module args` from tests/ and wait until it listens on `port`."""
     tests_dir = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": tests_dir + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    process = subprocess.Popen(args, env=env, cwd=tests_dir)
+    process = subprocess.Popen([sys.executable, "-m", module, *args], env=env, cwd=tests_dir)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"upstream exited with {process.returncode}")
+            raise RuntimeError(f"{module} exited with {process.returncode}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return Upstream(port, token, process)
+                return process
         time.sleep(0.05)
     process.kill()
-    raise RuntimeError("upstream did not start")
+    raise RuntimeError(f"{module} did not start")
 
 
 def connection_request(upstream: Upstream, title: str = "Upstream") -> dict[str, Any]:

@@ -63,6 +63,14 @@ class StdioInput(ToolInput):
     envVars: dict[str, str] = Field(default_factory=dict[str, str], description="Environment variables (secret)")  # noqa: N815
 
 
+class OAuthInput(ToolInput):
+    client_id: str | None = Field(
+        None, description="Pre-registered client id, for servers that refuse dynamic registration", max_length=512
+    )
+    client_secret: str | None = Field(None, description="Its client secret (write-only secret)", max_length=4096)
+    scope: str | None = Field(None, description="Scopes to ask the server for, space-separated", max_length=2000)
+
+
 class ConnectionDataInput(ToolInput):
     """Fields of a connection; all optional so the same model serves create (checked further) and update."""
 
@@ -82,6 +90,11 @@ class ConnectionDataInput(ToolInput):
         "(write-only secret)",
     )
     configuration_state: dict[str, Any] | None = Field(None, description="Server configuration (write-only secret)")
+    oauth: OAuthInput | None = Field(
+        None,
+        description="Use OAuth instead of connection_token: {} to register with the server dynamically, or "
+        "{client_id, client_secret?} for a pre-registered client; then CONNECTION_OAUTH_START",
+    )
     metadata: dict[str, Any] | None = Field(None, description="Free-form JSON kept with the connection")
     status: Literal["active", "inactive"] | None = Field(None, description="inactive connections refuse calls")
     connect_timeout_ms: int | None = Field(

@@ -25,6 +25,7 @@ class ConnectionSecrets:
     headers: Mapping[str, str] = field(default_factory=dict[str, str])
     stdio: Mapping[str, Any] | None = None
     configuration_state: Mapping[str, Any] | None = None
+    oauth: Mapping[str, Any] | None = None  # OAuth instead of a static token: {client_id?, client_secret?, scope?}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -32,6 +33,7 @@ class ConnectionSecrets:
             "headers": dict(self.headers),
             "stdio": None if self.stdio is None else dict(self.stdio),
             "configuration_state": None if self.configuration_state is None else dict(self.configuration_state),
+            "oauth": None if self.oauth is None else dict(self.oauth),
         }
 
     @classmethod
@@ -41,6 +43,7 @@ class ConnectionSecrets:
             headers=data.get("headers") or {},
             stdio=data.get("stdio"),
             configuration_state=data.get("configuration_state"),
+            oauth=data.get("oauth"),
         )
 
 
@@ -69,6 +72,7 @@ class Connection:
     header_names: list[str]
     stdio_set: bool
     configuration_state_set: bool
+    oauth_enabled: bool
     configuration_scopes: list[str] | None
     metadata: Mapping[str, Any] | None
     status: str
@@ -94,6 +98,7 @@ class Connection:
             "connection_token": {"set": self.token_set},
             "connection_headers": {"set": bool(self.header_names) or self.stdio_set, "names": self.header_names},
             "configuration_state": {"set": self.configuration_state_set},
+            "oauth": {"enabled": self.oauth_enabled},
             "configuration_scopes": self.configuration_scopes,
             "metadata": None if self.metadata is None else dict(self.metadata),
             "status": self.status,
@@ -123,4 +128,6 @@ class UpstreamConfig:
     connect_timeout_ms: int
     call_timeout_ms: int
     tool_names: frozenset[str] = frozenset()
-    tool_names: frozenset[str] = frozenset()
+    # OAuth connections: whether one is configured, and when its access token should be refreshed (epoch s).
+    oauth: bool = False
+    oauth_refresh_at: float | None = None

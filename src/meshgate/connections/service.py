@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from meshgate.db.tables import connections
 from meshgate.errors import NotFound
 from meshgate.identity import _rows
 from meshgate.jsonvalues import as_dict, as_list
+from meshgate.oauth.upstream_tokens import UpstreamTokenStore
 from meshgate.vault import Vault
 
 MAX_TOOLS_PER_CONNECTION = 200  # tool names beyond this fold into "other" in metrics
@@ -38,6 +40,7 @@ def _summary(secrets: ConnectionSecrets) -> dict[str, Any]:
         "headers": sorted(secrets.headers),
         "stdio": secrets.stdio is not None,
         "configuration_state": secrets.configuration_state is not None,
+        "oauth": secrets.oauth is not None,
     }
 
 
@@ -146,6 +149,14 @@ class ConnectionService:
         ).first()
         if row is None:
             raise NotFound(f"connection {connection_id} not found")
+        secrets = self._open(row.id, row.secrets)
+        refresh_at: float | None = None
+        if secrets.oauth is not None:
+            # OAuth connections send the stored access token (if any) instead of a static one.
+            stored = await UpstreamTokenStore(self._session, self._vault).load(row.id)
+            token = None if stored is None else stored[0].access_token
+            refresh_at = None if stored is None else stored[0].refresh_at
+            secrets = replace(secrets, token=token)
         return UpstreamConfig(
             id=row.id,
             organization_id=row.organization_id,
@@ -153,12 +164,14 @@ class ConnectionService:
             connection_type=row.connection_type,
             url=row.connection_url,
             status=row.status,
-            secrets=self._open(row.id, row.secrets),
+            secrets=secrets,
             connect_timeout_ms=row.connect_timeout_ms,
             call_timeout_ms=row.call_timeout_ms,
             tool_names=frozenset(
                 str(as_dict(tool).get("name")) for tool in as_list(row.tools)[:MAX_TOOLS_PER_CONNECTION]
             ),
+            oauth=secrets.oauth is not None,
+            oauth_refresh_at=refresh_at,
         )
 
     def _seal(self, connection_id: str, secrets: ConnectionSecrets) -> str:
@@ -188,6 +201,7 @@ class ConnectionService:
             header_names=list(summary.get("headers") or []),
             stdio_set=bool(summary.get("stdio")),
             configuration_state_set=bool(summary.get("configuration_state")),
+            oauth_enabled=bool(summary.get("oauth")),
             configuration_scopes=row.configuration_scopes,
             metadata=row.metadata,
             status=row.status,

@@ -28,8 +28,10 @@ from meshgate.connections.service import ConnectionService
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.errors import InvalidInput, UpstreamError
 from meshgate.mcp.registry import ToolContext, ToolSpec
+from meshgate.oauth.upstream_tokens import UpstreamTokenStore
 
-_SECRET_FIELDS = ("connection_token", "connection_headers", "configuration_state")
+_SECRET_FIELDS = ("connection_token", "connection_headers", "configuration_state", "oauth")
+NEEDS_AUTHORIZATION = "OAuth authorization needed: call CONNECTION_OAUTH_START and open the URL it returns"
 
 
 def _service(ctx: ToolContext) -> ConnectionService:
@@ -61,6 +63,9 @@ def _secrets(data: ConnectionDataInput, current: ConnectionSecrets | None = None
         headers=headers,
         stdio=base.stdio,
         configuration_state=data.configuration_state if "configuration_state" in given else base.configuration_state,
+        oauth=(None if data.oauth is None else data.oauth.model_dump(exclude_none=True))
+        if "oauth" in given
+        else base.oauth,
     )
 
 
@@ -106,6 +111,10 @@ async def connection_create(ctx: ToolContext, args: CreateInput) -> Any:
     values.setdefault("connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS)
     values.setdefault("call_timeout_ms", DEFAULT_CALL_TIMEOUT_MS)
     await _check_address(ctx, data.connection_url)
+    if secrets.oauth is not None:
+        # Nothing to discover before the server has authorized meshgate (CONNECTION_OAUTH_START).
+        values["status_reason"] = NEEDS_AUTHORIZATION
+        return (await _service(ctx).create(values, secrets, ctx.principal.user_id)).to_dict()
     found, error = await _probe(
         ctx,
         UpstreamConfig(
@@ -152,8 +161,14 @@ async def connection_update(ctx: ToolContext, args: UpdateInput) -> Any:
     secrets = _secrets(data, await service.secrets(args.id))
     values = _values(data)
     reachability = {"connection_url", "connection_token", "connection_headers", "connect_timeout_ms"}
+    if "oauth" in data.model_fields_set or (secrets.oauth is not None and "connection_url" in data.model_fields_set):
+        # A new OAuth setup or server invalidates the tokens held for the old one.
+        await UpstreamTokenStore(ctx.session, ctx.runtime.vault).forget(args.id)
+        if secrets.oauth is not None:
+            values["status_reason"] = NEEDS_AUTHORIZATION
     if reachability & data.model_fields_set:
         await _check_address(ctx, url)
+    if reachability & data.model_fields_set and secrets.oauth is None:
         found, error = await _probe(
             ctx,
             UpstreamConfig(

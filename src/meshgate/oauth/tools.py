@@ -31,6 +31,10 @@ class NoInput(ToolInput):
     pass
 
 
+class ConnectionIdInput(ToolInput):
+    id: str = Field(description="Id of a connection whose data.oauth is set", max_length=36)
+
+
 def _view(client: OAuthClient) -> dict[str, Any]:
     return {
         "clientId": client.client_id,
@@ -61,7 +65,20 @@ async def client_delete(ctx: ToolContext, args: ClientIdInput) -> dict[str, Any]
     return {"clientId": args.clientId, "deleted": True}
 
 
+async def connection_oauth_start(ctx: ToolContext, args: ConnectionIdInput) -> dict[str, Any]:
+    return await ctx.runtime.upstream_oauth.start(
+        ctx.session, ctx.principal.organization_id, ctx.principal.user_id, args.id
+    )
+
+
 TOOLS: list[ToolSpec[Any]] = [
+    ToolSpec(
+        "CONNECTION_OAUTH_START",
+        "Start authorizing meshgate at an OAuth-protected server: returns a URL for a person to open; when they "
+        "approve, meshgate stores the tokens (encrypted) and refreshes them by itself.",
+        ConnectionIdInput,
+        connection_oauth_start,
+    ),
     ToolSpec(
         "OAUTH_CLIENT_CREATE",
         "Register an OAuth client by hand (for MCP clients that cannot use dynamic registration).",

@@ -27,6 +27,7 @@ from meshgate.errors import (
     MeshgateError,
     NotFound,
     PermissionDenied,
+    UpstreamAuthorizationRequired,
     UpstreamError,
     UpstreamInvalidResponse,
     UpstreamUnavailable,
@@ -101,15 +102,17 @@ class ProxyEndpoint:
         try:
             with telemetry.child("meshgate.authenticate"):
                 call.principal, body = await self._admission.admit(scope, receive, headers)
-            client = await self._client(call.principal, conn_id)
             if body:
                 call.envelope = parse_envelope(body)
+            client = await self._client(call.principal, conn_id)
             tool_label = self._telemetry.label(call.envelope.tool_name, client.config.tool_names)
             telemetry.identify(call.principal, conn_id, call.envelope, tool_label)
             self._authorize(call.principal, conn_id, call.envelope)
+            if client.config.oauth:
+                client = await self._oauth_client(call.principal, client)
         except MeshgateError as error:
             if (
-                isinstance(error, PermissionDenied)
+                isinstance(error, PermissionDenied | UpstreamAuthorizationRequired)
                 and call.principal is not None
                 and call.envelope.method == "tools/call"
             ):
@@ -132,6 +135,10 @@ class ProxyEndpoint:
                 if call.envelope.method in AUDITED_METHODS:
                     self._audit(call, error=error)
                 await self._error(scope, receive, send, error, call)
+                return
+            if response.status == 401 and client.config.oauth:
+                response.release()
+                await self._needs_authorization(scope, receive, send, call, client)
                 return
             await self._relay(scope, receive, send, client, response, call)
 
@@ -182,9 +189,31 @@ class ProxyEndpoint:
 
     async def _client(self, principal: Principal, conn_id: str) -> UpstreamClient:
         client = await self._runtime.upstreams.get(principal.organization_id, conn_id)
-        if client.config.status == "inactive":
-            raise UpstreamUnavailable(f"connection {client.config.title} is inactive")
+        config = client.config
+        if config.status == "inactive":
+            raise UpstreamUnavailable(f"connection {config.title} is inactive")
         return client
+
+    async def _oauth_client(self, principal: Principal, client: UpstreamClient) -> UpstreamClient:
+        """Refresh an OAuth upstream's token when it is due; refuse when meshgate holds none."""
+        refresh_at = client.config.oauth_refresh_at
+        if refresh_at is not None and time.time() >= refresh_at:
+            await self._runtime.upstream_oauth.refresh(principal.organization_id, client.config.id)
+            client = await self._runtime.upstreams.get(principal.organization_id, client.config.id)
+        if client.config.secrets.token is None:
+            raise UpstreamAuthorizationRequired(_authorize_again(client))
+        return client
+
+    async def _needs_authorization(
+        self, scope: Scope, receive: Receive, send: Send, call: Call, client: UpstreamClient
+    ) -> None:
+        error = UpstreamAuthorizationRequired(_authorize_again(client))
+        if call.envelope.method == "tools/call":
+            await self._refuse(send, call, error)
+        else:
+            if call.envelope.method in AUDITED_METHODS:
+                self._audit(call, error=error)
+            await self._error(scope, receive, send, error, call)
 
     @staticmethod
     def _authorize(principal: Principal, conn_id: str, envelope: Envelope) -> None:
@@ -260,7 +289,7 @@ class ProxyEndpoint:
                 out.append((name.encode(), value.encode("latin-1")))
         return {"type": "http.response.start", "status": response.status, "headers": out}
 
-    async def _refuse(self, send: Send, call: Call, error: PermissionDenied) -> None:
+    async def _refuse(self, send: Send, call: Call, error: MeshgateError) -> None:
         call.telemetry.error = error.code
         body = refusal(call.envelope.id, f"{error.code}: {error.message}", call.headers.get("mcp-protocol-version"))
         await send(
@@ -330,6 +359,8 @@ class ProxyEndpoint:
                 call.principal, conn_id, call.envelope, self._telemetry.label(tool, client.config.tool_names)
             )
             self._authorize(call.principal, conn_id, call.envelope)
+            if client.config.oauth:
+                client = await self._oauth_client(call.principal, client)
             with telemetry.child("mcp.upstream tools/call", SpanKind.CLIENT, **{"server.address": client.config.title}):
                 extra = {
                     "x-mesh-token": self._runtime.mesh_tokens.token(call.principal, conn_id),
@@ -361,3 +392,10 @@ class ProxyEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": orjson.dumps(payload), "more_body": False})
+
+
+def _authorize_again(client: UpstreamClient) -> str:
+    return (
+        f"connection {client.config.title} needs OAuth authorization: someone allowed to manage connections calls "
+        f'CONNECTION_OAUTH_START {{"id": "{client.config.id}"}} and opens the URL it returns'
+    )

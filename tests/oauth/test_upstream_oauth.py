@@ -1,0 +1,144 @@
+"""meshgate as an OAuth client: a connection to an OAuth-protected upstream (built on the SDK's
+`mcp.server.auth`) is authorized through a URL a person opens, then used, refreshed before expiry, and
+reported clearly when the upstream ends the grant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from conftest import new_owner
+from support.gateway import Gateway, free_port, rpc, spawn_server
+from support.mcp_client import call, connect
+
+pytestmark = pytest.mark.anyio
+TOKEN_SECONDS = 4
+
+
+@dataclass
+class OAuthUpstream:
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(f"http://127.0.0.1:{self.port}/stats").json()
+
+
+@pytest.fixture(scope="module")
+def oauth_upstream() -> Iterator[OAuthUpstream]:
+    port = free_port()
+    process = spawn_server("support.oauth_upstream", port, ["--port", str(port), "--token-seconds", str(TOKEN_SECONDS)])
+    yield OAuthUpstream(port)
+    process.kill()
+    process.wait(timeout=10)
+
+
+async def _whoami(gateway: Gateway, key: str, conn_id: str) -> tuple[bool, str]:
+    """(refused, text): a refusal comes as an error of the handshake or as an isError result of the call."""
+    refusal: list[str] = []
+    try:
+        async with connect(f"{gateway.url}/mcp/{conn_id}", key) as client:
+            result = await client.call_tool("whoami", {})
+    except* MCPError as group:
+        refusal.append(str(_first(group)))
+    if refusal:
+        return True, refusal[0]
+    return bool(result.is_error), str(result.content[0])
+
+
+def _first(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+async def _authorize(gateway: Gateway, key: str, conn_id: str) -> dict[str, Any]:
+    async with connect(gateway.mcp_url, key) as client:
+        started = await call(client, "CONNECTION_OAUTH_START", {"id": conn_id})
+    async with httpx.AsyncClient(timeout=30) as browser:
+        approval = await browser.get(started["authorizationUrl"])  # the upstream approves at once
+        assert approval.status_code in (302, 307), approval.text
+        back = approval.headers["location"]
+        assert back.startswith(f"{gateway.url}/oauth/callback?")
+        landed = await browser.get(back)
+    assert landed.status_code == 200 and "now authorized" in landed.text, landed.text
+    return started
+
+
+async def test_a_connection_authorizes_through_a_url_then_refreshes_before_expiry(
+    gateway: Gateway, oauth_upstream: OAuthUpstream
+) -> None:
+    owner = await new_owner(gateway)
+    async with connect(gateway.mcp_url, owner.api_key) as client:
+        conn = await call(
+            client,
+            "COLLECTION_CONNECTIONS_CREATE",
+            {
+                "data": {
+                    "title": "Protected",
+                    "connection_type": "HTTP",
+                    "connection_url": oauth_upstream.url,
+                    "oauth": {},
+                }
+            },
+        )
+    assert conn["oauth"] == {"enabled": True} and "CONNECTION_OAUTH_START" in conn["status_reason"]
+    refused, message = await _whoami(gateway, owner.api_key, conn["id"])
+    assert refused and "CONNECTION_OAUTH_START" in message
+    call_tool = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+    answer = rpc(f"{gateway.url}/mcp/{conn['id']}", call_tool, key=owner.api_key)
+    assert answer.json().get("result", {}).get("isError") is True, answer.text  # a result the model can read
+    assert "CONNECTION_OAUTH_START" in answer.text
+
+    before = oauth_upstream.stats()
+    started = await _authorize(gateway, owner.api_key, conn["id"])
+    assert started["redirectUri"] == f"{gateway.url}/oauth/callback"
+    after = oauth_upstream.stats()
+    assert after["registrations"] == before["registrations"] + 1  # meshgate registered itself (DCR)
+    assert after["exchanges"] == before["exchanges"] + 1
+    assert after["resources"][-1] == oauth_upstream.url  # RFC 8707 resource sent
+
+    refused, message = await _whoami(gateway, owner.api_key, conn["id"])
+    assert not refused and "authorized by the upstream" in message
+    async with connect(gateway.mcp_url, owner.api_key) as client:
+        shown = await call(client, "COLLECTION_CONNECTIONS_GET", {"id": conn["id"]})
+    assert shown["status_reason"] is None and "token" not in str(shown["oauth"])
+
+    await anyio.sleep(TOKEN_SECONDS + 0.5)  # past expiry: the call must refresh first
+    refused, message = await _whoami(gateway, owner.api_key, conn["id"])
+    assert not refused, message
+    assert oauth_upstream.stats()["refreshes"] >= after["refreshes"] + 1
+
+
+async def test_an_ended_grant_tells_the_caller_how_to_authorize_again(
+    gateway: Gateway, oauth_upstream: OAuthUpstream
+) -> None:
+    owner = await new_owner(gateway)
+    async with connect(gateway.mcp_url, owner.api_key) as client:
+        conn = await call(
+            client,
+            "COLLECTION_CONNECTIONS_CREATE",
+            {"data": {"title": "Ending", "connection_type": "HTTP", "connection_url": oauth_upstream.url, "oauth": {}}},
+        )
+    await _authorize(gateway, owner.api_key, conn["id"])
+    assert not (await _whoami(gateway, owner.api_key, conn["id"]))[0]
+    httpx.post(f"http://127.0.0.1:{oauth_upstream.port}/forget-grants")
+    refused, message = await _whoami(gateway, owner.api_key, conn["id"])  # the upstream answers 401 now
+    assert refused and "CONNECTION_OAUTH_START" in message
+    await anyio.sleep(TOKEN_SECONDS)  # refresh is due: the upstream answers invalid_grant, tokens are dropped
+    refused, message = await _whoami(gateway, owner.api_key, conn["id"])
+    assert refused and "CONNECTION_OAUTH_START" in message
+    async with connect(gateway.mcp_url, owner.api_key) as client:
+        shown = await call(client, "COLLECTION_CONNECTIONS_GET", {"id": conn["id"]})
+    assert "grant ended" in shown["status_reason"]
+    await _authorize(gateway, owner.api_key, conn["id"])  # and authorizing again works
+    assert not (await _whoami(gateway, owner.api_key, conn["id"]))[0]
