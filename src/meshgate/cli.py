@@ -145,7 +145,7 @@ def rotate_key() -> None:
         try:
             vault = Vault(settings.encryption_key, previous=settings.previous_encryption_keys)
             return await rotate_secrets(
-                db, vault, lambda done, total: click.echo(f"checked {done}/{total} connections")
+                db, vault, lambda done, total: click.echo(f"checked {done}/{total} sealed values")
             )
         finally:
             await db.close()

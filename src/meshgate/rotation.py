@@ -9,11 +9,13 @@ are never blocked for long and an interrupted run can simply be started again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 
 from meshgate.db.database import Database
-from meshgate.db.tables import connections, meta
+from meshgate.db.tables import connection_oauth, connections, meta, oauth_upstream_flows
 from meshgate.vault import KEY_CHECK_PLAINTEXT, Vault
 
 BATCH = 100
@@ -25,46 +27,76 @@ def _key_id_of(sealed: str) -> str | None:
     return parts[1] if len(parts) == 3 else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Sealed:
+    """A column of sealed values: its table, key column, the column its vault context names, the prefix."""
+
+    table: Table
+    key: str
+    column: str
+    context_column: str
+    context_prefix: str
+
+
+SEALED = (
+    _Sealed(connections, "id", "secrets", "id", "connection"),
+    _Sealed(connection_oauth, "connection_id", "sealed", "connection_id", "connection-oauth"),
+    _Sealed(oauth_upstream_flows, "state_hash", "sealed", "connection_id", "connection-oauth-flow"),
+)
+
+
 async def rotate_secrets(db: Database, vault: Vault, progress: Callable[[int, int], None]) -> int:
     """Re-seal rows not sealed with the current key; returns how many were re-sealed."""
-    current = vault.current_key_id
+    total = 0
     async with db.transaction() as session:
-        total = int(
-            await session.scalar(
-                select(func.count()).select_from(connections).where(connections.c.secrets.is_not(None))
+        for sealed in SEALED:
+            column = sealed.table.c[sealed.column]
+            total += int(
+                await session.scalar(select(func.count()).select_from(sealed.table).where(column.is_not(None))) or 0
             )
-            or 0
-        )
-    done = 0
-    resealed = 0
-    last_id = ""
-    while True:
-        async with db.transaction() as session:
-            rows = (
-                await session.execute(
-                    select(connections.c.id, connections.c.secrets)
-                    .where(connections.c.secrets.is_not(None), connections.c.id > last_id)
-                    .order_by(connections.c.id)
-                    .limit(BATCH)
-                )
-            ).all()
-            for row in rows:
-                if _key_id_of(row.secrets) != current:
-                    context = f"connection:{row.id}".encode()
-                    plaintext = vault.open(row.secrets, context=context)
-                    await session.execute(
-                        update(connections)
-                        .where(connections.c.id == row.id)
-                        .values(secrets=vault.seal(plaintext, context=context))
-                    )
-                    resealed += 1
-        if not rows:
-            break
-        last_id = rows[-1].id
-        done += len(rows)
-        progress(done, total)
+    done = resealed = 0
+    for sealed in SEALED:
+        rows_done, rows_resealed = await _rotate_column(db, vault, sealed, partial(_report, progress, done, total))
+        done += rows_done
+        resealed += rows_resealed
+
     async with db.transaction() as session:
         await session.execute(
             update(meta).where(meta.c.name == _KEY_CHECK).values(value=vault.seal(KEY_CHECK_PLAINTEXT))
         )
     return resealed
+
+
+def _report(progress: Callable[[int, int], None], before: int, total: int, done: int) -> None:
+    progress(before + done, total)
+
+
+async def _rotate_column(
+    db: Database, vault: Vault, sealed: _Sealed, progress: Callable[[int], None]
+) -> tuple[int, int]:
+    key, column, context_of = (sealed.table.c[name] for name in (sealed.key, sealed.column, sealed.context_column))
+    current = vault.current_key_id
+    done = resealed = 0
+    last = ""
+    while True:
+        async with db.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(key, column, context_of).where(column.is_not(None), key > last).order_by(key).limit(BATCH)
+                )
+            ).all()
+            for row_key, value, context_value in rows:
+                if _key_id_of(value) != current:
+                    context = f"{sealed.context_prefix}:{context_value}".encode()
+                    plaintext = vault.open(value, context=context)
+                    await session.execute(
+                        update(sealed.table)
+                        .where(key == row_key)
+                        .values({sealed.column: vault.seal(plaintext, context=context)})
+                    )
+                    resealed += 1
+        if not rows:
+            return done, resealed
+        last = rows[-1][0]
+        done += len(rows)
+        progress(done)

@@ -11,6 +11,8 @@ from sqlalchemy import MetaData, select
 
 from conftest import add_connection, new_owner
 from meshgate.db.database import Database
+from meshgate.oauth.upstream_tokens import UpstreamTokens, UpstreamTokenStore
+from meshgate.vault import Vault
 from support.gateway import Gateway, Upstream, free_port, run_cli, start_gateway
 from support.mcp_client import call, connect
 from support.secrets import remember_secret
@@ -63,12 +65,37 @@ async def test_rotate_key_reseals_secrets_and_the_old_key_is_no_longer_needed(
     finally:
         assert gw.stop() == 0
     old_key = gw.env["ENCRYPTION_KEY"]
+    tokens = UpstreamTokens(
+        access_token=remember_secret("upstream-access-PLAINTEXT-1"),
+        refresh_token=None,
+        expires_at=None,
+        issued_at=0.0,
+        token_endpoint="https://as.example/token",
+        client_id="c",
+        client_secret=None,
+        auth_method="none",
+        resource="https://as.example/mcp",
+        issuer="https://as.example",
+    )
+    db = Database(tmp_db)
+    try:
+        async with db.transaction() as session:  # an OAuth upstream's tokens, sealed under the old key
+            await UpstreamTokenStore(session, Vault(base64.b64decode(old_key))).save(conn["id"], tokens)
+    finally:
+        await db.close()
     new_key = base64.b64encode(secrets.token_bytes(32)).decode()
     rotating = {**gw.env, "ENCRYPTION_KEY": new_key, "ENCRYPTION_KEYS_PREVIOUS": old_key}
     result = run_cli(rotating, "rotate-key")
     assert result.returncode == 0, result.stderr
-    assert "checked 1/1 connections" in result.stdout
-    assert "re-encrypted 1 secret(s)" in result.stdout
+    assert "checked 2/2 sealed values" in result.stdout
+    assert "re-encrypted 2 secret(s)" in result.stdout
+    db = Database(tmp_db)
+    try:
+        async with db.transaction() as session:
+            reopened = await UpstreamTokenStore(session, Vault(base64.b64decode(new_key))).load(conn["id"])
+    finally:
+        await db.close()
+    assert reopened is not None and reopened[0] == tokens
     assert "re-encrypted 0 secret(s)" in run_cli(rotating, "rotate-key").stdout
 
     only_new = {**gw.env, "ENCRYPTION_KEY": new_key}

@@ -103,3 +103,12 @@ async def test_metadata_urls_are_checked_against_the_ssrf_guard(documents: tuple
         assert page.status_code == 400
     metadata_page = await Browser(person).http.get(_authorize(gateway, "https://169.254.169.254/latest/meta-data.json"))
     assert "metadata address" in metadata_page.text
+
+
+async def test_redirects_of_metadata_documents_are_checked_again(documents: tuple[Gateway, DocumentServer]) -> None:
+    gateway, server = documents
+    server.redirects["/moved/client.json"] = "https://169.254.169.254/latest/meta-data/client.json"
+    person = await new_person(gateway)
+    page = await Browser(person).http.get(_authorize(gateway, f"{server.base}/moved/client.json"))
+    assert page.status_code == 400
+    assert "metadata address" in page.text and "/moved/client.json" in server.fetched

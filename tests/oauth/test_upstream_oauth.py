@@ -12,10 +12,14 @@ import anyio
 import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
+from sqlalchemy import select
 
 from conftest import new_owner
+from meshgate.db.database import Database
+from meshgate.db.tables import connection_oauth, connections
 from support.gateway import Gateway, free_port, rpc, spawn_server
 from support.mcp_client import call, connect
+from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
 TOKEN_SECONDS = 4
@@ -113,10 +117,65 @@ async def test_a_connection_authorizes_through_a_url_then_refreshes_before_expir
         shown = await call(client, "COLLECTION_CONNECTIONS_GET", {"id": conn["id"]})
     assert shown["status_reason"] is None and "token" not in str(shown["oauth"])
 
-    await anyio.sleep(TOKEN_SECONDS + 0.5)  # past expiry: the call must refresh first
+    await anyio.sleep(TOKEN_SECONDS * 0.8)  # past the refresh point (3/4 of the lifetime), before expiry
     refused, message = await _whoami(gateway, owner.api_key, conn["id"])
     assert not refused, message
-    assert oauth_upstream.stats()["refreshes"] >= after["refreshes"] + 1
+    refreshed = oauth_upstream.stats()
+    assert refreshed["refreshes"] >= after["refreshes"] + 1
+    await anyio.sleep(TOKEN_SECONDS + 0.5)  # long past expiry: the next call refreshes first, then works
+    refused, message = await _whoami(gateway, owner.api_key, conn["id"])
+    assert not refused, message
+    assert oauth_upstream.stats()["refreshes"] >= refreshed["refreshes"] + 1
+
+
+async def test_a_pre_registered_client_is_used_and_tokens_are_sealed(
+    gateway: Gateway, oauth_upstream: OAuthUpstream
+) -> None:
+    registered = httpx.post(
+        f"http://127.0.0.1:{oauth_upstream.port}/register",
+        json={
+            "client_name": "meshgate by hand",
+            "redirect_uris": [f"{gateway.url}/oauth/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "client_secret_post",
+        },
+    ).json()
+    secret = remember_secret(registered["client_secret"])
+    owner = await new_owner(gateway)
+    async with connect(gateway.mcp_url, owner.api_key) as client:
+        conn = await call(
+            client,
+            "COLLECTION_CONNECTIONS_CREATE",
+            {
+                "data": {
+                    "title": "Pre-registered",
+                    "connection_type": "HTTP",
+                    "connection_url": oauth_upstream.url,
+                    "oauth": {"client_id": registered["client_id"], "client_secret": secret},
+                }
+            },
+        )
+    before = oauth_upstream.stats()
+    started = await _authorize(gateway, owner.api_key, conn["id"])
+    assert f"client_id={registered['client_id']}" in started["authorizationUrl"]
+    after = oauth_upstream.stats()
+    assert after["registrations"] == before["registrations"]  # no dynamic registration this time
+    token = remember_secret(after["last_access_token"])
+    assert not (await _whoami(gateway, owner.api_key, conn["id"]))[0]
+    db = Database(gateway.env["DATABASE_URL"])
+    try:
+        async with db.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(connection_oauth.c.sealed, connections.c.secrets).where(
+                        connection_oauth.c.connection_id == conn["id"], connections.c.id == conn["id"]
+                    )
+                )
+            ).all()
+    finally:
+        await db.close()
+    stored = " ".join(f"{sealed} {sealed_secrets}" for sealed, sealed_secrets in rows)
+    assert len(rows) == 1 and token not in stored and secret not in stored and stored.count("v1:") == 2
 
 
 async def test_an_ended_grant_tells_the_caller_how_to_authorize_again(

@@ -76,6 +76,7 @@ class Provider:
             token=refresh, client_id=client_id, scopes=scopes, resource=resource
         )
         self.stats["resources"].append(resource)
+        self.stats["last_access_token"] = access  # test-only: lets a test look for it in meshgate's database
         return OAuthToken(
             access_token=access, token_type="Bearer", expires_in=self.token_seconds, refresh_token=refresh
         )

@@ -73,6 +73,7 @@ class DocumentServer:
     base: str
     documents: dict[str, Any]
     fetched: list[str]
+    redirects: dict[str, str]
 
 
 @contextmanager
@@ -80,10 +81,17 @@ def document_server(authority: Authority) -> Iterator[DocumentServer]:
     """Serves `documents[path]` as JSON over https; records every path fetched."""
     documents: dict[str, Any] = {}
     fetched: list[str] = []
+    redirects: dict[str, str] = {}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             fetched.append(self.path)
+            if self.path in redirects:
+                self.send_response(302)
+                self.send_header("location", redirects[self.path])
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
             document = documents.get(self.path)
             body = json.dumps(document).encode() if document is not None else b"{}"
             self.send_response(200 if document is not None else 404)
@@ -102,7 +110,7 @@ def document_server(authority: Authority) -> Iterator[DocumentServer]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield DocumentServer(f"https://127.0.0.1:{server.server_address[1]}", documents, fetched)
+        yield DocumentServer(f"https://127.0.0.1:{server.server_address[1]}", documents, fetched, redirects)
     finally:
         server.shutdown()
         server.server_close()
