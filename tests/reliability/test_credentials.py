@@ -4,8 +4,13 @@ whether the connection in the URL exists (the credential is checked before anyth
 
 from __future__ import annotations
 
+import json
+import os
+import statistics
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -87,3 +92,42 @@ async def test_bad_credentials_are_refused_alike_on_every_endpoint(gateway: Gate
         assert same[0] == same[1], name
         assert 'error="invalid_token"' in answers[0].headers["www-authenticate"], name
     assert rpc(real, INITIALIZE, key=person.api_key).status_code == 200  # the good key still works
+
+
+async def test_another_organizations_connection_answers_like_a_missing_one(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    """Same status and body; the response times of both are recorded for the reliability report (not asserted:
+    timed assertions are flaky on a shared machine)."""
+    owner = await new_person(gateway)
+    stranger = await new_person(gateway, org="Stranger")
+    conn = await add_connection(gateway, owner.api_key, upstream)
+    urls = {"existing, other org": f"{gateway.url}/mcp/{conn['id']}", "missing": f"{gateway.url}/mcp/{uuid.uuid4()}"}
+    texts: dict[str, str] = {}
+    times: dict[str, list[float]] = {name: [] for name in urls}
+    async with httpx.AsyncClient(timeout=30) as http:
+        for _round in range(100):
+            for name, url in urls.items():
+                started = time.perf_counter()
+                response = await http.post(
+                    url,
+                    json=INITIALIZE,
+                    headers={
+                        "Authorization": f"Bearer {stranger.api_key}",
+                        "Accept": "application/json, text/event-stream",
+                    },
+                )
+                times[name].append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 404, response.text
+                texts[name] = response.text.replace(url.rsplit("/", 1)[1], "ID")
+    assert texts["existing, other org"] == texts["missing"]
+    medians = {name: round(statistics.median(values), 3) for name, values in times.items()}
+    print(f"median refusal time (ms): {medians}")
+    _record(gateway.env["DATABASE_URL"].split(":")[0], medians)
+
+
+def _record(backend: str, medians: dict[str, float]) -> None:
+    out = os.environ.get("MESHGATE_RELIABILITY_OUT")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / f"refusal_timing_{backend}.json").write_text(json.dumps(medians))
