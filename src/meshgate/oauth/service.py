@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import PermissionMap
@@ -34,6 +34,7 @@ from meshgate.oauth.clients import OAuthClient
 from meshgate.oauth.scopes import is_narrower
 
 CODE_SECONDS = 300
+_KEEP_USED = timedelta(days=1)
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 
 
@@ -196,6 +197,16 @@ class AuthorizationService:
     async def _issue(self, grant_id: str) -> dict[str, Any]:
         grant = (await self._session.execute(select(oauth_grants).where(oauth_grants.c.id == grant_id))).one()
         now = datetime.now(UTC)
+        # Housekeeping within this grant (indexed by grant id): used refresh tokens are kept a day for reuse
+        # detection, expired codes are of no use at all.
+        await self._session.execute(
+            delete(oauth_refresh_tokens).where(
+                oauth_refresh_tokens.c.grant_id == grant_id, oauth_refresh_tokens.c.used_at < now - _KEEP_USED
+            )
+        )
+        await self._session.execute(
+            delete(oauth_codes).where(oauth_codes.c.grant_id == grant_id, oauth_codes.c.expires_at < now)
+        )
         refresh = "mgrt_" + secrets.token_urlsafe(32)
         await self._session.execute(
             oauth_refresh_tokens.insert().values(
