@@ -39,13 +39,13 @@ def _service(ctx: ToolContext) -> ConnectionService:
 
 
 def _check_type(connection_type: str, url: str | None) -> None:
-    if connection_type != "HTTP":
+    if connection_type not in ("HTTP", "SSE"):
         raise InvalidInput(
             f"connection_type {connection_type} is not supported by this version of meshgate yet; use HTTP "
-            "(Streamable HTTP)"
+            "(Streamable HTTP) or SSE (the legacy HTTP+SSE transport)"
         )
     if url is None:
-        raise InvalidInput("connection_url is required for HTTP connections")
+        raise InvalidInput(f"connection_url is required for {connection_type} connections")
 
 
 def _secrets(data: ConnectionDataInput, current: ConnectionSecrets | None = None) -> ConnectionSecrets:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -20,6 +20,7 @@ from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.models import UpstreamConfig
 from meshgate.connections.upstream.breaker import CircuitBreaker
 from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, Response
+from meshgate.connections.upstream.legacy_sse import LegacySseSession
 from meshgate.connections.upstream.sse import response_for
 from meshgate.errors import (
     UpstreamError,
@@ -63,6 +64,17 @@ class UpstreamClient:
         self._version = HANDSHAKE_VERSION
         self._init_lock = asyncio.Lock()
         self.initialize_result: dict[str, Any] | None = None
+        self.sse: LegacySseSession | None = None
+        if config.connection_type == "SSE":
+            self.sse = LegacySseSession(
+                self.url,
+                config.title,
+                self.credential_headers,
+                ssl_context=shared_ssl_context(),
+                connect_timeout=config.connect_timeout_ms / 1000,
+                call_timeout=self.call_timeout,
+                addresses=addresses,
+            )
 
     def _credential_headers(self) -> dict[str, str]:
         headers = {k: v for k, v in self.config.secrets.headers.items() if k.lower() not in ("host", "content-length")}
@@ -95,9 +107,16 @@ class UpstreamClient:
         return response
 
     async def request(
-        self, method: str, params: Mapping[str, Any] | None = None, *, extra_headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """A JSON-RPC request on meshgate's own session; returns the response message (result or error)."""
+        if self.sse is not None:
+            return await self._sse_request(method, params, extra_headers, on_progress)
         await self._ensure_session()
         for attempt in range(2):
             message_id = next(self._ids)
@@ -112,6 +131,32 @@ class UpstreamClient:
                 continue
             return self._expect_response(status, content_type, body, message_id)
         raise UpstreamInvalidResponse(f"upstream {self.config.title} keeps rejecting meshgate's session")
+
+    async def upstream_info(self) -> dict[str, Any]:
+        """The upstream's initialize result (opening meshgate's session when needed)."""
+        if self.sse is not None:
+            await self._sse_request("ping", None, None, None)
+            return self.sse.initialize_result or {}
+        await self._ensure_session()
+        return self.initialize_result or {}
+
+    async def _sse_request(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        extra_headers: Mapping[str, str] | None,
+        on_progress: Callable[[dict[str, Any]], None] | None,
+    ) -> dict[str, Any]:
+        assert self.sse is not None  # noqa: S101  (only called for SSE connections)
+        self.breaker.before_call()
+        try:
+            response = await self.sse.request(method, params, extra_headers=extra_headers, on_progress=on_progress)
+        except (UpstreamUnreachable, UpstreamTimeout):
+            self.breaker.record_failure()
+            raise
+        self.breaker.record_success()
+        self.initialize_result = self.sse.initialize_result
+        return response
 
     async def _post(
         self, message: dict[str, Any], extra_headers: Mapping[str, str] | None = None
@@ -180,6 +225,8 @@ class UpstreamClient:
             self.initialize_result = None
 
     async def close(self) -> None:
+        if self.sse is not None:
+            await self.sse.close()
         if self._session_id is not None:
             headers = {
                 **self.credential_headers,

@@ -79,3 +79,27 @@ def response_for(body: bytes, content_type: str, request_id: Any) -> dict[str, A
         if message.get("id") == request_id and ("result" in message or "error" in message):
             return message
     return None
+
+
+class EventReader:
+    """Incremental SSE parsing for a stream that arrives in chunks; events may span chunks."""
+
+    def __init__(self, max_event_bytes: int = 16 * 1024 * 1024) -> None:
+        self._buffer = ""
+        self._max = max_event_bytes
+        self._pending_cr = False
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        text = chunk.decode("utf-8", errors="replace")
+        if self._pending_cr:
+            text = "\r" + text
+            self._pending_cr = False
+        if text.endswith("\r"):
+            text, self._pending_cr = text[:-1], True
+        self._buffer += text.replace("\r\n", "\n").replace("\r", "\n")
+        if "\n\n" not in self._buffer:
+            if len(self._buffer) > self._max:
+                raise ValueError(f"an event is larger than {self._max} bytes")
+            return []
+        complete, _, self._buffer = self._buffer.rpartition("\n\n")
+        return list(parse_events(complete.encode()))

@@ -1,0 +1,66 @@
+"""An MCP server on the legacy HTTP+SSE transport (the SDK's `sse_app`), behind a bearer token check.
+
+Run: python -m support.sse_upstream --port N --token T
+Tools: echo, progress (reports three progress steps, then answers), headers (what the last message POST
+carried, so tests can see meshgate's headers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import anyio
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+SEEN: list[dict[str, str]] = []
+
+
+def build(token: str) -> ASGIApp:
+    server = MCPServer("legacy-sse-upstream", instructions="A server on the 2024-11-05 HTTP+SSE transport")
+
+    @server.tool(description="Echo text back")
+    def echo(text: str) -> str:
+        return text
+
+    @server.tool(description="Report three progress steps, then answer")
+    async def progress(ctx: Context) -> str:
+        for step in range(1, 4):
+            await ctx.report_progress(step, 3, f"step {step}")
+            await anyio.sleep(0.2)
+        return "done"
+
+    @server.tool(description="Headers of the last message POST this server received")
+    def headers() -> str:
+        return json.dumps(SEEN[-1] if SEEN else {})
+
+    app = server.sse_app()
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            seen = {k.decode(): v.decode() for k, v in scope["headers"]}
+            if scope["method"] == "POST":
+                SEEN.append(seen)
+            if seen.get("authorization") != f"Bearer {token}":
+                await send(
+                    {"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]}
+                )
+                await send({"type": "http.response.body", "body": b"bearer token required"})
+                return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token", required=True)
+    args = parser.parse_args()
+    uvicorn.run(build(args.token), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
