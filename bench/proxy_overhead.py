@@ -1,6 +1,6 @@
 """Proxy overhead: the same `tools/call` sent directly to an upstream and through meshgate.
 
-Run:  .venv/bin/python bench/proxy_overhead.py [--calls 2000] [--concurrency 16]
+Run:  .venv/bin/python bench/proxy_overhead.py [--calls 2000] [--concurrency 16] [--sse]
 
 Starts a cheap SDK-built echo upstream (JSON answers) and `meshgate serve` on SQLite, then for both
 protocol generations reports median / p99 latency at one client, throughput at 1 and N concurrent
@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.gateway import Gateway, create_connection, start_gateway, start_upstream
+from support.gateway import Gateway, create_connection, free_port, rpc, spawn_server, start_gateway, start_upstream
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -114,6 +114,48 @@ def ms(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+async def measure_sse(gateway: Gateway, conn_url: str, key: str, args: argparse.Namespace) -> None:
+    """Through meshgate to a legacy HTTP+SSE upstream (no direct row: the client side is Streamable HTTP)."""
+    assert gateway.process is not None
+    auth = {"authorization": f"Bearer {key}"}
+    print(
+        f"{'era':11s} {'path':12s} {'p50 ms':>7s} {'p99 ms':>7s} {'1-client req/s':>15s} {f'{args.concurrency}-client req/s':>16s} {'CPU ms/call':>11s}"
+    )
+    for era in ("2025-11-25", "2026-07-28"):
+        await run_clients(conn_url, auth, era, 1, 200)  # warm-up
+        single, wall1 = await run_clients(conn_url, auth, era, 1, args.calls)
+        before = cpu_seconds(gateway.process.pid)
+        many, wall_n = await run_clients(conn_url, auth, era, args.concurrency, args.calls)
+        cpu = (cpu_seconds(gateway.process.pid) - before) / len(many) * 1000
+        print(
+            f"{era:11s} {'meshgate→SSE':12s} {ms(single, 0.5):7.3f} {ms(single, 0.99):7.3f} "
+            f"{len(single) / wall1:15.0f} {len(many) / wall_n:16.0f} {cpu:11.3f}"
+        )
+
+
+def sse_connection(gateway: Gateway, key: str) -> tuple[str, Any]:
+    port = free_port()
+    process = spawn_server("support.sse_upstream", port, ["--port", str(port), "--token", "bench-token"])
+    data = {
+        "title": "SSE bench",
+        "connection_type": "SSE",
+        "connection_url": f"http://127.0.0.1:{port}/sse",
+        "connection_token": "bench-token",
+    }
+    created = rpc(
+        gateway.mcp_url,
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "COLLECTION_CONNECTIONS_CREATE", "arguments": {"data": data}},
+        },
+        key=key,
+        headers={"mcp-protocol-version": "2025-11-25"},
+    ).json()
+    return f"{gateway.url}/mcp/{created['result']['structuredContent']['id']}", process
+
+
 async def measure(gateway: Gateway, upstream_url: str, conn_url: str, key: str, args: argparse.Namespace) -> None:
     assert gateway.process is not None
     auth = {"authorization": f"Bearer {key}"}
@@ -144,7 +186,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--sse", action="store_true", help="measure a legacy HTTP+SSE upstream instead")
     args = parser.parse_args()
+    if args.sse:
+        with tempfile.TemporaryDirectory() as tmp:
+            gateway = start_gateway(f"sqlite:///{tmp}/bench.db", Path(tmp))
+            try:
+                owner = gateway.bootstrap("bench@example.com")
+                conn_url, process = sse_connection(gateway, owner.api_key)
+                try:
+                    asyncio.run(measure_sse(gateway, conn_url, owner.api_key, args))
+                finally:
+                    process.kill()
+            finally:
+                gateway.stop()
+        return
     upstream = start_upstream(token="bench-token", json_response=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
