@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from meshgate.access.ratelimit import RateLimiter
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.pool import UpstreamPool
+from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.replicas import ReplicaRegistry
 from meshgate.identity.authentication import Authenticator
@@ -53,7 +54,14 @@ class Runtime:
             authenticator=Authenticator(
                 db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens
             ),
-            upstreams=UpstreamPool(db, vault, addresses=addresses),
+            upstreams=UpstreamPool(
+                db,
+                vault,
+                addresses=addresses,
+                stdio=StdioSupervisor(settings.stdio_max_processes, settings.stdio_idle_seconds)
+                if settings.local_mode
+                else None,
+            ),
             audit=AuditWriter(db),
             mesh_tokens=MeshTokenIssuer(settings.secret, settings.public_url),
             tracing=Tracing(
@@ -98,6 +106,8 @@ class Runtime:
             "Consecutive failed calls per upstream connection (0 = healthy)",
             labels=["organization", "connection"],
         )
+        processes = GaugeMetricFamily("meshgate_stdio_processes", "Local STDIO server processes running")
+        processes.add_metric([], 0 if self.upstreams.stdio is None else self.upstreams.stdio.running)
         replica_count = GaugeMetricFamily("meshgate_replicas", "Gateway processes alive on this database")
         replica_count.add_metric([], self.replicas.count)
         clients = GaugeMetricFamily("meshgate_upstream_clients", "Upstream connections with a pooled client")
@@ -107,7 +117,7 @@ class Runtime:
             labels = [client.config.organization_id, client.config.id]
             circuit.add_metric(labels, CIRCUIT_STATES[client.breaker.state])
             failures.add_metric(labels, client.breaker.failures)
-        return [queue, dropped, written, circuit, failures, clients, replica_count]
+        return [queue, dropped, written, circuit, failures, clients, replica_count, processes]
 
     def _on_change(self, topic: str) -> None:
         if topic in ("identity", EVERYTHING):

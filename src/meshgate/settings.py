@@ -56,6 +56,8 @@ class Settings:
     oauth_access_token_seconds: int = 900
     oauth_refresh_token_seconds: int = 30 * 24 * 3600
     session_seconds: int = 12 * 3600
+    stdio_max_processes: int = 20
+    stdio_idle_seconds: float = 600.0
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -100,6 +102,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "MESHGATE_OAUTH_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600, 60, 365 * 24 * 3600
         ),
         session_seconds=_bounded(env, "MESHGATE_SESSION_SECONDS", 12 * 3600, 60, 30 * 24 * 3600),
+        stdio_max_processes=_bounded(env, "MESHGATE_STDIO_MAX_PROCESSES", 20, 1, 10_000),
+        stdio_idle_seconds=_float(env, "MESHGATE_STDIO_IDLE_SECONDS", 600.0),
         previous_encryption_keys=tuple(
             _decode_key(value, "ENCRYPTION_KEYS_PREVIOUS") for value in _csv(env, "ENCRYPTION_KEYS_PREVIOUS")
         ),

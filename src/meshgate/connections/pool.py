@@ -13,6 +13,7 @@ import logging
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.service import ConnectionService
 from meshgate.connections.upstream import UpstreamClient
+from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.errors import NotFound
 from meshgate.vault import Vault
@@ -24,8 +25,15 @@ class UpstreamPool:
     """Connection id → `UpstreamClient`, organization-checked on every lookup."""
 
     def __init__(
-        self, db: Database, vault: Vault, *, addresses: AddressPolicy | None = None, close_grace_s: float = 300.0
+        self,
+        db: Database,
+        vault: Vault,
+        *,
+        addresses: AddressPolicy | None = None,
+        close_grace_s: float = 300.0,
+        stdio: StdioSupervisor | None = None,
     ) -> None:
+        self.stdio = stdio  # None unless meshgate runs with --local-mode
         self._db = db
         self._vault = vault
         self.addresses = addresses or AddressPolicy()
@@ -42,7 +50,7 @@ class UpstreamPool:
             generation = self._generation
             async with self._db.transaction() as session:
                 config = await ConnectionService(session, organization_id, self._vault).upstream_config(connection_id)
-            client = UpstreamClient(config, self.addresses)
+            client = UpstreamClient(config, self.addresses, self.stdio)
             if generation == self._generation and connection_id not in self._clients:
                 self._clients[connection_id] = client
             else:

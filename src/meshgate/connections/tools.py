@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
+
+from pydantic import ValidationError
 
 from meshgate.connections.addresses import AddressRefused
 from meshgate.connections.discovery import discover, ping
@@ -14,6 +17,7 @@ from meshgate.connections.inputs import (
     CreateInput,
     IdInput,
     ListInput,
+    StdioInput,
     UpdateInput,
     check_headers,
 )
@@ -38,30 +42,45 @@ def _service(ctx: ToolContext) -> ConnectionService:
     return ConnectionService(ctx.session, ctx.principal.organization_id, ctx.runtime.vault)
 
 
-def _check_type(connection_type: str, url: str | None) -> None:
-    if connection_type not in ("HTTP", "SSE"):
-        raise InvalidInput(
-            f"connection_type {connection_type} is not supported by this version of meshgate yet; use HTTP "
-            "(Streamable HTTP) or SSE (the legacy HTTP+SSE transport)"
-        )
+def _check_type(ctx: ToolContext, connection_type: str, url: str | None) -> None:
+    if connection_type == "STDIO":
+        if not ctx.runtime.settings.local_mode:
+            raise InvalidInput(
+                "STDIO connections run local commands and need meshgate serve --local-mode (MESHGATE_LOCAL_MODE=1)"
+            )
+        return
     if url is None:
         raise InvalidInput(f"connection_url is required for {connection_type} connections")
 
 
-def _secrets(data: ConnectionDataInput, current: ConnectionSecrets | None = None) -> ConnectionSecrets:
-    """Secrets after applying `data`: a field given replaces, a field given as null clears, absent keeps."""
+def _secrets(
+    data: ConnectionDataInput, connection_type: str, current: ConnectionSecrets | None = None
+) -> ConnectionSecrets:
+    """Secrets after applying `data`: a field given replaces, a field given as null clears, absent keeps.
+    For STDIO connections `connection_headers` holds the command: {command, args?, cwd?, envVars?}."""
     given = data.model_fields_set
     base = current or ConnectionSecrets()
-    headers = base.headers
-    if "connection_headers" in given:
+    headers, stdio = base.headers, base.stdio
+    if "connection_headers" in given and connection_type == "STDIO":
+        try:
+            stdio = StdioInput.model_validate(data.connection_headers or {}).model_dump()
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"]) or "connection_headers"
+            raise InvalidInput(
+                f"connection_headers for STDIO must be {{command, args?, cwd?, envVars?}}: {where}: {problem['msg']}"
+            ) from exc
+    elif "connection_headers" in given:
         try:
             headers = check_headers(data.connection_headers or {})
         except ValueError as exc:
             raise InvalidInput(f"connection_headers: {exc}") from exc
+    if connection_type == "STDIO" and stdio is None:
+        raise InvalidInput("connection_headers is required for STDIO connections: {command, args?, cwd?, envVars?}")
     return ConnectionSecrets(
         token=data.connection_token if "connection_token" in given else base.token,
         headers=headers,
-        stdio=base.stdio,
+        stdio=stdio,
         configuration_state=data.configuration_state if "configuration_state" in given else base.configuration_state,
         oauth=(None if data.oauth is None else data.oauth.model_dump(exclude_none=True))
         if "oauth" in given
@@ -89,7 +108,7 @@ async def _check_address(ctx: ToolContext, url: str | None) -> None:
 
 async def _probe(ctx: ToolContext, config: UpstreamConfig) -> tuple[Discovery | None, str | None]:
     """Contact a server with a throw-away client; an unreachable server is an answer, not an error."""
-    client = UpstreamClient(config, ctx.runtime.upstreams.addresses)
+    client = UpstreamClient(config, ctx.runtime.upstreams.addresses, ctx.runtime.upstreams.stdio)
     try:
         return await discover(client), None
     except UpstreamError as error:
@@ -104,8 +123,8 @@ async def connection_create(ctx: ToolContext, args: CreateInput) -> Any:
         raise InvalidInput("data.title is required")
     if data.connection_type is None:
         raise InvalidInput("data.connection_type is required: HTTP, SSE or STDIO")
-    _check_type(data.connection_type, data.connection_url)
-    secrets = _secrets(data)
+    _check_type(ctx, data.connection_type, data.connection_url)
+    secrets = _secrets(data, data.connection_type)
     values = _values(data)
     values.setdefault("status", "active")
     values.setdefault("connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS)
@@ -157,8 +176,8 @@ async def connection_update(ctx: ToolContext, args: UpdateInput) -> Any:
     data = args.data
     connection_type = data.connection_type or current.connection_type
     url = data.connection_url if "connection_url" in data.model_fields_set else current.connection_url
-    _check_type(connection_type, url)
-    secrets = _secrets(data, await service.secrets(args.id))
+    _check_type(ctx, connection_type, url)
+    secrets = _secrets(data, connection_type, await service.secrets(args.id))
     values = _values(data)
     reachability = {"connection_url", "connection_token", "connection_headers", "connect_timeout_ms"}
     if "oauth" in data.model_fields_set or (secrets.oauth is not None and "connection_url" in data.model_fields_set):
@@ -212,9 +231,7 @@ async def connection_test(ctx: ToolContext, args: IdInput) -> Any:
 async def connection_configure(ctx: ToolContext, args: ConfigureInput) -> Any:
     service = _service(ctx)
     current = await service.secrets(args.id)
-    secrets = ConnectionSecrets(
-        token=current.token, headers=current.headers, stdio=current.stdio, configuration_state=args.state
-    )
+    secrets = replace(current, configuration_state=args.state)
     updated = await service.update(args.id, {"configuration_scopes": args.scopes}, secrets)
     return updated.to_dict()
 

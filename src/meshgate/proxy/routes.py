@@ -121,7 +121,7 @@ class ProxyEndpoint:
             else:
                 await self._error(scope, receive, send, error, call)
             return
-        if client.sse is not None:
+        if client.session is not None:
             await self._bridge(scope, receive, send, client, call)
             return
         method = scope["method"]

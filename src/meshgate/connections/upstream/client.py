@@ -21,11 +21,14 @@ from meshgate.connections.models import UpstreamConfig
 from meshgate.connections.upstream.breaker import CircuitBreaker
 from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, Response
 from meshgate.connections.upstream.legacy_sse import LegacySseSession
+from meshgate.connections.upstream.multiplex import MultiplexedSession
 from meshgate.connections.upstream.sse import response_for
+from meshgate.connections.upstream.stdio import StdioSession, StdioSupervisor
 from meshgate.errors import (
     UpstreamError,
     UpstreamInvalidResponse,
     UpstreamTimeout,
+    UpstreamUnavailable,
     UpstreamUnreachable,
 )
 
@@ -45,11 +48,13 @@ def shared_ssl_context() -> ssl.SSLContext:
 class UpstreamClient:
     """The connection to one upstream MCP server."""
 
-    def __init__(self, config: UpstreamConfig, addresses: AddressPolicy | None = None) -> None:
-        if config.url is None:
+    def __init__(
+        self, config: UpstreamConfig, addresses: AddressPolicy | None = None, stdio: StdioSupervisor | None = None
+    ) -> None:
+        if config.url is None and config.connection_type != "STDIO":
             raise UpstreamInvalidResponse(f"connection {config.title} has no URL")
         self.config = config
-        self.url = config.url
+        self.url = config.url or "http://stdio.invalid/"  # STDIO: the pool below is never used
         self.breaker = CircuitBreaker(config.title)
         self.credential_headers = self._credential_headers()
         self.call_timeout = config.call_timeout_ms / 1000
@@ -64,9 +69,21 @@ class UpstreamClient:
         self._version = HANDSHAKE_VERSION
         self._init_lock = asyncio.Lock()
         self.initialize_result: dict[str, Any] | None = None
-        self.sse: LegacySseSession | None = None
-        if config.connection_type == "SSE":
-            self.sse = LegacySseSession(
+        self.session: MultiplexedSession | None = None
+        if config.connection_type == "STDIO":
+            if stdio is None or config.secrets.stdio is None:
+                raise UpstreamUnavailable(
+                    f"connection {config.title} runs a local command: start meshgate with --local-mode"
+                )
+            self.session = StdioSession(
+                config.title,
+                config.secrets.stdio,
+                stdio,
+                connect_timeout=config.connect_timeout_ms / 1000,
+                call_timeout=self.call_timeout,
+            )
+        elif config.connection_type == "SSE":
+            self.session = LegacySseSession(
                 self.url,
                 config.title,
                 self.credential_headers,
@@ -115,8 +132,8 @@ class UpstreamClient:
         on_progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """A JSON-RPC request on meshgate's own session; returns the response message (result or error)."""
-        if self.sse is not None:
-            return await self._sse_request(method, params, extra_headers, on_progress)
+        if self.session is not None:
+            return await self._session_request(method, params, extra_headers, on_progress)
         await self._ensure_session()
         for attempt in range(2):
             message_id = next(self._ids)
@@ -134,28 +151,28 @@ class UpstreamClient:
 
     async def upstream_info(self) -> dict[str, Any]:
         """The upstream's initialize result (opening meshgate's session when needed)."""
-        if self.sse is not None:
-            await self._sse_request("ping", None, None, None)
-            return self.sse.initialize_result or {}
+        if self.session is not None:
+            await self._session_request("ping", None, None, None)
+            return self.session.initialize_result or {}
         await self._ensure_session()
         return self.initialize_result or {}
 
-    async def _sse_request(
+    async def _session_request(
         self,
         method: str,
         params: Mapping[str, Any] | None,
         extra_headers: Mapping[str, str] | None,
         on_progress: Callable[[dict[str, Any]], None] | None,
     ) -> dict[str, Any]:
-        assert self.sse is not None  # noqa: S101  (only called for SSE connections)
+        assert self.session is not None  # noqa: S101  (only called for SSE and STDIO connections)
         self.breaker.before_call()
         try:
-            response = await self.sse.request(method, params, extra_headers=extra_headers, on_progress=on_progress)
+            response = await self.session.request(method, params, extra_headers=extra_headers, on_progress=on_progress)
         except (UpstreamUnreachable, UpstreamTimeout):
             self.breaker.record_failure()
             raise
         self.breaker.record_success()
-        self.initialize_result = self.sse.initialize_result
+        self.initialize_result = self.session.initialize_result
         return response
 
     async def _post(
@@ -225,8 +242,8 @@ class UpstreamClient:
             self.initialize_result = None
 
     async def close(self) -> None:
-        if self.sse is not None:
-            await self.sse.close()
+        if self.session is not None:
+            await self.session.close()
         if self._session_id is not None:
             headers = {
                 **self.credential_headers,

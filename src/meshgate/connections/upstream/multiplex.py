@@ -1,0 +1,183 @@
+"""One meshgate-owned MCP session with an upstream, shared by every caller of a connection.
+
+meshgate initializes the session itself and multiplexes requests over it: each gets a fresh id and
+the answer is handed to the waiting caller. Progress notifications go to the caller whose request
+carried the progress token. Requests from the server to a client (sampling, elicitation, roots) are
+answered with an error for now: which caller they belong to is not known on these transports.
+A subclass supplies the transport: `_open()` (connect, then start a reader that calls `_receive()`
+for every message and `_ended()` when the transport ends), `_send()` and `_shut()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from meshgate import __version__
+from meshgate.errors import UpstreamError, UpstreamInvalidResponse, UpstreamTimeout, UpstreamUnreachable
+from meshgate.jsonvalues import as_dict
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_VERSION = "2025-11-25"
+Listener = Callable[[dict[str, Any]], None]
+
+
+class MultiplexedSession:
+    def __init__(self, title: str, *, connect_timeout: float, call_timeout: float, version: str) -> None:
+        self.title = title
+        self._connect_timeout = connect_timeout
+        self._call_timeout = call_timeout
+        self._version = version
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._progress: dict[Any, Listener] = {}
+        self._lock = asyncio.Lock()
+        self._open_now = False
+        self.initialize_result: dict[str, Any] | None = None
+
+    # --- what callers use ---------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        on_progress: Listener | None = None,
+    ) -> dict[str, Any]:
+        """Send a request; returns the upstream's response message (its id is meshgate's, not the caller's)."""
+        await self._ensure_open()
+        message_id = next(self._ids)
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        token = as_dict(as_dict(params).get("_meta")).get("progressToken")
+        if token is not None and on_progress is not None:
+            self._progress[token] = on_progress
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[message_id] = future
+        try:
+            await self._send(message, extra_headers)
+            return await asyncio.wait_for(future, self._call_timeout)
+        except TimeoutError as exc:
+            await self._notify("notifications/cancelled", {"requestId": message_id, "reason": "timed out"})
+            raise UpstreamTimeout(f"upstream {self.title} did not answer within its timeout") from exc
+        except asyncio.CancelledError:
+            await asyncio.shield(self._notify("notifications/cancelled", {"requestId": message_id}))
+            raise
+        finally:
+            self._waiting.pop(message_id, None)
+            if token is not None:
+                self._progress.pop(token, None)
+
+    async def close(self) -> None:
+        async with self._lock:
+            self._open_now = False
+            self.initialize_result = None
+            await self._shut()
+        self._fail_waiting(UpstreamUnreachable(f"the session with {self.title} was closed"))
+
+    # --- for subclasses -----------------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        raise NotImplementedError
+
+    async def _send(self, message: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None) -> None:
+        raise NotImplementedError
+
+    async def _shut(self) -> None:
+        raise NotImplementedError
+
+    def _receive(self, data: str | bytes) -> None:
+        """One message from the upstream."""
+        try:
+            message = as_dict(orjson.loads(data))
+        except orjson.JSONDecodeError:
+            log.info("upstream %s sent something that is not JSON; ignored", self.title)
+            return
+        message_id = message.get("id")
+        if "method" in message:
+            if message_id is not None:
+                error = {
+                    "code": -32601,
+                    "message": "meshgate cannot route server-to-client requests on this transport yet",
+                }
+                reply = {"jsonrpc": "2.0", "id": message_id, "error": error}
+                asyncio.get_running_loop().create_task(self._send_quietly(reply))
+            elif message.get("method") == "notifications/progress":
+                listener = self._progress.get(as_dict(message.get("params")).get("progressToken"))
+                if listener is not None:
+                    listener(message)
+            return
+        future = self._waiting.get(message_id) if isinstance(message_id, int) else None
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def _ended(self, failure: UpstreamError) -> None:
+        """The transport is gone: fail the waiting calls; the next call opens a new session."""
+        self._open_now = False
+        self.initialize_result = None
+        self._fail_waiting(failure)
+
+    # --- internals ----------------------------------------------------------------------------------------
+
+    async def _ensure_open(self) -> None:
+        if self._open_now and self.initialize_result is not None:
+            return
+        async with self._lock:
+            if self._open_now and self.initialize_result is not None:
+                return
+            await self._shut()
+            await self._open()
+            self._open_now = True
+            try:
+                self.initialize_result = await self._initialize()
+            except BaseException:
+                self._open_now = False
+                await self._shut()
+                raise
+
+    async def _initialize(self) -> dict[str, Any]:
+        params = {
+            "protocolVersion": self._version,
+            "capabilities": {},
+            "clientInfo": {"name": "meshgate", "version": __version__},
+        }
+        message_id = 0
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[message_id] = future
+        try:
+            await self._send({"jsonrpc": "2.0", "id": message_id, "method": "initialize", "params": params})
+            response = await asyncio.wait_for(future, self._connect_timeout)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"upstream {self.title} did not answer initialize in time") from exc
+        finally:
+            self._waiting.pop(message_id, None)
+        if "error" in response:
+            message = as_dict(response["error"]).get("message", "")
+            raise UpstreamInvalidResponse(f"upstream {self.title} refused to initialize: {message}")
+        await self._notify("notifications/initialized", None)
+        return as_dict(response.get("result"))
+
+    async def _notify(self, method: str, params: Mapping[str, Any] | None) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = dict(params)
+        await self._send_quietly(message)
+
+    async def _send_quietly(self, message: Mapping[str, Any]) -> None:
+        try:
+            await self._send(message)
+        except UpstreamError as error:
+            log.info("could not send to %s: %s", self.title, error.message)
+
+    def _fail_waiting(self, failure: UpstreamError) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(failure)
