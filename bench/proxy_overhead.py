@@ -1,6 +1,6 @@
 """Proxy overhead: the same `tools/call` sent directly to an upstream and through meshgate.
 
-Run:  .venv/bin/python bench/proxy_overhead.py [--calls 2000] [--concurrency 16] [--sse]
+Run:  .venv/bin/python bench/proxy_overhead.py [--calls 2000] [--concurrency 16] [--sse | --stdio]
 
 Starts a cheap SDK-built echo upstream (JSON answers) and `meshgate serve` on SQLite, then for both
 protocol generations reports median / p99 latency at one client, throughput at 1 and N concurrent
@@ -114,8 +114,8 @@ def ms(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def measure_sse(gateway: Gateway, conn_url: str, key: str, args: argparse.Namespace) -> None:
-    """Through meshgate to a legacy HTTP+SSE upstream (no direct row: the client side is Streamable HTTP)."""
+async def measure_sse(gateway: Gateway, conn_url: str, key: str, args: argparse.Namespace, kind: str) -> None:
+    """Through meshgate to an SSE or STDIO upstream (no direct row: the client side is Streamable HTTP)."""
     assert gateway.process is not None
     auth = {"authorization": f"Bearer {key}"}
     print(
@@ -128,7 +128,7 @@ async def measure_sse(gateway: Gateway, conn_url: str, key: str, args: argparse.
         many, wall_n = await run_clients(conn_url, auth, era, args.concurrency, args.calls)
         cpu = (cpu_seconds(gateway.process.pid) - before) / len(many) * 1000
         print(
-            f"{era:11s} {'meshgate→SSE':12s} {ms(single, 0.5):7.3f} {ms(single, 0.99):7.3f} "
+            f"{era:11s} {'meshgate→' + kind:12s} {ms(single, 0.5):7.3f} {ms(single, 0.99):7.3f} "
             f"{len(single) / wall1:15.0f} {len(many) / wall_n:16.0f} {cpu:11.3f}"
         )
 
@@ -142,6 +142,24 @@ def sse_connection(gateway: Gateway, key: str) -> tuple[str, Any]:
         "connection_url": f"http://127.0.0.1:{port}/sse",
         "connection_token": "bench-token",
     }
+    return _create(gateway, key, data), process
+
+
+def stdio_connection(gateway: Gateway, key: str) -> str:
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    data = {
+        "title": "STDIO bench",
+        "connection_type": "STDIO",
+        "connection_headers": {
+            "command": sys.executable,
+            "args": ["-m", "support.stdio_upstream"],
+            "envVars": {"PYTHONPATH": tests},
+        },
+    }
+    return _create(gateway, key, data)
+
+
+def _create(gateway: Gateway, key: str, data: dict[str, Any]) -> str:
     created = rpc(
         gateway.mcp_url,
         {
@@ -153,7 +171,7 @@ def sse_connection(gateway: Gateway, key: str) -> tuple[str, Any]:
         key=key,
         headers={"mcp-protocol-version": "2025-11-25"},
     ).json()
-    return f"{gateway.url}/mcp/{created['result']['structuredContent']['id']}", process
+    return f"{gateway.url}/mcp/{created['result']['structuredContent']['id']}"
 
 
 async def measure(gateway: Gateway, upstream_url: str, conn_url: str, key: str, args: argparse.Namespace) -> None:
@@ -187,15 +205,21 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--sse", action="store_true", help="measure a legacy HTTP+SSE upstream instead")
+    parser.add_argument("--stdio", action="store_true", help="measure a STDIO upstream (a local process) instead")
     args = parser.parse_args()
-    if args.sse:
+    if args.sse or args.stdio:
         with tempfile.TemporaryDirectory() as tmp:
-            gateway = start_gateway(f"sqlite:///{tmp}/bench.db", Path(tmp))
+            gateway = start_gateway(f"sqlite:///{tmp}/bench.db", Path(tmp), MESHGATE_LOCAL_MODE="1")
             try:
                 owner = gateway.bootstrap("bench@example.com")
+                if args.stdio:
+                    asyncio.run(
+                        measure_sse(gateway, stdio_connection(gateway, owner.api_key), owner.api_key, args, "STDIO")
+                    )
+                    return
                 conn_url, process = sse_connection(gateway, owner.api_key)
                 try:
-                    asyncio.run(measure_sse(gateway, conn_url, owner.api_key, args))
+                    asyncio.run(measure_sse(gateway, conn_url, owner.api_key, args, "SSE"))
                 finally:
                     process.kill()
             finally:
