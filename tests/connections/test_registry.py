@@ -127,8 +127,8 @@ async def test_list_filters_sorts_and_pages(gateway: Gateway, upstream: Upstream
             "connection_type: Input should be 'HTTP', 'SSE' or 'STDIO'",
         ),
         (
-            {"title": "t", "connection_type": "STDIO", "connection_url": "http://x"},
-            "STDIO is not supported by this version",
+            {"title": "t", "connection_type": "STDIO", "connection_headers": {"command": "true"}},
+            "need meshgate serve --local-mode",
         ),
         (
             {

@@ -154,3 +154,39 @@ async def test_ids_meta_and_unknown_fields_survive_unchanged(gateway: Gateway, u
     assert message["result"]["x-raw-extra"] == {"kept": True}
     assert message["result"]["received"] == request
     assert response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_cancellation_reaches_the_upstream(gateway: Gateway, upstream: Upstream, mode: str) -> None:
+    owner = await new_owner(gateway)
+    conn = await add_connection(gateway, owner.api_key, upstream)
+    url = f"{gateway.url}/mcp/{conn['id']}"
+
+    async def cancellations() -> int:
+        async with connect(url, owner.api_key) as other:
+            return int((await other.call_tool("cancellations", {})).content[0].text)  # type: ignore[union-attr]
+
+    before = await cancellations()
+    started = anyio.Event()
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        started.set()
+
+    with anyio.fail_after(20):
+        async with connect(url, owner.api_key, mode) as client, anyio.create_task_group() as group:
+            scope = anyio.CancelScope()
+
+            async def slow() -> None:
+                with scope:
+                    await client.call_tool("slow", {}, progress_callback=on_progress)
+
+            group.start_soon(slow)
+            if mode == "legacy":
+                await started.wait()  # the upstream is working on it
+            else:
+                await anyio.sleep(1)  # the SDK's 2026 server sends no progress mid-call: give it time to start
+            scope.cancel()  # the SDK sends notifications/cancelled; meshgate forwards it in the session
+        while True:
+            if await cancellations() > before:
+                break
+            await anyio.sleep(0.05)

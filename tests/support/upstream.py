@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 Ctx = ServerRequestContext[Any, Any]
 
 SEEN_HEADERS: list[dict[str, str]] = []
+CANCELLED: list[str] = []
 RELEASE = [anyio.Event()]  # `release` sets the current event and arms a new one for the next `slow`
 
 BASE_TOOLS = [
@@ -43,6 +44,7 @@ BASE_TOOLS = [
     ),
     types.Tool(name="slow", description="Report progress, then wait for release", input_schema={"type": "object"}),
     types.Tool(name="release", description="Let slow finish", input_schema={"type": "object"}),
+    types.Tool(name="cancellations", description="How many slow calls were cancelled", input_schema={"type": "object"}),
     types.Tool(name="fail", description="Answer isError", input_schema={"type": "object"}),
     types.Tool(name="secret_echo", description="Echo arguments (for redaction tests)", input_schema={"type": "object"}),
 ]
@@ -91,9 +93,17 @@ def build_server(extra_tools: int) -> Server[Any]:
             if token is not None:
                 await ctx.session.send_progress_notification(token, 1, 2, "half way")
             released = RELEASE[-1]
-            with anyio.fail_after(30):
-                await released.wait()
+            waiting_since = anyio.current_time()
+            try:
+                with anyio.fail_after(30):
+                    await released.wait()
+            except anyio.get_cancelled_exc_class():
+                if anyio.current_time() - waiting_since < 25:  # not our own 30-s deadline
+                    CANCELLED.append(str(ctx.request_id))  # the client's cancellation reached this server
+                raise
             return types.CallToolResult(content=[types.TextContent(text="done")])
+        if params.name == "cancellations":
+            return types.CallToolResult(content=[types.TextContent(text=str(len(CANCELLED)))])
         if params.name == "release":
             RELEASE[-1].set()
             RELEASE.append(anyio.Event())
