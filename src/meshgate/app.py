@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import signal
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -128,6 +129,10 @@ def create_app(settings: Settings) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncGenerator[None]:
+        # uvloop leaves SIGPIPE at its default (terminate): writing to a STDIO server that just exited, or to
+        # a peer that closed its socket, must raise an error in one call, not kill the gateway.
+        with contextlib.suppress(ValueError):  # not the main thread (an embedding host): leave it alone
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         await verify_vault_key(runtime.db, runtime.vault)
         await runtime.start()
         # Everything allocated so far lives as long as the process: keep the collector from rescanning it.

@@ -36,7 +36,8 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         try:
             yield gateway
         finally:
-            assert gateway.stop() == 0, gateway.logs()
+            code = gateway.stop()
+            assert code == 0, f"gateway exit code {code}; log tail: {gateway.logs()[-3000:]}"
 
 
 def _stdio(marker: str = "m") -> dict[str, Any]:
@@ -225,3 +226,12 @@ async def test_shutdown_stops_the_process_group(tmp_path: Path) -> None:
         finally:
             assert gateway.stop() == 0, gateway.logs()
     assert not _alive(server) and not _alive(child)
+
+
+def test_the_gateway_ignores_sigpipe(local: Gateway) -> None:
+    """uvloop leaves SIGPIPE at its default; a write to a STDIO server that just died killed the gateway
+    (exit -13) under load before meshgate ignored it."""
+    assert local.process is not None
+    status = Path(f"/proc/{local.process.pid}/status").read_text()
+    ignored = int(status.split("SigIgn:")[1].split()[0], 16)
+    assert ignored & (1 << (13 - 1)), "SIGPIPE (13) is not ignored by the gateway"

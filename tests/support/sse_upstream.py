@@ -16,6 +16,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 SEEN: list[dict[str, str]] = []
+CANCELLED: list[str] = []
 
 
 def build(token: str) -> ASGIApp:
@@ -31,6 +32,19 @@ def build(token: str) -> ASGIApp:
             await ctx.report_progress(step, 3, f"step {step}")
             await anyio.sleep(0.2)
         return "done"
+
+    @server.tool(description="Wait up to 20 s; a cancellation is recorded")
+    async def wait() -> str:
+        try:
+            await anyio.sleep(20)
+        except anyio.get_cancelled_exc_class():
+            CANCELLED.append("wait")
+            raise
+        return "waited"
+
+    @server.tool(description="How many wait calls were cancelled")
+    def cancellations() -> str:
+        return str(len(CANCELLED))
 
     @server.tool(description="Headers of the last message POST this server received")
     def headers() -> str:

@@ -38,6 +38,7 @@ from meshgate.jsonvalues import as_dict, as_list
 from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
 from meshgate.proxy._exchange import (
     Call,
+    disconnected,
     not_mcp,
     request_id_of,
     snippet,
@@ -78,6 +79,8 @@ class ProxyEndpoint:
         self._admission = admission
         self._public_url = runtime.settings.public_url
         self._telemetry = Telemetry(runtime.tracing, runtime.metrics)
+        # Bridged calls in flight, by (client session id, request id): a notifications/cancelled finds them.
+        self._bridged: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parts = scope["path"][5:].split("/")
@@ -184,6 +187,12 @@ class ProxyEndpoint:
             await send({"type": "http.response.start", "status": status, "headers": [(b"allow", b"POST, DELETE")]})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
+        session = call.headers.get("mcp-session-id")
+        if envelope.method == "notifications/cancelled" and session is not None:
+            request_id = as_dict(envelope.params).get("requestId")
+            waiting = self._bridged.get((session, orjson.dumps(request_id)))
+            if waiting is not None:
+                waiting.cancel()  # the upstream hears notifications/cancelled for meshgate's own id
         extra = {
             "x-mesh-token": self._runtime.mesh_tokens.token(principal, call.conn_id),
             "x-request-id": call.request_id,
@@ -196,16 +205,48 @@ class ProxyEndpoint:
         answering = asyncio.ensure_future(
             bridged_answer(client, envelope, version, extra, progress.put_nowait if streaming else None)
         )
-        if streaming:
-            await self._stream_bridged(send, call, answering, progress)
-            return
+        key = None if session is None or envelope.id is None else (session, orjson.dumps(envelope.id))
+        if key is not None:
+            self._bridged[key] = answering
         try:
-            answer, headers = await answering
-        except UpstreamError as error:
-            if envelope.method in AUDITED_METHODS:
-                self._audit(call, error=error)
-            await self._error(scope, receive, send, error, call)
+            await self._answer_bridged(scope, receive, send, call, answering, progress if streaming else None)
+        finally:
+            if key is not None:
+                self._bridged.pop(key, None)
+
+    async def _answer_bridged(  # noqa: PLR0917
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        call: Call,
+        answering: asyncio.Future[tuple[dict[str, Any] | None, dict[str, str]]],
+        progress: asyncio.Queue[dict[str, Any]] | None,
+    ) -> None:
+        principal, envelope = call.principal, call.envelope
+        assert principal is not None  # noqa: S101  (admitted before bridging)
+        watching = asyncio.ensure_future(disconnected(receive))
+        try:
+            if progress is not None:
+                await self._stream_bridged(send, call, answering, progress, watching)
+                return
+            await asyncio.wait({answering, watching}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watching.cancel()
+        if not answering.done():
+            answering.cancel()  # the client went away: the upstream hears notifications/cancelled
+            await asyncio.gather(answering, return_exceptions=True)
             return
+        answer: dict[str, Any] | None = None
+        headers: dict[str, str] = {}
+        if not answering.cancelled():  # a call the client cancelled gets no answer (MCP cancellation rules)
+            try:
+                answer, headers = answering.result()
+            except UpstreamError as error:
+                if envelope.method in AUDITED_METHODS:
+                    self._audit(call, error=error)
+                await self._error(scope, receive, send, error, call)
+                return
         if answer is None:
             await send({"type": "http.response.start", "status": 202, "headers": []})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -224,17 +265,22 @@ class ProxyEndpoint:
         call: Call,
         answering: asyncio.Future[tuple[dict[str, Any] | None, dict[str, str]]],
         progress: asyncio.Queue[dict[str, Any]],
+        gone: asyncio.Future[None],
     ) -> None:
         """Progress notifications as SSE events while the upstream works, then the answer."""
         headers = [(b"content-type", b"text/event-stream"), (b"x-request-id", call.request_id.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         while not answering.done():
             waiting = asyncio.ensure_future(progress.get())
-            await asyncio.wait({waiting, answering}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiting, answering, gone}, return_when=asyncio.FIRST_COMPLETED)
             if waiting.done():
                 await send(_event(waiting.result()))
             else:
                 waiting.cancel()
+            if gone.done() and not answering.done():
+                answering.cancel()  # the client went away: the upstream hears notifications/cancelled
+                await asyncio.gather(answering, return_exceptions=True)
+                return
         while not progress.empty():
             await send(_event(progress.get_nowait()))
         error: UpstreamError | None = None
