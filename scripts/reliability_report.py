@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TIMING = re.compile(r"median refusal time \(ms\): (\{.*?\})")
 SUITES = [
     "tests/reliability",
     "tests/identity/test_revocation_across_processes.py",
@@ -37,11 +39,20 @@ def main() -> int:
         report = Path(out) / "junit.xml"
         env = {**os.environ, "MESHGATE_RELIABILITY_OUT": out}
         result = subprocess.run(  # noqa: S603  (fixed command)
-            [sys.executable, "-m", "pytest", "-q", f"--junitxml={report}", *SUITES], cwd=ROOT, env=env, check=False
+            [sys.executable, "-m", "pytest", "-q", f"--junitxml={report}", "-o", "junit_logging=system-out", *SUITES],
+            cwd=ROOT,
+            env=env,
+            check=False,
         )
         cases = ET.parse(report).getroot().iter("testcase")  # noqa: S314  (pytest's own report)
         rows = []
+        timings: dict[str, dict[str, float]] = {}
         for case in cases:
+            printed = case.find("system-out")
+            found = TIMING.search(printed.text or "") if printed is not None else None
+            if found is not None:
+                backend = (case.get("name") or "").partition("[")[2].rstrip("]") or "sqlite"
+                timings[backend] = json.loads(found.group(1).replace("'", '"'))
             outcome = "passed"
             if case.find("failure") is not None or case.find("error") is not None:
                 outcome = "FAILED"
@@ -52,10 +63,6 @@ def main() -> int:
             )
         soak_path = Path(out) / "soak.json"
         soak = json.loads(soak_path.read_text()) if soak_path.exists() else None
-        timings = {
-            path.stem.removeprefix("refusal_timing_"): json.loads(path.read_text())
-            for path in sorted(Path(out).glob("refusal_timing_*.json"))
-        }
     lines = [
         "# Reliability and security results",
         "",
