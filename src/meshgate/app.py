@@ -33,13 +33,15 @@ from meshgate.observability.metrics import GatewayMetrics
 from meshgate.proxy.routes import ProxyEndpoint
 from meshgate.runtime import Runtime
 from meshgate.settings import Settings
+from meshgate.virtual.routes import VirtualEndpoint
+from meshgate.virtual.tools import TOOLS as VIRTUAL_TOOLS
 
 log = logging.getLogger("meshgate")
 
 
 def build_registry() -> ToolRegistry:
     """Every management tool of every package."""
-    return ToolRegistry([*IDENTITY_TOOLS, *CONNECTION_TOOLS, *OAUTH_TOOLS, *MONITORING_TOOLS])
+    return ToolRegistry([*IDENTITY_TOOLS, *CONNECTION_TOOLS, *VIRTUAL_TOOLS, *OAUTH_TOOLS, *MONITORING_TOOLS])
 
 
 class _ManagementEndpoint:
@@ -63,15 +65,21 @@ class _ManagementEndpoint:
 class _Gateway:
     """Top-level ASGI app: `/mcp/…` goes straight to the proxy (no router on the hot path)."""
 
-    def __init__(self, app: Starlette, proxy: ProxyEndpoint, metrics: GatewayMetrics | None) -> None:
+    def __init__(
+        self, app: Starlette, proxy: ProxyEndpoint, virtual: VirtualEndpoint, metrics: GatewayMetrics | None
+    ) -> None:
         self.app = app
         self.state = app.state
         self._proxy = proxy
+        self._virtual = virtual
         self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith("/mcp/virtual/"):
+            await self._virtual(scope, receive, send)
             return
         if scope["path"].startswith("/mcp/"):
             await self._proxy(scope, receive, send)  # counted per connection and tool by the proxy itself
@@ -163,7 +171,8 @@ def create_app(settings: Settings) -> Any:
     app.state.shutting_down = False
     app.state.log = log
     app.add_exception_handler(404, _not_found)
-    return _Gateway(app, ProxyEndpoint(runtime, admission), runtime.metrics)
+    virtual = VirtualEndpoint(runtime, admission, runtime.virtual)
+    return _Gateway(app, ProxyEndpoint(runtime, admission), virtual, runtime.metrics)
 
 
 async def _not_found(request: Request, _exc: Any) -> Response:

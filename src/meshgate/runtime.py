@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily
@@ -9,9 +10,11 @@ from prometheus_client.core import GaugeMetricFamily
 from meshgate.access.ratelimit import RateLimiter
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.pool import UpstreamPool
+from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.replicas import ReplicaRegistry
+from meshgate.errors import UpstreamAuthorizationRequired
 from meshgate.identity.authentication import Authenticator
 from meshgate.monitoring.writer import AuditWriter
 from meshgate.oauth.access_tokens import AccessTokens
@@ -22,6 +25,8 @@ from meshgate.observability.tracing import Tracing, instrument_database
 from meshgate.proxy.mesh_token import MeshTokenIssuer
 from meshgate.settings import Settings
 from meshgate.vault import Vault
+from meshgate.virtual.catalog import UpstreamCatalog
+from meshgate.virtual.directory import VirtualDirectory
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,7 @@ class Runtime:
     access_tokens: AccessTokens
     oauth_clients: ClientRegistry
     upstream_oauth: UpstreamOAuth
+    virtual: VirtualDirectory
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -47,6 +53,22 @@ class Runtime:
         vault = Vault(settings.encryption_key, previous=settings.previous_encryption_keys)
         addresses = AddressPolicy(block_private=settings.block_private_networks)
         access_tokens = AccessTokens(settings.secret, settings.public_url, settings.oauth_access_token_seconds)
+        metrics = GatewayMetrics() if settings.metrics_enabled else None
+        upstreams = UpstreamPool(
+            db,
+            vault,
+            addresses=addresses,
+            stdio=StdioSupervisor(settings.stdio_max_processes, settings.stdio_idle_seconds)
+            if settings.local_mode
+            else None,
+        )
+        catalog = UpstreamCatalog(
+            db,
+            upstreams.get,
+            ttl_s=settings.virtual_list_ttl_seconds,
+            timeout_s=settings.virtual_list_timeout_seconds,
+            metrics=metrics,
+        )
         runtime = cls(
             settings=settings,
             db=db,
@@ -54,14 +76,7 @@ class Runtime:
             authenticator=Authenticator(
                 db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens
             ),
-            upstreams=UpstreamPool(
-                db,
-                vault,
-                addresses=addresses,
-                stdio=StdioSupervisor(settings.stdio_max_processes, settings.stdio_idle_seconds)
-                if settings.local_mode
-                else None,
-            ),
+            upstreams=upstreams,
             audit=AuditWriter(db),
             mesh_tokens=MeshTokenIssuer(settings.secret, settings.public_url),
             tracing=Tracing(
@@ -72,7 +87,7 @@ class Runtime:
                 otlp_headers=dict(settings.otlp_headers),
                 service_name=settings.otel_service_name,
             ),
-            metrics=GatewayMetrics() if settings.metrics_enabled else None,
+            metrics=metrics,
             limiter=(limiter := RateLimiter(settings.rate_limit_key, settings.rate_limit_organization)),
             replicas=ReplicaRegistry(
                 db, lambda count: setattr(limiter, "share", 1 / count), interval_s=settings.replica_heartbeat_seconds
@@ -80,6 +95,7 @@ class Runtime:
             access_tokens=access_tokens,
             oauth_clients=ClientRegistry(addresses),
             upstream_oauth=UpstreamOAuth(db, vault, addresses, settings.public_url),
+            virtual=VirtualDirectory(db, catalog),
         )
         db.subscribe(runtime._on_change)
         instrument_database(runtime.tracing, db.engine)
@@ -123,18 +139,37 @@ class Runtime:
         if topic in ("identity", EVERYTHING):
             self.mesh_tokens.clear()
 
+    async def oauth_ready(self, organization_id: str, client: UpstreamClient) -> UpstreamClient:
+        """An OAuth upstream's client with a fresh token (refreshed when due); refused when meshgate holds none."""
+        refresh_at = client.config.oauth_refresh_at
+        if refresh_at is not None and time.time() >= refresh_at:
+            await self.upstream_oauth.refresh(organization_id, client.config.id)
+            client = await self.upstreams.get(organization_id, client.config.id)
+        if client.config.secrets.token is None:
+            raise UpstreamAuthorizationRequired(authorize_again(client))
+        return client
+
     async def start(self) -> None:
         await self.db.start_listening()
         self.authenticator.start()
         self.audit.start()
         await self.replicas.beat()
         self.replicas.start()
+        self.virtual.catalog.start()
 
     async def stop(self) -> None:
         """Drain the audit queue and key-usage times, close upstream clients and the database, flush spans."""
         await self.audit.stop()
         await self.authenticator.stop()
         await self.replicas.stop()
+        await self.virtual.stop()
         await self.upstreams.close()
         await self.db.close()
         self.tracing.shutdown()
+
+
+def authorize_again(client: UpstreamClient) -> str:
+    return (
+        f"connection {client.config.title} needs OAuth authorization: someone allowed to manage connections calls "
+        f'CONNECTION_OAUTH_START {{"id": "{client.config.id}"}} and opens the URL it returns'
+    )

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
+from meshgate.connections.models import ConnectionSecrets
+from meshgate.connections.service import ConnectionService
 from meshgate.db.database import Database
 from meshgate.db.migrate import apply_migrations, pending_migrations
-from meshgate.db.tables import api_keys, members, metadata
+from meshgate.db.tables import api_keys, connections, members, metadata, virtual_mcp_connections, virtual_mcps
 from meshgate.identity.service import ApiKeyService, OrganizationService, UserService
+from meshgate.vault import Vault
+from meshgate.virtual.models import Member
+from meshgate.virtual.service import VirtualMcpService
 
 pytestmark = pytest.mark.anyio
 
@@ -18,8 +25,8 @@ pytestmark = pytest.mark.anyio
 async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> None:
     db = Database(tmp_db)
     try:
-        assert await pending_migrations(db.engine) == ["0001", "0002", "0003", "0004"]
-        assert await apply_migrations(db.engine) == ["0001", "0002", "0003", "0004"]
+        assert await pending_migrations(db.engine) == ["0001", "0002", "0003", "0004", "0005"]
+        assert await apply_migrations(db.engine) == ["0001", "0002", "0003", "0004", "0005"]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []
         async with db.engine.connect() as connection:
@@ -36,6 +43,8 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "meshgate_meta",
             "connections",
             "monitoring_logs",
+            "virtual_mcps",
+            "virtual_mcp_connections",
         } <= tables
         assert diff == []
     finally:
@@ -51,10 +60,16 @@ async def test_foreign_keys_cascade_when_an_organization_is_deleted(tmp_db: str)
             user = await UserService(session).create("cascade@example.com")
             org = await OrganizationService(session).create("Cascade", user.id)
             await ApiKeyService(session, org.id).create(user.id, "k")
+            values = {"title": "c", "connection_type": "HTTP", "connection_url": "http://127.0.0.1:9/mcp"}
+            values |= {"status": "active", "connect_timeout_ms": 1000, "call_timeout_ms": 1000}
+            connection = await ConnectionService(session, org.id, Vault(os.urandom(32))).create(
+                values, ConnectionSecrets(), user.id
+            )
+            await VirtualMcpService(session, org.id).create({"title": "v"}, [Member(connection.id, "c")], user.id)
         async with db.transaction() as session:
             await OrganizationService(session).delete(org.id)
         async with db.transaction() as session:
-            assert await session.scalar(select(func.count()).select_from(members)) == 0
-            assert await session.scalar(select(func.count()).select_from(api_keys)) == 0
+            for table in (members, api_keys, connections, virtual_mcps, virtual_mcp_connections):
+                assert await session.scalar(select(func.count()).select_from(table)) == 0, table.name
     finally:
         await db.close()

@@ -1,6 +1,6 @@
 """An MCP server on the legacy HTTP+SSE transport (the SDK's `sse_app`), behind a bearer token check.
 
-Run: python -m support.sse_upstream --port N --token T
+Run: python -m support.sse_upstream --port N --token T [--tools K]
 Tools: echo, progress (reports three progress steps, then answers), headers (what the last message POST
 carried, so tests can see meshgate's headers).
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 
 import anyio
 import uvicorn
@@ -19,8 +20,17 @@ SEEN: list[dict[str, str]] = []
 CANCELLED: list[str] = []
 
 
-def build(token: str) -> ASGIApp:
+def _answering(n: int) -> Callable[[], str]:
+    def tool() -> str:
+        return f"legacy {n}"
+
+    return tool
+
+
+def build(token: str, generated: int = 0) -> ASGIApp:
     server = MCPServer("legacy-sse-upstream", instructions="A server on the 2024-11-05 HTTP+SSE transport")
+    for n in range(generated):
+        server.tool(name=f"legacy_{n:03d}", description=f"Generated legacy tool number {n}")(_answering(n))
 
     @server.tool(description="Echo text back")
     def echo(text: str) -> str:
@@ -72,8 +82,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token", required=True)
+    parser.add_argument("--tools", type=int, default=0, help="extra generated tools")
     args = parser.parse_args()
-    uvicorn.run(build(args.token), host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(build(args.token, args.tools), host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

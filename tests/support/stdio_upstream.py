@@ -3,7 +3,7 @@
 Run: python -m support.stdio_upstream   (PYTHONPATH must include tests/)
 Tools: echo, pid (its process id), env (its environment variable names and MARKER), crash (exits at
 once with code 3), spawn_child (starts a `sleep` in its process group and reports its pid), shout
-(writes a line to stderr).
+(writes a line to stderr); GENERATED_TOOLS=K in the environment adds local_000 ... tools.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 from mcp.server.mcpserver import MCPServer
 
@@ -48,6 +49,17 @@ def spawn_child() -> str:
 def shout(text: str) -> str:
     print(f"SHOUT {text}", file=sys.stderr, flush=True)
     return "ok"
+
+
+def _answering(n: int) -> Callable[[], str]:
+    def tool() -> str:
+        return f"local {n}"
+
+    return tool
+
+
+for _n in range(int(os.environ.get("GENERATED_TOOLS", "0"))):
+    server.tool(name=f"local_{_n:03d}", description=f"Generated local tool number {_n}")(_answering(_n))
 
 
 if __name__ == "__main__":

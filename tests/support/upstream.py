@@ -47,7 +47,9 @@ BASE_TOOLS = [
     types.Tool(name="cancellations", description="How many slow calls were cancelled", input_schema={"type": "object"}),
     types.Tool(name="fail", description="Answer isError", input_schema={"type": "object"}),
     types.Tool(name="secret_echo", description="Echo arguments (for redaction tests)", input_schema={"type": "object"}),
+    types.Tool(name="grow", description="Add a tool and announce tools/list_changed", input_schema={"type": "object"}),
 ]
+GROWN: list[types.Tool] = []
 
 
 def _meta(ctx: Ctx) -> dict[str, Any] | None:
@@ -65,7 +67,7 @@ def build_server(extra_tools: int) -> Server[Any]:
     tools = BASE_TOOLS + generated
 
     async def list_tools(_ctx: Ctx, _params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=tools)
+        return types.ListToolsResult(tools=tools + GROWN)
 
     async def call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> Any:
         args = params.arguments or {}
@@ -113,7 +115,12 @@ def build_server(extra_tools: int) -> Server[Any]:
             return types.CallToolResult(content=[types.TextContent(text="it failed on purpose")], is_error=True)
         if params.name == "secret_echo":
             return types.CallToolResult(content=[types.TextContent(text=str(args))], structured_content={"echo": args})
-        if params.name.startswith("tool_"):
+        if params.name == "grow":
+            name = f"grown_{len(GROWN) + 1}"
+            GROWN.append(types.Tool(name=name, description="A tool added at run time", input_schema={"type": "object"}))
+            await ctx.session.send_tool_list_changed()
+            return types.CallToolResult(content=[types.TextContent(text=name)])
+        if params.name.startswith(("tool_", "grown_")):
             return types.CallToolResult(content=[types.TextContent(text=params.name)])
         raise ValueError(f"unknown tool {params.name}")
 

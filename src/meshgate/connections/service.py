@@ -18,8 +18,8 @@ from meshgate.connections.models import (
 )
 from meshgate.connections.query import order_by, where_clause
 from meshgate.db.database import announce_change
-from meshgate.db.tables import connections
-from meshgate.errors import NotFound
+from meshgate.db.tables import connections, virtual_mcp_connections, virtual_mcps
+from meshgate.errors import Conflict, NotFound
 from meshgate.identity import _rows
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.oauth.upstream_tokens import UpstreamTokenStore
@@ -128,6 +128,20 @@ class ConnectionService:
 
     async def delete(self, connection_id: str) -> Connection:
         connection = await self.get(connection_id)
+        users = (
+            await self._session.execute(
+                select(virtual_mcps.c.id, virtual_mcps.c.title)
+                .join(virtual_mcp_connections, virtual_mcp_connections.c.virtual_mcp_id == virtual_mcps.c.id)
+                .where(virtual_mcp_connections.c.connection_id == connection_id)
+                .order_by(virtual_mcps.c.title)
+            )
+        ).all()
+        if users:
+            named = ", ".join(f"{row.title} ({row.id})" for row in users)
+            raise Conflict(
+                f"connection {connection.title} is used by virtual MCPs {named}: "
+                "remove it from them (COLLECTION_VIRTUAL_MCP_UPDATE) before deleting it"
+            )
         await self._session.execute(delete(connections).where(connections.c.id == connection_id))
         await announce_change(self._session, connection_topic(connection_id))
         return connection

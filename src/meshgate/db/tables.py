@@ -280,3 +280,32 @@ oauth_upstream_flows = Table(
     Column("sealed", LongText, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
+
+
+virtual_mcps = Table(
+    "virtual_mcps",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("instructions", Text, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_by", ID, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "organization_id"),
+)
+
+virtual_mcp_connections = Table(
+    "virtual_mcp_connections",
+    metadata,
+    Column("virtual_mcp_id", ID, ForeignKey("virtual_mcps.id", ondelete="CASCADE"), primary_key=True),
+    Column("connection_id", ID, ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("selected_tools", JSON, nullable=True),
+    Column("selected_resources", JSON, nullable=True),
+    Column("selected_prompts", JSON, nullable=True),
+    Column("tool_overrides", JSON, nullable=True),
+    Index(None, "connection_id"),
+)

@@ -51,6 +51,12 @@ class GatewayMetrics:
         self.open_streams = Gauge(
             "meshgate_open_streams", "Server-sent event streams being relayed now", registry=self.registry
         )
+        self.virtual_left_out = Counter(
+            "meshgate_virtual_upstream_left_out",
+            "Times a connection's lists were left out of virtual MCPs (down, slow or refusing)",
+            ["organization", "connection"],
+            registry=self.registry,
+        )
         build = Gauge("meshgate_build_info", "meshgate version", ["version", "python"], registry=self.registry)
         build.labels(__version__, platform.python_version()).set(1)
 

@@ -49,7 +49,7 @@ from meshgate.proxy._exchange import (
 from meshgate.proxy.bridge import bridged_answer
 from meshgate.proxy.messages import Envelope, filter_tools, parse_envelope, refusal
 from meshgate.proxy.telemetry import Telemetry
-from meshgate.runtime import Runtime
+from meshgate.runtime import Runtime, authorize_again
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class ProxyEndpoint:
             telemetry.identify(call.principal, conn_id, call.envelope, tool_label)
             self._authorize(call.principal, conn_id, call.envelope)
             if client.config.oauth:
-                client = await self._oauth_client(call.principal, client)
+                client = await self._runtime.oauth_ready(call.principal.organization_id, client)
         except MeshgateError as error:
             if (
                 isinstance(error, PermissionDenied | UpstreamAuthorizationRequired)
@@ -328,20 +328,10 @@ class ProxyEndpoint:
             raise UpstreamUnavailable(f"connection {config.title} is inactive")
         return client
 
-    async def _oauth_client(self, principal: Principal, client: UpstreamClient) -> UpstreamClient:
-        """Refresh an OAuth upstream's token when it is due; refuse when meshgate holds none."""
-        refresh_at = client.config.oauth_refresh_at
-        if refresh_at is not None and time.time() >= refresh_at:
-            await self._runtime.upstream_oauth.refresh(principal.organization_id, client.config.id)
-            client = await self._runtime.upstreams.get(principal.organization_id, client.config.id)
-        if client.config.secrets.token is None:
-            raise UpstreamAuthorizationRequired(_authorize_again(client))
-        return client
-
     async def _needs_authorization(
         self, scope: Scope, receive: Receive, send: Send, call: Call, client: UpstreamClient
     ) -> None:
-        error = UpstreamAuthorizationRequired(_authorize_again(client))
+        error = UpstreamAuthorizationRequired(authorize_again(client))
         if call.envelope.method == "tools/call":
             await self._refuse(send, call, error)
         else:
@@ -494,7 +484,7 @@ class ProxyEndpoint:
             )
             self._authorize(call.principal, conn_id, call.envelope)
             if client.config.oauth:
-                client = await self._oauth_client(call.principal, client)
+                client = await self._runtime.oauth_ready(call.principal.organization_id, client)
             with telemetry.child("mcp.upstream tools/call", SpanKind.CLIENT, **{"server.address": client.config.title}):
                 extra = {
                     "x-mesh-token": self._runtime.mesh_tokens.token(call.principal, conn_id),
@@ -526,13 +516,6 @@ class ProxyEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": orjson.dumps(payload), "more_body": False})
-
-
-def _authorize_again(client: UpstreamClient) -> str:
-    return (
-        f"connection {client.config.title} needs OAuth authorization: someone allowed to manage connections calls "
-        f'CONNECTION_OAUTH_START {{"id": "{client.config.id}"}} and opens the URL it returns'
-    )
 
 
 def _event(message: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,9 @@ with the upstream and re-initializes when the upstream forgets it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import logging
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,7 +24,7 @@ from meshgate.connections.upstream.breaker import CircuitBreaker
 from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, Response
 from meshgate.connections.upstream.legacy_sse import LegacySseSession
 from meshgate.connections.upstream.multiplex import MultiplexedSession
-from meshgate.connections.upstream.sse import response_for
+from meshgate.connections.upstream.sse import EventReader, messages, response_for
 from meshgate.connections.upstream.stdio import StdioSession, StdioSupervisor
 from meshgate.errors import (
     UpstreamError,
@@ -32,7 +34,10 @@ from meshgate.errors import (
     UpstreamUnreachable,
 )
 
+log = logging.getLogger(__name__)
+
 HANDSHAKE_VERSION = "2025-11-25"
+Notification = Callable[[dict[str, Any]], None]
 _ssl_context: ssl.SSLContext | None = None
 _MAX_OWN_RESPONSE = 16 * 1024 * 1024
 
@@ -70,6 +75,8 @@ class UpstreamClient:
         self._init_lock = asyncio.Lock()
         self.initialize_result: dict[str, Any] | None = None
         self.session: MultiplexedSession | None = None
+        self._on_notification: Notification | None = None
+        self._listening: asyncio.Task[None] | None = None
         if config.connection_type == "STDIO":
             if stdio is None or config.secrets.stdio is None:
                 raise UpstreamUnavailable(
@@ -98,6 +105,72 @@ class UpstreamClient:
         if self.config.secrets.token:
             headers["authorization"] = f"Bearer {self.config.secrets.token}"
         return headers
+
+    def watch(self, listener: Notification) -> None:
+        """Hear the upstream's notifications to meshgate's own session (list_changed ...), once per client.
+
+        For HTTP upstreams meshgate's session's GET stream is opened (servers that do not offer one answer
+        405 and are not asked again; some send list_changed without announcing `listChanged`), and
+        notifications that arrive on the answers to meshgate's own requests are heard too.
+        """
+        if self._on_notification is not None:
+            return
+        self._on_notification = listener
+        if self.session is not None:
+            self.session.on_notification = listener
+        elif self._listening is None:
+            self._listening = asyncio.get_running_loop().create_task(self._listen())
+
+    @property
+    def watched(self) -> bool:
+        return self._on_notification is not None
+
+    async def _listen(self) -> None:
+        """Keep meshgate's GET stream open while the upstream offers one, reconnecting with backoff."""
+        delay = 1.0
+        while True:
+            try:
+                await self._ensure_session()
+                if not await self._read_stream():
+                    return
+                delay = 1.0
+            except (UpstreamError, HttpError, ValueError) as error:
+                log.info("notification stream of upstream %s broke off: %s", self.config.title, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+    async def _read_stream(self) -> bool:
+        """Read one GET stream to its end; False when the upstream does not offer one."""
+        headers = {
+            **self.credential_headers,
+            "accept": "text/event-stream",
+            "mcp-protocol-version": self._version,
+            "user-agent": f"meshgate/{__version__}",
+        }
+        if self._session_id is not None:
+            headers["mcp-session-id"] = self._session_id
+        response = await self._pool.request("GET", headers, None, head_timeout=self.call_timeout)
+        try:
+            if response.status == 404:
+                await self._reset_session()
+                return True
+            if response.status != 200:
+                return False
+            reader = EventReader()
+            async for chunk in response.iter_chunks(None):
+                for event in reader.feed(chunk):
+                    self._heard(messages(event.data.encode(), "application/json"))
+            return True
+        finally:
+            response.release()
+
+    def _heard(self, found: Any) -> None:
+        listener = self._on_notification
+        if listener is None:
+            return
+        for message in found:
+            if "method" in message and "id" not in message:
+                listener(message)
 
     async def open(
         self, method: str, headers: Mapping[str, str], body: bytes | None, *, stream: bool = False
@@ -141,6 +214,8 @@ class UpstreamClient:
             if params is not None:
                 message["params"] = params
             status, content_type, body = await self._post(message, extra_headers)
+            if self._on_notification is not None and content_type.startswith("text/event-stream"):
+                self._heard(messages(body, content_type))
             if status == 404 and attempt == 0 and self._session_id is not None:
                 # The upstream forgot our session (restart, idle timeout): start a new one, once.
                 await self._reset_session()
@@ -242,6 +317,10 @@ class UpstreamClient:
             self.initialize_result = None
 
     async def close(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
         if self.session is not None:
             await self.session.close()
         if self._session_id is not None:

@@ -40,6 +40,7 @@ class MultiplexedSession:
         self._lock = asyncio.Lock()
         self._open_now = False
         self.initialize_result: dict[str, Any] | None = None
+        self.on_notification: Listener | None = None  # what the upstream announces (list_changed ...)
 
     # --- what callers use ---------------------------------------------------------------------------------
 
@@ -114,6 +115,8 @@ class MultiplexedSession:
                 listener = self._progress.get(as_dict(message.get("params")).get("progressToken"))
                 if listener is not None:
                     listener(message)
+            elif self.on_notification is not None:
+                self.on_notification(message)
             return
         future = self._waiting.get(message_id) if isinstance(message_id, int) else None
         if future is not None and not future.done():

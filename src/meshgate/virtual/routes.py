@@ -1,0 +1,333 @@
+"""`/mcp/virtual/{virtual_mcp_id}`: one MCP endpoint in front of several connections.
+
+meshgate terminates MCP here (both generations): lists come from the in-memory view, and calls go to
+the owning upstream over the pooled client with that connection's own credentials. Handshake-era
+clients get list_changed on their GET stream; 2026-07-28 clients on `subscriptions/listen`.
+`?mode=search` replaces the tool list with search, describe and call tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from meshgate.access import Principal
+from meshgate.errors import (
+    MeshgateError,
+    NotFound,
+    PermissionDenied,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
+)
+from meshgate.http.errors import http_error, mcp_http_error
+from meshgate.http.guard import Admission, headers_of
+from meshgate.jsonvalues import as_dict
+from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
+from meshgate.proxy._exchange import disconnected, request_id_of
+from meshgate.proxy.bridge import handshake_params
+from meshgate.proxy.messages import Envelope, parse_envelope
+from meshgate.proxy.telemetry import RequestTelemetry, Telemetry
+from meshgate.runtime import Runtime
+from meshgate.virtual._answers import Asked, answer, refusal_result
+from meshgate.virtual.directory import VirtualDirectory
+from meshgate.virtual.models import VirtualMcp
+from meshgate.virtual.streams import listen_stream, notification_stream
+
+log = logging.getLogger(__name__)
+
+ROUTE = "/mcp/virtual/{virtual_mcp_id}"
+_JSON = (b"content-type", b"application/json")
+
+
+class VirtualEndpoint:
+    """Raw ASGI handler for `/mcp/virtual/{id}`."""
+
+    def __init__(self, runtime: Runtime, admission: Admission, directory: VirtualDirectory) -> None:
+        self._runtime = runtime
+        self._admission = admission
+        self._directory = directory
+        self._public_url = runtime.settings.public_url
+        self._telemetry = Telemetry(runtime.tracing, runtime.metrics)
+        # Calls in flight by (client session id, request id): notifications/cancelled finds them.
+        self._in_flight: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts = scope["path"].split("/")
+        if len(parts) != 4 or not parts[3]:
+            await http_error(NotFound(f"no route for {scope['path'][:200]}"))(scope, receive, send)
+            return
+        headers = headers_of(scope)
+        request_id = request_id_of(headers)
+        telemetry = self._telemetry.begin(scope, headers, ROUTE, request_id)
+        exchange = _Exchange(parts[3], headers, request_id, telemetry, b"mode=search" in scope.get("query_string", b""))
+        try:
+            await self._serve(scope, receive, telemetry.wrap_send(send), exchange)
+        finally:
+            telemetry.finish(exchange.label, exchange.envelope.method or scope["method"])
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange) -> None:
+        try:
+            exchange.principal, body = await self._admission.admit(scope, receive, exchange.headers)
+            definition = await self._directory.get(exchange.principal.organization_id, exchange.virtual_id)
+            if not _may_enter(exchange.principal, definition):
+                raise PermissionDenied(f"this credential has no permission on virtual MCP {definition.id}")
+            if definition.status == "inactive":
+                raise UpstreamUnavailable(f"virtual MCP {definition.title} is inactive")
+            if scope["method"] == "POST":
+                exchange.envelope = parse_envelope(body)
+            exchange.telemetry.identify(exchange.principal, definition.id, exchange.envelope, "")
+        except MeshgateError as error:
+            await self._error(scope, receive, send, error, exchange)
+            return
+        if scope["method"] == "GET":
+            await notification_stream(receive, send, self._directory, definition, exchange.headers)
+        elif scope["method"] == "DELETE":
+            await _empty(send, 204)
+        elif scope["method"] != "POST":
+            await send({"type": "http.response.start", "status": 405, "headers": [(b"allow", b"GET, POST, DELETE")]})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        elif exchange.envelope.id is None:
+            self._cancel(exchange)
+            await _empty(send, 202)
+        elif exchange.envelope.method == "subscriptions/listen":
+            await listen_stream(receive, send, self._directory, definition, exchange.envelope)
+        else:
+            await self._request(scope, receive, send, exchange, definition)
+
+    async def _request(
+        self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange, definition: VirtualMcp
+    ) -> None:
+        principal = exchange.principal
+        assert principal is not None  # noqa: S101  (admitted before answering)
+        envelope = exchange.envelope
+        progress: asyncio.Queue[dict[str, Any]] | None = None
+        token = as_dict(as_dict(envelope.params).get("_meta")).get("progressToken")
+        if token is not None and "text/event-stream" in exchange.headers.get("accept", ""):
+            progress = asyncio.Queue()
+        try:
+            view = await self._directory.view(definition)
+        except MeshgateError as error:
+            await self._error(scope, receive, send, error, exchange)
+            return
+        asked = Asked(
+            definition, view, principal, envelope, exchange.headers.get("mcp-protocol-version"), exchange.search
+        )
+
+        async def forward(connection_id: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+            return await self._forward(exchange, asked, connection_id, method, params, progress)
+
+        work = asyncio.ensure_future(self._answer(asked, forward))
+        session = exchange.headers.get("mcp-session-id")
+        key = None if session is None else (session, orjson.dumps(envelope.id))
+        if key is not None:
+            self._in_flight[key] = work
+        try:
+            outcome = await _until_answered(receive, send, work, progress, exchange.request_id)
+        finally:
+            if key is not None:
+                self._in_flight.pop(key, None)
+        if outcome is None:
+            return  # cancelled by the client, or the client went away: no answer (MCP cancellation rules)
+        message, extra, error = outcome
+        body = orjson.dumps(message)
+        if progress is not None:
+            await send({"type": "http.response.body", "body": _event(body), "more_body": False})
+        else:
+            out = [_JSON, (b"x-request-id", exchange.request_id.encode())]
+            out += [(name.encode(), value.encode()) for name, value in extra.items()]
+            await send({"type": "http.response.start", "status": 200, "headers": out})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        if envelope.method in AUDITED_METHODS and asked.target is not None:
+            self._audit(exchange, asked, body, error)
+
+    async def _answer(self, asked: Asked, forward: Any) -> tuple[dict[str, Any], dict[str, str], MeshgateError | None]:
+        try:
+            message, headers = await answer(asked, forward)
+        except MeshgateError as error:
+            if asked.envelope.method == "tools/call":
+                return (
+                    {"jsonrpc": "2.0", "id": asked.envelope.id, "result": _stamped(asked, refusal_result(error))},
+                    {},
+                    error,
+                )
+            message = {"jsonrpc": "2.0", "id": asked.envelope.id, "error": {"code": -32603, "message": error.message}}
+            return message, {}, error
+        return message, headers, None
+
+    async def _forward(  # noqa: PLR0917
+        self,
+        exchange: _Exchange,
+        asked: Asked,
+        connection_id: str,
+        method: str,
+        params: dict[str, Any],
+        progress: asyncio.Queue[dict[str, Any]] | None,
+    ) -> dict[str, Any]:
+        """Send one request to the owning upstream with that connection's credentials."""
+        principal = asked.principal
+        organization_id = principal.organization_id
+        client = await self._runtime.upstreams.get(organization_id, connection_id)
+        if asked.target is not None:
+            label = self._telemetry.label(asked.target.name, client.config.tool_names)
+            exchange.telemetry.identify(principal, connection_id, asked.envelope, label)
+            exchange.label = connection_id
+        if client.config.status == "inactive":
+            raise UpstreamUnavailable(f"connection {client.config.title} is inactive")
+        if client.config.oauth:
+            client = await self._runtime.oauth_ready(organization_id, client)
+        extra = {
+            "x-mesh-token": self._runtime.mesh_tokens.token(principal, connection_id),
+            "x-request-id": exchange.request_id,
+        }
+        exchange.telemetry.propagate(extra)
+        try:
+            return await client.request(
+                method,
+                handshake_params(params),
+                extra_headers=extra,
+                on_progress=None if progress is None else progress.put_nowait,
+            )
+        except (UpstreamUnreachable, UpstreamUnavailable) as error:
+            self._directory.catalog.left_out(organization_id, connection_id, error.message)
+            raise
+
+    def _cancel(self, exchange: _Exchange) -> None:
+        session = exchange.headers.get("mcp-session-id")
+        if exchange.envelope.method == "notifications/cancelled" and session is not None:
+            request_id = as_dict(exchange.envelope.params).get("requestId")
+            waiting = self._in_flight.get((session, orjson.dumps(request_id)))
+            if waiting is not None:
+                waiting.cancel()  # an upstream reached over a session hears notifications/cancelled
+
+    async def _error(
+        self, scope: Scope, receive: Receive, send: Send, error: MeshgateError, exchange: _Exchange
+    ) -> None:
+        exchange.telemetry.error = error.code
+        metadata = f"{self._public_url}/.well-known/oauth-protected-resource{scope['path']}"
+        response = mcp_http_error(error, resource_metadata=metadata, message_id=exchange.envelope.id)
+        await response(scope, receive, send)
+
+    def _audit(self, exchange: _Exchange, asked: Asked, body: bytes, error: MeshgateError | None) -> None:
+        principal, envelope, target = asked.principal, asked.envelope, asked.target
+        assert target is not None  # noqa: S101  (only routed requests are audited)
+        params = as_dict(envelope.params)
+        self._runtime.audit.record(
+            AuditEntry(
+                organization_id=principal.organization_id,
+                connection_id=target.connection_id,
+                virtual_mcp_id=asked.definition.id,
+                method=envelope.method or "",
+                tool_name=target.name,
+                user_id=principal.user_id,
+                api_key_id=principal.api_key_id,
+                user_agent=exchange.headers.get("user-agent"),
+                request_id=exchange.request_id,
+                protocol_version=exchange.headers.get("mcp-protocol-version"),
+                params=params.get("arguments", params) if envelope.method == "tools/call" else params,
+                message_id=envelope.id,
+                started_at=datetime.now(UTC),
+                duration_ms=(time.perf_counter() - exchange.started) * 1000,
+                response_body=body,
+                response_content_type="application/json",
+                is_error=True if error is not None else None,
+                error_message=None if error is None else f"{error.code}: {error.message}",
+            )
+        )
+
+
+class _Exchange:
+    """One HTTP request to a virtual MCP as the endpoint's helpers see it."""
+
+    __slots__ = (
+        "envelope",
+        "headers",
+        "label",
+        "principal",
+        "request_id",
+        "search",
+        "started",
+        "telemetry",
+        "virtual_id",
+    )
+
+    def __init__(
+        self, virtual_id: str, headers: dict[str, str], request_id: str, telemetry: RequestTelemetry, search: bool
+    ) -> None:
+        self.virtual_id = virtual_id
+        self.headers = headers
+        self.request_id = request_id
+        self.telemetry = telemetry
+        self.search = search
+        self.started = time.perf_counter()
+        self.principal: Principal | None = None
+        self.envelope = Envelope(None, None, None)
+        self.label = virtual_id  # the metrics' connection label: the routed connection once known
+
+
+def _may_enter(principal: Principal, definition: VirtualMcp) -> bool:
+    return principal.can_reach(definition.id) or any(
+        principal.can_reach(member.connection_id) for member in definition.members
+    )
+
+
+def _stamped(asked: Asked, result: dict[str, Any]) -> dict[str, Any]:
+    protocol = asked.protocol_version
+    return {"resultType": "complete", **result} if protocol is not None and protocol >= "2026" else result
+
+
+async def _until_answered(
+    receive: Receive,
+    send: Send,
+    work: asyncio.Future[tuple[dict[str, Any], dict[str, str], MeshgateError | None]],
+    progress: asyncio.Queue[dict[str, Any]] | None,
+    request_id: str,
+) -> tuple[dict[str, Any], dict[str, str], MeshgateError | None] | None:
+    """Wait for the answer, relaying progress as SSE events; None when cancelled or the client left."""
+    gone = asyncio.ensure_future(disconnected(receive))
+    try:
+        if progress is not None:
+            headers = [(b"content-type", b"text/event-stream"), (b"x-request-id", request_id.encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+        while not work.done():
+            waiting = asyncio.ensure_future(progress.get()) if progress is not None else None
+            await asyncio.wait({work, gone, *([waiting] if waiting else [])}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting is not None:
+                if waiting.done():
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": _event(orjson.dumps(waiting.result())),
+                            "more_body": True,
+                        }
+                    )
+                else:
+                    waiting.cancel()
+            if gone.done() and not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                return None
+        while progress is not None and not progress.empty():
+            event = _event(orjson.dumps(progress.get_nowait()))
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+    finally:
+        gone.cancel()
+    if work.cancelled():
+        if progress is not None:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return None
+    return work.result()
+
+
+def _event(data: bytes) -> bytes:
+    return b"event: message\ndata: " + data + b"\n\n"
+
+
+async def _empty(send: Send, status: int) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,104 @@
+"""Notification streams of a virtual MCP: list_changed as server-sent events.
+
+Handshake-era clients hold a GET stream; `2026-07-28` clients send `subscriptions/listen`, which is
+acknowledged with the kinds meshgate honours and then carries only those, stamped with the
+subscription id. Both end when the client goes away; a comment line every 25 s keeps proxies from
+closing an idle stream and finds clients that vanished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Send
+
+from meshgate.errors import InvalidInput, MeshgateError, UpstreamUnavailable
+from meshgate.http.errors import mcp_http_error
+from meshgate.jsonvalues import as_dict
+from meshgate.proxy._exchange import disconnected
+from meshgate.proxy.messages import Envelope
+from meshgate.virtual.directory import PROMPTS_CHANGED, RESOURCES_CHANGED, TOOLS_CHANGED, VirtualDirectory
+from meshgate.virtual.models import VirtualMcp
+
+KEEPALIVE_S = 25.0
+SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+_FILTER_KEYS = {
+    "toolsListChanged": TOOLS_CHANGED,
+    "promptsListChanged": PROMPTS_CHANGED,
+    "resourcesListChanged": RESOURCES_CHANGED,
+}
+_SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store")]
+
+
+async def notification_stream(
+    receive: Receive, send: Send, directory: VirtualDirectory, definition: VirtualMcp, headers: dict[str, str]
+) -> None:
+    """The handshake-era GET stream: every list_changed of this virtual MCP."""
+    if "text/event-stream" not in headers.get("accept", ""):
+        error = InvalidInput("the GET stream needs Accept: text/event-stream")
+        await mcp_http_error(error)({"type": "http"}, receive, send)
+        return
+    await _stream(receive, send, directory, definition, lambda method: {"jsonrpc": "2.0", "method": method}, None)
+
+
+async def listen_stream(
+    receive: Receive, send: Send, directory: VirtualDirectory, definition: VirtualMcp, envelope: Envelope
+) -> None:
+    """`subscriptions/listen` (2026-07-28): acknowledge the honoured kinds, then deliver only those."""
+    asked = as_dict(as_dict(envelope.params).get("notifications"))
+    honoured = {key: True for key in _FILTER_KEYS if asked.get(key) is True}
+    wanted = {_FILTER_KEYS[key] for key in honoured}
+    meta = {SUBSCRIPTION_ID: envelope.id}
+    acknowledgement = {
+        "jsonrpc": "2.0",
+        "method": "notifications/subscriptions/acknowledged",
+        "params": {"notifications": honoured, "_meta": meta},
+    }
+
+    def frame(method: str) -> dict[str, Any] | None:
+        return {"jsonrpc": "2.0", "method": method, "params": {"_meta": meta}} if method in wanted else None
+
+    await _stream(receive, send, directory, definition, frame, acknowledgement)
+
+
+async def _stream(  # noqa: PLR0917
+    receive: Receive,
+    send: Send,
+    directory: VirtualDirectory,
+    definition: VirtualMcp,
+    frame: Callable[[str], dict[str, Any] | None],
+    first: dict[str, Any] | None,
+) -> None:
+    try:
+        queue = directory.listen(definition.id)
+    except OverflowError as exc:
+        error: MeshgateError = UpstreamUnavailable(f"{exc}; try again later")
+        await mcp_http_error(error)({"type": "http"}, receive, send)
+        return
+    gone = asyncio.ensure_future(disconnected(receive))
+    try:
+        await directory.view(definition)  # the baseline later changes are compared with
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE})
+        if first is not None:
+            await send(_body(b"event: message\ndata: " + orjson.dumps(first) + b"\n\n"))
+        while not gone.done():
+            waiting = asyncio.ensure_future(queue.get())
+            await asyncio.wait({waiting, gone}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                if not gone.done():
+                    await send(_body(b": keep-alive\n\n"))
+                continue
+            message = frame(waiting.result())
+            if message is not None:
+                await send(_body(b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"))
+    finally:
+        gone.cancel()
+        directory.unlisten(definition.id, queue)
+
+
+def _body(data: bytes) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": data, "more_body": True}
