@@ -165,11 +165,15 @@ class Upstream:
             self.process.wait(timeout=10)
 
 
-def start_upstream(*, token: str = "upstream-token", json_response: bool = False, tools: int = 0) -> Upstream:
+def start_upstream(
+    *, token: str = "upstream-token", json_response: bool = False, tools: int = 0, odd_names: bool = False
+) -> Upstream:
     port = free_port()
     args = ["--port", str(port), "--token", token, "--tools", str(tools)]
     if json_response:
         args.append("--json")
+    if odd_names:
+        args.append("--odd-names")
     return Upstream(port, token, spawn_server("support.upstream", port, args))
 
 

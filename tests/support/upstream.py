@@ -1,6 +1,6 @@
 """A real MCP server built with the official SDK, used as the upstream behind meshgate in tests and benchmarks.
 
-Run: python -m support.upstream --port N [--token T] [--json] [--tools K]
+Run: python -m support.upstream --port N [--token T] [--json] [--tools K] [--odd-names]
 It serves both protocol generations at /mcp (the SDK's dual-era Streamable HTTP), and records the HTTP
 headers of every request so tests can see exactly what meshgate sent.
 """
@@ -59,12 +59,18 @@ def _meta(ctx: Ctx) -> dict[str, Any] | None:
     return meta.model_dump(by_alias=True, exclude_none=True)
 
 
-def build_server(extra_tools: int) -> Server[Any]:
+ODD_NAMES = ("x" * 70, "weird name", "weird_name", "weird/name")
+
+
+def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
     generated = [
         types.Tool(name=f"tool_{n:03d}", description=f"Generated tool number {n}", input_schema={"type": "object"})
         for n in range(extra_tools)
     ]
-    tools = BASE_TOOLS + generated
+    odd = [
+        types.Tool(name=name, description=f"Odd name {name!r}", input_schema={"type": "object"}) for name in ODD_NAMES
+    ]
+    tools = BASE_TOOLS + generated + (odd if odd_names else [])
 
     async def list_tools(_ctx: Ctx, _params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         return types.ListToolsResult(tools=tools + GROWN)
@@ -120,7 +126,7 @@ def build_server(extra_tools: int) -> Server[Any]:
             GROWN.append(types.Tool(name=name, description="A tool added at run time", input_schema={"type": "object"}))
             await ctx.session.send_tool_list_changed()
             return types.CallToolResult(content=[types.TextContent(text=name)])
-        if params.name.startswith(("tool_", "grown_")):
+        if params.name.startswith(("tool_", "grown_")) or params.name in ODD_NAMES:
             return types.CallToolResult(content=[types.TextContent(text=params.name)])
         raise ValueError(f"unknown tool {params.name}")
 
@@ -242,9 +248,10 @@ def main() -> None:
     parser.add_argument("--token", default=None)
     parser.add_argument("--json", action="store_true", help="answer JSON instead of SSE streams")
     parser.add_argument("--tools", type=int, default=0, help="extra generated tools")
+    parser.add_argument("--odd-names", action="store_true", help="tools with a 70-character name and clashing names")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    server = build_server(args.tools)
+    server = build_server(args.tools, args.odd_names)
     app = server.streamable_http_app(json_response=args.json, host="127.0.0.1")
     uvicorn.run(RecordHeaders(app, args.token), host="127.0.0.1", port=args.port, log_level="warning")
 

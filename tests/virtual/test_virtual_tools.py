@@ -104,9 +104,7 @@ async def test_a_connection_in_use_cannot_be_deleted_and_the_refusal_names_the_u
         ),
     ],
 )
-async def test_bad_definitions_are_refused_with_a_reason(
-    gateway: Gateway, data: dict[str, Any], expected: str
-) -> None:
+async def test_bad_definitions_are_refused_with_a_reason(gateway: Gateway, data: dict[str, Any], expected: str) -> None:
     owner = await new_owner(gateway)
     message = await _error(gateway, owner.api_key, "COLLECTION_VIRTUAL_MCP_CREATE", {"data": data})
     assert expected in message

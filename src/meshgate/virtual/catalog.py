@@ -136,16 +136,18 @@ class UpstreamCatalog:
         except (UpstreamError, TimeoutError) as error:
             reason = getattr(error, "message", "") or f"no answer within {self._timeout:g} s"
             entry = UpstreamLists(connection_id, organization_id, error=reason)
-        if entry.error is not None:
-            log.warning("virtual MCPs leave out connection %s for now: %s", connection_id, entry.error)
-            if self._metrics is not None:
-                self._metrics.virtual_left_out.labels(organization_id, connection_id).inc()
         self._store(entry)
         return entry
 
     def _store(self, entry: UpstreamLists) -> None:
         previous = self._entries.get(entry.connection_id)
         self._entries[entry.connection_id] = entry
+        if entry.error is not None and (previous is None or previous.error is None):
+            log.warning("virtual MCPs leave out connection %s for now: %s", entry.connection_id, entry.error)
+            if self._metrics is not None:
+                self._metrics.virtual_left_out.labels(entry.organization_id, entry.connection_id).inc()
+        elif entry.error is None and previous is not None and previous.error is not None:
+            log.info("virtual MCPs include connection %s again", entry.connection_id)
         if not entry.same_content(previous):
             for watcher in self._watchers:
                 watcher(entry.connection_id)

@@ -86,7 +86,9 @@ class VirtualEndpoint:
             await self._error(scope, receive, send, error, exchange)
             return
         if scope["method"] == "GET":
-            await notification_stream(receive, send, self._directory, definition, exchange.headers)
+            await notification_stream(
+                receive, send, self._directory, definition, exchange.headers, self._runtime.metrics
+            )
         elif scope["method"] == "DELETE":
             await _empty(send, 204)
         elif scope["method"] != "POST":
@@ -96,7 +98,7 @@ class VirtualEndpoint:
             self._cancel(exchange)
             await _empty(send, 202)
         elif exchange.envelope.method == "subscriptions/listen":
-            await listen_stream(receive, send, self._directory, definition, exchange.envelope)
+            await listen_stream(receive, send, self._directory, definition, exchange.envelope, self._runtime.metrics)
         else:
             await self._request(scope, receive, send, exchange, definition)
 

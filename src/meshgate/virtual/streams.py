@@ -18,6 +18,7 @@ from starlette.types import Receive, Send
 from meshgate.errors import InvalidInput, MeshgateError, UpstreamUnavailable
 from meshgate.http.errors import mcp_http_error
 from meshgate.jsonvalues import as_dict
+from meshgate.observability.metrics import GatewayMetrics
 from meshgate.proxy._exchange import disconnected
 from meshgate.proxy.messages import Envelope
 from meshgate.virtual.directory import PROMPTS_CHANGED, RESOURCES_CHANGED, TOOLS_CHANGED, VirtualDirectory
@@ -33,19 +34,31 @@ _FILTER_KEYS = {
 _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store")]
 
 
-async def notification_stream(
-    receive: Receive, send: Send, directory: VirtualDirectory, definition: VirtualMcp, headers: dict[str, str]
+async def notification_stream(  # noqa: PLR0917
+    receive: Receive,
+    send: Send,
+    directory: VirtualDirectory,
+    definition: VirtualMcp,
+    headers: dict[str, str],
+    metrics: GatewayMetrics | None,
 ) -> None:
     """The handshake-era GET stream: every list_changed of this virtual MCP."""
     if "text/event-stream" not in headers.get("accept", ""):
         error = InvalidInput("the GET stream needs Accept: text/event-stream")
         await mcp_http_error(error)({"type": "http"}, receive, send)
         return
-    await _stream(receive, send, directory, definition, lambda method: {"jsonrpc": "2.0", "method": method}, None)
+    await _stream(
+        receive, send, directory, definition, lambda method: {"jsonrpc": "2.0", "method": method}, None, metrics
+    )
 
 
-async def listen_stream(
-    receive: Receive, send: Send, directory: VirtualDirectory, definition: VirtualMcp, envelope: Envelope
+async def listen_stream(  # noqa: PLR0917
+    receive: Receive,
+    send: Send,
+    directory: VirtualDirectory,
+    definition: VirtualMcp,
+    envelope: Envelope,
+    metrics: GatewayMetrics | None,
 ) -> None:
     """`subscriptions/listen` (2026-07-28): acknowledge the honoured kinds, then deliver only those."""
     asked = as_dict(as_dict(envelope.params).get("notifications"))
@@ -61,7 +74,7 @@ async def listen_stream(
     def frame(method: str) -> dict[str, Any] | None:
         return {"jsonrpc": "2.0", "method": method, "params": {"_meta": meta}} if method in wanted else None
 
-    await _stream(receive, send, directory, definition, frame, acknowledgement)
+    await _stream(receive, send, directory, definition, frame, acknowledgement, metrics)
 
 
 async def _stream(  # noqa: PLR0917
@@ -71,6 +84,7 @@ async def _stream(  # noqa: PLR0917
     definition: VirtualMcp,
     frame: Callable[[str], dict[str, Any] | None],
     first: dict[str, Any] | None,
+    metrics: GatewayMetrics | None,
 ) -> None:
     try:
         queue = directory.listen(definition.id)
@@ -79,6 +93,8 @@ async def _stream(  # noqa: PLR0917
         await mcp_http_error(error)({"type": "http"}, receive, send)
         return
     gone = asyncio.ensure_future(disconnected(receive))
+    if metrics is not None:
+        metrics.open_streams.inc()
     try:
         await directory.view(definition)  # the baseline later changes are compared with
         await send({"type": "http.response.start", "status": 200, "headers": _SSE})
@@ -98,6 +114,8 @@ async def _stream(  # noqa: PLR0917
     finally:
         gone.cancel()
         directory.unlisten(definition.id, queue)
+        if metrics is not None:
+            metrics.open_streams.dec()
 
 
 def _body(data: bytes) -> dict[str, Any]:

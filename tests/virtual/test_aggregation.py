@@ -1,0 +1,357 @@
+"""A virtual MCP in front of real upstreams of every type (HTTP, legacy SSE, STDIO) with 100 tools each,
+used through the official SDK client of both generations: merged and namespaced lists, routing of calls,
+resources and prompts, renames and overrides, allowlists, permissions, search mode, an upstream that
+dies mid-session, and list_changed reaching clients."""
+
+from __future__ import annotations
+
+import re
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import mcp_types as types
+import pytest
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+
+from conftest import key_for_user, new_owner, wait_for_logs
+from support.databases import fresh_database
+from support.gateway import Gateway, Owner, Upstream, free_port, rpc, spawn_server, start_gateway, start_upstream
+from support.mcp_client import MODES, call, connect
+from support.secrets import remember_secret
+
+pytestmark = pytest.mark.anyio
+TESTS = str(Path(__file__).resolve().parents[1])
+VALID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+SSE_TOKEN = remember_secret("virtual-sse-token-5151")
+
+
+@dataclass
+class Stack:
+    gateway: Gateway
+    owner: Owner
+    http: str
+    sse: str
+    stdio: str
+    upstreams: list[Upstream]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("virtual")
+    http = start_upstream(token=remember_secret("virtual-http-token-7171"), tools=91)  # 9 base tools + 91
+    odd = start_upstream(token="odd-token", odd_names=True)
+    sse_port = free_port()
+    sse = spawn_server(
+        "support.sse_upstream", sse_port, ["--port", str(sse_port), "--token", SSE_TOKEN, "--tools", "95"]
+    )
+    with fresh_database("sqlite", tmp) as url:
+        gateway = start_gateway(url, tmp, MESHGATE_LOCAL_MODE="1", MESHGATE_VIRTUAL_LIST_TIMEOUT_SECONDS="3")
+        try:
+            owner = anyio.run(new_owner, gateway)
+            ids = anyio.run(_register, gateway, owner, http, sse_port)
+            yield Stack(gateway, owner, *ids, upstreams=[http, odd])
+        finally:
+            for server in (http, odd):
+                server.kill()
+            sse.kill()
+            sse.wait(timeout=10)
+            code = gateway.stop()
+            assert code == 0, f"gateway exit code {code}; log tail: {gateway.logs()[-3000:]}"
+
+
+async def _register(gateway: Gateway, owner: Owner, http: Upstream, sse_port: int) -> tuple[str, str, str]:
+    stdio = {
+        "command": sys.executable,
+        "args": ["-m", "support.stdio_upstream"],
+        "cwd": TESTS,
+        "envVars": {"PYTHONPATH": TESTS, "GENERATED_TOOLS": "94"},  # 6 base tools + 94
+    }
+    datas = [
+        {"title": "Web Tools", "connection_type": "HTTP", "connection_url": http.url, "connection_token": http.token},
+        {
+            "title": "Legacy",
+            "connection_type": "SSE",
+            "connection_url": f"http://127.0.0.1:{sse_port}/sse",
+            "connection_token": SSE_TOKEN,
+        },
+        {"title": "Local", "connection_type": "STDIO", "connection_headers": stdio},
+    ]
+    async with connect(gateway.mcp_url, owner.api_key) as client:
+        made = [await call(client, "COLLECTION_CONNECTIONS_CREATE", {"data": data}) for data in datas]
+    assert all(item["status"] == "active" for item in made), made
+    return made[0]["id"], made[1]["id"], made[2]["id"]
+
+
+async def _virtual(stack: Stack, connections: list[dict[str, Any]], **fields: Any) -> str:
+    data = {"title": fields.pop("title", "All tools"), "connections": connections, **fields}
+    async with connect(stack.gateway.mcp_url, stack.owner.api_key) as client:
+        return str((await call(client, "COLLECTION_VIRTUAL_MCP_CREATE", {"data": data}))["id"])
+
+
+def _url(stack: Stack, virtual_id: str, query: str = "") -> str:
+    return f"{stack.gateway.url}/mcp/virtual/{virtual_id}{query}"
+
+
+def _text(result: types.CallToolResult) -> str:
+    return result.content[0].text  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_three_upstreams_of_every_type_behind_one_endpoint(stack: Stack, mode: str) -> None:
+    members = [{"connection_id": c} for c in (stack.http, stack.sse, stack.stdio)]
+    virtual_id = await _virtual(stack, members, instructions="Pick the right tool.")
+    async with connect(_url(stack, virtual_id), stack.owner.api_key, mode) as client:
+        tools = (await client.list_tools()).tools
+        names = [tool.name for tool in tools]
+        assert len(names) == 300
+        assert len(set(names)) == 300
+        assert all(VALID.match(name) for name in names)
+        assert sum(name.startswith("web_tools_") for name in names) == 100
+        assert sum(name.startswith("legacy_") for name in names) == 100
+        assert sum(name.startswith("local_") for name in names) == 100
+        assert _text(await client.call_tool("web_tools_echo", {"text": "over http"})) == "over http"
+        assert _text(await client.call_tool("legacy_echo", {"text": "over sse"})) == "over sse"
+        assert _text(await client.call_tool("local_echo", {"text": "over stdio"})) == "over stdio"
+        assert _text(await client.call_tool("legacy_legacy_042", {})) == "legacy 42"
+        assert _text(await client.call_tool("local_local_093", {})) == "local 93"
+        assert _text(await client.call_tool("web_tools_tool_090", {})) == "tool_090"
+        resources = (await client.list_resources()).resources
+        assert [str(r.uri) for r in resources] == ["memo://one"]
+        read = await client.read_resource("memo://from-template")
+        assert read.contents[0].text == "memo memo://from-template"  # type: ignore[union-attr]
+        prompts = (await client.list_prompts()).prompts
+        assert [p.name for p in prompts] == ["web_tools_greet"]
+        prompt = await client.get_prompt("web_tools_greet", {"name": "Ada"})
+        assert prompt.messages[0].content.text == "Hello, Ada!"  # type: ignore[union-attr]
+    response = rpc(
+        _url(stack, virtual_id),
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"},
+            },
+        },
+        key=stack.owner.api_key,
+    )
+    instructions = response.json()["result"]["instructions"]
+    assert instructions.startswith("Pick the right tool.")
+    assert "## Web Tools\nA test upstream." in instructions
+    assert "## Legacy\nA server on the 2024-11-05 HTTP+SSE transport" in instructions
+    logs = await wait_for_logs(stack.gateway, stack.owner.api_key, 3, virtualMcpId=virtual_id, toolName="echo")
+    assert {log["connectionId"] for log in logs} == {stack.http, stack.sse, stack.stdio}
+
+
+async def test_renames_overrides_and_allowlists(stack: Stack) -> None:
+    virtual_id = await _virtual(
+        stack,
+        [
+            {
+                "connection_id": stack.http,
+                "selected_tools": ["echo", "add"],
+                "selected_resources": ["memo://one"],
+                "selected_prompts": [],
+                "tool_overrides": {"echo": {"name": "say", "description": "Say it back"}},
+            },
+            {
+                "connection_id": stack.sse,
+                "selected_tools": ["echo"],
+                "tool_overrides": {"echo": {"description": "Old echo"}},
+            },
+        ],
+    )
+    async with connect(_url(stack, virtual_id), stack.owner.api_key) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert set(tools) == {"say", "web_tools_add", "legacy_echo"}
+        assert tools["say"].description == "Say it back"
+        assert tools["legacy_echo"].description == "Old echo"
+        assert _text(await client.call_tool("say", {"text": "renamed"})) == "renamed"
+        with pytest.raises(MCPError, match="unknown tool 'web_tools_headers'"):
+            await client.call_tool("web_tools_headers", {})  # not selected: not there at all
+        assert [str(r.uri) for r in (await client.list_resources()).resources] == ["memo://one"]
+        assert (await client.list_resource_templates()).resource_templates == []
+        assert (await client.list_prompts()).prompts == []
+
+
+async def test_colliding_and_long_names_stay_valid_and_distinct(stack: Stack) -> None:
+    odd = stack.upstreams[1]
+    async with connect(stack.gateway.mcp_url, stack.owner.api_key) as client:
+        twins = [
+            await call(
+                client,
+                "COLLECTION_CONNECTIONS_CREATE",
+                {
+                    "data": {
+                        "title": title,
+                        "connection_type": "HTTP",
+                        "connection_url": odd.url,
+                        "connection_token": odd.token,
+                    }
+                },
+            )
+            for title in ("Twin", "twin")
+        ]
+    virtual_id = await _virtual(stack, [{"connection_id": twin["id"]} for twin in twins])
+    async with connect(_url(stack, virtual_id), stack.owner.api_key) as client:
+        names = [tool.name for tool in (await client.list_tools()).tools]
+        assert len(names) == len(set(names)) == 2 * 13
+        assert all(VALID.match(name) for name in names)
+        assert "twin_echo" in names
+        assert "twin_2_echo" in names
+        weird = sorted(name for name in names if name.startswith("twin_weird_name"))
+        assert len(weird) == 3  # three upstream names that clean to the same text, each with its own hash
+        long_names = [name for name in names if "xxxxxxxx" in name]
+        assert len(long_names) == 2
+        assert all(len(name) == 64 for name in long_names)
+        for name in [*weird, *long_names]:
+            assert (await client.call_tool(name, {})).is_error is False
+    async with connect(_url(stack, virtual_id), stack.owner.api_key) as client:
+        assert [tool.name for tool in (await client.list_tools()).tools] == names  # deterministic
+
+
+@asynccontextmanager
+async def _member(stack: Stack, permissions: dict[str, list[str]]) -> AsyncIterator[str]:
+    name = f"r{uuid.uuid4().hex[:8]}"
+    async with connect(stack.gateway.mcp_url, stack.owner.api_key) as client:
+        await call(client, "ROLE_CREATE", {"name": name, "permissions": permissions})
+        member = await call(client, "ORGANIZATION_MEMBER_ADD", {"email": f"{name}@example.com", "role": name})
+    yield await key_for_user(stack.gateway, stack.owner.organization_id, member["userId"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_member_sees_and_calls_exactly_the_permitted_tools(stack: Stack, mode: str) -> None:
+    virtual_id = await _virtual(stack, [{"connection_id": c} for c in (stack.http, stack.sse)])
+    grants = {virtual_id: ["web_tools_echo"], stack.sse: ["echo"]}
+    async with _member(stack, grants) as key, connect(_url(stack, virtual_id), key, mode) as client:
+        assert {tool.name for tool in (await client.list_tools()).tools} == {"web_tools_echo", "legacy_echo"}
+        assert _text(await client.call_tool("web_tools_echo", {"text": "a"})) == "a"
+        assert _text(await client.call_tool("legacy_echo", {"text": "b"})) == "b"
+        refused = await client.call_tool("web_tools_add", {"a": 1, "b": 2})
+        assert refused.is_error
+        assert f"{virtual_id}:web_tools_add" in _text(refused)
+    async with _member(stack, {stack.stdio: ["*"]}) as outsider:
+        response = rpc(_url(stack, virtual_id), {"jsonrpc": "2.0", "id": 7, "method": "tools/list"}, key=outsider)
+        assert response.status_code == 403
+        assert "no permission on virtual MCP" in response.json()["error"]["message"]
+
+
+async def test_search_mode_finds_a_tool_by_its_description_and_calls_it(stack: Stack) -> None:
+    virtual_id = await _virtual(stack, [{"connection_id": c} for c in (stack.http, stack.sse, stack.stdio)])
+    async with connect(_url(stack, virtual_id, "?mode=search"), stack.owner.api_key) as client:
+        assert {tool.name for tool in (await client.list_tools()).tools} == {
+            "search_tools",
+            "describe_tools",
+            "call_tool",
+        }
+        found = await call(client, "search_tools", {"query": "process id", "limit": 3})
+        assert found["totalTools"] == 300
+        assert found["tools"][0]["name"] == "local_pid"
+        assert found["tools"][0]["connection"] == "Local"
+        described = await call(client, "describe_tools", {"names": ["local_pid", "nope"]})
+        assert described["tools"][0]["name"] == "local_pid"
+        assert "inputSchema" in described["tools"][0]
+        assert described["unknown"] == ["nope"]
+        result = await client.call_tool("call_tool", {"name": "web_tools_add", "arguments": {"a": 2, "b": 3}})
+        assert _text(result) == "5.0"
+        missing = await client.call_tool("call_tool", {"name": "no_such_tool"})
+        assert missing.is_error
+
+
+async def test_an_upstream_killed_mid_session_is_left_out_and_the_rest_keeps_working(stack: Stack) -> None:
+    doomed = start_upstream(token="doomed-token")
+    async with connect(stack.gateway.mcp_url, stack.owner.api_key) as client:
+        made = await call(
+            client,
+            "COLLECTION_CONNECTIONS_CREATE",
+            {
+                "data": {
+                    "title": "Doomed",
+                    "connection_type": "HTTP",
+                    "connection_url": doomed.url,
+                    "connection_token": doomed.token,
+                }
+            },
+        )
+    virtual_id = await _virtual(stack, [{"connection_id": made["id"]}, {"connection_id": stack.sse}])
+    async with connect(_url(stack, virtual_id), stack.owner.api_key) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"doomed_echo", "legacy_echo"} <= names
+        doomed.kill()
+        failed = await client.call_tool("doomed_echo", {"text": "x"})
+        assert failed.is_error
+        assert "upstream_unreachable" in _text(failed)
+        after = {tool.name for tool in (await client.list_tools()).tools}
+        assert not any(name.startswith("doomed_") for name in after)
+        assert len(after) == 100
+        assert _text(await client.call_tool("legacy_echo", {"text": "still here"})) == "still here"
+    assert f"virtual MCPs leave out connection {made['id']}" in stack.gateway.logs()
+    metrics = httpx.get(f"{stack.gateway.url}/metrics").text
+    assert f'meshgate_virtual_upstream_left_out_total{{connection="{made["id"]}"' in metrics
+
+
+async def _streams_open(gateway: Gateway, count: int) -> None:
+    with anyio.fail_after(15):
+        while True:
+            metrics = httpx.get(f"{gateway.url}/metrics").text
+            line = next(line for line in metrics.splitlines() if line.startswith("meshgate_open_streams "))
+            if float(line.split()[1]) >= count:
+                return
+            await anyio.sleep(0.05)
+
+
+async def test_list_changed_reaches_clients_of_both_generations(stack: Stack) -> None:
+    growing = start_upstream(token="growing-token")
+    try:
+        async with connect(stack.gateway.mcp_url, stack.owner.api_key) as client:
+            made = await call(
+                client,
+                "COLLECTION_CONNECTIONS_CREATE",
+                {
+                    "data": {
+                        "title": "Growing",
+                        "connection_type": "HTTP",
+                        "connection_url": growing.url,
+                        "connection_token": growing.token,
+                    }
+                },
+            )
+        virtual_id = await _virtual(stack, [{"connection_id": made["id"]}])
+        url = _url(stack, virtual_id)
+        heard = anyio.Event()
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ToolListChangedNotification):
+                heard.set()
+
+        async with (
+            create_mcp_http_client(headers={"Authorization": f"Bearer {stack.owner.api_key}"}) as http,
+            Client(streamable_http_client(url, http_client=http), mode="legacy", message_handler=on_message) as legacy,  # type: ignore[arg-type]
+            connect(url, stack.owner.api_key, "2026-07-28") as modern,
+            modern.listen(tools_list_changed=True) as subscription,
+        ):
+            before = {tool.name for tool in (await legacy.list_tools()).tools}
+            assert "growing_grown_1" not in before
+            assert subscription.honored.tools_list_changed is True
+            await _streams_open(stack.gateway, 2)  # the legacy client's GET stream and the listen stream
+            assert _text(await legacy.call_tool("growing_grow", {})) == "grown_1"
+            with anyio.fail_after(15):
+                await heard.wait()
+                event = await subscription.__anext__()
+            assert type(event).__name__ == "ToolsListChanged"
+            assert "growing_grown_1" in {tool.name for tool in (await legacy.list_tools()).tools}
+            assert "growing_grown_1" in {tool.name for tool in (await modern.list_tools()).tools}
+    finally:
+        growing.kill()
