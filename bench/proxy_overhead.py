@@ -39,16 +39,21 @@ def cpu_seconds(pid: int) -> float:
 class Caller:
     """Sends `tools/call echo` over one keep-alive connection, in the given protocol generation."""
 
-    def __init__(self, http: aiohttp.ClientSession, url: str, headers: dict[str, str], era: str) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, url: str, headers: dict[str, str], era: str, tool: str = "echo"
+    ) -> None:
         self.http = http
         self.url = url
         self.era = era
+        self.tool = tool
         self.headers = {**headers, "content-type": "application/json", "accept": "application/json, text/event-stream"}
         self.ids = 0
 
     async def open(self) -> None:
         if self.era == "2026-07-28":
-            self.headers.update({"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "echo"})
+            self.headers.update(
+                {"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": self.tool}
+            )
             return
         init = {
             "jsonrpc": "2.0",
@@ -70,7 +75,7 @@ class Caller:
 
     async def call(self) -> float:
         self.ids += 1
-        params: dict[str, Any] = {"name": "echo", "arguments": {"text": "hello"}}
+        params: dict[str, Any] = {"name": self.tool, "arguments": {"text": "hello"}}
         if self.era == "2026-07-28":
             params["_meta"] = {
                 "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -86,13 +91,19 @@ class Caller:
         return elapsed
 
 
-async def run_clients(
-    url: str, headers: dict[str, str], era: str, clients: int, calls: int
+async def run_clients(  # noqa: PLR0917
+    url: str,
+    headers: dict[str, str],
+    era: str,
+    clients: int,
+    calls: int,
+    caller_type: type[Caller] = Caller,
+    tool: str = "echo",
 ) -> tuple[list[float], float]:
     """`calls` calls spread over `clients` concurrent connections; returns latencies and wall time."""
     connector = aiohttp.TCPConnector(limit=clients * 2)
     async with aiohttp.ClientSession(connector=connector) as http:
-        callers = [Caller(http, url, headers, era) for _ in range(clients)]
+        callers = [caller_type(http, url, headers, era, tool) for _ in range(clients)]
         for caller in callers:
             await caller.open()
         for caller in callers:
