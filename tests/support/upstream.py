@@ -47,7 +47,11 @@ BASE_TOOLS = [
     types.Tool(name="cancellations", description="How many slow calls were cancelled", input_schema={"type": "object"}),
     types.Tool(name="fail", description="Answer isError", input_schema={"type": "object"}),
     types.Tool(name="secret_echo", description="Echo arguments (for redaction tests)", input_schema={"type": "object"}),
-    types.Tool(name="grow", description="Add a tool and announce tools/list_changed", input_schema={"type": "object"}),
+    types.Tool(
+        name="grow",
+        description="Add a tool and announce tools/list_changed (unless quiet)",
+        input_schema={"type": "object"},
+    ),
 ]
 GROWN: list[types.Tool] = []
 
@@ -124,7 +128,8 @@ def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
         if params.name == "grow":
             name = f"grown_{len(GROWN) + 1}"
             GROWN.append(types.Tool(name=name, description="A tool added at run time", input_schema={"type": "object"}))
-            await ctx.session.send_tool_list_changed()
+            if not args.get("quiet"):
+                await ctx.session.send_tool_list_changed()
             return types.CallToolResult(content=[types.TextContent(text=name)])
         if params.name.startswith(("tool_", "grown_")) or params.name in ODD_NAMES:
             return types.CallToolResult(content=[types.TextContent(text=params.name)])

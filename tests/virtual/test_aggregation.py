@@ -33,6 +33,7 @@ pytestmark = pytest.mark.anyio
 TESTS = str(Path(__file__).resolve().parents[1])
 VALID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 SSE_TOKEN = remember_secret("virtual-sse-token-5151")
+TTL_S = 4
 
 
 @dataclass
@@ -55,7 +56,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "support.sse_upstream", sse_port, ["--port", str(sse_port), "--token", SSE_TOKEN, "--tools", "95"]
     )
     with fresh_database("sqlite", tmp) as url:
-        gateway = start_gateway(url, tmp, MESHGATE_LOCAL_MODE="1", MESHGATE_VIRTUAL_LIST_TIMEOUT_SECONDS="3")
+        gateway = start_gateway(
+            url,
+            tmp,
+            MESHGATE_LOCAL_MODE="1",
+            MESHGATE_VIRTUAL_LIST_TIMEOUT_SECONDS="3",
+            MESHGATE_VIRTUAL_LIST_TTL_SECONDS=str(TTL_S),
+        )
         try:
             owner = anyio.run(new_owner, gateway)
             ids = anyio.run(_register, gateway, owner, http, sse_port)
@@ -355,3 +362,53 @@ async def test_list_changed_reaches_clients_of_both_generations(stack: Stack) ->
             assert "growing_grown_1" in {tool.name for tool in (await modern.list_tools()).tools}
     finally:
         growing.kill()
+
+
+async def _http_connection(stack: Stack, title: str, upstream: Upstream) -> str:
+    data = {
+        "title": title,
+        "connection_type": "HTTP",
+        "connection_url": upstream.url,
+        "connection_token": upstream.token,
+    }
+    async with connect(stack.gateway.mcp_url, stack.owner.api_key) as client:
+        return str((await call(client, "COLLECTION_CONNECTIONS_CREATE", {"data": data}))["id"])
+
+
+async def test_a_quiet_change_upstream_shows_up_once_the_lists_are_refreshed(stack: Stack) -> None:
+    quiet = start_upstream(token="quiet-token")
+    try:
+        connection_id = await _http_connection(stack, "Quiet", quiet)
+        virtual_id = await _virtual(stack, [{"connection_id": connection_id}])
+        async with connect(_url(stack, virtual_id), stack.owner.api_key) as client:
+            assert "quiet_grown_1" not in {tool.name for tool in (await client.list_tools()).tools}
+            async with connect(f"{stack.gateway.url}/mcp/{connection_id}", stack.owner.api_key) as direct:
+                assert _text(await direct.call_tool("grow", {"quiet": True})) == "grown_1"  # no list_changed sent
+            with anyio.fail_after(4 * TTL_S):
+                while True:
+                    if "quiet_grown_1" in {tool.name for tool in (await client.list_tools()).tools}:
+                        break
+                    await anyio.sleep(0.2)
+    finally:
+        quiet.kill()
+
+
+async def test_connection_and_definition_changes_take_effect_at_once(stack: Stack) -> None:
+    connection_id = await _http_connection(stack, "Before", stack.upstreams[0])
+    virtual_id = await _virtual(stack, [{"connection_id": connection_id, "selected_tools": ["echo"]}])
+    async with connect(_url(stack, virtual_id), stack.owner.api_key) as client:
+        assert [tool.name for tool in (await client.list_tools()).tools] == ["before_echo"]
+        async with connect(stack.gateway.mcp_url, stack.owner.api_key) as admin:
+            await call(admin, "COLLECTION_CONNECTIONS_UPDATE", {"id": connection_id, "data": {"title": "After"}})
+        assert [tool.name for tool in (await client.list_tools()).tools] == ["after_echo"]
+        async with connect(stack.gateway.mcp_url, stack.owner.api_key) as admin:
+            update = {"connections": [{"connection_id": connection_id, "selected_tools": ["add"]}]}
+            await call(admin, "COLLECTION_VIRTUAL_MCP_UPDATE", {"id": virtual_id, "data": update})
+        assert [tool.name for tool in (await client.list_tools()).tools] == ["after_add"]
+        async with connect(stack.gateway.mcp_url, stack.owner.api_key) as admin:
+            await call(admin, "COLLECTION_VIRTUAL_MCP_DELETE", {"id": virtual_id})
+    response = rpc(
+        _url(stack, virtual_id), {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, key=stack.owner.api_key
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == f"virtual MCP {virtual_id} not found"
