@@ -412,3 +412,34 @@ async def test_connection_and_definition_changes_take_effect_at_once(stack: Stac
     )
     assert response.status_code == 404
     assert response.json()["error"]["message"] == f"virtual MCP {virtual_id} not found"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_progress_arrives_before_the_result_through_a_virtual_mcp(stack: Stack, mode: str) -> None:
+    virtual_id = await _virtual(stack, [{"connection_id": c} for c in (stack.http, stack.sse)])
+    events: list[str] = []
+    started = [anyio.Event()]
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        events.append(f"progress {progress}/{total}")
+        started[-1].set()
+
+    async with connect(_url(stack, virtual_id), stack.owner.api_key, mode) as client:
+        result = await client.call_tool("legacy_progress", {}, progress_callback=on_progress)
+        events.append("result")
+        assert events == ["progress 1.0/3.0", "progress 2.0/3.0", "progress 3.0/3.0", "result"]
+        events.clear()
+        started.append(anyio.Event())
+        async with anyio.create_task_group() as group:
+
+            async def slow() -> None:
+                answer = await client.call_tool("web_tools_slow", {}, progress_callback=on_progress)
+                events.append(_text(answer))
+
+            group.start_soon(slow)
+            with anyio.fail_after(15):
+                await started[-1].wait()  # the HTTP upstream's progress arrived while its call still runs
+            assert events == ["progress 1.0/2.0"]
+            assert _text(await client.call_tool("web_tools_release", {})) == "released"
+        assert events == ["progress 1.0/2.0", "done"]
+    assert not result.is_error

@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -24,6 +24,7 @@ from meshgate.connections.upstream.breaker import CircuitBreaker
 from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, Response
 from meshgate.connections.upstream.legacy_sse import LegacySseSession
 from meshgate.connections.upstream.multiplex import MultiplexedSession
+from meshgate.connections.upstream.progress import ProgressRoutes
 from meshgate.connections.upstream.sse import EventReader, messages, response_for
 from meshgate.connections.upstream.stdio import StdioSession, StdioSupervisor
 from meshgate.errors import (
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_VERSION = "2025-11-25"
 Notification = Callable[[dict[str, Any]], None]
+ServerRequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 _ssl_context: ssl.SSLContext | None = None
 _MAX_OWN_RESPONSE = 16 * 1024 * 1024
 
@@ -76,6 +78,7 @@ class UpstreamClient:
         self.initialize_result: dict[str, Any] | None = None
         self.session: MultiplexedSession | None = None
         self._on_notification: Notification | None = None
+        self._progress = ProgressRoutes()
         self._listening: asyncio.Task[None] | None = None
         if config.connection_type == "STDIO":
             if stdio is None or config.secrets.stdio is None:
@@ -165,11 +168,14 @@ class UpstreamClient:
             response.release()
 
     def _heard(self, found: Any) -> None:
+        """Notifications to meshgate's session: progress to its request's caller, the rest to the watcher."""
         listener = self._on_notification
-        if listener is None:
-            return
         for message in found:
-            if "method" in message and "id" not in message:
+            if "method" not in message or "id" in message:
+                continue
+            if message["method"] == "notifications/progress":
+                self._progress.deliver(message)
+            elif listener is not None:
                 listener(message)
 
     async def open(
@@ -203,19 +209,44 @@ class UpstreamClient:
         *,
         extra_headers: Mapping[str, str] | None = None,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
+        on_server_request: ServerRequestHandler | None = None,
     ) -> dict[str, Any]:
-        """A JSON-RPC request on meshgate's own session; returns the response message (result or error)."""
+        """A JSON-RPC request on meshgate's own session; returns the response message (result or error).
+
+        Progress notifications for the request go to `on_progress` as they arrive; a request the server
+        sends meanwhile (sampling, elicitation, roots) goes to `on_server_request`, whose answer is sent
+        back, or is refused when there is none.
+        """
         if self.session is not None:
             return await self._session_request(method, params, extra_headers, on_progress)
         await self._ensure_session()
+
+        async def on_message(message: dict[str, Any]) -> None:
+            if "id" in message and "method" in message:
+                answer = None if on_server_request is None else await on_server_request(message)
+                await self._answer_server(message, answer)
+            else:
+                self._heard([message])
+
+        params, progress_key = self._progress.register(params, on_progress)
+        try:
+            return await self._request(method, params, extra_headers, on_message)
+        finally:
+            self._progress.release(progress_key)
+
+    async def _request(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        extra_headers: Mapping[str, str] | None,
+        on_message: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> dict[str, Any]:
         for attempt in range(2):
             message_id = next(self._ids)
             message: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id, "method": method}
             if params is not None:
                 message["params"] = params
-            status, content_type, body = await self._post(message, extra_headers)
-            if self._on_notification is not None and content_type.startswith("text/event-stream"):
-                self._heard(messages(body, content_type))
+            status, content_type, body = await self._post(message, extra_headers, on_message)
             if status == 404 and attempt == 0 and self._session_id is not None:
                 # The upstream forgot our session (restart, idle timeout): start a new one, once.
                 await self._reset_session()
@@ -223,6 +254,16 @@ class UpstreamClient:
                 continue
             return self._expect_response(status, content_type, body, message_id)
         raise UpstreamInvalidResponse(f"upstream {self.config.title} keeps rejecting meshgate's session")
+
+    async def _answer_server(self, request: dict[str, Any], answer: dict[str, Any] | None) -> None:
+        """Send the answer to a server-to-client request back on meshgate's session."""
+        if answer is None:
+            error = {"code": -32601, "message": "this client of meshgate cannot answer server-to-client requests"}
+            answer = {"jsonrpc": "2.0", "id": request["id"], "error": error}
+        try:
+            await self._post({**answer, "jsonrpc": "2.0", "id": request["id"]})
+        except UpstreamError as error:
+            log.info("could not answer a request of upstream %s: %s", self.config.title, error.message)
 
     async def upstream_info(self) -> dict[str, Any]:
         """The upstream's initialize result (opening meshgate's session when needed)."""
@@ -251,8 +292,13 @@ class UpstreamClient:
         return response
 
     async def _post(
-        self, message: dict[str, Any], extra_headers: Mapping[str, str] | None = None
+        self,
+        message: dict[str, Any],
+        extra_headers: Mapping[str, str] | None = None,
+        on_message: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> tuple[int, str, bytes]:
+        """POST one message on meshgate's session. An SSE answer is read event by event: other messages
+        go to `on_message` as they come, and the response to `message` is returned as JSON."""
         headers = {
             **self.credential_headers,
             **(extra_headers or {}),
@@ -265,16 +311,34 @@ class UpstreamClient:
             headers["mcp-session-id"] = self._session_id
         response = await self.open("POST", headers, orjson.dumps(message))
         try:
-            body = await response.read(_MAX_OWN_RESPONSE, idle_s=self.call_timeout)
             if response.status < 400 and "mcp-session-id" in response.headers:
                 self._session_id = response.headers["mcp-session-id"]
-            return response.status, response.headers.get("content-type", ""), body
+            content_type = response.headers.get("content-type", "")
+            if on_message is not None and response.status < 400 and content_type.startswith("text/event-stream"):
+                body = await self._read_events(response, message, on_message)
+                content_type = "application/json"
+            else:
+                body = await response.read(_MAX_OWN_RESPONSE, idle_s=self.call_timeout)
         except HttpTimeout as exc:
             raise UpstreamTimeout(f"upstream {self.config.title} did not finish its answer in time") from exc
-        except HttpError as exc:
+        except (HttpError, ValueError) as exc:
             raise UpstreamInvalidResponse(f"upstream {self.config.title} broke off its answer: {exc}") from exc
         finally:
             response.release()
+        return response.status, content_type, body
+
+    async def _read_events(
+        self, response: Response, message: dict[str, Any], on_message: Callable[[dict[str, Any]], Awaitable[None]]
+    ) -> bytes:
+        reader = EventReader(_MAX_OWN_RESPONSE)
+        async for chunk in response.iter_chunks(self.call_timeout):
+            for event in reader.feed(chunk):
+                data = event.data.encode()
+                for found in messages(data, "application/json"):
+                    if found.get("id") == message.get("id") and ("result" in found or "error" in found):
+                        return data
+                    await on_message(found)
+        return b""
 
     def _expect_response(self, status: int, content_type: str, body: bytes, message_id: int) -> dict[str, Any]:
         if status in (401, 403):

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from meshgate import __version__
+from meshgate.connections.upstream.progress import ProgressRoutes
 from meshgate.errors import UpstreamError, UpstreamInvalidResponse, UpstreamTimeout, UpstreamUnreachable
 from meshgate.jsonvalues import as_dict
 
@@ -36,7 +37,7 @@ class MultiplexedSession:
         self._version = version
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._progress: dict[Any, Listener] = {}
+        self._progress = ProgressRoutes()
         self._lock = asyncio.Lock()
         self._open_now = False
         self.initialize_result: dict[str, Any] | None = None
@@ -55,12 +56,10 @@ class MultiplexedSession:
         """Send a request; returns the upstream's response message (its id is meshgate's, not the caller's)."""
         await self._ensure_open()
         message_id = next(self._ids)
+        params, progress_key = self._progress.register(params, on_progress)
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id, "method": method}
         if params is not None:
             message["params"] = params
-        token = as_dict(as_dict(params).get("_meta")).get("progressToken")
-        if token is not None and on_progress is not None:
-            self._progress[token] = on_progress
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[message_id] = future
         try:
@@ -74,8 +73,7 @@ class MultiplexedSession:
             raise
         finally:
             self._waiting.pop(message_id, None)
-            if token is not None:
-                self._progress.pop(token, None)
+            self._progress.release(progress_key)
 
     async def close(self) -> None:
         async with self._lock:
@@ -112,9 +110,7 @@ class MultiplexedSession:
                 reply = {"jsonrpc": "2.0", "id": message_id, "error": error}
                 asyncio.get_running_loop().create_task(self._send_quietly(reply))
             elif message.get("method") == "notifications/progress":
-                listener = self._progress.get(as_dict(message.get("params")).get("progressToken"))
-                if listener is not None:
-                    listener(message)
+                self._progress.deliver(message)
             elif self.on_notification is not None:
                 self.on_notification(message)
             return
