@@ -48,6 +48,12 @@ BASE_TOOLS = [
     types.Tool(name="fail", description="Answer isError", input_schema={"type": "object"}),
     types.Tool(name="secret_echo", description="Echo arguments (for redaction tests)", input_schema={"type": "object"}),
     types.Tool(
+        name="ask", description="Ask the user's name (elicitation), then greet", input_schema={"type": "object"}
+    ),
+    types.Tool(
+        name="sample", description="Ask the client's model (sampling), then answer", input_schema={"type": "object"}
+    ),
+    types.Tool(
         name="grow",
         description="Add a tool and announce tools/list_changed (unless quiet)",
         input_schema={"type": "object"},
@@ -64,6 +70,45 @@ def _meta(ctx: Ctx) -> dict[str, Any] | None:
 
 
 ODD_NAMES = ("x" * 70, "weird name", "weird_name", "weird/name")
+
+
+NAME_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+
+
+async def _interactive(ctx: Ctx, params: types.CallToolRequestParams) -> Any:
+    """`ask` and `sample`: a request to the client mid-call (handshake era) or input_required (2026-07-28)."""
+    if ctx.protocol_version >= "2026":
+        responses: dict[str, Any] = dict(params.input_responses or {})
+        if "q" not in responses:
+            if params.name == "ask":
+                question: Any = types.ElicitRequest(
+                    params=types.ElicitRequestFormParams(message="What is your name?", requested_schema=NAME_SCHEMA)
+                )
+            else:
+                question = types.CreateMessageRequest(
+                    params=types.CreateMessageRequestParams(
+                        messages=[types.SamplingMessage(role="user", content=types.TextContent(text="Say hi"))],
+                        max_tokens=20,
+                    )
+                )
+            return types.InputRequiredResult(input_requests={"q": question}, request_state="round-1")
+        answer = responses["q"]
+        answer = answer if isinstance(answer, dict) else answer.model_dump(by_alias=True, exclude_none=True)
+    elif params.name == "ask":
+        elicited = await ctx.session.elicit_form("What is your name?", NAME_SCHEMA, related_request_id=ctx.request_id)
+        answer = elicited.model_dump(by_alias=True, exclude_none=True)
+    else:
+        sampled = await ctx.session.create_message(
+            [types.SamplingMessage(role="user", content=types.TextContent(text="Say hi"))],
+            max_tokens=20,
+            related_request_id=ctx.request_id,
+        )
+        answer = sampled.model_dump(by_alias=True, exclude_none=True)
+    if params.name == "ask":
+        if answer.get("action") != "accept":
+            return types.CallToolResult(content=[types.TextContent(text=f"no name ({answer.get('action')})")])
+        return types.CallToolResult(content=[types.TextContent(text=f"Hello, {answer['content']['name']}!")])
+    return types.CallToolResult(content=[types.TextContent(text=f"the model said: {answer['content']['text']}")])
 
 
 def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
@@ -125,6 +170,8 @@ def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
             return types.CallToolResult(content=[types.TextContent(text="it failed on purpose")], is_error=True)
         if params.name == "secret_echo":
             return types.CallToolResult(content=[types.TextContent(text=str(args))], structured_content={"echo": args})
+        if params.name in ("ask", "sample"):
+            return await _interactive(ctx, params)
         if params.name == "grow":
             name = f"grown_{len(GROWN) + 1}"
             GROWN.append(types.Tool(name=name, description="A tool added at run time", input_schema={"type": "object"}))

@@ -49,7 +49,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("virtual")
-    http = start_upstream(token=remember_secret("virtual-http-token-7171"), tools=91)  # 9 base tools + 91
+    http = start_upstream(token=remember_secret("virtual-http-token-7171"), tools=89)  # 11 base tools + 89
     odd = start_upstream(token="odd-token", odd_names=True)
     sse_port = free_port()
     sse = spawn_server(
@@ -131,7 +131,7 @@ async def test_three_upstreams_of_every_type_behind_one_endpoint(stack: Stack, m
         assert _text(await client.call_tool("local_echo", {"text": "over stdio"})) == "over stdio"
         assert _text(await client.call_tool("legacy_legacy_042", {})) == "legacy 42"
         assert _text(await client.call_tool("local_local_093", {})) == "local 93"
-        assert _text(await client.call_tool("web_tools_tool_090", {})) == "tool_090"
+        assert _text(await client.call_tool("web_tools_tool_088", {})) == "tool_088"
         resources = (await client.list_resources()).resources
         assert [str(r.uri) for r in resources] == ["memo://one"]
         read = await client.read_resource("memo://from-template")
@@ -214,7 +214,7 @@ async def test_colliding_and_long_names_stay_valid_and_distinct(stack: Stack) ->
     virtual_id = await _virtual(stack, [{"connection_id": twin["id"]} for twin in twins])
     async with connect(_url(stack, virtual_id), stack.owner.api_key) as client:
         names = [tool.name for tool in (await client.list_tools()).tools]
-        assert len(names) == len(set(names)) == 2 * 13
+        assert len(names) == len(set(names)) == 2 * 15
         assert all(VALID.match(name) for name in names)
         assert "twin_echo" in names
         assert "twin_2_echo" in names
@@ -443,3 +443,62 @@ async def test_progress_arrives_before_the_result_through_a_virtual_mcp(stack: S
             assert _text(await client.call_tool("web_tools_release", {})) == "released"
         assert events == ["progress 1.0/2.0", "done"]
     assert not result.is_error
+
+
+async def _elicit(_context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    assert params.message == "What is your name?"  # type: ignore[union-attr]
+    return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+
+async def _sample(_context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    assert params.messages[0].content.text == "Say hi"  # type: ignore[union-attr]
+    return types.CreateMessageResult(role="assistant", content=types.TextContent(text="hi there"), model="test-model")
+
+
+@asynccontextmanager
+async def _answering_client(url: str, key: str, mode: str) -> AsyncIterator[Client]:
+    async with (
+        create_mcp_http_client(headers={"Authorization": f"Bearer {key}"}) as http,
+        Client(
+            streamable_http_client(url, http_client=http),  # type: ignore[arg-type]
+            mode=mode,  # type: ignore[arg-type]
+            elicitation_callback=_elicit,
+            sampling_callback=_sample,
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("path", ["virtual", "proxy"])
+async def test_elicitation_and_sampling_round_trips(stack: Stack, mode: str, path: str) -> None:
+    """The upstream asks the client mid-call; the answer goes back: through a virtual MCP (meshgate
+    relays the request on the call's stream, or as input_required for 2026-07-28) and through the
+    proxy (the client's own session with the upstream)."""
+    if path == "virtual":
+        url, prefix = _url(stack, await _virtual(stack, [{"connection_id": stack.http}])), "web_tools_"
+    else:
+        url, prefix = f"{stack.gateway.url}/mcp/{stack.http}", ""
+    async with _answering_client(url, stack.owner.api_key, mode) as client:
+        assert _text(await client.call_tool(f"{prefix}ask", {})) == "Hello, Ada!"
+        assert _text(await client.call_tool(f"{prefix}sample", {})) == "the model said: hi there"
+
+
+async def test_an_answer_from_another_caller_or_for_an_unknown_request_is_refused(stack: Stack) -> None:
+    virtual_id = await _virtual(stack, [{"connection_id": stack.http}])
+    reply = {"jsonrpc": "2.0", "id": "mg-not-a-real-request", "result": {"action": "accept"}}
+    response = rpc(_url(stack, virtual_id), reply, key=stack.owner.api_key)
+    assert response.status_code == 404
+    assert "is waiting for an answer" in response.json()["error"]["message"]
+    retry = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {"name": "web_tools_ask", "arguments": {}, "requestState": "mg-forged", "inputResponses": {}},
+    }
+    response = rpc(
+        _url(stack, virtual_id), retry, key=stack.owner.api_key, headers={"mcp-protocol-version": "2026-07-28"}
+    )
+    result = response.json()["result"]
+    assert result["isError"] is True
+    assert "make the request again" in result["content"][0]["text"]

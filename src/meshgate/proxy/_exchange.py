@@ -32,6 +32,7 @@ class Call:
     telemetry: RequestTelemetry
     principal: Principal | None = None
     envelope: Envelope = NO_ENVELOPE
+    upstream_session: str | None = None  # the upstream's own Mcp-Session-Id, opened from the client's
 
 
 def request_id_of(headers: dict[str, str]) -> str:

@@ -48,6 +48,7 @@ from meshgate.proxy._exchange import (
 )
 from meshgate.proxy.bridge import bridged_answer
 from meshgate.proxy.messages import Envelope, filter_tools, parse_envelope, refusal
+from meshgate.proxy.sessions import SessionIds
 from meshgate.proxy.telemetry import Telemetry
 from meshgate.runtime import Runtime, authorize_again
 
@@ -68,6 +69,7 @@ _FORWARDED = (
 )
 _RETURNED = ("content-type", "mcp-session-id", "mcp-protocol-version", "cache-control", "allow", "retry-after")
 _MAX_CAPTURE = 4 * 1024 * 1024
+_UNKNOWN_SESSION = "session not found (another connection's or credential's, or altered): initialize a new session"
 _MAX_FILTERED = 16 * 1024 * 1024
 
 
@@ -79,6 +81,7 @@ class ProxyEndpoint:
         self._admission = admission
         self._public_url = runtime.settings.public_url
         self._telemetry = Telemetry(runtime.tracing, runtime.metrics)
+        self._sessions = SessionIds(runtime.settings.secret)
         # Bridged calls in flight, by (client session id, request id): a notifications/cancelled finds them.
         self._bridged: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
 
@@ -114,6 +117,11 @@ class ProxyEndpoint:
             self._authorize(call.principal, conn_id, call.envelope)
             if client.config.oauth:
                 client = await self._runtime.oauth_ready(call.principal.organization_id, client)
+            given = call.headers.get("mcp-session-id")
+            if given is not None and client.session is None:
+                call.upstream_session = self._sessions.open(given, conn_id, _caller(call.principal))
+                if call.upstream_session is None:
+                    raise NotFound(_UNKNOWN_SESSION)
         except MeshgateError as error:
             if (
                 isinstance(error, PermissionDenied | UpstreamAuthorizationRequired)
@@ -165,7 +173,7 @@ class ProxyEndpoint:
                 body = await response.read(_MAX_FILTERED, idle_s=idle_s)
                 content_type = response.headers.get("content-type", "")
                 filtered = filter_tools(body, content_type, partial(principal.allows, conn_id))
-                await send(self._start(response, call.request_id))
+                await send(self._start(response, call))
                 await send({"type": "http.response.body", "body": filtered, "more_body": False})
             else:
                 captured = await self._stream(receive, send, response, call, None if method == "GET" else idle_s)
@@ -315,6 +323,8 @@ class ProxyEndpoint:
         for name, value in call.headers.items():
             if name.startswith("mcp-param-"):
                 upstream_headers[name] = value
+        if call.upstream_session is not None:
+            upstream_headers["mcp-session-id"] = call.upstream_session
         assert call.principal is not None  # noqa: S101  (admitted before headers are built)
         upstream_headers["x-mesh-token"] = self._runtime.mesh_tokens.token(call.principal, call.conn_id)
         upstream_headers["x-request-id"] = call.request_id
@@ -358,7 +368,7 @@ class ProxyEndpoint:
         `deadline_s` bounds the whole answer of a POST (None for GET streams). If an SSE answer to a
         request breaks off or runs past it, the client still gets a JSON-RPC error for its request.
         """
-        await send(self._start(response, call.request_id))
+        await send(self._start(response, call))
         streaming = response.headers.get("content-type", "").startswith("text/event-stream")
         captured: list[bytes] | None = [] if call.envelope.method in AUDITED_METHODS else None
         size = 0
@@ -404,14 +414,23 @@ class ProxyEndpoint:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return None if captured is None else b"".join(captured)
 
-    @staticmethod
-    def _start(response: Response, request_id: str) -> dict[str, Any]:
-        out = [(b"x-request-id", request_id.encode())]
+    def _start(self, response: Response, call: Call) -> dict[str, Any]:
+        out = [(b"x-request-id", call.request_id.encode())]
         for name in _RETURNED:
             value = response.headers.get(name)
             if value is not None:
+                if name == "mcp-session-id":
+                    value = self._client_session(value, call)
                 out.append((name.encode(), value.encode("latin-1")))
         return {"type": "http.response.start", "status": response.status, "headers": out}
+
+    def _client_session(self, upstream_session: str, call: Call) -> str:
+        """The session id the client sees for the upstream's (the one it sent, when unchanged)."""
+        given = call.headers.get("mcp-session-id")
+        if given is not None and upstream_session == call.upstream_session:
+            return given
+        assert call.principal is not None  # noqa: S101  (admitted before answering)
+        return self._sessions.seal(upstream_session, call.conn_id, _caller(call.principal))
 
     async def _refuse(self, send: Send, call: Call, error: MeshgateError) -> None:
         call.telemetry.error = error.code
@@ -516,6 +535,10 @@ class ProxyEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": orjson.dumps(payload), "more_body": False})
+
+
+def _caller(principal: Principal) -> str:
+    return principal.credential_id or principal.user_id
 
 
 def _event(message: dict[str, Any]) -> dict[str, Any]:

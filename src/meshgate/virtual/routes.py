@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -30,11 +32,12 @@ from meshgate.http.guard import Admission, headers_of
 from meshgate.jsonvalues import as_dict
 from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
 from meshgate.proxy._exchange import disconnected, request_id_of
-from meshgate.proxy.bridge import handshake_params
+from meshgate.proxy.bridge import handshake_params, is_stateless
 from meshgate.proxy.messages import Envelope, parse_envelope
 from meshgate.proxy.telemetry import RequestTelemetry, Telemetry
 from meshgate.runtime import Runtime
 from meshgate.virtual._answers import Asked, answer, refusal_result
+from meshgate.virtual._interactions import CallChannel, Interactions, Suspended, Work
 from meshgate.virtual.directory import VirtualDirectory
 from meshgate.virtual.models import VirtualMcp
 from meshgate.virtual.streams import listen_stream, notification_stream
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 
 ROUTE = "/mcp/virtual/{virtual_mcp_id}"
 _JSON = (b"content-type", b"application/json")
+_INTERACTIVE = frozenset({"tools/call", "prompts/get", "resources/read"})
 
 
 class VirtualEndpoint:
@@ -56,6 +60,7 @@ class VirtualEndpoint:
         self._telemetry = Telemetry(runtime.tracing, runtime.metrics)
         # Calls in flight by (client session id, request id): notifications/cancelled finds them.
         self._in_flight: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
+        self._interactions = Interactions()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parts = scope["path"].split("/")
@@ -97,6 +102,8 @@ class VirtualEndpoint:
         elif exchange.envelope.id is None:
             self._cancel(exchange)
             await _empty(send, 202)
+        elif exchange.envelope.method is None:
+            await self._reply(scope, receive, send, exchange)
         elif exchange.envelope.method == "subscriptions/listen":
             await listen_stream(receive, send, self._directory, definition, exchange.envelope, self._runtime.metrics)
         else:
@@ -108,45 +115,69 @@ class VirtualEndpoint:
         principal = exchange.principal
         assert principal is not None  # noqa: S101  (admitted before answering)
         envelope = exchange.envelope
-        progress: asyncio.Queue[dict[str, Any]] | None = None
-        token = as_dict(as_dict(envelope.params).get("_meta")).get("progressToken")
-        if token is not None and "text/event-stream" in exchange.headers.get("accept", ""):
-            progress = asyncio.Queue()
-        try:
-            view = await self._directory.view(definition)
-        except MeshgateError as error:
-            await self._error(scope, receive, send, error, exchange)
-            return
-        asked = Asked(
-            definition, view, principal, envelope, exchange.headers.get("mcp-protocol-version"), exchange.search
-        )
+        params = as_dict(envelope.params)
+        may_stream = "text/event-stream" in exchange.headers.get("accept", "")
+        stateless = is_stateless(exchange.headers.get("mcp-protocol-version"))
+        state = params.get("requestState")
+        if stateless and envelope.method in _INTERACTIVE and isinstance(state, str):
+            suspended = self._interactions.resume(_caller(principal), state, as_dict(params.get("inputResponses")))
+            if suspended is None:
+                await self._send_answer(send, exchange, _expired(envelope), {}, streaming=False)
+                return
+            work, channel, asked = suspended.work, suspended.channel, suspended.context
+        else:
+            try:
+                view = await self._directory.view(definition)
+            except MeshgateError as error:
+                await self._error(scope, receive, send, error, exchange)
+                return
+            protocol = exchange.headers.get("mcp-protocol-version")
+            asked = Asked(definition, view, principal, envelope, protocol, exchange.search)
+            channel = CallChannel(_caller(principal), stateless)
+            wants_progress = may_stream and as_dict(params.get("_meta")).get("progressToken") is not None
+            interactive = envelope.method in _INTERACTIVE and (stateless or may_stream)
 
-        async def forward(connection_id: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
-            return await self._forward(exchange, asked, connection_id, method, params, progress)
+            async def forward(connection_id: str, method: str, upstream_params: dict[str, Any]) -> dict[str, Any]:
+                return await self._forward(
+                    exchange, asked, connection_id, method, upstream_params, channel, wants_progress, interactive
+                )
 
-        work = asyncio.ensure_future(self._answer(asked, forward))
+            work = asyncio.ensure_future(self._answer(asked, forward))
         session = exchange.headers.get("mcp-session-id")
         key = None if session is None else (session, orjson.dumps(envelope.id))
         if key is not None:
             self._in_flight[key] = work
         try:
-            outcome = await _until_answered(receive, send, work, progress, exchange.request_id)
+            outcome = await _drive(receive, send, work, channel, exchange.request_id, may_stream)
         finally:
             if key is not None:
                 self._in_flight.pop(key, None)
         if outcome is None:
             return  # cancelled by the client, or the client went away: no answer (MCP cancellation rules)
-        message, extra, error = outcome
-        body = orjson.dumps(message)
-        if progress is not None:
-            await send({"type": "http.response.body", "body": _event(body), "more_body": False})
-        else:
-            out = [_JSON, (b"x-request-id", exchange.request_id.encode())]
-            out += [(name.encode(), value.encode()) for name, value in extra.items()]
-            await send({"type": "http.response.start", "status": 200, "headers": out})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-        if envelope.method in AUDITED_METHODS and asked.target is not None:
+        if outcome.questions:
+            request_state = self._interactions.suspend(Suspended(work, channel, asked))
+            result = {"resultType": "input_required", "inputRequests": outcome.questions, "requestState": request_state}
+            message = {"jsonrpc": "2.0", "id": envelope.id, "result": result}
+            await self._send_answer(send, exchange, message, {}, streaming=outcome.streaming)
+            return
+        message, extra, error = outcome.answer
+        body = await self._send_answer(send, exchange, {**message, "id": envelope.id}, extra, outcome.streaming)
+        if asked.envelope.method in AUDITED_METHODS and asked.target is not None:
             self._audit(exchange, asked, body, error)
+
+    @staticmethod
+    async def _send_answer(
+        send: Send, exchange: _Exchange, message: dict[str, Any], extra: dict[str, str], streaming: bool
+    ) -> bytes:
+        body = orjson.dumps(message)
+        if streaming:
+            await send({"type": "http.response.body", "body": _event(body), "more_body": False})
+            return body
+        out = [_JSON, (b"x-request-id", exchange.request_id.encode())]
+        out += [(name.encode(), value.encode()) for name, value in extra.items()]
+        await send({"type": "http.response.start", "status": 200, "headers": out})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return body
 
     async def _answer(self, asked: Asked, forward: Any) -> tuple[dict[str, Any], dict[str, str], MeshgateError | None]:
         try:
@@ -169,7 +200,9 @@ class VirtualEndpoint:
         connection_id: str,
         method: str,
         params: dict[str, Any],
-        progress: asyncio.Queue[dict[str, Any]] | None,
+        channel: CallChannel,
+        wants_progress: bool,
+        interactive: bool,
     ) -> dict[str, Any]:
         """Send one request to the owning upstream with that connection's credentials."""
         principal = asked.principal
@@ -193,11 +226,23 @@ class VirtualEndpoint:
                 method,
                 handshake_params(params),
                 extra_headers=extra,
-                on_progress=None if progress is None else progress.put_nowait,
+                on_progress=channel.progress if wants_progress else None,
+                on_server_request=partial(self._interactions.ask, channel) if interactive else None,
             )
         except (UpstreamUnreachable, UpstreamUnavailable) as error:
             self._directory.catalog.left_out(organization_id, connection_id, error.message)
             raise
+
+    async def _reply(self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange) -> None:
+        """A handshake-era client answers a request meshgate relayed from an upstream."""
+        assert exchange.principal is not None  # noqa: S101  (admitted before)
+        if self._interactions.reply(_caller(exchange.principal), exchange.envelope.message or {}):
+            await _empty(send, 202)
+            return
+        error = NotFound(
+            f"no request {str(exchange.envelope.id)[:100]!r} is waiting for an answer on this gateway process"
+        )
+        await self._error(scope, receive, send, error, exchange)
 
     def _cancel(self, exchange: _Exchange) -> None:
         session = exchange.headers.get("mcp-session-id")
@@ -283,47 +328,72 @@ def _stamped(asked: Asked, result: dict[str, Any]) -> dict[str, Any]:
     return {"resultType": "complete", **result} if protocol is not None and protocol >= "2026" else result
 
 
-async def _until_answered(
-    receive: Receive,
-    send: Send,
-    work: asyncio.Future[tuple[dict[str, Any], dict[str, str], MeshgateError | None]],
-    progress: asyncio.Queue[dict[str, Any]] | None,
-    request_id: str,
-) -> tuple[dict[str, Any], dict[str, str], MeshgateError | None] | None:
-    """Wait for the answer, relaying progress as SSE events; None when cancelled or the client left."""
+@dataclass(slots=True)
+class _Outcome:
+    streaming: bool
+    answer: tuple[dict[str, Any], dict[str, str], MeshgateError | None] = ({}, {}, None)
+    questions: dict[str, Any] | None = None
+
+
+async def _drive(  # noqa: PLR0917
+    receive: Receive, send: Send, work: Work, channel: CallChannel, request_id: str, may_stream: bool
+) -> _Outcome | None:
+    """Relay what the upstream sends during the call (progress, its requests) as SSE events, until the
+    answer, questions for a `2026-07-28` client (the call stays open), or the client's going away (None)."""
     gone = asyncio.ensure_future(disconnected(receive))
-    try:
-        if progress is not None:
+    streaming = False
+
+    async def relay(message: dict[str, Any]) -> None:
+        nonlocal streaming
+        if not may_stream:
+            return
+        if not streaming:
             headers = [(b"content-type", b"text/event-stream"), (b"x-request-id", request_id.encode())]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
+            streaming = True
+        await send({"type": "http.response.body", "body": _event(orjson.dumps(message)), "more_body": True})
+
+    try:
         while not work.done():
-            waiting = asyncio.ensure_future(progress.get()) if progress is not None else None
-            await asyncio.wait({work, gone, *([waiting] if waiting else [])}, return_when=asyncio.FIRST_COMPLETED)
-            if waiting is not None:
-                if waiting.done():
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": _event(orjson.dumps(waiting.result())),
-                            "more_body": True,
-                        }
-                    )
-                else:
+            event = asyncio.ensure_future(channel.events.get())
+            question = asyncio.ensure_future(channel.questions.get())
+            await asyncio.wait({work, gone, event, question}, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in (event, question):
+                if not waiting.done():
                     waiting.cancel()
+            if event.done() and not event.cancelled():
+                await relay(event.result())
+            if question.done() and not question.cancelled():
+                asked = dict([question.result()])
+                while not channel.questions.empty():
+                    key, request = channel.questions.get_nowait()
+                    asked[key] = request
+                return _Outcome(streaming, questions=asked)
             if gone.done() and not work.done():
                 work.cancel()
                 await asyncio.gather(work, return_exceptions=True)
                 return None
-        while progress is not None and not progress.empty():
-            event = _event(orjson.dumps(progress.get_nowait()))
-            await send({"type": "http.response.body", "body": event, "more_body": True})
+        while not channel.events.empty():
+            await relay(channel.events.get_nowait())
     finally:
         gone.cancel()
     if work.cancelled():
-        if progress is not None:
+        if streaming:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         return None
-    return work.result()
+    return _Outcome(streaming, answer=work.result())
+
+
+def _caller(principal: Principal) -> str:
+    return principal.credential_id or principal.user_id
+
+
+def _expired(envelope: Envelope) -> dict[str, Any]:
+    text = "this interaction ended or was started on another meshgate process: make the request again"
+    if envelope.method == "tools/call":
+        result = {"resultType": "complete", "content": [{"type": "text", "text": text}], "isError": True}
+        return {"jsonrpc": "2.0", "id": envelope.id, "result": result}
+    return {"jsonrpc": "2.0", "id": envelope.id, "error": {"code": -32602, "message": text}}
 
 
 def _event(data: bytes) -> bytes:

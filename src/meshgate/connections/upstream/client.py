@@ -42,6 +42,9 @@ Notification = Callable[[dict[str, Any]], None]
 ServerRequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 _ssl_context: ssl.SSLContext | None = None
 _MAX_OWN_RESPONSE = 16 * 1024 * 1024
+# What meshgate's own session offers the upstream: requests it sends during a call are relayed to the
+# caller where the caller can answer (virtual MCPs), and refused with an error otherwise.
+_CLIENT_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}}
 
 
 def shared_ssl_context() -> ssl.SSLContext:
@@ -79,6 +82,7 @@ class UpstreamClient:
         self.session: MultiplexedSession | None = None
         self._on_notification: Notification | None = None
         self._progress = ProgressRoutes()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._listening: asyncio.Task[None] | None = None
         if config.connection_type == "STDIO":
             if stdio is None or config.secrets.stdio is None:
@@ -171,9 +175,12 @@ class UpstreamClient:
         """Notifications to meshgate's session: progress to its request's caller, the rest to the watcher."""
         listener = self._on_notification
         for message in found:
-            if "method" not in message or "id" in message:
+            if "method" not in message:
                 continue
-            if message["method"] == "notifications/progress":
+            if "id" in message:  # a request outside any call of meshgate's: nobody to ask
+                self._tasks.add(task := asyncio.get_running_loop().create_task(self._answer_server(message, None)))
+                task.add_done_callback(self._tasks.discard)
+            elif message["method"] == "notifications/progress":
                 self._progress.deliver(message)
             elif listener is not None:
                 listener(message)
@@ -359,7 +366,7 @@ class UpstreamClient:
                 return
             params = {
                 "protocolVersion": HANDSHAKE_VERSION,
-                "capabilities": {},
+                "capabilities": _CLIENT_CAPABILITIES,
                 "clientInfo": {"name": "meshgate", "version": __version__},
             }
             status, content_type, body = await self._post(
