@@ -502,3 +502,30 @@ async def test_an_answer_from_another_caller_or_for_an_unknown_request_is_refuse
     result = response.json()["result"]
     assert result["isError"] is True
     assert "make the request again" in result["content"][0]["text"]
+
+
+async def test_list_changed_passes_through_the_proxy_on_the_clients_own_session(stack: Stack) -> None:
+    growing = start_upstream(token="growing-proxy-token")
+    try:
+        connection_id = await _http_connection(stack, "Growing proxy", growing)
+        heard = anyio.Event()
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ToolListChangedNotification):
+                heard.set()
+
+        async with (
+            create_mcp_http_client(headers={"Authorization": f"Bearer {stack.owner.api_key}"}) as http,
+            Client(
+                streamable_http_client(f"{stack.gateway.url}/mcp/{connection_id}", http_client=http),  # type: ignore[arg-type]
+                mode="legacy",
+                message_handler=on_message,
+            ) as client,
+        ):
+            await _streams_open(stack.gateway, 1)  # the client's GET stream, relayed by the proxy
+            assert _text(await client.call_tool("grow", {})) == "grown_1"
+            with anyio.fail_after(15):
+                await heard.wait()
+            assert "grown_1" in {tool.name for tool in (await client.list_tools()).tools}
+    finally:
+        growing.kill()
