@@ -166,7 +166,12 @@ class Upstream:
 
 
 def start_upstream(
-    *, token: str = "upstream-token", json_response: bool = False, tools: int = 0, odd_names: bool = False
+    *,
+    token: str = "upstream-token",
+    json_response: bool = False,
+    tools: int = 0,
+    odd_names: bool = False,
+    modern_only: bool = False,
 ) -> Upstream:
     port = free_port()
     args = ["--port", str(port), "--token", token, "--tools", str(tools)]
@@ -174,6 +179,8 @@ def start_upstream(
         args.append("--json")
     if odd_names:
         args.append("--odd-names")
+    if modern_only:
+        args.append("--modern-only")
     return Upstream(port, token, spawn_server("support.upstream", port, args))
 
 

@@ -294,6 +294,43 @@ class RecordHeaders:
         await self.app(scope, receive, send)
 
 
+class ModernOnly:
+    """A server of the stateless era only: `initialize` is refused, as a 2026-07-28-only server would."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        if b'"initialize"' in body and json.loads(body).get("method") == "initialize":
+            error = {"code": -32602, "message": "Unsupported protocol version", "data": {"supported": ["2026-07-28"]}}
+            answer = json.dumps({"jsonrpc": "2.0", "id": json.loads(body).get("id"), "error": error}).encode()
+            await send(
+                {"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": answer})
+            return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -301,11 +338,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="answer JSON instead of SSE streams")
     parser.add_argument("--tools", type=int, default=0, help="extra generated tools")
     parser.add_argument("--odd-names", action="store_true", help="tools with a 70-character name and clashing names")
+    parser.add_argument("--modern-only", action="store_true", help="refuse initialize: speak only 2026-07-28")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     server = build_server(args.tools, args.odd_names)
     app = server.streamable_http_app(json_response=args.json, host="127.0.0.1")
-    uvicorn.run(RecordHeaders(app, args.token), host="127.0.0.1", port=args.port, log_level="warning")
+    served: ASGIApp = ModernOnly(app) if args.modern_only else app
+    uvicorn.run(RecordHeaders(served, args.token), host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

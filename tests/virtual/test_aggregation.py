@@ -494,7 +494,7 @@ async def test_an_answer_from_another_caller_or_for_an_unknown_request_is_refuse
         "jsonrpc": "2.0",
         "id": 3,
         "method": "tools/call",
-        "params": {"name": "web_tools_ask", "arguments": {}, "requestState": "mg-forged", "inputResponses": {}},
+        "params": {"name": "web_tools_ask", "arguments": {}, "requestState": "mgvs1.forged", "inputResponses": {}},
     }
     response = rpc(
         _url(stack, virtual_id), retry, key=stack.owner.api_key, headers={"mcp-protocol-version": "2026-07-28"}
@@ -529,3 +529,24 @@ async def test_list_changed_passes_through_the_proxy_on_the_clients_own_session(
             assert "grown_1" in {tool.name for tool in (await client.list_tools()).tools}
     finally:
         growing.kill()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_upstream_of_the_stateless_era_only_serves_clients_of_both_generations(
+    stack: Stack, mode: str
+) -> None:
+    modern = start_upstream(token="modern-token", modern_only=True)
+    try:
+        connection_id = await _http_connection(stack, "Modern", modern)
+        virtual_id = await _virtual(stack, [{"connection_id": connection_id}, {"connection_id": stack.sse}])
+        async with _answering_client(_url(stack, virtual_id), stack.owner.api_key, mode) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert {"modern_echo", "modern_ask", "legacy_echo"} <= names
+            assert _text(await client.call_tool("modern_echo", {"text": "2026 upstream"})) == "2026 upstream"
+            assert _text(await client.call_tool("legacy_echo", {"text": "2024 upstream"})) == "2024 upstream"
+            prompt = await client.get_prompt("modern_greet", {"name": "Grace"})
+            assert prompt.messages[0].content.text == "Hello, Grace!"  # type: ignore[union-attr]
+            if mode == "2026-07-28":  # the upstream's own input_required round trip passes through
+                assert _text(await client.call_tool("modern_ask", {})) == "Hello, Ada!"
+    finally:
+        modern.kill()

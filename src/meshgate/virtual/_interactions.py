@@ -17,6 +17,7 @@ from typing import Any
 
 from meshgate.jsonvalues import as_dict
 
+STATE_PREFIX = "mgvs1."  # meshgate's requestState; any other is an upstream's own and goes to it
 Work = asyncio.Future[tuple[dict[str, Any], dict[str, str], Any]]
 
 
@@ -87,7 +88,7 @@ class Interactions:
 
     def suspend(self, suspended: Suspended) -> str:
         """Keep a call open for the client's retry; returns the `requestState` naming it."""
-        state = "mg-" + secrets.token_urlsafe(24)
+        state = STATE_PREFIX + secrets.token_urlsafe(24)
         self._suspended[state] = suspended
         loop = asyncio.get_running_loop()
         suspended.expiry = loop.call_later(self._timeout, self._expire, state)

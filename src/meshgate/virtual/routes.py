@@ -37,7 +37,7 @@ from meshgate.proxy.messages import Envelope, parse_envelope
 from meshgate.proxy.telemetry import RequestTelemetry, Telemetry
 from meshgate.runtime import Runtime
 from meshgate.virtual._answers import Asked, answer, refusal_result
-from meshgate.virtual._interactions import CallChannel, Interactions, Suspended, Work
+from meshgate.virtual._interactions import STATE_PREFIX, CallChannel, Interactions, Suspended, Work
 from meshgate.virtual.directory import VirtualDirectory
 from meshgate.virtual.models import VirtualMcp
 from meshgate.virtual.streams import listen_stream, notification_stream
@@ -119,7 +119,7 @@ class VirtualEndpoint:
         may_stream = "text/event-stream" in exchange.headers.get("accept", "")
         stateless = is_stateless(exchange.headers.get("mcp-protocol-version"))
         state = params.get("requestState")
-        if stateless and envelope.method in _INTERACTIVE and isinstance(state, str):
+        if stateless and envelope.method in _INTERACTIVE and isinstance(state, str) and state.startswith(STATE_PREFIX):
             suspended = self._interactions.resume(_caller(principal), state, as_dict(params.get("inputResponses")))
             if suspended is None:
                 await self._send_answer(send, exchange, _expired(envelope), {}, streaming=False)

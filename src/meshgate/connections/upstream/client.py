@@ -34,6 +34,7 @@ from meshgate.errors import (
     UpstreamUnavailable,
     UpstreamUnreachable,
 )
+from meshgate.jsonvalues import as_dict
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ Notification = Callable[[dict[str, Any]], None]
 ServerRequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 _ssl_context: ssl.SSLContext | None = None
 _MAX_OWN_RESPONSE = 16 * 1024 * 1024
+STATELESS_VERSION = "2026-07-28"
+_SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
+_NAMED_BY = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 # What meshgate's own session offers the upstream: requests it sends during a call are relayed to the
 # caller where the caller can answer (virtual MCPs), and refused with an error otherwise.
 _CLIENT_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}}
@@ -316,6 +320,8 @@ class UpstreamClient:
         }
         if self._session_id is not None:
             headers["mcp-session-id"] = self._session_id
+        if self._version >= "2026" and "method" in message:
+            message = _stateless(message, headers)
         response = await self.open("POST", headers, orjson.dumps(message))
         try:
             if response.status < 400 and "mcp-session-id" in response.headers:
@@ -372,8 +378,14 @@ class UpstreamClient:
             status, content_type, body = await self._post(
                 {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
             )
-            response = self._expect_response(status, content_type, body, 0)
-            if "error" in response:
+            response = None if status in (401, 403) else response_for(body, content_type, 0)
+            if response is None or "error" in response:
+                # A server of the stateless era only (2026-07-28) has no handshake: ask it what it is instead.
+                discovered = await self._discover() if status not in (401, 403) else None
+                if discovered is not None:
+                    self.initialize_result = discovered
+                    return
+                response = self._expect_response(status, content_type, body, 0)
                 raise UpstreamInvalidResponse(
                     f"upstream {self.config.title} refused to initialize: {response['error'].get('message', '')}"
                 )
@@ -381,6 +393,24 @@ class UpstreamClient:
             self._version = str(result.get("protocolVersion", HANDSHAKE_VERSION))
             await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
             self.initialize_result = result
+
+    async def _discover(self) -> dict[str, Any] | None:
+        """`server/discover` in the 2026-07-28 era, shaped like an initialize result; None if refused."""
+        previous, self._version = self._version, STATELESS_VERSION
+        status, content_type, body = await self._post({"jsonrpc": "2.0", "id": 0, "method": "server/discover"})
+        response = response_for(body, content_type, 0) if status < 400 else None
+        result = as_dict(None if response is None else response.get("result"))
+        if not result:
+            self._version = previous
+            return None
+        found: dict[str, Any] = {
+            "protocolVersion": STATELESS_VERSION,
+            "capabilities": as_dict(result.get("capabilities")),
+            "serverInfo": as_dict(as_dict(result.get("_meta")).get(_SERVER_INFO_META)) or {"name": self.config.title},
+        }
+        if isinstance(result.get("instructions"), str):
+            found["instructions"] = result["instructions"]
+        return found
 
     async def _reset_session(self) -> None:
         async with self._init_lock:
@@ -406,3 +436,20 @@ class UpstreamClient:
             except (TimeoutError, HttpError):
                 pass  # the upstream will expire the session by itself
         self._pool.close()
+
+
+def _stateless(message: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    """A message for a 2026-07-28 server: the per-request `_meta` envelope and the Mcp-Method/-Name headers."""
+    method = str(message["method"])
+    params = as_dict(message.get("params"))
+    meta = {
+        **as_dict(params.get("_meta")),
+        "io.modelcontextprotocol/protocolVersion": STATELESS_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": _CLIENT_CAPABILITIES,
+        "io.modelcontextprotocol/clientInfo": {"name": "meshgate", "version": __version__},
+    }
+    headers["mcp-method"] = method
+    name = params.get(_NAMED_BY.get(method, ""))
+    if isinstance(name, str) and name.isascii() and name.isprintable():
+        headers["mcp-name"] = name
+    return {**message, "params": {**params, "_meta": meta}}
