@@ -116,6 +116,7 @@ async def test_a_connection_authorizes_through_a_url_then_refreshes_before_expir
     async with connect(gateway.mcp_url, owner.api_key) as client:
         shown = await call(client, "COLLECTION_CONNECTIONS_GET", {"id": conn["id"]})
     assert shown["status_reason"] is None and "token" not in str(shown["oauth"])
+    assert "whoami" in {tool["name"] for tool in shown["tools"]}  # discovered once authorized
 
     await anyio.sleep(TOKEN_SECONDS * 0.8)  # past the refresh point (3/4 of the lifetime), before expiry
     refused, message = await _whoami(gateway, owner.api_key, conn["id"])

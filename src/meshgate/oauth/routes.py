@@ -14,8 +14,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from meshgate.connections.discovery import discover
+from meshgate.connections.models import Connection
 from meshgate.connections.service import ConnectionService
-from meshgate.errors import InvalidInput, MeshgateError, OAuthError
+from meshgate.errors import InvalidInput, MeshgateError, OAuthError, UpstreamError
 from meshgate.http.forms import read_form, single
 from meshgate.http.web import Web
 from meshgate.identity.service import OrganizationService
@@ -281,8 +283,7 @@ class OAuthEndpoints:
             )
         except MeshgateError as error:
             return self._message(request, 400, "Authorization failed", error.message)
-        async with self._runtime.db.transaction() as session:
-            connection = await ConnectionService(session, organization_id, self._runtime.vault).get(connection_id)
+        connection = await self._discover(organization_id, connection_id)
         return self._web.page(
             request,
             "message.html",
@@ -290,6 +291,17 @@ class OAuthEndpoints:
             message=f"meshgate is now authorized at {connection.title}. You can close this window.",
             error=False,
         )
+
+    async def _discover(self, organization_id: str, connection_id: str) -> Connection:
+        """Learn the newly authorized server's tools now (nothing could be discovered before)."""
+        found, problem = None, None
+        try:
+            found = await discover(await self._runtime.upstreams.get(organization_id, connection_id))
+        except UpstreamError as error:
+            problem = error.message
+        async with self._runtime.db.transaction() as session:
+            service = ConnectionService(session, organization_id, self._runtime.vault)
+            return await service.record_discovery(connection_id, found, problem)
 
     # --- token and revocation -------------------------------------------------------------------------------
 
