@@ -14,7 +14,7 @@ SUITE_VERSION = "0.1.16"
 NODE_MAJOR = 22
 TOOLS = Path(__file__).resolve().parents[2] / ".tools"
 BIN = TOOLS / "node_modules" / ".bin"
-INSTALL_HINT = f"npm install --prefix .tools node@{NODE_MAJOR} @modelcontextprotocol/conformance@{SUITE_VERSION}"
+INSTALL_HINT = f"scripts/test installs them: npm install --prefix .tools node@{NODE_MAJOR} @modelcontextprotocol/conformance@{SUITE_VERSION}"
 
 # A scenario's verdict, from its checks: FAILURE anywhere → fail; else WARNING anywhere → warn (the
 # suite's own summary counts both as not passing); else pass. `missing`: the run produced no checks.json.
