@@ -1,7 +1,9 @@
 """An MCP server that implements what the server scenarios of the official conformance suite
 (npm `@modelcontextprotocol/conformance` 0.1.16) ask for, built on the official Python SDK.
 
-Run: python -m support.conformance_server --port N   (from tests/; serves /mcp on 127.0.0.1)
+Run (from tests/): python -m support.conformance_server --port N   (Streamable HTTP at /mcp on 127.0.0.1)
+                   python -m support.conformance_server --sse --port N   (legacy HTTP+SSE at /sse)
+                   python -m support.conformance_server --stdio
 
 Names and answers follow the scenario descriptions in the suite (`conformance list`, and the text each
 scenario prints when it fails): tools `test_*`, resources `test://…`, prompts `test_*_prompt…`.
@@ -20,7 +22,11 @@ import mcp_types as types
 import uvicorn
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.server.sse import SseServerTransport
+from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 Ctx = ServerRequestContext[Any, Any]
 
@@ -368,14 +374,47 @@ def build_server() -> Server[Any]:
         )
 
 
+def sse_app(server: Server[Any]) -> ASGIApp:
+    """The same server over the legacy HTTP+SSE transport: GET /sse, POST /messages/."""
+    transport = SseServerTransport("/messages/")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/sse":
+            async with transport.connect_sse(scope, receive, send) as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+        elif scope["path"].startswith("/messages/"):
+            await transport.handle_post_message(scope, receive, send)
+        else:
+            await Response(status_code=404)(scope, receive, send)
+
+    return app
+
+
+async def run_stdio(server: Server[Any]) -> None:
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int)
+    transport = parser.add_mutually_exclusive_group()
+    transport.add_argument("--sse", action="store_true", help="the legacy HTTP+SSE transport")
+    transport.add_argument("--stdio", action="store_true", help="stdin/stdout instead of HTTP")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    # An event store makes the SDK send priming events (id, retry) on 2025-11-25 streams and allow resumption.
-    app = build_server().streamable_http_app(host="127.0.0.1", event_store=MemoryEventStore(), retry_interval=500)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    server = build_server()
+    if args.stdio:
+        anyio.run(run_stdio, server)
+        return
+    if args.sse:
+        app = sse_app(server)
+    else:
+        # An event store makes the SDK send priming events (id, retry) on 2025-11-25 streams and allow resumption.
+        app = server.streamable_http_app(host="127.0.0.1", event_store=MemoryEventStore(), retry_interval=500)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="off" if args.sse else "auto")
 
 
 if __name__ == "__main__":

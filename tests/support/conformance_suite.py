@@ -87,14 +87,15 @@ def run_suite(url: str, out_dir: Path, timeout: float = 300) -> dict[str, Verdic
     return verdicts
 
 
-def table(scenarios: list[str], direct: dict[str, Verdict], proxied: dict[str, Verdict]) -> str:
-    """Scenario by scenario, direct and through meshgate, with what went wrong through meshgate."""
-    missing = Verdict("missing", [])
+MISSING = Verdict("missing", [])
+
+
+def table(scenarios: list[str], runs: dict[str, dict[str, Verdict]]) -> str:
+    """Scenario by scenario, one column per run, then what each run found wrong."""
     width = max(len(s) for s in scenarios)
-    lines = [f"{'scenario':{width}}  {'direct':8}  {'meshgate':8}", "-" * (width + 20)]
+    lines = ["  ".join([f"{'scenario':{width}}", *(f"{name:14}" for name in runs)]), "-" * (width + 16 * len(runs))]
     for scenario in scenarios:
-        here, there = direct.get(scenario, missing), proxied.get(scenario, missing)
-        lines.append(f"{scenario:{width}}  {here.outcome:8}  {there.outcome:8}")
-        lines.extend(f"{'':{width}}    direct:   {p[:160]}" for p in here.problems)
-        lines.extend(f"{'':{width}}    meshgate: {p[:160]}" for p in there.problems)
+        verdicts = {name: run.get(scenario, MISSING) for name, run in runs.items()}
+        lines.append("  ".join([f"{scenario:{width}}", *(f"{v.outcome:14}" for v in verdicts.values())]))
+        lines.extend(f"    {name}: {problem[:160]}" for name, v in verdicts.items() for problem in v.problems)
     return "\n".join(lines)
