@@ -3,6 +3,7 @@
 from meshgate.identity._api_keys import ApiKeyService, hash_key
 from meshgate.identity._members import MemberService
 from meshgate.identity._organizations import IDENTITY, OrganizationService
+from meshgate.identity._principals import member_principal
 from meshgate.identity._roles import RoleService
 from meshgate.identity._users import UserService
 
@@ -14,4 +15,5 @@ __all__ = [
     "RoleService",
     "UserService",
     "hash_key",
+    "member_principal",
 ]

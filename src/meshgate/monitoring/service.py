@@ -25,6 +25,7 @@ class LogFilter:
         connection_id: str | None = None,
         virtual_mcp_id: str | None = None,
         tool_name: str | None = None,
+        user_id: str | None = None,
         is_error: bool | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
@@ -32,6 +33,7 @@ class LogFilter:
         self.connection_id = connection_id
         self.virtual_mcp_id = virtual_mcp_id
         self.tool_name = tool_name
+        self.user_id = user_id
         self.is_error = is_error
         self.start = start
         self.end = end
@@ -44,6 +46,8 @@ class LogFilter:
             conditions.append(logs.c.virtual_mcp_id == self.virtual_mcp_id)
         if self.tool_name is not None:
             conditions.append(logs.c.tool_name == self.tool_name)
+        if self.user_id is not None:
+            conditions.append(logs.c.user_id == self.user_id)
         if self.is_error is not None:
             conditions.append(logs.c.is_error == self.is_error)
         if self.start is not None:
