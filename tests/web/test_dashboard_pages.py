@@ -1,0 +1,111 @@
+"""Dashboard details checked over plain HTTP (no browser): CSRF, secrets, who sees what."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from support.browser import add_member
+from support.gateway import Gateway, Upstream, connection_request, rpc
+from support.oauth import forms_of, new_person
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def logged_in(gateway: Gateway, email: str, password: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        login = await http.get("/login")
+        fields = {**forms_of(login.text).fields, "email": email, "password": password, "next": "/app"}
+        answer = await http.post("/login", data=fields)
+        assert answer.status_code == 303, answer.text
+        yield http
+
+
+async def test_a_visit_without_a_session_goes_to_the_login_page(web_gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=web_gateway.url) as http:
+        answer = await http.get("/app/anything/connections")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?next=/app/anything/connections"
+
+
+async def test_forms_without_a_genuine_csrf_token_are_refused(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Csrf Org")
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        home = await http.get("/app", follow_redirects=True)
+        root = str(home.url).rsplit("/", 1)[0]
+        keys_page = await http.get(f"{root}/keys")
+        token = forms_of(keys_page.text).fields["csrf_token"]
+        for fields in ({"name": "forged"}, {"name": "forged", "csrf_token": "not-the-token"}):
+            refused = await http.post(f"{root}/keys", data=fields)
+            assert refused.status_code == 403 and "Form expired" in refused.text
+        assert "forged" not in (await http.get(f"{root}/keys")).text
+        made = await http.post(f"{root}/keys", data={"name": "genuine", "csrf_token": token})
+        assert made.status_code == 200 and "genuine" in made.text
+
+
+async def test_connection_secrets_never_reach_a_page(web_gateway: Gateway, upstream: Upstream) -> None:
+    person = await new_person(web_gateway, "Secret Org")
+    header_value = "header-secret-value-77"
+    request = connection_request(upstream)
+    request["params"]["arguments"]["data"]["connection_headers"] = {"X-Extra": header_value}
+    connection = rpc(web_gateway.mcp_url, request, key=person.api_key).json()["result"]["structuredContent"]
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        root = str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+        for path in ("/connections", f"/connections/{connection['id']}", f"/connections/{connection['id']}/edit"):
+            page = await http.get(root + path)
+            assert page.status_code == 200
+            assert upstream.token not in page.text and header_value not in page.text, path
+        edit = await http.get(f"{root}/connections/{connection['id']}/edit")
+        assert "X-Extra" in edit.text  # the page says which headers are set, not their values
+        refused = await http.post(
+            f"{root}/connections/{connection['id']}/edit",
+            data={
+                **forms_of(edit.text).fields,
+                "title": "",
+                "connection_url": upstream.url,
+                "connection_token": "typed-but-refused-token",
+            },
+        )
+        assert refused.status_code == 400 and "title" in refused.text
+        assert "typed-but-refused-token" not in refused.text
+
+
+async def test_a_member_is_refused_admin_pages_and_does_not_see_their_links(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Roles Org")
+    member = await add_member(web_gateway, person.organization_id)
+    async with logged_in(web_gateway, member.email, member.password) as http:
+        home = await http.get("/app", follow_redirects=True)
+        assert home.status_code == 200
+        root = str(home.url).rsplit("/", 1)[0]
+        for path in ("/members", "/keys", "/audit", "/roles", "/settings"):
+            assert f'href="{root.split(web_gateway.url)[-1]}{path}"' not in home.text
+            page = await http.get(root + path)
+            assert page.status_code == 403 and "Not allowed" in page.text, path
+        fields = forms_of(home.text).fields
+        add = await http.post(f"{root}/members", data={**fields, "email": "x@example.com", "role": "admin"})
+        assert add.status_code == 403
+
+
+async def test_another_organization_answers_not_found(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Mine")
+    other = await new_person(web_gateway, "Theirs")
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        slug = str((await http.get("/app", follow_redirects=True)).url).split("/app/")[1].split("/")[0]
+        async with logged_in(web_gateway, other.email, other.password) as theirs:
+            their_slug = str((await theirs.get("/app", follow_redirects=True)).url).split("/app/")[1].split("/")[0]
+        assert slug != their_slug
+        answer = await http.get(f"/app/{their_slug}/connections")
+        assert answer.status_code == 404
+
+
+async def test_pages_allow_only_the_gateways_own_script(web_gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=web_gateway.url) as http:
+        script = await http.get("/app/static/dashboard.js")
+        login = await http.get("/login")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    policy = login.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
