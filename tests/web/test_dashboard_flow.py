@@ -10,6 +10,7 @@ import time
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
+from support.audit import seed_history
 from support.browser import SCREENSHOTS, Login, add_member, run_async
 from support.gateway import Gateway, Upstream
 from support.oauth import Person, new_person
@@ -66,17 +67,30 @@ def test_admin_runs_the_gateway_from_the_browser(browser: Browser, web_gateway: 
 
     # Call a tool from the "try it" form.
     page.get_by_role("link", name="Try echo").click()
-    page.get_by_label("text", exact=False).first.fill("hello from the browser")
+    page.get_by_label("text", exact=True).fill("hello from the browser")
     page.get_by_role("button", name="Call echo").click()
     result = page.get_by_role("region", name="Result ok")
     expect(result.locator("pre").first).to_have_text("hello from the browser")
     shot(page, "05-try-it")
 
+    # Numbers from number inputs, and a tool that fails shows as an error.
+    page.get_by_role("link", name="Demo tools").click()
+    page.get_by_role("link", name="Try add").click()
+    page.get_by_label("a number", exact=True).fill("2")
+    page.get_by_label("b number", exact=True).fill("3.5")
+    page.get_by_role("button", name="Call add").click()
+    expect(page.get_by_role("region", name="Result ok").locator("pre").first).to_have_text("5.5")
+    page.get_by_role("link", name="Demo tools").click()
+    page.get_by_role("link", name="Try fail").click()
+    page.get_by_role("button", name="Call fail").click()
+    expect(page.get_by_role("region", name="Result error").locator("pre").first).to_have_text("it failed on purpose")
+    connection_id = page.url.split("/connections/")[1].split("/")[0]
+
     # Find the call in the audit log (written in batches by a background task: wait with a deadline).
     page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="Audit log").click()
     row = page.get_by_role("row").filter(has_text="echo")
     deadline = time.monotonic() + 15
-    while row.count() == 0:
+    while page.get_by_role("row").filter(has_text="Demo tools").count() < 3:
         assert time.monotonic() < deadline, "the dashboard call never reached the audit log"
         page.reload()
     expect(row.first).to_contain_text("Demo tools")
@@ -85,11 +99,19 @@ def test_admin_runs_the_gateway_from_the_browser(browser: Browser, web_gateway: 
     expect(page.get_by_text("hello from the browser").first).to_be_visible()
     expect(page.get_by_text("meshgate dashboard")).to_be_visible()
     shot(page, "07-audit-record")
+    run_async(seed_history, web_gateway, person.organization_id, connection_id, person.user_id)
     page.go_back()
-    page.get_by_label("Status").select_option("ok")
-    page.get_by_role("button", name="Filter").click()
-    expect(page.get_by_role("row").filter(has_text="echo").first).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("img", name="Calls and errors")).to_be_visible()
+    expect(page.get_by_role("img", name="Latency (ms)")).to_be_visible()
     shot(page, "06-audit-log")
+    page.locator("#charts").screenshot(path=str(SCREENSHOTS / "06b-audit-charts.png"))
+    page.get_by_label("Status").select_option("error")
+    page.get_by_label("Tool").fill("fail")
+    page.get_by_role("button", name="Filter").click()
+    failed_rows = page.get_by_role("row").filter(has_text="fail")
+    expect(failed_rows.first).to_contain_text("failed")
+    expect(page.get_by_role("row").filter(has_text="echo")).to_have_count(0)
 
     # Create an API key: shown once, works, then revoked and refused.
     page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="API keys").click()

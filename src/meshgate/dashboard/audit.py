@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from meshgate.dashboard._charts import bucket_for, calls_chart, latency_chart
 from meshgate.dashboard._core import Dashboard, Visit
 from meshgate.errors import InvalidInput
 from meshgate.jsonvalues import as_dict, as_list
@@ -38,6 +40,7 @@ class AuditPages:
             visit, "MONITORING_LOGS_LIST", {**where, "limit": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE}
         )
         names = await self._names(visit)
+        charts = await self._charts(visit, where) if visit.can("MONITORING_STATS") else None
         return self._d.page(
             request,
             visit,
@@ -48,9 +51,28 @@ class AuditPages:
             page=page,
             pages=max(1, -(-int(listed["totalCount"]) // PAGE_SIZE)),
             chosen=chosen,
-            query_without_page="&".join(f"{k}={v}" for k, v in chosen.items() if v),
+            query_without_page=urlencode({k: v for k, v in chosen.items() if v}),
+            charts=charts,
             **names,
         )
+
+    async def _charts(self, visit: Visit, where: dict[str, Any]) -> dict[str, Any]:
+        """Calls, errors and latency over the filtered period (the last 24 hours when none is given)."""
+        now = datetime.now(UTC)
+        start = _parse(where.get("startDate")) or min(now, _parse(where.get("endDate")) or now) - timedelta(days=1)
+        end = _parse(where.get("endDate")) or max(now, start)
+        arguments = {key: value for key, value in where.items() if key != "isError"}
+        arguments.update(
+            startDate=_iso(start), endDate=_iso(end), bucketSeconds=bucket_for((end - start).total_seconds())
+        )
+        stats = as_dict(await self._d.tool(visit, "MONITORING_STATS", arguments))
+        series = [as_dict(point) for point in as_list(stats.get("series"))]
+        return {
+            "calls": calls_chart(series),
+            "latency": latency_chart(series),
+            "stats": stats,
+            "period": f"{_iso(start)[:16].replace('T', ' ')} to {_iso(end)[:16].replace('T', ' ')} UTC",
+        }
 
     async def detail(self, request: Request, visit: Visit) -> Response:
         record = as_dict(await self._d.tool(visit, "MONITORING_LOG_GET", {"id": str(request.path_params["id"])}))
@@ -105,6 +127,14 @@ def utc_time(value: str, name: str) -> str:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _pretty(value: Any) -> str | None:

@@ -27,6 +27,12 @@ class ListInput(FilterInput):
     offset: int = Field(0, description="Records to skip", ge=0)
 
 
+class StatsInput(FilterInput):
+    bucketSeconds: int | None = Field(  # noqa: N815
+        None, description="Also return a time series with buckets of this many seconds (60-86400)", ge=60, le=86400
+    )
+
+
 class GetInput(ToolInput):
     id: str = Field(description="Log record id", max_length=36)
 
@@ -69,8 +75,9 @@ async def log_get(ctx: ToolContext, args: GetInput) -> Any:
     return (await MonitoringService(ctx.session, ctx.principal.organization_id).get(args.id)).to_dict()
 
 
-async def stats(ctx: ToolContext, args: FilterInput) -> Any:
-    return await MonitoringService(ctx.session, ctx.principal.organization_id).stats(_filter(args))
+async def stats(ctx: ToolContext, args: StatsInput) -> Any:
+    service = MonitoringService(ctx.session, ctx.principal.organization_id)
+    return await service.stats(_filter(args), bucket_seconds=args.bucketSeconds)
 
 
 TOOLS: list[ToolSpec[Any]] = [
@@ -83,6 +90,10 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     ToolSpec("MONITORING_LOG_GET", "Get one audit record.", GetInput, log_get, read_only=True),
     ToolSpec(
-        "MONITORING_STATS", "Totals, error rate, latency percentiles and top tools.", FilterInput, stats, read_only=True
+        "MONITORING_STATS",
+        "Totals, error rate, latency percentiles and top tools; with bucketSeconds also a time series.",
+        StatsInput,
+        stats,
+        read_only=True,
     ),
 ]
