@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,7 +65,7 @@ async def add_member(gateway: Gateway, organization_id: str, role: str = "member
     return Login(email, PASSWORD, user.id)
 
 
-def run_async(function: Callable[..., Awaitable[T]], *args: Any) -> T:
+def run_async(function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
     """Run a test helper coroutine from a synchronous browser test (Playwright owns this thread's loop)."""
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(anyio.run, function, *args).result()
+        return pool.submit(anyio.run, partial(function, *args, **kwargs)).result()
