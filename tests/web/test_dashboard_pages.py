@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
+from conftest import key_for_user
 from support.browser import add_member
 from support.gateway import Gateway, Upstream, connection_request, rpc
 from support.oauth import forms_of, new_person
@@ -109,3 +110,54 @@ async def test_pages_allow_only_the_gateways_own_script(web_gateway: Gateway) ->
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     policy = login.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "default-src 'none'" in policy
+
+
+def _invite(gateway: Gateway, key: str, **arguments: str) -> dict[str, str]:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "INVITATION_CREATE", "arguments": arguments},
+    }
+    answer = rpc(gateway.mcp_url, body, key=key).json()["result"]
+    assert not answer.get("isError"), answer
+    return answer["structuredContent"]
+
+
+async def test_an_invitation_for_one_address_refuses_anyone_else(web_gateway: Gateway) -> None:
+    owner = await new_person(web_gateway, "Host Org")
+    guest = await new_person(web_gateway, "Guest Org")
+    named = _invite(web_gateway, owner.api_key, role="member", email="someone-else@example.com")
+    anyone = _invite(web_gateway, owner.api_key, role="member")
+    async with logged_in(web_gateway, guest.email, guest.password) as http:
+        path = named["url"].removeprefix(web_gateway.url)
+        page = await http.get(path)
+        refused = await http.post(path, data=forms_of(page.text).fields)
+        assert refused.status_code == 403 and "someone-else@example.com" in refused.text
+        path = anyone["url"].removeprefix(web_gateway.url)
+        page = await http.get(path)
+        joined = await http.post(path, data=forms_of(page.text).fields)
+        assert joined.status_code == 303 and joined.headers["location"].endswith("/connections?notice=joined")
+        dashboard = await http.get(joined.headers["location"])
+        assert "Host Org" in dashboard.text and "Guest Org" in dashboard.text  # both in the organization switcher
+        listing = await http.get(dashboard.url.path.replace("/connections", "/members"))
+        assert listing.status_code == 403  # joined as member: no member list
+
+
+async def test_a_member_cannot_invite_into_a_role_above_their_own(web_gateway: Gateway) -> None:
+    owner = await new_person(web_gateway, "Ladder Org")
+    member = await add_member(web_gateway, owner.organization_id, role="member")
+    key = await key_for_user(web_gateway, owner.organization_id, member.user_id)
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "INVITATION_CREATE", "arguments": {"role": "admin"}},
+    }
+    answer = rpc(web_gateway.mcp_url, body, key=key).json()["result"]
+    assert answer["isError"] and "INVITATION_CREATE" in answer["content"][0]["text"]
+    listed = _invite(web_gateway, owner.api_key, role="admin")
+    body["params"] = {"name": "INVITATION_LIST", "arguments": {}}
+    items = rpc(web_gateway.mcp_url, body, key=owner.api_key).json()["result"]["structuredContent"]["items"]
+    assert [item["id"] for item in items] == [listed["id"]]
+    assert all("url" not in item and "token" not in item for item in items)

@@ -42,7 +42,7 @@ def test_a_custom_role_from_the_picker_decides_what_a_member_may_call(
 
     # Members: add someone by email, change roles, remove.
     nav.get_by_role("link", name="Members").click()
-    page.get_by_label("Email").fill("newcomer@example.com")
+    page.get_by_label("Email", exact=True).fill("newcomer@example.com")
     page.get_by_role("button", name="Add member").click()
     expect(page.get_by_role("status")).to_have_text("Member added.")
     page.get_by_label(f"Role of {member.email}").select_option("echo-caller")
@@ -73,4 +73,42 @@ def test_a_custom_role_from_the_picker_decides_what_a_member_may_call(
     expect(refused.get_by_role("alert")).to_contain_text(f"{connection['id']}:add")
     expect(as_member.get_by_role("button", name="Test connection")).to_have_count(0)
     visitor.close()
+    admin.close()
+
+
+def test_an_invitation_link_adds_a_new_person_once(browser: Browser, web_gateway: Gateway) -> None:
+    owner = run_async(new_person, web_gateway, "Invite Co")
+    admin = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = admin.new_page()
+    log_in(page, web_gateway, owner.email, owner.password)
+    page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="Members").click()
+    page.get_by_label("Role", exact=True).last.select_option("admin")
+    page.get_by_role("button", name="Create invitation link").click()
+    link = page.get_by_role("textbox", name="Invitation link").input_value()
+    assert link.startswith(f"{web_gateway.url}/invite/mgi_")
+    expect(page.get_by_role("row").filter(has_text="anyone with the link")).to_contain_text("admin")
+    page.screenshot(path=str(SCREENSHOTS / "09c-invitation-link.png"), full_page=True)
+
+    newcomer = browser.new_context(viewport={"width": 1280, "height": 760})
+    joining = newcomer.new_page()
+    joining.goto(link)
+    expect(joining.get_by_role("heading", name="Join Invite Co")).to_be_visible()
+    joining.screenshot(path=str(SCREENSHOTS / "16-invitation.png"), full_page=True)
+    joining.get_by_label("Email").fill("joiner@example.com")
+    joining.get_by_label("Password").fill("short")
+    joining.locator("#password").evaluate("element => element.removeAttribute('minlength')")
+    joining.get_by_role("button", name="Create account and join").click()
+    expect(joining.get_by_role("alert")).to_contain_text("at least 10")
+    joining.get_by_label("Password").fill("a long enough password")
+    joining.get_by_role("button", name="Create account and join").click()
+    expect(joining.get_by_role("status")).to_have_text("Welcome! You joined this organization.")
+    expect(joining.get_by_role("navigation", name="Dashboard").get_by_role("link", name="Members")).to_be_visible()
+    again = joining.goto(link)
+    assert again is not None and again.status == 404
+    expect(joining.get_by_text("was used, withdrawn or has expired")).to_be_visible()
+    newcomer.close()
+
+    page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="Members").click()
+    expect(page.get_by_role("row").filter(has_text="joiner@example.com")).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="anyone with the link")).to_have_count(0)
     admin.close()

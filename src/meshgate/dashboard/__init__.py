@@ -12,6 +12,7 @@ from starlette.routing import Route
 from meshgate.dashboard._core import Dashboard
 from meshgate.dashboard.audit import AuditPages
 from meshgate.dashboard.connections import ConnectionPages
+from meshgate.dashboard.invitations import InvitationPages
 from meshgate.dashboard.keys import KeyPages
 from meshgate.dashboard.members import MemberPages
 from meshgate.dashboard.settings import SettingsPages
@@ -29,6 +30,7 @@ class DashboardPages:
 
     def routes(self) -> list[Route]:
         d = self._dashboard
+        web = d.web
         return [
             Route("/app", self.home, methods=["GET"]),
             Route("/app/static/dashboard.js", self.script, methods=["GET"]),
@@ -37,6 +39,7 @@ class DashboardPages:
             *KeyPages(d).routes(),
             *MemberPages(d).routes(),
             *SettingsPages(d).routes(),
+            *InvitationPages(web).routes(),
         ]
 
     async def home(self, request: Request) -> Response:

@@ -41,6 +41,8 @@ NOTICES = {
     "member-added": "Member added.",
     "member-updated": "Role changed.",
     "member-removed": "Member removed.",
+    "invitation-withdrawn": "Invitation withdrawn. Its link no longer works.",
+    "joined": "Welcome! You joined this organization.",
     "role-saved": "Role saved.",
     "role-deleted": "Role deleted.",
     "settings-saved": "Settings saved.",

@@ -14,6 +14,8 @@ from meshgate.errors import MeshgateError
 from meshgate.identity.models import BUILTIN_ROLES
 from meshgate.jsonvalues import as_dict, as_list
 
+INVITE_EXPIRY = (("86400", "1 day"), ("604800", "7 days"), ("2592000", "30 days"))
+
 
 class MemberPages:
     def __init__(self, dashboard: Dashboard) -> None:
@@ -26,6 +28,8 @@ class MemberPages:
             Route("/app/{org}/members", d.action(self.add), methods=["POST"]),
             Route("/app/{org}/members/{id}/role", d.action(self.change_role), methods=["POST"]),
             Route("/app/{org}/members/{id}/remove", d.action(self.remove), methods=["POST"]),
+            Route("/app/{org}/invitations", d.action(self.invite), methods=["POST"]),
+            Route("/app/{org}/invitations/{id}/withdraw", d.action(self.withdraw), methods=["POST"]),
             Route("/app/{org}/roles", d.view(self.roles), methods=["GET"]),
             Route("/app/{org}/roles", d.action(self.create_role), methods=["POST"]),
             Route("/app/{org}/roles/{id}", d.view(self.role), methods=["GET"]),
@@ -37,6 +41,9 @@ class MemberPages:
 
     async def members(self, request: Request, visit: Visit, status: int = 200, **context: Any) -> Response:
         listed = await self._d.tool(visit, "ORGANIZATION_MEMBER_LIST")
+        invitations: list[dict[str, Any]] = []
+        if visit.can("INVITATION_LIST"):
+            invitations = [as_dict(i) for i in as_list((await self._d.tool(visit, "INVITATION_LIST"))["items"])]
         return self._d.page(
             request,
             visit,
@@ -45,6 +52,8 @@ class MemberPages:
             section="members",
             members=[as_dict(m) for m in as_list(listed["items"])],
             role_names=await self._role_names(visit),
+            invitations=invitations,
+            invite_expiry=INVITE_EXPIRY,
             **context,
         )
 
@@ -76,6 +85,20 @@ class MemberPages:
         except MeshgateError as error:
             return await self.members(request, visit, error.http_status, row_error=(member_id, error.message))
         return self._d.back(visit, "/members", "member-removed")
+
+    async def invite(self, request: Request, visit: Visit, form: Form) -> Response:
+        arguments: dict[str, Any] = {"role": field(form, "role"), "email": optional(form, "email")}
+        if field(form, "expires").isdigit():
+            arguments["expiresIn"] = int(field(form, "expires"))
+        try:
+            created = await self._d.tool(visit, "INVITATION_CREATE", arguments)
+        except MeshgateError as error:
+            return await self.members(request, visit, error.http_status, invite_error=error.message)
+        return await self.members(request, visit, invited=created)
+
+    async def withdraw(self, request: Request, visit: Visit, _form: Form) -> Response:
+        await self._d.tool(visit, "INVITATION_DELETE", {"invitationId": str(request.path_params["id"])})
+        return self._d.back(visit, "/members", "invitation-withdrawn")
 
     async def _role_names(self, visit: Visit) -> list[str]:
         custom: list[str] = []
