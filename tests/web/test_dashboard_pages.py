@@ -161,3 +161,71 @@ async def test_a_member_cannot_invite_into_a_role_above_their_own(web_gateway: G
     items = rpc(web_gateway.mcp_url, body, key=owner.api_key).json()["result"]["structuredContent"]["items"]
     assert [item["id"] for item in items] == [listed["id"]]
     assert all("url" not in item and "token" not in item for item in items)
+
+
+async def _root(http: httpx.AsyncClient) -> str:
+    return str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+
+
+async def test_settings_give_the_member_role_a_connection_tool(web_gateway: Gateway, upstream: Upstream) -> None:
+    owner = await new_person(web_gateway, "Settings Org")
+    connection = rpc(web_gateway.mcp_url, connection_request(upstream), key=owner.api_key).json()["result"][
+        "structuredContent"
+    ]
+    member = await add_member(web_gateway, owner.organization_id)
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        page = await http.get(f"{root}/settings")
+        fields = forms_of(page.text).fields
+        ticks = ["self|COLLECTION_CONNECTIONS_LIST", "self|COLLECTION_CONNECTIONS_GET", f"{connection['id']}|echo"]
+        saved = await http.post(f"{root}/settings/members", data={"csrf_token": fields["csrf_token"], "perm": ticks})
+        assert saved.status_code == 303 and saved.headers["location"].endswith("/settings?notice=settings-saved")
+        again = await http.get(f"{root}/settings")
+        assert f'value="{connection["id"]}|echo" checked' in again.text
+    async with logged_in(web_gateway, member.email, member.password) as http:
+        root = await _root(http)
+        tool_page = await http.get(f"{root}/connections/{connection['id']}/tools/echo")
+        assert tool_page.status_code == 200
+        token = forms_of(tool_page.text).fields["csrf_token"]
+        called = await http.post(
+            f"{root}/connections/{connection['id']}/tools/echo", data={"csrf_token": token, "arg.text": "via settings"}
+        )
+        assert called.status_code == 200 and "Result" in called.text and "via settings" in called.text
+        refused = await http.post(f"{root}/connections/{connection['id']}/tools/add", data={"csrf_token": token})
+        assert f"{connection['id']}:add" in refused.text
+
+
+async def test_a_connection_is_renamed_and_deleted_from_its_pages(web_gateway: Gateway, upstream: Upstream) -> None:
+    owner = await new_person(web_gateway, "Edit Org")
+    connection = rpc(web_gateway.mcp_url, connection_request(upstream), key=owner.api_key).json()["result"][
+        "structuredContent"
+    ]
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        edit = await http.get(f"{root}/connections/{connection['id']}/edit")
+        fields = {**forms_of(edit.text).fields, "title": "Renamed server"}
+        saved = await http.post(f"{root}/connections/{connection['id']}/edit", data=fields)
+        assert saved.status_code == 303
+        detail = await http.get(saved.headers["location"])
+        assert "Renamed server" in detail.text and "Connection saved." in detail.text
+        test = await http.post(f"{root}/connections/{connection['id']}/test", data={"csrf_token": fields["csrf_token"]})
+        assert "Healthy" in test.text  # the stored token was kept: the edit form sent none
+        deleted = await http.post(
+            f"{root}/connections/{connection['id']}/delete", data={"csrf_token": fields["csrf_token"]}
+        )
+        assert deleted.status_code == 303
+        assert (await http.get(f"{root}/connections/{connection['id']}")).status_code == 404
+
+
+async def test_connect_a_client_shows_this_gateways_urls_and_no_key(web_gateway: Gateway, upstream: Upstream) -> None:
+    owner = await new_person(web_gateway, "Client Org")
+    connection = rpc(web_gateway.mcp_url, connection_request(upstream), key=owner.api_key).json()["result"][
+        "structuredContent"
+    ]
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        page = await http.get(f"{root}/connect", params={"connection": connection["id"]})
+    assert f"{web_gateway.url}/mcp/{connection['id']}" in page.text
+    assert "YOUR_API_KEY" in page.text and owner.api_key not in page.text
+    for client in ("Claude Desktop", "Cursor", "MCP Python SDK", "MCP TypeScript SDK"):
+        assert client in page.text
