@@ -92,6 +92,8 @@ class ConnectionPages:
         connection = await self._get(visit, str(request.path_params["id"]))
         try:
             data = connection_data(form, connection["connection_type"], editing=True)
+            if data.get("connection_url") == connection["connection_url"]:
+                del data["connection_url"]  # unchanged: no need to contact the server again
             await self._d.tool(visit, "COLLECTION_CONNECTIONS_UPDATE", {"id": connection["id"], "data": data})
         except MeshgateError as error:
             return self._form(
