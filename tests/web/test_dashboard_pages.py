@@ -229,3 +229,13 @@ async def test_connect_a_client_shows_this_gateways_urls_and_no_key(web_gateway:
     assert "YOUR_API_KEY" in page.text and owner.api_key not in page.text
     for client in ("Claude Desktop", "Cursor", "MCP Python SDK", "MCP TypeScript SDK"):
         assert client in page.text
+
+
+async def test_a_bad_audit_filter_is_explained_next_to_the_filters(web_gateway: Gateway) -> None:
+    owner = await new_person(web_gateway, "Filter Org")
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        page = await http.get(f"{root}/audit", params={"from": "yesterday"})
+    assert page.status_code == 400
+    assert "from: &#39;yesterday&#39; is not a time like 2026-01-31T12:00" in page.text
+    assert 'value="yesterday"' in page.text

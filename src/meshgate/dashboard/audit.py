@@ -35,11 +35,29 @@ class AuditPages:
             name: query.get(name, "").strip() for name in ("connection", "tool", "caller", "status", "from", "to")
         }
         page = max(1, int(query.get("page", "1")) if query.get("page", "1").isdigit() else 1)
-        where = _filters(chosen)
-        listed = await self._d.tool(
-            visit, "MONITORING_LOGS_LIST", {**where, "limit": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE}
-        )
         names = await self._names(visit)
+        try:
+            where = _filters(chosen)
+            listed = await self._d.tool(
+                visit, "MONITORING_LOGS_LIST", {**where, "limit": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE}
+            )
+        except InvalidInput as error:  # a filter a person typed: say so next to the filters
+            return self._d.page(
+                request,
+                visit,
+                "dashboard/audit.html",
+                400,
+                section="audit",
+                records=[],
+                total=0,
+                page=1,
+                pages=1,
+                chosen=chosen,
+                query_without_page="",
+                charts=None,
+                filter_error=error.message,
+                **names,
+            )
         charts = await self._charts(visit, where) if visit.can("MONITORING_STATS") else None
         return self._d.page(
             request,
