@@ -25,7 +25,14 @@ def log_in(page: Page, gateway: Gateway, email: str, password: str) -> None:
     expect(page.get_by_role("heading", name="Connections", exact=True)).to_be_visible()
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+    .map(e => e.outerHTML.slice(0, 120))"""
+
+
 def shot(page: Page, name: str) -> None:
+    """Save a screenshot of a main page, after checking every control on it has a name a screen reader reads."""
+    assert page.evaluate(UNLABELLED) == [], f"controls without a label on {name}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
@@ -47,6 +54,8 @@ def test_admin_runs_the_gateway_from_the_browser(browser: Browser, web_gateway: 
     shot(page, "01-login")
     log_in(page, web_gateway, person.email, person.password)
     shot(page, "02-connections-empty")
+    page.keyboard.press("Tab")  # keyboard users can jump past the navigation
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
 
     # Create a connection to the test upstream.
     page.get_by_role("link", name="New HTTP connection").click()
