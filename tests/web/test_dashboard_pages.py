@@ -239,3 +239,18 @@ async def test_a_bad_audit_filter_is_explained_next_to_the_filters(web_gateway: 
     assert page.status_code == 400
     assert "from: &#39;yesterday&#39; is not a time like 2026-01-31T12:00" in page.text
     assert 'value="yesterday"' in page.text
+
+
+async def test_a_new_organization_from_settings_appears_in_the_switcher(web_gateway: Gateway) -> None:
+    owner = await new_person(web_gateway, "First Org")
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        settings = await http.get(f"{root}/settings")
+        token = forms_of(settings.text).fields["csrf_token"]
+        made = await http.post(f"{root}/organizations", data={"csrf_token": token, "name": "Second Org"})
+        assert made.status_code == 303 and "/app/second-org" in made.headers["location"]
+        second = await http.get(made.headers["location"])
+        assert second.status_code == 200
+        assert 'aria-current="true">Second Org' in second.text and "First Org" in second.text
+        empty = await http.post(f"{root}/organizations", data={"csrf_token": token, "name": " "})
+        assert empty.status_code == 400 and "must not be empty" in empty.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from meshgate.dashboard._core import Dashboard, Form, Visit, field, optional
@@ -24,6 +24,7 @@ class SettingsPages:
             Route("/app/{org}/settings", d.view(self.settings), methods=["GET"]),
             Route("/app/{org}/settings", d.action(self.save), methods=["POST"]),
             Route("/app/{org}/settings/members", d.action(self.save_member_permissions), methods=["POST"]),
+            Route("/app/{org}/organizations", d.action(self.create_organization), methods=["POST"]),
             Route("/app/{org}/connect", d.view(self.connect), methods=["GET"]),
             Route("/app/{org}/virtual", d.view(self.virtual), methods=["GET"]),
         ]
@@ -61,6 +62,14 @@ class SettingsPages:
                 request, visit, error.http_status, member_error=error.message, checked=set(form.get("perm", []))
             )
         return self._d.back(visit, "/settings", "settings-saved")
+
+    async def create_organization(self, request: Request, visit: Visit, form: Form) -> Response:
+        arguments = {"name": field(form, "name"), "description": optional(form, "description")}
+        try:
+            created = as_dict(await self._d.tool(visit, "ORGANIZATION_CREATE", arguments))
+        except MeshgateError as error:
+            return await self.settings(request, visit, error.http_status, create_error=error.message)
+        return RedirectResponse(f"{self._d.base}/app/{created['slug']}/connections", status_code=303)
 
     async def connect(self, request: Request, visit: Visit) -> Response:
         connections = await self._connections(visit)
