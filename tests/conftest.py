@@ -13,6 +13,7 @@ import pytest
 from meshgate.bootstrap import bootstrap_owner
 from meshgate.db.database import Database
 from meshgate.identity.service import ApiKeyService
+from support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from support.databases import BACKENDS, fresh_database
 from support.gateway import Gateway, Owner, Upstream, start_gateway, start_upstream
 from support.mcp_client import call, connect
@@ -83,6 +84,36 @@ async def key_for_user(gateway: Gateway, organization_id: str, user_id: str, per
     finally:
         await db.close()
     return remember_secret(value)
+
+
+@pytest.fixture(scope="session")
+def web_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway on SQLite only, for the dashboard's tests: its logic does not depend on the backend, and a
+    browser suite per backend would add minutes to a run that already takes many."""
+    tmp = tmp_path_factory.mktemp("gw-web")
+    with fresh_database("sqlite", tmp) as url:
+        gw = start_gateway(url, tmp)
+        try:
+            yield gw
+        finally:
+            code = gw.stop()
+            assert code == 0, f"gateway exited with {code}:\n{gw.logs()}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright (never `playwright install`); skipped without it, failed in CI.
+
+    Module-scoped: Playwright's sync API runs an event loop on this thread, which async tests need back."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415  (only browser tests pay for the import)
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from meshgate.connections.tools import TOOLS as CONNECTION_TOOLS
+from meshgate.dashboard import DashboardPages
 from meshgate.http import health, metrics
 from meshgate.http.guard import Admission, McpGuard, OriginPolicy
 from meshgate.http.web import Web
@@ -112,7 +113,8 @@ def _route_label(path: str) -> str:
 def create_app(settings: Settings) -> Any:
     """Build the gateway; the database must already be migrated (`meshgate migrate` or `serve`)."""
     runtime = Runtime.build(settings)
-    server = build_management_server(runtime, build_registry())
+    registry = build_registry()
+    server = build_management_server(runtime, registry)
     server.middleware.append(hide_internal_errors)
     sessions = StreamableHTTPSessionManager(
         app=server, stateless=True, json_response=True, max_request_body_size=settings.max_body_bytes
@@ -156,6 +158,7 @@ def create_app(settings: Settings) -> Any:
     app = Starlette(
         routes=[
             *LoginPages(web).routes(),
+            *DashboardPages(web, registry).routes(),
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
             Route("/health", health.live),
             Route("/health/live", health.live),

@@ -309,3 +309,19 @@ virtual_mcp_connections = Table(
     Column("tool_overrides", JSON, nullable=True),
     Index(None, "connection_id"),
 )
+
+# --- invitations (dashboard links that add a person to an organization) ------------------------------------
+
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_by", ID, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index(None, "organization_id"),
+)

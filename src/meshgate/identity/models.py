@@ -122,3 +122,27 @@ class ApiKey:
             "lastUsedAt": _iso(self.last_used_at),
             "createdAt": _iso(self.created_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """A link that adds whoever opens it (or only `email`, when set) to an organization with a role."""
+
+    id: str
+    organization_id: str
+    role: str
+    email: str | None
+    created_by: str | None
+    created_at: datetime
+    expires_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "organizationId": self.organization_id,
+            "role": self.role,
+            "email": self.email,
+            "createdBy": self.created_by,
+            "createdAt": _iso(self.created_at),
+            "expiresAt": _iso(self.expires_at),
+        }

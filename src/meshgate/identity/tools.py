@@ -8,6 +8,7 @@ from pydantic import Field
 
 from meshgate.errors import InvalidInput, NotFound, PermissionDenied
 from meshgate.identity import _policy
+from meshgate.identity._invitation_tools import INVITATION_TOOLS
 from meshgate.identity.service import ApiKeyService, MemberService, OrganizationService, RoleService, UserService
 from meshgate.mcp.registry import ToolContext, ToolInput, ToolSpec
 
@@ -327,4 +328,5 @@ TOOLS: list[ToolSpec[Any]] = [
     ToolSpec(
         "API_KEY_DELETE", "Delete an API key; it stops working on its next request.", ApiKeyIdInput, api_key_delete
     ),
+    *INVITATION_TOOLS,
 ]

@@ -13,12 +13,12 @@ from typing import Any
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
-from sqlalchemy.exc import IntegrityError
 
 from meshgate import __version__
 from meshgate.access import SELF, Principal
-from meshgate.errors import Conflict, MeshgateError, PermissionDenied, Unauthenticated
-from meshgate.mcp.registry import ToolContext, ToolRegistry
+from meshgate.errors import MeshgateError, Unauthenticated
+from meshgate.mcp.invoke import refusal, run_tool
+from meshgate.mcp.registry import ToolRegistry
 from meshgate.mcp.results import failure, success
 from meshgate.runtime import Runtime
 
@@ -65,21 +65,12 @@ def build_management_server(runtime: Runtime, registry: ToolRegistry) -> Server[
     ) -> types.CallToolResult:
         principal = principal_of(ctx)
         spec = registry.get(params.name)
-        if spec is None or not principal.allows(SELF, params.name):
-            # Unknown and forbidden tools answer alike, as tools/list shows neither.
-            return failure(
-                PermissionDenied(f"tool {params.name[:80]!r} is not available: it needs self:{params.name[:80]}")
-            )
+        if spec is None:
+            return failure(refusal(params.name))
         try:
-            arguments = spec.parse(params.arguments)
-            async with runtime.db.transaction() as session:
-                context = ToolContext(principal=principal, session=session, runtime=runtime)
-                payload = await spec.handler(context, arguments)
+            payload = await run_tool(runtime, principal, spec, params.arguments)
         except MeshgateError as error:
             return failure(error)
-        except IntegrityError:
-            # A concurrent change won a uniqueness race the service had checked for.
-            return failure(Conflict("the change conflicts with a concurrent change; try again"))
         return success(payload)
 
     return Server(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, func, select
@@ -25,6 +26,7 @@ class LogFilter:
         connection_id: str | None = None,
         virtual_mcp_id: str | None = None,
         tool_name: str | None = None,
+        user_id: str | None = None,
         is_error: bool | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
@@ -32,6 +34,7 @@ class LogFilter:
         self.connection_id = connection_id
         self.virtual_mcp_id = virtual_mcp_id
         self.tool_name = tool_name
+        self.user_id = user_id
         self.is_error = is_error
         self.start = start
         self.end = end
@@ -44,6 +47,8 @@ class LogFilter:
             conditions.append(logs.c.virtual_mcp_id == self.virtual_mcp_id)
         if self.tool_name is not None:
             conditions.append(logs.c.tool_name == self.tool_name)
+        if self.user_id is not None:
+            conditions.append(logs.c.user_id == self.user_id)
         if self.is_error is not None:
             conditions.append(logs.c.is_error == self.is_error)
         if self.start is not None:
@@ -74,10 +79,10 @@ class MonitoringService:
             raise NotFound(f"log {log_id} not found")
         return _record(row)
 
-    async def stats(self, where: LogFilter) -> dict[str, Any]:
-        """Totals, error rate, latency percentiles and the ten most called tools."""
+    async def stats(self, where: LogFilter, *, bucket_seconds: int | None = None) -> dict[str, Any]:
+        """Totals, error rate, latency percentiles and the ten most called tools (and a time series on request)."""
         query = (
-            select(logs.c.tool_name, logs.c.is_error, logs.c.duration_ms)
+            select(logs.c.tool_name, logs.c.is_error, logs.c.duration_ms, logs.c.created_at)
             .where(*where.conditions(self._org))
             .order_by(logs.c.created_at.desc())
             .limit(STATS_SAMPLE)
@@ -92,7 +97,7 @@ class MonitoringService:
             calls[name] += 1
             if row.is_error:
                 failed[name] += 1
-        return {
+        result: dict[str, Any] = {
             "totalCalls": len(rows),
             "errorCount": errors,
             "errorRate": round(errors / len(rows), 4) if rows else 0.0,
@@ -107,6 +112,51 @@ class MonitoringService:
             ],
             "sampled": len(rows) == STATS_SAMPLE,
         }
+        if bucket_seconds is not None:
+            result["series"] = _series(rows, bucket_seconds, where.start, where.end)
+        return result
+
+
+MAX_BUCKETS = 1000
+
+
+def _series(
+    rows: Sequence[Row[Any, Any, Any, Any]], bucket_seconds: int, start: datetime | None, end: datetime | None
+) -> list[dict[str, Any]]:
+    """Calls, errors and latency percentiles per bucket, oldest first; empty buckets in the range count zero."""
+    times = [_aware(row.created_at).timestamp() for row in rows]
+    if start is None and not times:
+        return []
+    first = start.timestamp() if start is not None else min(times)
+    last = end.timestamp() if end is not None else max(times, default=first)
+    origin = first // bucket_seconds * bucket_seconds
+    count = min(MAX_BUCKETS, int((last - origin) // bucket_seconds) + 1)
+    durations: list[list[float]] = [[] for _ in range(count)]
+    errors = [0] * count
+    for row, stamp in zip(rows, times, strict=True):
+        index = int((stamp - origin) // bucket_seconds)
+        if 0 <= index < count:
+            durations[index].append(float(row.duration_ms))
+            errors[index] += 1 if row.is_error else 0
+    series: list[dict[str, Any]] = []
+    for index in range(count):
+        ordered = sorted(durations[index])
+        moment = datetime.fromtimestamp(origin + index * bucket_seconds, UTC)
+        series.append(
+            {
+                "start": moment.isoformat().replace("+00:00", "Z"),
+                "calls": len(ordered),
+                "errors": errors[index],
+                "p50": _percentile(ordered, 50),
+                "p95": _percentile(ordered, 95),
+                "p99": _percentile(ordered, 99),
+            }
+        )
+    return series
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _percentile(ordered: list[float], percent: int) -> float | None:

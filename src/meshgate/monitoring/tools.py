@@ -16,6 +16,7 @@ class FilterInput(ToolInput):
     connectionId: str | None = Field(None, description="Only calls to this connection", max_length=36)  # noqa: N815
     virtualMcpId: str | None = Field(None, description="Only calls through this virtual MCP", max_length=36)  # noqa: N815
     toolName: str | None = Field(None, description="Only calls of this tool", max_length=255)  # noqa: N815
+    userId: str | None = Field(None, description="Only calls made by this user (any credential)", max_length=36)  # noqa: N815
     startDate: str | None = Field(None, description="ISO 8601 time; only calls at or after it", max_length=40)  # noqa: N815
     endDate: str | None = Field(None, description="ISO 8601 time; only calls at or before it", max_length=40)  # noqa: N815
 
@@ -24,6 +25,12 @@ class ListInput(FilterInput):
     isError: bool | None = Field(None, description="Only failed (true) or successful (false) calls")  # noqa: N815
     limit: int = Field(100, description="Page size, 1-1000", ge=1, le=1000)
     offset: int = Field(0, description="Records to skip", ge=0)
+
+
+class StatsInput(FilterInput):
+    bucketSeconds: int | None = Field(  # noqa: N815
+        None, description="Also return a time series with buckets of this many seconds (60-86400)", ge=60, le=86400
+    )
 
 
 class GetInput(ToolInput):
@@ -47,6 +54,7 @@ def _filter(args: FilterInput, is_error: bool | None = None) -> LogFilter:
         connection_id=args.connectionId,
         virtual_mcp_id=args.virtualMcpId,
         tool_name=args.toolName,
+        user_id=args.userId,
         is_error=is_error,
         start=_time(args.startDate, "startDate"),
         end=_time(args.endDate, "endDate"),
@@ -67,8 +75,9 @@ async def log_get(ctx: ToolContext, args: GetInput) -> Any:
     return (await MonitoringService(ctx.session, ctx.principal.organization_id).get(args.id)).to_dict()
 
 
-async def stats(ctx: ToolContext, args: FilterInput) -> Any:
-    return await MonitoringService(ctx.session, ctx.principal.organization_id).stats(_filter(args))
+async def stats(ctx: ToolContext, args: StatsInput) -> Any:
+    service = MonitoringService(ctx.session, ctx.principal.organization_id)
+    return await service.stats(_filter(args), bucket_seconds=args.bucketSeconds)
 
 
 TOOLS: list[ToolSpec[Any]] = [
@@ -81,6 +90,10 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     ToolSpec("MONITORING_LOG_GET", "Get one audit record.", GetInput, log_get, read_only=True),
     ToolSpec(
-        "MONITORING_STATS", "Totals, error rate, latency percentiles and top tools.", FilterInput, stats, read_only=True
+        "MONITORING_STATS",
+        "Totals, error rate, latency percentiles and top tools; with bucketSeconds also a time series.",
+        StatsInput,
+        stats,
+        read_only=True,
     ),
 ]

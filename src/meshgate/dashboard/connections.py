@@ -1,0 +1,240 @@
+"""Connections: list, create per type, edit, delete, test, OAuth connect, and the tool browser with "try it"."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from meshgate.dashboard._calls import ToolCaller
+from meshgate.dashboard._core import Dashboard, Form, Visit, field, optional
+from meshgate.dashboard._schema import RAW, arguments_from, fields_of
+from meshgate.errors import InvalidInput, MeshgateError
+from meshgate.jsonvalues import as_dict, as_list
+
+TYPES = ("HTTP", "SSE", "STDIO")
+MAX_LATENCY_LOOKUPS = 50  # one audit query per connection; above this the column stays empty
+
+
+class ConnectionPages:
+    def __init__(self, dashboard: Dashboard) -> None:
+        self._d = dashboard
+        self._caller = ToolCaller(dashboard.runtime)
+
+    def routes(self) -> list[Route]:
+        d = self._d
+        return [
+            Route("/app/{org}/connections", d.view(self.index), methods=["GET"]),
+            Route("/app/{org}/connections", d.action(self.create), methods=["POST"]),
+            Route("/app/{org}/connections/new", d.view(self.new), methods=["GET"]),
+            Route("/app/{org}/connections/{id}", d.view(self.detail), methods=["GET"]),
+            Route("/app/{org}/connections/{id}/edit", d.view(self.edit), methods=["GET"]),
+            Route("/app/{org}/connections/{id}/edit", d.action(self.update), methods=["POST"]),
+            Route("/app/{org}/connections/{id}/delete", d.action(self.delete), methods=["POST"]),
+            Route("/app/{org}/connections/{id}/test", d.action(self.test), methods=["POST"]),
+            Route("/app/{org}/connections/{id}/oauth", d.action(self.oauth), methods=["POST"]),
+            Route("/app/{org}/connections/{id}/tools/{tool}", d.view(self.tool), methods=["GET"]),
+            Route("/app/{org}/connections/{id}/tools/{tool}", d.action(self.try_tool), methods=["POST"]),
+        ]
+
+    async def index(self, request: Request, visit: Visit) -> Response:
+        listed = await self._d.tool(visit, "COLLECTION_CONNECTIONS_LIST", {"limit": 1000})
+        connections = [as_dict(item) for item in as_list(listed["items"])]
+        latency: dict[str, float | None] = {}
+        if visit.can("MONITORING_STATS") and len(connections) <= MAX_LATENCY_LOOKUPS:
+            since = (datetime.now(UTC) - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+            for item in connections:
+                stats = await self._d.tool(visit, "MONITORING_STATS", {"connectionId": item["id"], "startDate": since})
+                latency[item["id"]] = as_dict(stats.get("latencyMs")).get("p50")
+        return self._d.page(
+            request,
+            visit,
+            "dashboard/connections.html",
+            section="connections",
+            connections=connections,
+            latency=latency,
+        )
+
+    async def new(self, request: Request, visit: Visit) -> Response:
+        kind = request.query_params.get("type", "HTTP")
+        return self._form(request, visit, kind if kind in TYPES else "HTTP", connection=None, form={}, error=None)
+
+    async def create(self, request: Request, visit: Visit, form: Form) -> Response:
+        kind = field(form, "connection_type")
+        try:
+            data = connection_data(form, kind, editing=False)
+            created = await self._d.tool(visit, "COLLECTION_CONNECTIONS_CREATE", {"data": data})
+        except MeshgateError as error:
+            return self._form(request, visit, kind, connection=None, form=form, error=error)
+        return self._d.back(visit, f"/connections/{created['id']}", "connection-created")
+
+    async def detail(self, request: Request, visit: Visit, **result: Any) -> Response:
+        connection = await self._get(visit, str(request.path_params["id"]))
+        return self._d.page(
+            request,
+            visit,
+            "dashboard/connection.html",
+            result.pop("status", 200),
+            section="connections",
+            connection=connection,
+            tools=as_list(connection.get("tools")),
+            **result,
+        )
+
+    async def edit(self, request: Request, visit: Visit) -> Response:
+        connection = await self._get(visit, str(request.path_params["id"]))
+        return self._form(request, visit, connection["connection_type"], connection=connection, form={}, error=None)
+
+    async def update(self, request: Request, visit: Visit, form: Form) -> Response:
+        connection = await self._get(visit, str(request.path_params["id"]))
+        try:
+            data = connection_data(form, connection["connection_type"], editing=True)
+            if data.get("connection_url") == connection["connection_url"]:
+                del data["connection_url"]  # unchanged: no need to contact the server again
+            await self._d.tool(visit, "COLLECTION_CONNECTIONS_UPDATE", {"id": connection["id"], "data": data})
+        except MeshgateError as error:
+            return self._form(
+                request, visit, connection["connection_type"], connection=connection, form=form, error=error
+            )
+        return self._d.back(visit, f"/connections/{connection['id']}", "connection-updated")
+
+    async def delete(self, request: Request, visit: Visit, _form: Form) -> Response:
+        await self._d.tool(visit, "COLLECTION_CONNECTIONS_DELETE", {"id": str(request.path_params["id"])})
+        return self._d.back(visit, "/connections", "connection-deleted")
+
+    async def test(self, request: Request, visit: Visit, _form: Form) -> Response:
+        try:
+            outcome = await self._d.tool(visit, "CONNECTION_TEST", {"id": str(request.path_params["id"])})
+        except MeshgateError as error:
+            return await self.detail(request, visit, test_error=error.message, status=error.http_status)
+        return await self.detail(request, visit, test=outcome)
+
+    async def oauth(self, request: Request, visit: Visit, _form: Form) -> Response:
+        try:
+            started = await self._d.tool(visit, "CONNECTION_OAUTH_START", {"id": str(request.path_params["id"])})
+        except MeshgateError as error:
+            return await self.detail(request, visit, test_error=error.message, status=error.http_status)
+        return RedirectResponse(str(started["authorizationUrl"]), status_code=303)
+
+    async def tool(self, request: Request, visit: Visit, **context: Any) -> Response:
+        connection = await self._get(visit, str(request.path_params["id"]))
+        name = str(request.path_params["tool"])
+        found = next((as_dict(t) for t in as_list(connection.get("tools")) if as_dict(t).get("name") == name), None)
+        if found is None:
+            raise InvalidInput(f"{connection['title']} has no tool named {name[:80]!r}")
+        schema = as_dict(found.get("inputSchema") or found.get("input_schema"))
+        return self._d.page(
+            request,
+            visit,
+            "dashboard/tool.html",
+            context.pop("status", 200),
+            section="connections",
+            connection=connection,
+            tool=found,
+            fields=fields_of(schema),
+            raw_field=RAW,
+            schema=schema,
+            values=context.pop("values", {}),
+            **context,
+        )
+
+    async def try_tool(self, request: Request, visit: Visit, form: Form) -> Response:
+        connection = await self._get(visit, str(request.path_params["id"]))
+        name = str(request.path_params["tool"])
+        tools = [as_dict(t) for t in as_list(connection.get("tools"))]
+        found = next((t for t in tools if t.get("name") == name), dict[str, Any]())
+        values = {key: "".join(items) for key, items in form.items()}
+        try:
+            arguments = arguments_from(form, fields_of(as_dict(found.get("inputSchema") or found.get("input_schema"))))
+        except InvalidInput as error:
+            return await self.tool(request, visit, values=values, call_error=error.message, status=400)
+        outcome = await self._caller.call(visit.principal, connection["id"], name, arguments)
+        return await self.tool(request, visit, values=values, outcome=outcome, arguments=arguments)
+
+    async def _get(self, visit: Visit, connection_id: str) -> dict[str, Any]:
+        return as_dict(await self._d.tool(visit, "COLLECTION_CONNECTIONS_GET", {"id": connection_id}))
+
+    def _form(
+        self,
+        request: Request,
+        visit: Visit,
+        kind: str,
+        *,
+        connection: dict[str, Any] | None,
+        form: Form,
+        error: MeshgateError | None,
+    ) -> Response:
+        # Secrets typed into a refused form are not sent back: the person types them again.
+        secret = {"connection_token", "headers", "env", "oauth_client_secret", "csrf_token"}
+        values = {key: "".join(items) for key, items in form.items() if key not in secret}
+        return self._d.page(
+            request,
+            visit,
+            "dashboard/connection_form.html",
+            200 if error is None else error.http_status,
+            section="connections",
+            kind=kind if kind in TYPES else "HTTP",
+            types=TYPES,
+            connection=connection,
+            values=values,
+            error=None if error is None else error.message,
+            local_mode=self._d.runtime.settings.local_mode,
+        )
+
+
+def connection_data(form: Form, kind: str, *, editing: bool) -> dict[str, Any]:
+    """The tool's `data` from the form. When editing, an empty secret field keeps the stored secret."""
+    if kind not in TYPES:
+        raise InvalidInput("choose a connection type: HTTP, SSE or STDIO")
+    data: dict[str, Any] = {"title": field(form, "title"), "description": optional(form, "description")}
+    if not editing:
+        data["connection_type"] = kind
+    if field(form, "status") in ("active", "inactive"):
+        data["status"] = field(form, "status")
+    if kind == "STDIO":
+        command = field(form, "command")
+        if command or not editing:
+            data["connection_headers"] = {
+                "command": command,
+                "args": _lines(form, "args"),
+                **({"cwd": field(form, "cwd")} if field(form, "cwd") else {}),
+                "envVars": _pairs(form, "env", "="),
+            }
+        return data
+    data["connection_url"] = field(form, "connection_url") or None
+    token = field(form, "connection_token")
+    if token:
+        data["connection_token"] = token
+    elif editing and field(form, "clear_token") == "on":
+        data["connection_token"] = None
+    headers = _pairs(form, "headers", ":")
+    if headers or (editing and field(form, "clear_headers") == "on"):
+        data["connection_headers"] = headers
+    if field(form, "oauth") == "on":
+        oauth = {
+            "client_id": optional(form, "oauth_client_id"),
+            "client_secret": optional(form, "oauth_client_secret"),
+            "scope": optional(form, "oauth_scope"),
+        }
+        if not editing or any(oauth.values()) or field(form, "oauth_was") != "on":
+            data["oauth"] = {key: value for key, value in oauth.items() if value}
+    elif editing and field(form, "oauth_was") == "on":
+        data["oauth"] = None
+    return data
+
+
+def _lines(form: Form, name: str) -> list[str]:
+    return [line.strip() for line in field(form, name).splitlines() if line.strip()]
+
+
+def _pairs(form: Form, name: str, separator: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for line in _lines(form, name):
+        key, found, value = line.partition(separator)
+        if not found or not key.strip():
+            raise InvalidInput(f"{name}: {line[:60]!r} is not a 'name{separator}value' line")
+        pairs[key.strip()] = value.strip()
+    return pairs

@@ -1,0 +1,72 @@
+"""API keys: create (permissions and expiry; the value is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from meshgate.dashboard._core import Dashboard, Form, Visit, field
+from meshgate.dashboard._permissions import describe, map_from_form, picker_rows
+from meshgate.errors import MeshgateError
+from meshgate.jsonvalues import as_dict, as_list
+
+EXPIRY = (("", "Never"), ("86400", "1 day"), ("604800", "7 days"), ("2592000", "30 days"), ("7776000", "90 days"))
+
+
+class KeyPages:
+    def __init__(self, dashboard: Dashboard) -> None:
+        self._d = dashboard
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/app/{org}/keys", self._d.view(self.index), methods=["GET"]),
+            Route("/app/{org}/keys", self._d.action(self.create), methods=["POST"]),
+            Route("/app/{org}/keys/{id}/revoke", self._d.action(self.revoke), methods=["POST"]),
+        ]
+
+    async def index(self, request: Request, visit: Visit, status: int = 200, **context: Any) -> Response:
+        keys = [as_dict(k) for k in as_list((await self._d.tool(visit, "API_KEY_LIST"))["items"])]
+        connections: list[dict[str, Any]] = []
+        if visit.can("COLLECTION_CONNECTIONS_LIST"):
+            listed = await self._d.tool(visit, "COLLECTION_CONNECTIONS_LIST", {"limit": 1000})
+            connections = [as_dict(c) for c in as_list(listed["items"])]
+        names = {str(c["id"]): str(c["title"]) for c in connections}
+        return self._d.page(
+            request,
+            visit,
+            "dashboard/keys.html",
+            status,
+            section="keys",
+            keys=keys,
+            summaries={k["id"]: describe(k.get("permissions"), names) for k in keys},
+            rows=picker_rows(self._d.registry, connections),
+            expiry=EXPIRY,
+            checked=context.pop("checked", set[str]()),
+            **context,
+        )
+
+    async def create(self, request: Request, visit: Visit, form: Form) -> Response:
+        arguments: dict[str, Any] = {"name": field(form, "name")}
+        if field(form, "scope") == "custom":
+            arguments["permissions"] = map_from_form(form)
+        if field(form, "expires").isdigit():
+            arguments["expiresIn"] = int(field(form, "expires"))
+        try:
+            created = await self._d.tool(visit, "API_KEY_CREATE", arguments)
+        except MeshgateError as error:
+            return await self.index(
+                request,
+                visit,
+                error.http_status,
+                error=error.message,
+                name=arguments["name"],
+                checked=set(form.get("perm", [])),
+            )
+        return await self.index(request, visit, created=created)
+
+    async def revoke(self, request: Request, visit: Visit, _form: Form) -> Response:
+        await self._d.tool(visit, "API_KEY_DELETE", {"keyId": str(request.path_params["id"])})
+        return self._d.back(visit, "/keys", "key-revoked")

@@ -1,0 +1,256 @@
+"""Dashboard details checked over plain HTTP (no browser): CSRF, secrets, who sees what."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from conftest import key_for_user
+from support.browser import add_member
+from support.gateway import Gateway, Upstream, connection_request, rpc
+from support.oauth import forms_of, new_person
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def logged_in(gateway: Gateway, email: str, password: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        login = await http.get("/login")
+        fields = {**forms_of(login.text).fields, "email": email, "password": password, "next": "/app"}
+        answer = await http.post("/login", data=fields)
+        assert answer.status_code == 303, answer.text
+        yield http
+
+
+async def test_a_visit_without_a_session_goes_to_the_login_page(web_gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=web_gateway.url) as http:
+        answer = await http.get("/app/anything/connections")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?next=/app/anything/connections"
+
+
+async def test_forms_without_a_genuine_csrf_token_are_refused(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Csrf Org")
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        home = await http.get("/app", follow_redirects=True)
+        root = str(home.url).rsplit("/", 1)[0]
+        keys_page = await http.get(f"{root}/keys")
+        token = forms_of(keys_page.text).fields["csrf_token"]
+        for fields in ({"name": "forged"}, {"name": "forged", "csrf_token": "not-the-token"}):
+            refused = await http.post(f"{root}/keys", data=fields)
+            assert refused.status_code == 403 and "Form expired" in refused.text
+        assert "forged" not in (await http.get(f"{root}/keys")).text
+        made = await http.post(f"{root}/keys", data={"name": "genuine", "csrf_token": token})
+        assert made.status_code == 200 and "genuine" in made.text
+
+
+async def test_connection_secrets_never_reach_a_page(web_gateway: Gateway, upstream: Upstream) -> None:
+    person = await new_person(web_gateway, "Secret Org")
+    header_value = "header-secret-value-77"
+    request = connection_request(upstream)
+    request["params"]["arguments"]["data"]["connection_headers"] = {"X-Extra": header_value}
+    connection = rpc(web_gateway.mcp_url, request, key=person.api_key).json()["result"]["structuredContent"]
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        root = str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+        for path in ("/connections", f"/connections/{connection['id']}", f"/connections/{connection['id']}/edit"):
+            page = await http.get(root + path)
+            assert page.status_code == 200
+            assert upstream.token not in page.text and header_value not in page.text, path
+        edit = await http.get(f"{root}/connections/{connection['id']}/edit")
+        assert "X-Extra" in edit.text  # the page says which headers are set, not their values
+        refused = await http.post(
+            f"{root}/connections/{connection['id']}/edit",
+            data={
+                **forms_of(edit.text).fields,
+                "title": "",
+                "connection_url": upstream.url,
+                "connection_token": "typed-but-refused-token",
+            },
+        )
+        assert refused.status_code == 400 and "title" in refused.text
+        assert "typed-but-refused-token" not in refused.text
+
+
+async def test_a_member_is_refused_admin_pages_and_does_not_see_their_links(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Roles Org")
+    member = await add_member(web_gateway, person.organization_id)
+    async with logged_in(web_gateway, member.email, member.password) as http:
+        home = await http.get("/app", follow_redirects=True)
+        assert home.status_code == 200
+        root = str(home.url).rsplit("/", 1)[0]
+        for path in ("/members", "/keys", "/audit", "/roles", "/settings"):
+            assert f'href="{root.split(web_gateway.url)[-1]}{path}"' not in home.text
+            page = await http.get(root + path)
+            assert page.status_code == 403 and "Not allowed" in page.text, path
+        fields = forms_of(home.text).fields
+        add = await http.post(f"{root}/members", data={**fields, "email": "x@example.com", "role": "admin"})
+        assert add.status_code == 403
+
+
+async def test_another_organization_answers_not_found(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Mine")
+    other = await new_person(web_gateway, "Theirs")
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        slug = str((await http.get("/app", follow_redirects=True)).url).split("/app/")[1].split("/")[0]
+        async with logged_in(web_gateway, other.email, other.password) as theirs:
+            their_slug = str((await theirs.get("/app", follow_redirects=True)).url).split("/app/")[1].split("/")[0]
+        assert slug != their_slug
+        answer = await http.get(f"/app/{their_slug}/connections")
+        assert answer.status_code == 404
+
+
+async def test_pages_allow_only_the_gateways_own_script(web_gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=web_gateway.url) as http:
+        script = await http.get("/app/static/dashboard.js")
+        login = await http.get("/login")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    policy = login.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
+
+
+def _invite(gateway: Gateway, key: str, **arguments: str) -> dict[str, str]:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "INVITATION_CREATE", "arguments": arguments},
+    }
+    answer = rpc(gateway.mcp_url, body, key=key).json()["result"]
+    assert not answer.get("isError"), answer
+    return answer["structuredContent"]
+
+
+async def test_an_invitation_for_one_address_refuses_anyone_else(web_gateway: Gateway) -> None:
+    owner = await new_person(web_gateway, "Host Org")
+    guest = await new_person(web_gateway, "Guest Org")
+    named = _invite(web_gateway, owner.api_key, role="member", email="someone-else@example.com")
+    anyone = _invite(web_gateway, owner.api_key, role="member")
+    async with logged_in(web_gateway, guest.email, guest.password) as http:
+        path = named["url"].removeprefix(web_gateway.url)
+        page = await http.get(path)
+        refused = await http.post(path, data=forms_of(page.text).fields)
+        assert refused.status_code == 403 and "someone-else@example.com" in refused.text
+        path = anyone["url"].removeprefix(web_gateway.url)
+        page = await http.get(path)
+        joined = await http.post(path, data=forms_of(page.text).fields)
+        assert joined.status_code == 303 and joined.headers["location"].endswith("/connections?notice=joined")
+        dashboard = await http.get(joined.headers["location"])
+        assert "Host Org" in dashboard.text and "Guest Org" in dashboard.text  # both in the organization switcher
+        listing = await http.get(dashboard.url.path.replace("/connections", "/members"))
+        assert listing.status_code == 403  # joined as member: no member list
+
+
+async def test_a_member_cannot_invite_into_a_role_above_their_own(web_gateway: Gateway) -> None:
+    owner = await new_person(web_gateway, "Ladder Org")
+    member = await add_member(web_gateway, owner.organization_id, role="member")
+    key = await key_for_user(web_gateway, owner.organization_id, member.user_id)
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "INVITATION_CREATE", "arguments": {"role": "admin"}},
+    }
+    answer = rpc(web_gateway.mcp_url, body, key=key).json()["result"]
+    assert answer["isError"] and "INVITATION_CREATE" in answer["content"][0]["text"]
+    listed = _invite(web_gateway, owner.api_key, role="admin")
+    body["params"] = {"name": "INVITATION_LIST", "arguments": {}}
+    items = rpc(web_gateway.mcp_url, body, key=owner.api_key).json()["result"]["structuredContent"]["items"]
+    assert [item["id"] for item in items] == [listed["id"]]
+    assert all("url" not in item and "token" not in item for item in items)
+
+
+async def _root(http: httpx.AsyncClient) -> str:
+    return str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+
+
+async def test_settings_give_the_member_role_a_connection_tool(web_gateway: Gateway, upstream: Upstream) -> None:
+    owner = await new_person(web_gateway, "Settings Org")
+    connection = rpc(web_gateway.mcp_url, connection_request(upstream), key=owner.api_key).json()["result"][
+        "structuredContent"
+    ]
+    member = await add_member(web_gateway, owner.organization_id)
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        page = await http.get(f"{root}/settings")
+        fields = forms_of(page.text).fields
+        ticks = ["self|COLLECTION_CONNECTIONS_LIST", "self|COLLECTION_CONNECTIONS_GET", f"{connection['id']}|echo"]
+        saved = await http.post(f"{root}/settings/members", data={"csrf_token": fields["csrf_token"], "perm": ticks})
+        assert saved.status_code == 303 and saved.headers["location"].endswith("/settings?notice=settings-saved")
+        again = await http.get(f"{root}/settings")
+        assert f'value="{connection["id"]}|echo" checked' in again.text
+    async with logged_in(web_gateway, member.email, member.password) as http:
+        root = await _root(http)
+        tool_page = await http.get(f"{root}/connections/{connection['id']}/tools/echo")
+        assert tool_page.status_code == 200
+        token = forms_of(tool_page.text).fields["csrf_token"]
+        called = await http.post(
+            f"{root}/connections/{connection['id']}/tools/echo", data={"csrf_token": token, "arg.text": "via settings"}
+        )
+        assert called.status_code == 200 and "Result" in called.text and "via settings" in called.text
+        refused = await http.post(f"{root}/connections/{connection['id']}/tools/add", data={"csrf_token": token})
+        assert f"{connection['id']}:add" in refused.text
+
+
+async def test_a_connection_is_renamed_and_deleted_from_its_pages(web_gateway: Gateway, upstream: Upstream) -> None:
+    owner = await new_person(web_gateway, "Edit Org")
+    connection = rpc(web_gateway.mcp_url, connection_request(upstream), key=owner.api_key).json()["result"][
+        "structuredContent"
+    ]
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        edit = await http.get(f"{root}/connections/{connection['id']}/edit")
+        fields = {**forms_of(edit.text).fields, "title": "Renamed server"}
+        saved = await http.post(f"{root}/connections/{connection['id']}/edit", data=fields)
+        assert saved.status_code == 303
+        detail = await http.get(saved.headers["location"])
+        assert "Renamed server" in detail.text and "Connection saved." in detail.text
+        test = await http.post(f"{root}/connections/{connection['id']}/test", data={"csrf_token": fields["csrf_token"]})
+        assert "Healthy" in test.text  # the stored token was kept: the edit form sent none
+        deleted = await http.post(
+            f"{root}/connections/{connection['id']}/delete", data={"csrf_token": fields["csrf_token"]}
+        )
+        assert deleted.status_code == 303
+        assert (await http.get(f"{root}/connections/{connection['id']}")).status_code == 404
+
+
+async def test_connect_a_client_shows_this_gateways_urls_and_no_key(web_gateway: Gateway, upstream: Upstream) -> None:
+    owner = await new_person(web_gateway, "Client Org")
+    connection = rpc(web_gateway.mcp_url, connection_request(upstream), key=owner.api_key).json()["result"][
+        "structuredContent"
+    ]
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        page = await http.get(f"{root}/connect", params={"connection": connection["id"]})
+    assert f"{web_gateway.url}/mcp/{connection['id']}" in page.text
+    assert "YOUR_API_KEY" in page.text and owner.api_key not in page.text
+    for client in ("Claude Desktop", "Cursor", "MCP Python SDK", "MCP TypeScript SDK"):
+        assert client in page.text
+
+
+async def test_a_bad_audit_filter_is_explained_next_to_the_filters(web_gateway: Gateway) -> None:
+    owner = await new_person(web_gateway, "Filter Org")
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        page = await http.get(f"{root}/audit", params={"from": "yesterday"})
+    assert page.status_code == 400
+    assert "from: &#39;yesterday&#39; is not a time like 2026-01-31T12:00" in page.text
+    assert 'value="yesterday"' in page.text
+
+
+async def test_a_new_organization_from_settings_appears_in_the_switcher(web_gateway: Gateway) -> None:
+    owner = await new_person(web_gateway, "First Org")
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        settings = await http.get(f"{root}/settings")
+        token = forms_of(settings.text).fields["csrf_token"]
+        made = await http.post(f"{root}/organizations", data={"csrf_token": token, "name": "Second Org"})
+        assert made.status_code == 303 and "/app/second-org" in made.headers["location"]
+        second = await http.get(made.headers["location"])
+        assert second.status_code == 200
+        assert 'aria-current="true">Second Org' in second.text and "First Org" in second.text
+        empty = await http.post(f"{root}/organizations", data={"csrf_token": token, "name": " "})
+        assert empty.status_code == 400 and "must not be empty" in empty.text
