@@ -29,11 +29,6 @@ _NO_REQUESTS = (
     "server-to-client requests on this transport yet': it does not know which caller it belongs to "
     "(connections/upstream/multiplex.py; issue 4, part 3)"
 )
-_NO_LOGS = (
-    "notifications/message from an SSE or STDIO upstream during a call does not reach the caller: on the "
-    "shared session only progress (which carries the caller's token) is routed to a call; log messages go "
-    "to the connection-wide listener (connections/upstream/multiplex.py; issue 4, part 3)"
-)
 EXPECTED_FAILURES: dict[tuple[str, str], str] = {
     **{
         (transport, scenario): _NO_REQUESTS
@@ -45,8 +40,6 @@ EXPECTED_FAILURES: dict[tuple[str, str], str] = {
             "elicitation-sep1330-enums",
         )
     },
-    ("SSE", "tools-call-with-logging"): _NO_LOGS,
-    ("STDIO", "tools-call-with-logging"): _NO_LOGS,
 }
 
 # The fixture's own verdicts, where it cannot do better on the SDK it is built on.

@@ -66,7 +66,10 @@ class BridgedPath:
         call.telemetry.propagate(extra)
         version = call.headers.get("mcp-protocol-version")
         token = as_dict(as_dict(envelope.params).get("_meta")).get("progressToken")
-        streaming = token is not None and "text/event-stream" in call.headers.get("accept", "")
+        # Calls stream what the server says meanwhile (progress, log messages) when the client takes SSE.
+        streaming = "text/event-stream" in call.headers.get("accept", "") and (
+            token is not None or envelope.method in ("tools/call", "prompts/get", "resources/read")
+        )
         progress: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         answering = asyncio.ensure_future(
             bridged_answer(client, envelope, version, extra, progress.put_nowait if streaming else None)

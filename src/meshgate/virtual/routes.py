@@ -226,7 +226,7 @@ class VirtualEndpoint:
                 method,
                 handshake_params(params),
                 extra_headers=extra,
-                on_progress=channel.progress if wants_progress else None,
+                on_progress=channel.progress if wants_progress or interactive else None,
                 on_server_request=partial(self._interactions.ask, channel) if interactive else None,
             )
         except (UpstreamUnreachable, UpstreamUnavailable) as error:

@@ -236,6 +236,8 @@ class UpstreamClient:
             if "id" in message and "method" in message:
                 answer = None if on_server_request is None else await on_server_request(message)
                 await self._answer_server(message, answer)
+            elif message.get("method") == "notifications/message" and on_progress is not None:
+                on_progress(message)  # a log message on this call's stream belongs to its caller
             else:
                 self._heard([message])
 

@@ -38,6 +38,7 @@ class MultiplexedSession:
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._progress = ProgressRoutes()
+        self._listeners: dict[int, Listener] = {}  # requests whose callers hear what the server says meanwhile
         self._lock = asyncio.Lock()
         self._open_now = False
         self.initialize_result: dict[str, Any] | None = None
@@ -57,6 +58,8 @@ class MultiplexedSession:
         await self._ensure_open()
         message_id = next(self._ids)
         params, progress_key = self._progress.register(params, on_progress)
+        if on_progress is not None:
+            self._listeners[message_id] = on_progress
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id, "method": method}
         if params is not None:
             message["params"] = params
@@ -73,6 +76,7 @@ class MultiplexedSession:
             raise
         finally:
             self._waiting.pop(message_id, None)
+            self._listeners.pop(message_id, None)
             self._progress.release(progress_key)
 
     async def close(self) -> None:
@@ -111,6 +115,12 @@ class MultiplexedSession:
                 asyncio.get_running_loop().create_task(self._send_quietly(reply))
             elif message.get("method") == "notifications/progress":
                 self._progress.deliver(message)
+            elif message.get("method") == "notifications/message" and len(self._waiting) == 1:
+                # Log messages name no request on these transports: they go to the caller only when one
+                # request is in flight, so they cannot reach the wrong caller.
+                listener = self._listeners.get(next(iter(self._waiting)))
+                if listener is not None:
+                    listener(message)
             elif self.on_notification is not None:
                 self.on_notification(message)
             return
