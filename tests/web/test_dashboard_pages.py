@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -254,3 +255,58 @@ async def test_a_new_organization_from_settings_appears_in_the_switcher(web_gate
         assert 'aria-current="true">Second Org' in second.text and "First Org" in second.text
         empty = await http.post(f"{root}/organizations", data={"csrf_token": token, "name": " "})
         assert empty.status_code == 400 and "must not be empty" in empty.text
+
+
+async def test_virtual_mcp_pages_refuse_a_member_without_permission(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Virtual Org")
+    made = rpc(web_gateway.mcp_url, _virtual_request("Desk"), key=person.api_key).json()["result"]
+    member = await add_member(web_gateway, person.organization_id)
+    async with logged_in(web_gateway, member.email, member.password) as http:
+        home = await http.get("/app", follow_redirects=True)
+        root = str(home.url).rsplit("/", 1)[0]
+        assert f'href="{root.split(web_gateway.url)[-1]}/virtual"' not in home.text
+        virtual_id = made["structuredContent"]["id"]
+        for path in ("/virtual", "/virtual/new", f"/virtual/{virtual_id}", f"/virtual/{virtual_id}/edit"):
+            page = await http.get(root + path)
+            assert page.status_code == 403 and "Not allowed" in page.text, path
+        fields = forms_of(home.text).fields  # a genuine CSRF token: the refusal is the permission's
+        created = await http.post(f"{root}/virtual", data={**fields, "title": "Mine"})
+        deleted = await http.post(f"{root}/virtual/{virtual_id}/delete", data=fields)
+        assert created.status_code == 403 and deleted.status_code == 403
+    listed = rpc(web_gateway.mcp_url, _virtual_list(), key=person.api_key).json()["result"]["structuredContent"]
+    assert [item["title"] for item in listed["items"]] == ["Desk"]
+
+
+async def test_virtual_mcp_forms_without_a_genuine_csrf_token_are_refused(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Virtual Csrf Org")
+    made = rpc(web_gateway.mcp_url, _virtual_request("Kept"), key=person.api_key).json()["result"]
+    virtual_id = made["structuredContent"]["id"]
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        root = str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+        for path, fields in (
+            ("/virtual", {"title": "forged"}),
+            (f"/virtual/{virtual_id}/edit", {"title": "forged", "csrf_token": "not-the-token"}),
+            (f"/virtual/{virtual_id}/delete", {"csrf_token": ""}),
+        ):
+            refused = await http.post(root + path, data=fields)
+            assert refused.status_code == 403 and "Form expired" in refused.text, path
+        listing = await http.get(f"{root}/virtual")
+        assert "Kept" in listing.text and "forged" not in listing.text
+
+
+def _virtual_request(title: str) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "COLLECTION_VIRTUAL_MCP_CREATE", "arguments": {"data": {"title": title}}},
+    }
+
+
+def _virtual_list() -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "COLLECTION_VIRTUAL_MCP_LIST", "arguments": {}},
+    }
