@@ -310,3 +310,43 @@ def _virtual_list() -> dict[str, Any]:
         "method": "tools/call",
         "params": {"name": "COLLECTION_VIRTUAL_MCP_LIST", "arguments": {}},
     }
+
+
+async def test_saving_a_virtual_mcp_form_keeps_what_the_form_does_not_show(
+    web_gateway: Gateway, upstream: Upstream
+) -> None:
+    person = await new_person(web_gateway, "Virtual Keep Org")
+    connection = rpc(web_gateway.mcp_url, connection_request(upstream), key=person.api_key).json()["result"]
+    connection_id = connection["structuredContent"]["id"]
+    member = {
+        "connection_id": connection_id,
+        "selected_tools": ["echo", "retired_tool"],
+        "selected_prompts": ["greet"],
+        "selected_resources": ["file:///readme"],
+        "tool_overrides": {"retired_tool": {"name": "old_name"}},
+    }
+    request = _virtual_request("Keeper")
+    request["params"]["arguments"]["data"]["connections"] = [member]
+    virtual_id = rpc(web_gateway.mcp_url, request, key=person.api_key).json()["result"]["structuredContent"]["id"]
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        root = str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+        edit = await http.get(f"{root}/virtual/{virtual_id}/edit")
+        assert 'value="echo" checked' in edit.text and 'value="add">' in edit.text
+        fields = {
+            "csrf_token": forms_of(edit.text).fields["csrf_token"],
+            "title": "Keeper",
+            "connection": connection_id,
+            f"mode:{connection_id}": "some",
+            f"tool:{connection_id}": ["echo", "add"],
+            f"name:{connection_id}:echo": "say",
+            f"description:{connection_id}:add": "",
+        }
+        saved = await http.post(f"{root}/virtual/{virtual_id}/edit", data=fields)
+        assert saved.status_code == 303 and saved.headers["location"].endswith("notice=virtual-updated")
+        detail = await http.get(saved.headers["location"])
+        assert "<code>say</code>" in detail.text and upstream.token not in detail.text
+    get = {**_virtual_list(), "params": {"name": "COLLECTION_VIRTUAL_MCP_GET", "arguments": {"id": virtual_id}}}
+    stored = rpc(web_gateway.mcp_url, get, key=person.api_key).json()["result"]["structuredContent"]["connections"][0]
+    assert stored["selected_tools"] == ["add", "echo", "retired_tool"]
+    assert stored["selected_prompts"] == ["greet"] and stored["selected_resources"] == ["file:///readme"]
+    assert stored["tool_overrides"] == {"retired_tool": {"name": "old_name"}, "echo": {"name": "say"}}

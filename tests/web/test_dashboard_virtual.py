@@ -30,6 +30,7 @@ def _choose_tools(page: Page) -> None:
         box.uncheck()
     page.get_by_role("checkbox", name="echo from Demo tools", exact=True).check()
     page.get_by_role("checkbox", name="add from Demo tools", exact=True).check()
+    expect(page.get_by_label("Name for echo from Demo tools")).to_have_attribute("placeholder", "demo_tools_echo")
     page.get_by_label("Name for echo from Demo tools").fill("say")
     page.get_by_label("Description for add from Demo tools").fill("Sum two numbers")
 

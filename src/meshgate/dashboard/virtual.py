@@ -18,6 +18,7 @@ from meshgate.dashboard._core import Dashboard, Form, Visit, field, optional
 from meshgate.errors import MeshgateError
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.mcp.invoke import refusal
+from meshgate.virtual.names import exposed_names, slugs
 
 STATUSES = ("active", "inactive")
 
@@ -217,4 +218,10 @@ def form_rows(connections: list[dict[str, Any]], members: list[Any]) -> list[dic
                 ],
             }
         )
+    # Each tool's name without a rename, as the endpoint would make it if every row were included.
+    prefixes = slugs((row["id"], row["title"]) for row in rows)
+    defaults = exposed_names((row["id"], prefixes[row["id"]], tool["name"]) for row in rows for tool in row["tools"])
+    for row in rows:
+        for tool in row["tools"]:
+            tool["default"] = defaults[(row["id"], tool["name"])]
     return rows
