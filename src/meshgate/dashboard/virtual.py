@@ -189,39 +189,47 @@ def keep_unseen(data: dict[str, Any], current: dict[str, Any], connections: list
 
 
 def form_rows(connections: list[dict[str, Any]], members: list[Any]) -> list[dict[str, Any]]:
-    """One row per connection for the form: chosen ones first in their order, then the others by title."""
+    """One row per connection for the form: chosen ones first in their order, then the others as listed."""
     chosen = {str(as_dict(m).get("connection_id")): as_dict(m) for m in members}
     by_id = {str(c["id"]): c for c in connections}
-    order = [cid for cid in chosen if cid in by_id] + [str(c["id"]) for c in connections if str(c["id"]) not in chosen]
-    rows: list[dict[str, Any]] = []
-    for connection_id in order:
-        connection = by_id[connection_id]
-        member = chosen.get(connection_id)
-        selected = None if member is None else member.get("selected_tools")
-        overrides = as_dict(None if member is None else member.get("tool_overrides"))
-        rows.append(
-            {
-                "id": connection_id,
-                "title": connection["title"],
-                "status": connection["status"],
-                "included": member is not None,
-                "some": selected is not None,
-                "tools": [
-                    {
-                        "name": str(as_dict(tool).get("name")),
-                        "description": as_dict(tool).get("description") or "",
-                        "checked": selected is None or as_dict(tool).get("name") in selected,
-                        "rename": as_dict(overrides.get(str(as_dict(tool).get("name")))).get("name") or "",
-                        "describe": as_dict(overrides.get(str(as_dict(tool).get("name")))).get("description") or "",
-                    }
-                    for tool in as_list(connection.get("tools"))
-                ],
-            }
-        )
+    order = [cid for cid in chosen if cid in by_id] + [cid for cid in by_id if cid not in chosen]
+    rows: list[dict[str, Any]] = [
+        {
+            "id": connection_id,
+            "title": by_id[connection_id]["title"],
+            "status": by_id[connection_id]["status"],
+            "included": connection_id in chosen,
+            "some": as_dict(chosen.get(connection_id)).get("selected_tools") is not None,
+            "tools": _tool_rows(by_id[connection_id], as_dict(chosen.get(connection_id))),
+        }
+        for connection_id in order
+    ]
     # Each tool's name without a rename, as the endpoint would make it if every row were included.
     prefixes = slugs((row["id"], row["title"]) for row in rows)
     defaults = exposed_names((row["id"], prefixes[row["id"]], tool["name"]) for row in rows for tool in row["tools"])
     for row in rows:
         for tool in row["tools"]:
             tool["default"] = defaults[(row["id"], tool["name"])]
+    return rows
+
+
+def _tool_rows(connection: dict[str, Any], member: dict[str, Any]) -> list[dict[str, Any]]:
+    """The connection's discovered tools with what the member chose for each (nothing chosen = all)."""
+    selected = member.get("selected_tools")
+    overrides = as_dict(member.get("tool_overrides"))
+    rows: list[dict[str, Any]] = []
+    for tool in (as_dict(item) for item in as_list(connection.get("tools"))):
+        name = str(tool.get("name") or "")
+        if not name:
+            continue
+        override = as_dict(overrides.get(name))
+        rows.append(
+            {
+                "name": name,
+                "description": tool.get("description") or "",
+                "checked": selected is None or name in selected,
+                "rename": override.get("name") or "",
+                "describe": override.get("description") or "",
+            }
+        )
     return rows
