@@ -75,6 +75,12 @@ def test_admin_builds_a_virtual_mcp_and_a_client_calls_its_renamed_tool(
     expect(page.get_by_role("alert")).to_contain_text("tool_overrides.add.name")
     expect(page.get_by_label("Name for add from Demo tools")).to_have_value("not a name!")
     page.get_by_role("link", name="Cancel").click()
+    narrow = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=context.storage_state())
+    small = narrow.new_page()
+    small.goto(page.url.replace("?notice=virtual-created", "") + "/edit")
+    expect(small.get_by_label("Name for echo from Demo tools")).to_have_value("say")
+    shot(small, "13d-virtual-mcp-narrow")
+    narrow.close()
 
     nav.get_by_role("link", name="Virtual MCPs").click()
     row = page.get_by_role("row").filter(has_text="Support desk")
