@@ -350,3 +350,13 @@ async def test_saving_a_virtual_mcp_form_keeps_what_the_form_does_not_show(
     assert stored["selected_tools"] == ["add", "echo", "retired_tool"]
     assert stored["selected_prompts"] == ["greet"] and stored["selected_resources"] == ["file:///readme"]
     assert stored["tool_overrides"] == {"retired_tool": {"name": "old_name"}, "echo": {"name": "say"}}
+
+
+async def test_a_form_with_too_many_fields_gets_a_readable_refusal(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Many Fields Org")
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        root = str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+        token = forms_of((await http.get(f"{root}/virtual/new")).text).fields["csrf_token"]
+        fields = {"csrf_token": token, "title": "Big", **{f"f{n}": "" for n in range(4000)}}
+        refused = await http.post(f"{root}/virtual", data=fields)
+        assert refused.status_code == 400 and "more than 4000 fields" in refused.text
