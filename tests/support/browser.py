@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import anyio
 import pytest
+from playwright.sync_api import Page, expect
 
 from meshgate.db.database import Database
 from meshgate.identity.service import MemberService, UserService
@@ -69,3 +70,25 @@ def run_async(function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) 
     """Run a test helper coroutine from a synchronous browser test (Playwright owns this thread's loop)."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(anyio.run, partial(function, *args, **kwargs)).result()
+
+
+def log_in(page: Page, gateway: Gateway, email: str, password: str) -> None:
+    """Log in through the login page, which opens the first organization's connections."""
+    page.goto(f"{gateway.url}/app")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Connections", exact=True)).to_be_visible()
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+    .map(e => e.outerHTML.slice(0, 120))"""
+
+
+def shot(page: Page, name: str) -> None:
+    """Save a screenshot of a main page, after checking every control on it has a name a screen reader reads."""
+    assert page.evaluate(UNLABELLED) == [], f"controls without a label on {name}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -8,33 +8,12 @@ from __future__ import annotations
 import time
 
 import httpx
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from support.audit import seed_history
-from support.browser import SCREENSHOTS, Login, add_member, run_async
+from support.browser import SCREENSHOTS, Login, add_member, log_in, run_async, shot
 from support.gateway import Gateway, Upstream
 from support.oauth import Person, new_person
-
-
-def log_in(page: Page, gateway: Gateway, email: str, password: str) -> None:
-    page.goto(f"{gateway.url}/app")
-    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Connections", exact=True)).to_be_visible()
-
-
-UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
-    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
-    .map(e => e.outerHTML.slice(0, 120))"""
-
-
-def shot(page: Page, name: str) -> None:
-    """Save a screenshot of a main page, after checking every control on it has a name a screen reader reads."""
-    assert page.evaluate(UNLABELLED) == [], f"controls without a label on {name}"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def mcp_status(gateway: Gateway, key: str) -> int:
@@ -144,7 +123,6 @@ def test_admin_runs_the_gateway_from_the_browser(browser: Browser, web_gateway: 
         ("Roles", "Roles", "10-roles"),
         ("Connect a client", "Connect a client", "11-connect-a-client"),
         ("Settings", "Settings", "12-settings"),
-        ("Virtual MCPs", "Virtual MCPs", "13-virtual-mcps"),
     ):
         page.get_by_role("navigation", name="Dashboard").get_by_role("link", name=link).click()
         expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -254,3 +255,108 @@ async def test_a_new_organization_from_settings_appears_in_the_switcher(web_gate
         assert 'aria-current="true">Second Org' in second.text and "First Org" in second.text
         empty = await http.post(f"{root}/organizations", data={"csrf_token": token, "name": " "})
         assert empty.status_code == 400 and "must not be empty" in empty.text
+
+
+async def test_virtual_mcp_pages_refuse_a_member_without_permission(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Virtual Org")
+    made = rpc(web_gateway.mcp_url, _virtual_request("Desk"), key=person.api_key).json()["result"]
+    member = await add_member(web_gateway, person.organization_id)
+    async with logged_in(web_gateway, member.email, member.password) as http:
+        home = await http.get("/app", follow_redirects=True)
+        root = str(home.url).rsplit("/", 1)[0]
+        assert f'href="{root.split(web_gateway.url)[-1]}/virtual"' not in home.text
+        virtual_id = made["structuredContent"]["id"]
+        for path in ("/virtual", "/virtual/new", f"/virtual/{virtual_id}", f"/virtual/{virtual_id}/edit"):
+            page = await http.get(root + path)
+            assert page.status_code == 403 and "Not allowed" in page.text, path
+        fields = forms_of(home.text).fields  # a genuine CSRF token: the refusal is the permission's
+        created = await http.post(f"{root}/virtual", data={**fields, "title": "Mine"})
+        deleted = await http.post(f"{root}/virtual/{virtual_id}/delete", data=fields)
+        assert created.status_code == 403 and deleted.status_code == 403
+    listed = rpc(web_gateway.mcp_url, _virtual_list(), key=person.api_key).json()["result"]["structuredContent"]
+    assert [item["title"] for item in listed["items"]] == ["Desk"]
+
+
+async def test_virtual_mcp_forms_without_a_genuine_csrf_token_are_refused(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Virtual Csrf Org")
+    made = rpc(web_gateway.mcp_url, _virtual_request("Kept"), key=person.api_key).json()["result"]
+    virtual_id = made["structuredContent"]["id"]
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        root = str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+        for path, fields in (
+            ("/virtual", {"title": "forged"}),
+            (f"/virtual/{virtual_id}/edit", {"title": "forged", "csrf_token": "not-the-token"}),
+            (f"/virtual/{virtual_id}/delete", {"csrf_token": ""}),
+        ):
+            refused = await http.post(root + path, data=fields)
+            assert refused.status_code == 403 and "Form expired" in refused.text, path
+        listing = await http.get(f"{root}/virtual")
+        assert "Kept" in listing.text and "forged" not in listing.text
+
+
+def _virtual_request(title: str) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "COLLECTION_VIRTUAL_MCP_CREATE", "arguments": {"data": {"title": title}}},
+    }
+
+
+def _virtual_list() -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "COLLECTION_VIRTUAL_MCP_LIST", "arguments": {}},
+    }
+
+
+async def test_saving_a_virtual_mcp_form_keeps_what_the_form_does_not_show(
+    web_gateway: Gateway, upstream: Upstream
+) -> None:
+    person = await new_person(web_gateway, "Virtual Keep Org")
+    connection = rpc(web_gateway.mcp_url, connection_request(upstream), key=person.api_key).json()["result"]
+    connection_id = connection["structuredContent"]["id"]
+    member = {
+        "connection_id": connection_id,
+        "selected_tools": ["echo", "retired_tool"],
+        "selected_prompts": ["greet"],
+        "selected_resources": ["file:///readme"],
+        "tool_overrides": {"retired_tool": {"name": "old_name"}},
+    }
+    request = _virtual_request("Keeper")
+    request["params"]["arguments"]["data"]["connections"] = [member]
+    virtual_id = rpc(web_gateway.mcp_url, request, key=person.api_key).json()["result"]["structuredContent"]["id"]
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        root = str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+        edit = await http.get(f"{root}/virtual/{virtual_id}/edit")
+        assert 'value="echo" checked' in edit.text and 'value="add">' in edit.text
+        fields = {
+            "csrf_token": forms_of(edit.text).fields["csrf_token"],
+            "title": "Keeper",
+            "connection": connection_id,
+            f"mode:{connection_id}": "some",
+            f"tool:{connection_id}": ["echo", "add"],
+            f"name:{connection_id}:echo": "say",
+            f"description:{connection_id}:add": "",
+        }
+        saved = await http.post(f"{root}/virtual/{virtual_id}/edit", data=fields)
+        assert saved.status_code == 303 and saved.headers["location"].endswith("notice=virtual-updated")
+        detail = await http.get(saved.headers["location"])
+        assert "<code>say</code>" in detail.text and upstream.token not in detail.text
+    get = {**_virtual_list(), "params": {"name": "COLLECTION_VIRTUAL_MCP_GET", "arguments": {"id": virtual_id}}}
+    stored = rpc(web_gateway.mcp_url, get, key=person.api_key).json()["result"]["structuredContent"]["connections"][0]
+    assert stored["selected_tools"] == ["add", "echo", "retired_tool"]
+    assert stored["selected_prompts"] == ["greet"] and stored["selected_resources"] == ["file:///readme"]
+    assert stored["tool_overrides"] == {"retired_tool": {"name": "old_name"}, "echo": {"name": "say"}}
+
+
+async def test_a_form_with_too_many_fields_gets_a_readable_refusal(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Many Fields Org")
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        root = str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+        token = forms_of((await http.get(f"{root}/virtual/new")).text).fields["csrf_token"]
+        fields = {"csrf_token": token, "title": "Big", **{f"f{n}": "" for n in range(4000)}}
+        refused = await http.post(f"{root}/virtual", data=fields)
+        assert refused.status_code == 400 and "more than 4000 fields" in refused.text

@@ -16,6 +16,7 @@ from meshgate.dashboard.invitations import InvitationPages
 from meshgate.dashboard.keys import KeyPages
 from meshgate.dashboard.members import MemberPages
 from meshgate.dashboard.settings import SettingsPages
+from meshgate.dashboard.virtual import VirtualPages
 from meshgate.http.pages import SECURITY_HEADERS
 from meshgate.http.web import Web
 from meshgate.identity.service import OrganizationService
@@ -39,6 +40,7 @@ class DashboardPages:
             *KeyPages(d).routes(),
             *MemberPages(d).routes(),
             *SettingsPages(d).routes(),
+            *VirtualPages(d).routes(),
             *InvitationPages(web).routes(),
         ]
 

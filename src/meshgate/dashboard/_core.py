@@ -20,6 +20,10 @@ from meshgate.mcp.registry import ToolRegistry
 
 Form = dict[str, list[str]]
 
+# Pickers send a field per tool (a virtual MCP form: a checkbox, a name and a description each), so a
+# few connections with many tools pass 200 fields; the 64 KiB body limit still bounds the work.
+MAX_FORM_FIELDS = 4000
+
 # (key, label, path under the organization, the tool whose permission shows the item)
 NAV = (
     ("connections", "Connections", "/connections", "COLLECTION_CONNECTIONS_LIST"),
@@ -37,6 +41,9 @@ NOTICES = {
     "connection-created": "Connection created.",
     "connection-updated": "Connection saved.",
     "connection-deleted": "Connection deleted.",
+    "virtual-created": "Virtual MCP created.",
+    "virtual-updated": "Virtual MCP saved.",
+    "virtual-deleted": "Virtual MCP deleted.",
     "key-revoked": "API key revoked. It stops working on its next request.",
     "member-added": "Member added.",
     "member-updated": "Role changed.",
@@ -140,7 +147,7 @@ class Dashboard:
             if isinstance(visit, Response):
                 return visit
             try:
-                form = await read_form(request)
+                form = await read_form(request, max_fields=MAX_FORM_FIELDS)
                 if not self.web.form_is_genuine(request, form):
                     return self.web.refused(request)
                 return await handler(request, visit, form)

@@ -1,4 +1,4 @@
-"""Organization settings (name, description, what the member role may do), "connect a client", virtual MCPs."""
+"""Organization settings (name, description, what the member role may do) and "connect a client"."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ class SettingsPages:
             Route("/app/{org}/settings/members", d.action(self.save_member_permissions), methods=["POST"]),
             Route("/app/{org}/organizations", d.action(self.create_organization), methods=["POST"]),
             Route("/app/{org}/connect", d.view(self.connect), methods=["GET"]),
-            Route("/app/{org}/virtual", d.view(self.virtual), methods=["GET"]),
         ]
 
     async def settings(self, request: Request, visit: Visit, status: int = 200, **context: Any) -> Response:
@@ -87,10 +86,6 @@ class SettingsPages:
             url=url,
             server_name="meshgate" if target is None else _slug(str(target["title"])),
         )
-
-    async def virtual(self, request: Request, visit: Visit) -> Response:
-        # The virtual MCP pages belong to the virtual MCP package (issue in progress); this is their place.
-        return self._d.page(request, visit, "dashboard/virtual.html", section="virtual")
 
     async def _connections(self, visit: Visit) -> list[dict[str, Any]]:
         if not visit.can("COLLECTION_CONNECTIONS_LIST"):

@@ -11,8 +11,9 @@ from meshgate.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 MAX_FORM_BYTES = 64 * 1024
 
 
-async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, list[str]]:
-    """Every field with all its values; refuses other content types and bodies over `limit`."""
+async def read_form(request: Request, limit: int = MAX_FORM_BYTES, max_fields: int = 200) -> dict[str, list[str]]:
+    """Every field with all its values; refuses other content types, bodies over `limit` and more than
+    `max_fields` fields."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType(
@@ -29,7 +30,10 @@ async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, 
         text = b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput("form body is not valid UTF-8") from exc
-    return parse_qs(text, keep_blank_values=True, max_num_fields=200)
+    try:
+        return parse_qs(text, keep_blank_values=True, max_num_fields=max_fields)
+    except ValueError as exc:  # parse_qs says only "Max number of fields exceeded"
+        raise InvalidInput(f"form has more than {max_fields} fields") from exc
 
 
 def single(form: dict[str, list[str]], name: str) -> str | None:
