@@ -23,24 +23,7 @@ from support.gateway import Gateway, free_port, rpc, spawn_server, start_gateway
 
 # (upstream transport, scenario) pairs that pass directly but not through meshgate, each with the reason.
 # The test fails when one of these starts passing (remove it then), so the list stays true.
-_NO_REQUESTS = (
-    "SSE and STDIO upstreams share one meshgate-owned session among all callers, and meshgate answers a "
-    "server-to-client request on it (sampling, elicitation) with -32601 'meshgate cannot route "
-    "server-to-client requests on this transport yet': it does not know which caller it belongs to "
-    "(connections/upstream/multiplex.py; issue 4, part 3)"
-)
-EXPECTED_FAILURES: dict[tuple[str, str], str] = {
-    **{
-        (transport, scenario): _NO_REQUESTS
-        for transport in ("SSE", "STDIO")
-        for scenario in (
-            "tools-call-sampling",
-            "tools-call-elicitation",
-            "elicitation-sep1034-defaults",
-            "elicitation-sep1330-enums",
-        )
-    },
-}
+EXPECTED_FAILURES: dict[tuple[str, str], str] = {}
 
 # The fixture's own verdicts, where it cannot do better on the SDK it is built on.
 FIXTURE_LIMITS = {

@@ -12,12 +12,18 @@ import json
 from collections.abc import Callable
 
 import anyio
+import mcp_types as types
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 SEEN: list[dict[str, str]] = []
 CANCELLED: list[str] = []
+
+
+class _Name(BaseModel):
+    name: str
 
 
 def _answering(n: int) -> Callable[[], str]:
@@ -55,6 +61,20 @@ def build(token: str, generated: int = 0) -> ASGIApp:
     @server.tool(description="How many wait calls were cancelled")
     def cancellations() -> str:
         return str(len(CANCELLED))
+
+    @server.tool(description="Ask the user's name (elicitation), then greet")
+    async def ask(ctx: Context) -> str:
+        answer = await ctx.elicit("What is your name?", _Name)
+        return f"Hello, {answer.data.name}!" if answer.action == "accept" else f"no name ({answer.action})"
+
+    @server.tool(description="Ask the client's model (sampling), then answer")
+    async def sample(ctx: Context) -> str:
+        said = await ctx.session.create_message(
+            [types.SamplingMessage(role="user", content=types.TextContent(text="Say hi"))],
+            max_tokens=20,
+            related_request_id=ctx.request_id,
+        )
+        return f"the model said: {said.content.text}"  # type: ignore[union-attr]
 
     @server.tool(description="Headers of the last message POST this server received")
     def headers() -> str:

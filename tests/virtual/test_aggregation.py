@@ -53,7 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     odd = start_upstream(token="odd-token", odd_names=True)
     sse_port = free_port()
     sse = spawn_server(
-        "support.sse_upstream", sse_port, ["--port", str(sse_port), "--token", SSE_TOKEN, "--tools", "95"]
+        "support.sse_upstream", sse_port, ["--port", str(sse_port), "--token", SSE_TOKEN, "--tools", "93"]
     )
     with fresh_database("sqlite", tmp) as url:
         gateway = start_gateway(
@@ -470,15 +470,17 @@ async def _answering_client(url: str, key: str, mode: str) -> AsyncIterator[Clie
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("path", ["virtual", "proxy"])
+@pytest.mark.parametrize("path", ["virtual", "proxy", "legacy-sse"])
 async def test_elicitation_and_sampling_round_trips(stack: Stack, mode: str, path: str) -> None:
-    """The upstream asks the client mid-call; the answer goes back: through a virtual MCP (meshgate
-    relays the request on the call's stream, or as input_required for 2026-07-28) and through the
-    proxy (the client's own session with the upstream)."""
+    """The upstream asks the client mid-call; the answer goes back: through a virtual MCP and to a legacy
+    SSE upstream (meshgate relays the request on the call's stream, or as input_required for 2026-07-28)
+    and through the proxy (the client's own session with the upstream)."""
     if path == "virtual":
         url, prefix = _url(stack, await _virtual(stack, [{"connection_id": stack.http}])), "web_tools_"
-    else:
+    elif path == "proxy":
         url, prefix = f"{stack.gateway.url}/mcp/{stack.http}", ""
+    else:  # meshgate holds the upstream side on its own session and relays the upstream's request
+        url, prefix = f"{stack.gateway.url}/mcp/{stack.sse}", ""
     async with _answering_client(url, stack.owner.api_key, mode) as client:
         assert _text(await client.call_tool(f"{prefix}ask", {})) == "Hello, Ada!"
         assert _text(await client.call_tool(f"{prefix}sample", {})) == "the model said: hi there"

@@ -8,6 +8,7 @@ connection's session, streaming progress as SSE events before the answer; a clie
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import orjson
@@ -16,13 +17,27 @@ from starlette.types import Receive, Scope, Send
 from meshgate.access import Principal
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.http11 import Response
-from meshgate.errors import MeshgateError, UpstreamError
+from meshgate.errors import MeshgateError, NotFound, UpstreamError
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.monitoring.models import AUDITED_METHODS
-from meshgate.proxy._exchange import Call, disconnected
-from meshgate.proxy.bridge import bridged_answer
+from meshgate.proxy._exchange import Call
+from meshgate.proxy.bridge import bridged_answer, is_stateless
+from meshgate.proxy.interactions import (
+    INTERACTIVE,
+    STATE_PREFIX,
+    CallChannel,
+    Interactions,
+    Outcome,
+    Suspended,
+    Work,
+    caller_of,
+    drive,
+    expired,
+)
 from meshgate.proxy.messages import Envelope
 from meshgate.runtime import Runtime
+
+_NO_SUCH_REQUEST = "no request with this id is waiting for an answer on this gateway process"
 
 
 class BridgedPath:
@@ -30,6 +45,7 @@ class BridgedPath:
 
     _runtime: Runtime
     _bridged: dict[tuple[str, bytes], asyncio.Future[Any]]
+    _interactions: Interactions
 
     async def _error(self, scope: Scope, receive: Receive, send: Send, error: MeshgateError, call: Call) -> None:
         raise NotImplementedError
@@ -45,125 +61,126 @@ class BridgedPath:
         raise NotImplementedError
 
     async def _bridge(self, scope: Scope, receive: Receive, send: Send, client: UpstreamClient, call: Call) -> None:
-        """Serve the client from meshgate's own upstream session (legacy SSE upstreams)."""
-        principal, envelope = call.principal, call.envelope
+        """Serve the client from meshgate's own upstream session (SSE and STDIO upstreams)."""
+        envelope = call.envelope
+        if scope["method"] != "POST" or envelope.id is None or envelope.method is None:
+            await self._not_a_request(scope, receive, send, call)
+            return
+        session = call.headers.get("mcp-session-id")
+        started = self._bridged_call(client, call)
+        if started is None:
+            await self._send(send, call, expired(envelope), {}, streaming=False)
+            return
+        work, channel = started
+        key = None if session is None else (session, orjson.dumps(envelope.id))
+        if key is not None:
+            self._bridged[key] = work
+        try:
+            may_stream = "text/event-stream" in call.headers.get("accept", "")
+            outcome = await drive(receive, send, work, channel, call.request_id, may_stream)
+        finally:
+            if key is not None:
+                self._bridged.pop(key, None)
+        if outcome is not None:
+            await self._finish_bridged(scope, receive, send, call, outcome, work, channel)
+        # else: cancelled by the client, or the client went away: no answer (MCP cancellation rules)
+
+    async def _not_a_request(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
+        """GET and DELETE, notifications, and a handshake-era client's answer to a request meshgate relayed."""
+        envelope, principal = call.envelope, call.principal
         assert principal is not None  # noqa: S101  (admitted before bridging)
         if scope["method"] != "POST":
             status = 204 if scope["method"] == "DELETE" else 405
             await send({"type": "http.response.start", "status": status, "headers": [(b"allow", b"POST, DELETE")]})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
-        session = call.headers.get("mcp-session-id")
-        if envelope.method == "notifications/cancelled" and session is not None:
-            request_id = as_dict(envelope.params).get("requestId")
-            waiting = self._bridged.get((session, orjson.dumps(request_id)))
-            if waiting is not None:
-                waiting.cancel()  # the upstream hears notifications/cancelled for meshgate's own id
-        extra = {
-            "x-mesh-token": self._runtime.mesh_tokens.token(principal, call.conn_id),
-            "x-request-id": call.request_id,
-        }
-        call.telemetry.propagate(extra)
-        version = call.headers.get("mcp-protocol-version")
-        token = as_dict(as_dict(envelope.params).get("_meta")).get("progressToken")
-        # Calls stream what the server says meanwhile (progress, log messages) when the client takes SSE.
-        streaming = "text/event-stream" in call.headers.get("accept", "") and (
-            token is not None or envelope.method in ("tools/call", "prompts/get", "resources/read")
-        )
-        progress: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        answering = asyncio.ensure_future(
-            bridged_answer(client, envelope, version, extra, progress.put_nowait if streaming else None)
-        )
-        key = None if session is None or envelope.id is None else (session, orjson.dumps(envelope.id))
-        if key is not None:
-            self._bridged[key] = answering
-        try:
-            await self._answer_bridged(scope, receive, send, call, answering, progress if streaming else None)
-        finally:
-            if key is not None:
-                self._bridged.pop(key, None)
+        elif envelope.id is None:
+            session = call.headers.get("mcp-session-id")
+            if envelope.method == "notifications/cancelled" and session is not None:
+                waiting = self._bridged.get((session, orjson.dumps(as_dict(envelope.params).get("requestId"))))
+                if waiting is not None:
+                    waiting.cancel()  # the upstream hears notifications/cancelled for meshgate's own id
+            await _status(send, 202)
+        elif self._interactions.reply(caller_of(principal), envelope.message or {}):
+            await _status(send, 202)
+        else:
+            await self._error(scope, receive, send, NotFound(_NO_SUCH_REQUEST), call)
 
-    async def _answer_bridged(  # noqa: PLR0917
+    async def _finish_bridged(  # noqa: PLR0917
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
         call: Call,
-        answering: asyncio.Future[tuple[dict[str, Any] | None, dict[str, str]]],
-        progress: asyncio.Queue[dict[str, Any]] | None,
+        outcome: Outcome,
+        work: Work,
+        channel: CallChannel,
     ) -> None:
+        envelope = call.envelope
+        if outcome.questions:
+            state = self._interactions.suspend(Suspended(work, channel, None))
+            result = {"resultType": "input_required", "inputRequests": outcome.questions, "requestState": state}
+            await self._send(send, call, {"jsonrpc": "2.0", "id": envelope.id, "result": result}, {}, outcome.streaming)
+            return
+        message, headers, error = outcome.answer
+        if error is not None and not outcome.streaming and envelope.method != "tools/call":
+            if envelope.method in AUDITED_METHODS:
+                self._audit(call, error=error)
+            await self._error(scope, receive, send, error, call)
+            return
+        body = await self._send(send, call, {**message, "id": envelope.id}, headers, outcome.streaming)
+        if envelope.method in AUDITED_METHODS:
+            self._audit(call, body=body, error=error)
+
+    def _bridged_call(self, client: UpstreamClient, call: Call) -> tuple[Work, CallChannel] | None:
+        """The call this request starts, or the suspended one a 2026-07-28 retry resumes (None: unknown)."""
         principal, envelope = call.principal, call.envelope
         assert principal is not None  # noqa: S101  (admitted before bridging)
-        watching = asyncio.ensure_future(disconnected(receive))
-        try:
-            if progress is not None:
-                await self._stream_bridged(send, call, answering, progress, watching)
-                return
-            await asyncio.wait({answering, watching}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watching.cancel()
-        if not answering.done():
-            answering.cancel()  # the client went away: the upstream hears notifications/cancelled
-            await asyncio.gather(answering, return_exceptions=True)
-            return
-        answer: dict[str, Any] | None = None
-        headers: dict[str, str] = {}
-        if not answering.cancelled():  # a call the client cancelled gets no answer (MCP cancellation rules)
+        version = call.headers.get("mcp-protocol-version")
+        stateless = is_stateless(version)
+        params = as_dict(envelope.params)
+        state = params.get("requestState")
+        if stateless and envelope.method in INTERACTIVE and isinstance(state, str) and state.startswith(STATE_PREFIX):
+            suspended = self._interactions.resume(caller_of(principal), state, as_dict(params.get("inputResponses")))
+            return None if suspended is None else (suspended.work, suspended.channel)
+        channel = CallChannel(caller_of(principal), stateless)
+        may_stream = "text/event-stream" in call.headers.get("accept", "")
+        interactive = envelope.method in INTERACTIVE and (stateless or may_stream)
+        extra = {
+            "x-mesh-token": self._runtime.mesh_tokens.token(principal, call.conn_id),
+            "x-request-id": call.request_id,
+        }
+        call.telemetry.propagate(extra)
+
+        async def answering() -> tuple[dict[str, Any], dict[str, str], MeshgateError | None]:
+            assert principal is not None  # noqa: S101
             try:
-                answer, headers = answering.result()
+                answer, headers = await bridged_answer(
+                    client,
+                    envelope,
+                    version,
+                    extra,
+                    channel.progress if may_stream else None,
+                    partial(self._interactions.ask, channel) if interactive else None,
+                )
             except UpstreamError as error:
-                if envelope.method in AUDITED_METHODS:
-                    self._audit(call, error=error)
-                await self._error(scope, receive, send, error, call)
-                return
-        if answer is None:
-            await send({"type": "http.response.start", "status": 202, "headers": []})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
-        body = orjson.dumps(self._filtered(principal, call.conn_id, envelope, answer))
+                failure = {"jsonrpc": "2.0", "id": envelope.id, "error": {"code": -32603, "message": error.message}}
+                return failure, {}, error
+            return self._filtered(principal, call.conn_id, envelope, answer or {}), headers, None
+
+        return asyncio.ensure_future(answering()), channel
+
+    @staticmethod
+    async def _send(send: Send, call: Call, message: dict[str, Any], headers: dict[str, str], streaming: bool) -> bytes:
+        body = orjson.dumps(message)
+        if streaming:
+            event = b"event: message\ndata: " + body + b"\n\n"
+            await send({"type": "http.response.body", "body": event, "more_body": False})
+            return body
         out = [(b"content-type", b"application/json"), (b"x-request-id", call.request_id.encode())]
         out += [(name.encode(), value.encode()) for name, value in headers.items()]
         await send({"type": "http.response.start", "status": 200, "headers": out})
         await send({"type": "http.response.body", "body": body, "more_body": False})
-        if envelope.method in AUDITED_METHODS:
-            self._audit(call, body=body)
-
-    async def _stream_bridged(
-        self,
-        send: Send,
-        call: Call,
-        answering: asyncio.Future[tuple[dict[str, Any] | None, dict[str, str]]],
-        progress: asyncio.Queue[dict[str, Any]],
-        gone: asyncio.Future[None],
-    ) -> None:
-        """Progress notifications as SSE events while the upstream works, then the answer."""
-        headers = [(b"content-type", b"text/event-stream"), (b"x-request-id", call.request_id.encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        while not answering.done():
-            waiting = asyncio.ensure_future(progress.get())
-            await asyncio.wait({waiting, answering, gone}, return_when=asyncio.FIRST_COMPLETED)
-            if waiting.done():
-                await send(_event(waiting.result()))
-            else:
-                waiting.cancel()
-            if gone.done() and not answering.done():
-                answering.cancel()  # the client went away: the upstream hears notifications/cancelled
-                await asyncio.gather(answering, return_exceptions=True)
-                return
-        while not progress.empty():
-            await send(_event(progress.get_nowait()))
-        error: UpstreamError | None = None
-        try:
-            answer, _headers = answering.result()
-        except UpstreamError as failure:
-            error = failure
-            answer = {"jsonrpc": "2.0", "id": call.envelope.id, "error": {"code": -32603, "message": failure.message}}
-        assert call.principal is not None  # noqa: S101
-        answer = self._filtered(call.principal, call.conn_id, call.envelope, answer or {})
-        body = orjson.dumps(answer)
-        await send({**_event(answer), "more_body": False})
-        if call.envelope.method in AUDITED_METHODS:
-            self._audit(call, body=body, error=error)
+        return body
 
     @staticmethod
     def _filtered(principal: Principal, conn_id: str, envelope: Envelope, answer: dict[str, Any]) -> dict[str, Any]:
@@ -175,9 +192,6 @@ class BridgedPath:
         return {**answer, "result": {**result, "tools": tools}}
 
 
-def _event(message: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "http.response.body",
-        "body": b"event: message\ndata: " + orjson.dumps(message) + b"\n\n",
-        "more_body": True,
-    }
+async def _status(send: Send, status: int) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

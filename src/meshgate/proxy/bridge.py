@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from meshgate.connections.upstream import UpstreamClient
+from meshgate.connections.upstream.client import ServerRequestHandler
 from meshgate.jsonvalues import as_dict
 from meshgate.proxy.messages import Envelope
 
@@ -29,12 +30,13 @@ def is_stateless(protocol_version: str | None) -> bool:
     return protocol_version is not None and protocol_version >= "2026"
 
 
-async def bridged_answer(
+async def bridged_answer(  # noqa: PLR0917
     client: UpstreamClient,
     envelope: Envelope,
     protocol_version: str | None,
     extra_headers: Mapping[str, str],
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    on_server_request: ServerRequestHandler | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """The JSON-RPC answer to one client message (None for a notification) and headers to add."""
     method = envelope.method or ""
@@ -67,7 +69,9 @@ async def bridged_answer(
             result["instructions"] = upstream["instructions"]
         return _reply(envelope.id, result), {}
     params = handshake_params(envelope.params) if envelope.params is not None else None
-    response = await client.request(method, params, extra_headers=extra_headers, on_progress=on_progress)
+    response = await client.request(
+        method, params, extra_headers=extra_headers, on_progress=on_progress, on_server_request=on_server_request
+    )
     answer = {**response, "id": envelope.id}
     if is_stateless(protocol_version) and isinstance(answer.get("result"), dict):
         defaults: dict[str, Any] = {"resultType": "complete"}

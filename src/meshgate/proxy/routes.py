@@ -46,6 +46,7 @@ from meshgate.proxy._exchange import (
     tool_arguments,
     until_disconnect,
 )
+from meshgate.proxy.interactions import Interactions
 from meshgate.proxy.messages import Envelope, filter_tools, parse_envelope, refusal
 from meshgate.proxy.sessions import SessionIds
 from meshgate.proxy.telemetry import Telemetry
@@ -81,6 +82,7 @@ class ProxyEndpoint(BridgedPath):
         self._public_url = runtime.settings.public_url
         self._telemetry = Telemetry(runtime.tracing, runtime.metrics)
         self._sessions = SessionIds(runtime.settings.secret)
+        self._interactions = Interactions()
         # Bridged calls in flight, by (client session id, request id): a notifications/cancelled finds them.
         self._bridged: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -31,13 +30,22 @@ from meshgate.http.errors import http_error, mcp_http_error
 from meshgate.http.guard import Admission, headers_of
 from meshgate.jsonvalues import as_dict
 from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
-from meshgate.proxy._exchange import disconnected, request_id_of
+from meshgate.proxy._exchange import request_id_of
 from meshgate.proxy.bridge import handshake_params, is_stateless
+from meshgate.proxy.interactions import (
+    INTERACTIVE,
+    STATE_PREFIX,
+    CallChannel,
+    Interactions,
+    Suspended,
+    caller_of,
+    drive,
+    expired,
+)
 from meshgate.proxy.messages import Envelope, parse_envelope
 from meshgate.proxy.telemetry import RequestTelemetry, Telemetry
 from meshgate.runtime import Runtime
 from meshgate.virtual._answers import Asked, answer, refusal_result
-from meshgate.virtual._interactions import STATE_PREFIX, CallChannel, Interactions, Suspended, Work
 from meshgate.virtual.directory import VirtualDirectory
 from meshgate.virtual.models import VirtualMcp
 from meshgate.virtual.streams import listen_stream, notification_stream
@@ -46,7 +54,6 @@ log = logging.getLogger(__name__)
 
 ROUTE = "/mcp/virtual/{virtual_mcp_id}"
 _JSON = (b"content-type", b"application/json")
-_INTERACTIVE = frozenset({"tools/call", "prompts/get", "resources/read"})
 
 
 class VirtualEndpoint:
@@ -119,10 +126,10 @@ class VirtualEndpoint:
         may_stream = "text/event-stream" in exchange.headers.get("accept", "")
         stateless = is_stateless(exchange.headers.get("mcp-protocol-version"))
         state = params.get("requestState")
-        if stateless and envelope.method in _INTERACTIVE and isinstance(state, str) and state.startswith(STATE_PREFIX):
-            suspended = self._interactions.resume(_caller(principal), state, as_dict(params.get("inputResponses")))
+        if stateless and envelope.method in INTERACTIVE and isinstance(state, str) and state.startswith(STATE_PREFIX):
+            suspended = self._interactions.resume(caller_of(principal), state, as_dict(params.get("inputResponses")))
             if suspended is None:
-                await self._send_answer(send, exchange, _expired(envelope), {}, streaming=False)
+                await self._send_answer(send, exchange, expired(envelope), {}, streaming=False)
                 return
             work, channel, asked = suspended.work, suspended.channel, suspended.context
         else:
@@ -133,9 +140,9 @@ class VirtualEndpoint:
                 return
             protocol = exchange.headers.get("mcp-protocol-version")
             asked = Asked(definition, view, principal, envelope, protocol, exchange.search)
-            channel = CallChannel(_caller(principal), stateless)
+            channel = CallChannel(caller_of(principal), stateless)
             wants_progress = may_stream and as_dict(params.get("_meta")).get("progressToken") is not None
-            interactive = envelope.method in _INTERACTIVE and (stateless or may_stream)
+            interactive = envelope.method in INTERACTIVE and (stateless or may_stream)
 
             async def forward(connection_id: str, method: str, upstream_params: dict[str, Any]) -> dict[str, Any]:
                 return await self._forward(
@@ -148,7 +155,7 @@ class VirtualEndpoint:
         if key is not None:
             self._in_flight[key] = work
         try:
-            outcome = await _drive(receive, send, work, channel, exchange.request_id, may_stream)
+            outcome = await drive(receive, send, work, channel, exchange.request_id, may_stream)
         finally:
             if key is not None:
                 self._in_flight.pop(key, None)
@@ -236,7 +243,7 @@ class VirtualEndpoint:
     async def _reply(self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange) -> None:
         """A handshake-era client answers a request meshgate relayed from an upstream."""
         assert exchange.principal is not None  # noqa: S101  (admitted before)
-        if self._interactions.reply(_caller(exchange.principal), exchange.envelope.message or {}):
+        if self._interactions.reply(caller_of(exchange.principal), exchange.envelope.message or {}):
             await _empty(send, 202)
             return
         error = NotFound(
@@ -326,74 +333,6 @@ def _may_enter(principal: Principal, definition: VirtualMcp) -> bool:
 def _stamped(asked: Asked, result: dict[str, Any]) -> dict[str, Any]:
     protocol = asked.protocol_version
     return {"resultType": "complete", **result} if protocol is not None and protocol >= "2026" else result
-
-
-@dataclass(slots=True)
-class _Outcome:
-    streaming: bool
-    answer: tuple[dict[str, Any], dict[str, str], MeshgateError | None] = ({}, {}, None)
-    questions: dict[str, Any] | None = None
-
-
-async def _drive(  # noqa: PLR0917
-    receive: Receive, send: Send, work: Work, channel: CallChannel, request_id: str, may_stream: bool
-) -> _Outcome | None:
-    """Relay what the upstream sends during the call (progress, its requests) as SSE events, until the
-    answer, questions for a `2026-07-28` client (the call stays open), or the client's going away (None)."""
-    gone = asyncio.ensure_future(disconnected(receive))
-    streaming = False
-
-    async def relay(message: dict[str, Any]) -> None:
-        nonlocal streaming
-        if not may_stream:
-            return
-        if not streaming:
-            headers = [(b"content-type", b"text/event-stream"), (b"x-request-id", request_id.encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            streaming = True
-        await send({"type": "http.response.body", "body": _event(orjson.dumps(message)), "more_body": True})
-
-    try:
-        while not work.done():
-            event = asyncio.ensure_future(channel.events.get())
-            question = asyncio.ensure_future(channel.questions.get())
-            await asyncio.wait({work, gone, event, question}, return_when=asyncio.FIRST_COMPLETED)
-            for waiting in (event, question):
-                if not waiting.done():
-                    waiting.cancel()
-            if event.done() and not event.cancelled():
-                await relay(event.result())
-            if question.done() and not question.cancelled():
-                asked = dict([question.result()])
-                while not channel.questions.empty():
-                    key, request = channel.questions.get_nowait()
-                    asked[key] = request
-                return _Outcome(streaming, questions=asked)
-            if gone.done() and not work.done():
-                work.cancel()
-                await asyncio.gather(work, return_exceptions=True)
-                return None
-        while not channel.events.empty():
-            await relay(channel.events.get_nowait())
-    finally:
-        gone.cancel()
-    if work.cancelled():
-        if streaming:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        return None
-    return _Outcome(streaming, answer=work.result())
-
-
-def _caller(principal: Principal) -> str:
-    return principal.credential_id or principal.user_id
-
-
-def _expired(envelope: Envelope) -> dict[str, Any]:
-    text = "this interaction ended or was started on another meshgate process: make the request again"
-    if envelope.method == "tools/call":
-        result = {"resultType": "complete", "content": [{"type": "text", "text": text}], "isError": True}
-        return {"jsonrpc": "2.0", "id": envelope.id, "result": result}
-    return {"jsonrpc": "2.0", "id": envelope.id, "error": {"code": -32602, "message": text}}
 
 
 def _event(data: bytes) -> bytes:

@@ -229,7 +229,7 @@ class UpstreamClient:
         back, or is refused when there is none.
         """
         if self.session is not None:
-            return await self._session_request(method, params, extra_headers, on_progress)
+            return await self._session_request(method, params, extra_headers, on_progress, on_server_request)
         await self._ensure_session()
 
         async def on_message(message: dict[str, Any]) -> None:
@@ -292,11 +292,18 @@ class UpstreamClient:
         params: Mapping[str, Any] | None,
         extra_headers: Mapping[str, str] | None,
         on_progress: Callable[[dict[str, Any]], None] | None,
+        on_server_request: ServerRequestHandler | None = None,
     ) -> dict[str, Any]:
         assert self.session is not None  # noqa: S101  (only called for SSE and STDIO connections)
         self.breaker.before_call()
         try:
-            response = await self.session.request(method, params, extra_headers=extra_headers, on_progress=on_progress)
+            response = await self.session.request(
+                method,
+                params,
+                extra_headers=extra_headers,
+                on_progress=on_progress,
+                on_server_request=on_server_request,
+            )
         except (UpstreamUnreachable, UpstreamTimeout):
             self.breaker.record_failure()
             raise

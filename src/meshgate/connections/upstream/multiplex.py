@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_VERSION = "2025-11-25"
 Listener = Callable[[dict[str, Any]], None]
+Asker = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 
 class MultiplexedSession:
@@ -38,7 +39,9 @@ class MultiplexedSession:
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._progress = ProgressRoutes()
-        self._listeners: dict[int, Listener] = {}  # requests whose callers hear what the server says meanwhile
+        self._listeners: dict[int, Listener] = {}
+        self._askers: dict[int, Asker] = {}  # requests whose callers can answer the server's requests
+        self._answering: set[asyncio.Task[None]] = set()  # requests whose callers hear what the server says meanwhile
         self._lock = asyncio.Lock()
         self._open_now = False
         self.initialize_result: dict[str, Any] | None = None
@@ -53,6 +56,7 @@ class MultiplexedSession:
         *,
         extra_headers: Mapping[str, str] | None = None,
         on_progress: Listener | None = None,
+        on_server_request: Asker | None = None,
     ) -> dict[str, Any]:
         """Send a request; returns the upstream's response message (its id is meshgate's, not the caller's)."""
         await self._ensure_open()
@@ -60,6 +64,8 @@ class MultiplexedSession:
         params, progress_key = self._progress.register(params, on_progress)
         if on_progress is not None:
             self._listeners[message_id] = on_progress
+        if on_server_request is not None:
+            self._askers[message_id] = on_server_request
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id, "method": method}
         if params is not None:
             message["params"] = params
@@ -77,6 +83,7 @@ class MultiplexedSession:
         finally:
             self._waiting.pop(message_id, None)
             self._listeners.pop(message_id, None)
+            self._askers.pop(message_id, None)
             self._progress.release(progress_key)
 
     async def close(self) -> None:
@@ -107,12 +114,9 @@ class MultiplexedSession:
         message_id = message.get("id")
         if "method" in message:
             if message_id is not None:
-                error = {
-                    "code": -32601,
-                    "message": "meshgate cannot route server-to-client requests on this transport yet",
-                }
-                reply = {"jsonrpc": "2.0", "id": message_id, "error": error}
-                asyncio.get_running_loop().create_task(self._send_quietly(reply))
+                task = asyncio.get_running_loop().create_task(self._answer_server(message))
+                self._answering.add(task)
+                task.add_done_callback(self._answering.discard)
             elif message.get("method") == "notifications/progress":
                 self._progress.deliver(message)
             elif message.get("method") == "notifications/message" and len(self._waiting) == 1:
@@ -127,6 +131,16 @@ class MultiplexedSession:
         future = self._waiting.get(message_id) if isinstance(message_id, int) else None
         if future is not None and not future.done():
             future.set_result(message)
+
+    async def _answer_server(self, request: dict[str, Any]) -> None:
+        """A request of the server's (sampling, elicitation, roots). These transports do not say which call it
+        belongs to, so it goes to the caller only while one call is in flight; otherwise it is refused."""
+        handler = self._askers.get(next(iter(self._waiting))) if len(self._waiting) == 1 else None
+        answer = None if handler is None else await handler(request)
+        if answer is None:
+            error = {"code": -32601, "message": "meshgate cannot tell which caller this request is for"}
+            answer = {"error": error}
+        await self._send_quietly({**answer, "jsonrpc": "2.0", "id": request["id"]})
 
     def _ended(self, failure: UpstreamError) -> None:
         """The transport is gone: fail the waiting calls; the next call opens a new session."""

@@ -1,5 +1,8 @@
 """Requests an upstream sends back during a call (sampling, elicitation, roots), carried to the client.
 
+Shared by virtual MCPs and the proxy's bridged path (SSE and STDIO upstreams), where meshgate holds
+the upstream side of the call.
+
 Handshake-era clients get the request on the call's SSE answer under an id of meshgate's (`mg-…`) and
 POST their response to the same endpoint; `2026-07-28` clients get an `input_required` result naming
 the requests and a `requestState`, and retry the call with `inputResponses`. Either way the upstream's
@@ -15,8 +18,16 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshgate.jsonvalues import as_dict
+import orjson
+from starlette.types import Receive, Send
 
+from meshgate.access import Principal
+from meshgate.errors import MeshgateError
+from meshgate.jsonvalues import as_dict
+from meshgate.proxy._exchange import disconnected
+from meshgate.proxy.messages import Envelope
+
+INTERACTIVE = frozenset({"tools/call", "prompts/get", "resources/read"})
 STATE_PREFIX = "mgvs1."  # meshgate's requestState; any other is an upstream's own and goes to it
 Work = asyncio.Future[tuple[dict[str, Any], dict[str, str], Any]]
 
@@ -116,3 +127,80 @@ class Interactions:
     def close(self) -> None:
         for state in list(self._suspended):
             self._expire(state)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a call ended for this HTTP request: an answer, questions for the client, streamed or not."""
+
+    streaming: bool
+    answer: tuple[dict[str, Any], dict[str, str], MeshgateError | None] = ({}, {}, None)
+    questions: dict[str, Any] | None = None
+
+
+async def drive(  # noqa: PLR0917
+    receive: Receive, send: Send, work: Work, channel: CallChannel, request_id: str, may_stream: bool
+) -> Outcome | None:
+    """Relay what the upstream sends during the call (progress, its requests) as SSE events, until the
+    answer, questions for a `2026-07-28` client (the call stays open), or the client's going away (None)."""
+    gone = asyncio.ensure_future(disconnected(receive))
+    streaming = False
+
+    async def relay(message: dict[str, Any]) -> None:
+        nonlocal streaming
+        if not may_stream:
+            return
+        if not streaming:
+            headers = [(b"content-type", b"text/event-stream"), (b"x-request-id", request_id.encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            streaming = True
+        await send({"type": "http.response.body", "body": _event(orjson.dumps(message)), "more_body": True})
+
+    try:
+        while not work.done():
+            event = asyncio.ensure_future(channel.events.get())
+            question = asyncio.ensure_future(channel.questions.get())
+            await asyncio.wait({work, gone, event, question}, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in (event, question):
+                if not waiting.done():
+                    waiting.cancel()
+            if event.done() and not event.cancelled():
+                await relay(event.result())
+            if question.done() and not question.cancelled():
+                asked = dict([question.result()])
+                while not channel.questions.empty():
+                    key, request = channel.questions.get_nowait()
+                    asked[key] = request
+                return Outcome(streaming, questions=asked)
+            if gone.done() and not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                return None
+        while not channel.events.empty():
+            await relay(channel.events.get_nowait())
+    finally:
+        gone.cancel()
+    if work.cancelled():  # the client cancelled the call: no answer, but the HTTP request is ended
+        if not streaming:
+            await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return None
+    return Outcome(streaming, answer=work.result())
+
+
+def caller_of(principal: Principal) -> str:
+    """Who may answer or resume a call: the credential (API key or OAuth grant), else the user."""
+    return principal.credential_id or principal.user_id
+
+
+def expired(envelope: Envelope) -> dict[str, Any]:
+    """The answer to a retry or response naming an interaction this process does not hold."""
+    text = "this interaction ended or was started on another meshgate process: make the request again"
+    if envelope.method == "tools/call":
+        result = {"resultType": "complete", "content": [{"type": "text", "text": text}], "isError": True}
+        return {"jsonrpc": "2.0", "id": envelope.id, "result": result}
+    return {"jsonrpc": "2.0", "id": envelope.id, "error": {"code": -32602, "message": text}}
+
+
+def _event(data: bytes) -> bytes:
+    return b"event: message\ndata: " + data + b"\n\n"
