@@ -172,6 +172,7 @@ def start_upstream(
     tools: int = 0,
     odd_names: bool = False,
     modern_only: bool = False,
+    legacy_only: bool = False,
 ) -> Upstream:
     port = free_port()
     args = ["--port", str(port), "--token", token, "--tools", str(tools)]
@@ -181,6 +182,8 @@ def start_upstream(
         args.append("--odd-names")
     if modern_only:
         args.append("--modern-only")
+    if legacy_only:
+        args.append("--legacy-only")
     return Upstream(port, token, spawn_server("support.upstream", port, args))
 
 

@@ -331,6 +331,25 @@ class ModernOnly:
         await self.app(scope, replay, send)
 
 
+class LegacyOnly:
+    """A server of the handshake era only: requests of the 2026-07-28 era are refused."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode(): v.decode() for k, v in scope.get("headers", [])}
+        if scope["type"] == "http" and headers.get("mcp-protocol-version", "") >= "2026":
+            error = {"code": -32600, "message": "Unsupported protocol version 2026-07-28"}
+            answer = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+            await send(
+                {"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": answer})
+            return
+        await self.app(scope, receive, send)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -339,11 +358,12 @@ def main() -> None:
     parser.add_argument("--tools", type=int, default=0, help="extra generated tools")
     parser.add_argument("--odd-names", action="store_true", help="tools with a 70-character name and clashing names")
     parser.add_argument("--modern-only", action="store_true", help="refuse initialize: speak only 2026-07-28")
+    parser.add_argument("--legacy-only", action="store_true", help="refuse 2026-07-28 requests: handshake era only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     server = build_server(args.tools, args.odd_names)
     app = server.streamable_http_app(json_response=args.json, host="127.0.0.1")
-    served: ASGIApp = ModernOnly(app) if args.modern_only else app
+    served: ASGIApp = ModernOnly(app) if args.modern_only else LegacyOnly(app) if args.legacy_only else app
     uvicorn.run(RecordHeaders(served, args.token), host="127.0.0.1", port=args.port, log_level="warning")
 
 

@@ -107,6 +107,7 @@ class ProxyEndpoint(BridgedPath):
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         conn_id, headers, telemetry = call.conn_id, call.headers, call.telemetry
+        bridged = False
         try:
             with telemetry.child("meshgate.authenticate"):
                 call.principal, body = await self._admission.admit(scope, receive, headers)
@@ -118,8 +119,9 @@ class ProxyEndpoint(BridgedPath):
             self._authorize(call.principal, conn_id, call.envelope)
             if client.config.oauth:
                 client = await self._runtime.oauth_ready(call.principal.organization_id, client)
+            bridged = client.session is not None or await self._across_generations(client, call)
             given = call.headers.get("mcp-session-id")
-            if given is not None and client.session is None:
+            if given is not None and not bridged:
                 call.upstream_session = self._sessions.open(given, conn_id, _caller(call.principal))
                 if call.upstream_session is None:
                     raise NotFound(_UNKNOWN_SESSION)
@@ -133,7 +135,7 @@ class ProxyEndpoint(BridgedPath):
             else:
                 await self._error(scope, receive, send, error, call)
             return
-        if client.session is not None:
+        if bridged:
             await self._bridge(scope, receive, send, client, call)
             return
         method = scope["method"]
@@ -297,6 +299,17 @@ class ProxyEndpoint(BridgedPath):
                     value = self._client_session(value, call)
                 out.append((name.encode(), value.encode("latin-1")))
         return {"type": "http.response.start", "status": response.status, "headers": out}
+
+    @staticmethod
+    async def _across_generations(client: UpstreamClient, call: Call) -> bool:
+        """Whether the client speaks a generation this Streamable HTTP upstream does not: then meshgate holds
+        the upstream side on its own session, as for SSE and STDIO upstreams (asked once per upstream)."""
+        version = call.headers.get("mcp-protocol-version") or ""
+        if version >= "2026":
+            return not await client.serves_stateless()
+        if call.envelope.method == "initialize" or call.headers.get("mcp-session-id", "").startswith("mg-"):
+            return await client.refuses_handshake()
+        return False
 
     def _client_session(self, upstream_session: str, call: Call) -> str:
         """The session id the client sees for the upstream's (the one it sent, when unchanged)."""

@@ -85,6 +85,7 @@ class UpstreamClient:
         self.initialize_result: dict[str, Any] | None = None
         self.session: MultiplexedSession | None = None
         self._on_notification: Notification | None = None
+        self._serves_stateless: bool | None = None
         self._progress = ProgressRoutes()
         self._tasks: set[asyncio.Task[None]] = set()
         self._listening: asyncio.Task[None] | None = None
@@ -277,6 +278,37 @@ class UpstreamClient:
             await self._post({**answer, "jsonrpc": "2.0", "id": request["id"]})
         except UpstreamError as error:
             log.info("could not answer a request of upstream %s: %s", self.config.title, error.message)
+
+    async def refuses_handshake(self) -> bool:
+        """Whether the upstream speaks only the stateless era (meshgate's own session tells, once opened)."""
+        if self.session is not None:
+            return False
+        await self._ensure_session()
+        return self._version >= "2026"
+
+    async def serves_stateless(self) -> bool:
+        """Whether the upstream takes 2026-07-28 requests: asked once with `server/discover`, then remembered."""
+        if self.session is not None:
+            return False
+        if self._serves_stateless is None:
+            headers = {
+                **self.credential_headers,
+                "content-type": "application/json",
+                "accept": "application/json, text/event-stream",
+                "mcp-protocol-version": STATELESS_VERSION,
+                "user-agent": f"meshgate/{__version__}",
+            }
+            message = _stateless({"jsonrpc": "2.0", "id": 0, "method": "server/discover"}, headers)
+            response = await self.open("POST", headers, orjson.dumps(message))
+            try:
+                body = await response.read(_MAX_OWN_RESPONSE, idle_s=self.call_timeout)
+            except HttpError:
+                body = b""
+            finally:
+                response.release()
+            found = response_for(body, response.headers.get("content-type", ""), 0) if response.status < 400 else None
+            self._serves_stateless = found is not None and "result" in found
+        return self._serves_stateless
 
     async def upstream_info(self) -> dict[str, Any]:
         """The upstream's initialize result (opening meshgate's session when needed)."""
