@@ -548,8 +548,8 @@ async def test_an_upstream_of_the_stateless_era_only_serves_clients_of_both_gene
             assert _text(await client.call_tool("legacy_echo", {"text": "2024 upstream"})) == "2024 upstream"
             prompt = await client.get_prompt("modern_greet", {"name": "Grace"})
             assert prompt.messages[0].content.text == "Hello, Grace!"  # type: ignore[union-attr]
-            if mode == "2026-07-28":  # the upstream's own input_required round trip passes through
-                assert _text(await client.call_tool("modern_ask", {})) == "Hello, Ada!"
+            # 2026 clients get the upstream's own input_required; for handshake clients meshgate asks them
+            assert _text(await client.call_tool("modern_ask", {})) == "Hello, Ada!"
     finally:
         modern.kill()
 
@@ -566,8 +566,8 @@ async def test_the_proxy_bridges_a_generation_the_upstream_does_not_speak(stack:
             async with _answering_client(url, stack.owner.api_key, mode) as client:
                 assert "echo" in {tool.name for tool in (await client.list_tools()).tools}
                 assert _text(await client.call_tool("echo", {"text": title})) == title, title
-                if upstream is legacy or mode == "2026-07-28":  # not yet: input_required to a handshake client
-                    assert _text(await client.call_tool("ask", {})) == "Hello, Ada!", title
+                assert _text(await client.call_tool("ask", {})) == "Hello, Ada!", title
+                assert _text(await client.call_tool("sample", {})) == "the model said: hi there", title
     finally:
         modern.kill()
         legacy.kill()

@@ -70,7 +70,12 @@ async def bridged_answer(  # noqa: PLR0917
         return _reply(envelope.id, result), {}
     params = handshake_params(envelope.params) if envelope.params is not None else None
     response = await client.request(
-        method, params, extra_headers=extra_headers, on_progress=on_progress, on_server_request=on_server_request
+        method,
+        params,
+        extra_headers=extra_headers,
+        on_progress=on_progress,
+        on_server_request=on_server_request,
+        answer_input_required=not is_stateless(protocol_version),
     )
     answer = {**response, "id": envelope.id}
     if is_stateless(protocol_version) and isinstance(answer.get("result"), dict):

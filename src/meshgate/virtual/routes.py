@@ -235,6 +235,7 @@ class VirtualEndpoint:
                 extra_headers=extra,
                 on_progress=channel.progress if wants_progress or interactive else None,
                 on_server_request=partial(self._interactions.ask, channel) if interactive else None,
+                answer_input_required=not channel.stateless,
             )
         except (UpstreamUnreachable, UpstreamUnavailable) as error:
             self._directory.catalog.left_out(organization_id, connection_id, error.message)

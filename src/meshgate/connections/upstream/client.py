@@ -44,6 +44,7 @@ ServerRequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | Non
 _ssl_context: ssl.SSLContext | None = None
 _MAX_OWN_RESPONSE = 16 * 1024 * 1024
 STATELESS_VERSION = "2026-07-28"
+_MAX_INPUT_ROUNDS = 8
 _SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
 _NAMED_BY = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 # What meshgate's own session offers the upstream: requests it sends during a call are relayed to the
@@ -222,13 +223,47 @@ class UpstreamClient:
         extra_headers: Mapping[str, str] | None = None,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         on_server_request: ServerRequestHandler | None = None,
+        answer_input_required: bool = False,
     ) -> dict[str, Any]:
         """A JSON-RPC request on meshgate's own session; returns the response message (result or error).
 
         Progress notifications for the request go to `on_progress` as they arrive; a request the server
         sends meanwhile (sampling, elicitation, roots) goes to `on_server_request`, whose answer is sent
-        back, or is refused when there is none.
+        back, or is refused when there is none. With `answer_input_required`, a 2026-07-28 server's
+        `input_required` result is answered the same way (each input request through `on_server_request`)
+        and the request retried with the responses, for callers that cannot take such a result.
         """
+        response = await self._request_once(method, params, extra_headers, on_progress, on_server_request)
+        if not answer_input_required or on_server_request is None:
+            return response
+        for _ in range(_MAX_INPUT_ROUNDS):
+            result = as_dict(response.get("result"))
+            if result.get("resultType") != "input_required":
+                return response
+            responses: dict[str, Any] = {}
+            for key, wanted in as_dict(result.get("inputRequests")).items():
+                request = {"jsonrpc": "2.0", "id": f"input-{key}", **as_dict(wanted)}
+                answer = as_dict(await on_server_request(request))
+                if "result" not in answer:
+                    error = as_dict(answer.get("error")) or {"code": -32603, "message": "no answer to " + key}
+                    return {"jsonrpc": "2.0", "id": response.get("id"), "error": error}
+                responses[key] = answer["result"]
+            retry = {k: v for k, v in as_dict(params).items() if k not in ("inputResponses", "requestState")}
+            retry["inputResponses"] = responses
+            if isinstance(result.get("requestState"), str):
+                retry["requestState"] = result["requestState"]
+            params = retry
+            response = await self._request_once(method, params, extra_headers, on_progress, on_server_request)
+        return response
+
+    async def _request_once(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        extra_headers: Mapping[str, str] | None,
+        on_progress: Callable[[dict[str, Any]], None] | None,
+        on_server_request: ServerRequestHandler | None,
+    ) -> dict[str, Any]:
         if self.session is not None:
             return await self._session_request(method, params, extra_headers, on_progress, on_server_request)
         await self._ensure_session()
