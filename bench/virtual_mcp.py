@@ -25,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench.proxy_overhead import Caller, cpu_seconds, ms, run_clients
 from support.gateway import Gateway, create_connection, rpc, start_gateway, start_upstream
+from support.upstream import BASE_TOOLS as UPSTREAM_TOOLS
 
 UPSTREAMS = 10
 TOOLS_EACH = 50
-BASE_TOOLS = 11  # tests/support/upstream.py's own tools; the rest are generated
+BASE_TOOLS = len(UPSTREAM_TOOLS)  # tests/support/upstream.py's own tools; the rest are generated
 
 
 class Lister(Caller):

@@ -1,6 +1,8 @@
-"""Sessions with Streamable HTTP upstreams across meshgate processes (PostgreSQL): the session id
-meshgate hands out is the upstream's, sealed and bound to the connection and the credential, so a
-session opened through one process continues through another, and nobody else can use it."""
+"""Sessions across meshgate processes (PostgreSQL). With Streamable HTTP upstreams the session id meshgate
+hands out is the upstream's, sealed and bound to the connection and the credential, so a session opened
+through one process continues through another, and nobody else can use it. With bridged upstreams (legacy
+SSE here) meshgate's session ids carry no state, and a session's resource subscriptions reach whichever
+process holds its stream."""
 
 from __future__ import annotations
 
@@ -9,16 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
 from conftest import add_connection, new_owner
 from support.databases import fresh_database
-from support.gateway import Gateway, Upstream, free_port, start_gateway
+from support.gateway import Gateway, Upstream, free_port, spawn_server, start_gateway
 from support.mcp_client import call, connect
 from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
+SSE_TOKEN = remember_secret("replicas-sse-upstream-8383")
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -128,3 +132,56 @@ async def test_a_session_is_useless_to_another_credential_and_ends_with_its_cred
     async with connect(first.mcp_url, owner.api_key) as client:
         await call(client, "COLLECTION_CONNECTIONS_DELETE", {"id": connection["id"]})
     assert _post(second.url + path, owner.api_key, _tool("echo", {"text": "x"}, 7), session).status_code == 404
+
+
+@pytest.fixture
+def sse_upstream() -> Iterator[str]:
+    """The test upstream over the legacy HTTP+SSE transport: meshgate bridges it with its own session."""
+    port = free_port()
+    process = spawn_server("support.upstream", port, ["--port", str(port), "--token", SSE_TOKEN, "--sse"])
+    try:
+        yield f"http://127.0.0.1:{port}/sse"
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+async def test_a_subscription_made_through_one_process_reaches_the_sessions_stream_on_another(
+    two_gateways: tuple[Gateway, Gateway], sse_upstream: str
+) -> None:
+    """A bridged (SSE) session: its GET stream is held by the first process, its resources/subscribe goes
+    through the second; the update the upstream announces arrives on the stream."""
+    first, second = two_gateways
+    owner = await new_owner(first)
+    data = {"title": "Bridged", "connection_type": "SSE", "connection_url": sse_upstream, "connection_token": SSE_TOKEN}
+    async with connect(first.mcp_url, owner.api_key) as client:
+        connection = await call(client, "COLLECTION_CONNECTIONS_CREATE", {"data": data})
+    path = f"/mcp/{connection['id']}"
+    session = _post(first.url + path, owner.api_key, INITIALIZE).headers["mcp-session-id"]
+    headers = {"authorization": f"Bearer {owner.api_key}", "accept": "text/event-stream", "mcp-session-id": session}
+    heard: list[dict[str, Any]] = []
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        http.stream("GET", first.url + path, headers=headers) as stream,
+        anyio.create_task_group() as group,
+    ):
+        assert stream.status_code == 200
+
+        async def read() -> None:
+            async for line in stream.aiter_lines():
+                if line.startswith("data:"):
+                    heard.append(json.loads(line[5:]))
+                    group.cancel_scope.cancel()
+
+        group.start_soon(read)
+        subscribe = {"jsonrpc": "2.0", "id": 2, "method": "resources/subscribe", "params": {"uri": "memo://moved"}}
+        assert _message(_post(second.url + path, owner.api_key, subscribe, session)) == {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "result": {},
+        }
+        with anyio.fail_after(20):
+            for attempt in range(1000):  # the first process subscribes upstream once it hears of it: touch until then
+                _post(second.url + path, owner.api_key, _tool("touch", {"uri": "memo://moved"}, 3 + attempt), session)
+                await anyio.sleep(0.2)
+    assert heard == [{"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": "memo://moved"}}]

@@ -22,11 +22,9 @@ import mcp_types as types
 import uvicorn
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
-from mcp.server.sse import SseServerTransport
-from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
-from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+
+from support.transports import run_stdio, sse_app
 
 Ctx = ServerRequestContext[Any, Any]
 
@@ -372,29 +370,6 @@ def build_server() -> Server[Any]:
             on_completion=complete,
             on_set_logging_level=set_level,
         )
-
-
-def sse_app(server: Server[Any]) -> ASGIApp:
-    """The same server over the legacy HTTP+SSE transport: GET /sse, POST /messages/."""
-    transport = SseServerTransport("/messages/")
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["path"] == "/sse":
-            async with transport.connect_sse(scope, receive, send) as (read, write):
-                await server.run(read, write, server.create_initialization_options())
-        elif scope["path"].startswith("/messages/"):
-            await transport.handle_post_message(scope, receive, send)
-        else:
-            await Response(status_code=404)(scope, receive, send)
-
-    return app
-
-
-async def run_stdio(server: Server[Any]) -> None:
-    async with stdio_server() as (read, write):
-        await server.run(read, write, server.create_initialization_options())
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """A real MCP server built with the official SDK, used as the upstream behind meshgate in tests and benchmarks.
 
-Run: python -m support.upstream --port N [--token T] [--json] [--tools K] [--odd-names]
-It serves both protocol generations at /mcp (the SDK's dual-era Streamable HTTP), and records the HTTP
-headers of every request so tests can see exactly what meshgate sent.
+Run: python -m support.upstream --port N [--token T] [--json] [--tools K] [--odd-names] [--sse] | --stdio
+It serves both protocol generations at /mcp (the SDK's dual-era Streamable HTTP), or the same handlers over
+the legacy HTTP+SSE transport (`--sse`, GET /sse) or stdio (`--stdio`), and records the HTTP headers of every
+request so tests can see exactly what meshgate sent.
 """
 
 from __future__ import annotations
@@ -18,7 +19,22 @@ import mcp_types as types
 import uvicorn
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.server.subscriptions import ToolsListChanged
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from support.transports import run_stdio, sse_app
+from support.upstream_asks import (
+    ASKING,
+    ASKING_TOOLS,
+    BUS,
+    LISTEN,
+    asking_tool,
+    heard,
+    roots_changed,
+    subscribe,
+    touch,
+    unsubscribe,
+)
 
 Ctx = ServerRequestContext[Any, Any]
 
@@ -48,16 +64,11 @@ BASE_TOOLS = [
     types.Tool(name="fail", description="Answer isError", input_schema={"type": "object"}),
     types.Tool(name="secret_echo", description="Echo arguments (for redaction tests)", input_schema={"type": "object"}),
     types.Tool(
-        name="ask", description="Ask the user's name (elicitation), then greet", input_schema={"type": "object"}
-    ),
-    types.Tool(
-        name="sample", description="Ask the client's model (sampling), then answer", input_schema={"type": "object"}
-    ),
-    types.Tool(
         name="grow",
         description="Add a tool and announce tools/list_changed (unless quiet)",
         input_schema={"type": "object"},
     ),
+    *ASKING_TOOLS,
 ]
 GROWN: list[types.Tool] = []
 
@@ -70,45 +81,6 @@ def _meta(ctx: Ctx) -> dict[str, Any] | None:
 
 
 ODD_NAMES = ("x" * 70, "weird name", "weird_name", "weird/name")
-
-
-NAME_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
-
-
-async def _interactive(ctx: Ctx, params: types.CallToolRequestParams) -> Any:
-    """`ask` and `sample`: a request to the client mid-call (handshake era) or input_required (2026-07-28)."""
-    if ctx.protocol_version >= "2026":
-        responses: dict[str, Any] = dict(params.input_responses or {})
-        if "q" not in responses:
-            if params.name == "ask":
-                question: Any = types.ElicitRequest(
-                    params=types.ElicitRequestFormParams(message="What is your name?", requested_schema=NAME_SCHEMA)
-                )
-            else:
-                question = types.CreateMessageRequest(
-                    params=types.CreateMessageRequestParams(
-                        messages=[types.SamplingMessage(role="user", content=types.TextContent(text="Say hi"))],
-                        max_tokens=20,
-                    )
-                )
-            return types.InputRequiredResult(input_requests={"q": question}, request_state="round-1")
-        answer = responses["q"]
-        answer = answer if isinstance(answer, dict) else answer.model_dump(by_alias=True, exclude_none=True)
-    elif params.name == "ask":
-        elicited = await ctx.session.elicit_form("What is your name?", NAME_SCHEMA, related_request_id=ctx.request_id)
-        answer = elicited.model_dump(by_alias=True, exclude_none=True)
-    else:
-        sampled = await ctx.session.create_message(
-            [types.SamplingMessage(role="user", content=types.TextContent(text="Say hi"))],
-            max_tokens=20,
-            related_request_id=ctx.request_id,
-        )
-        answer = sampled.model_dump(by_alias=True, exclude_none=True)
-    if params.name == "ask":
-        if answer.get("action") != "accept":
-            return types.CallToolResult(content=[types.TextContent(text=f"no name ({answer.get('action')})")])
-        return types.CallToolResult(content=[types.TextContent(text=f"Hello, {answer['content']['name']}!")])
-    return types.CallToolResult(content=[types.TextContent(text=f"the model said: {answer['content']['text']}")])
 
 
 def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
@@ -170,13 +142,18 @@ def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
             return types.CallToolResult(content=[types.TextContent(text="it failed on purpose")], is_error=True)
         if params.name == "secret_echo":
             return types.CallToolResult(content=[types.TextContent(text=str(args))], structured_content={"echo": args})
-        if params.name in ("ask", "sample"):
-            return await _interactive(ctx, params)
+        if params.name in ASKING:
+            return await asking_tool(ctx, params)
+        if params.name == "touch":
+            return await touch(args)
+        if params.name == "heard":
+            return heard()
         if params.name == "grow":
             name = f"grown_{len(GROWN) + 1}"
             GROWN.append(types.Tool(name=name, description="A tool added at run time", input_schema={"type": "object"}))
             if not args.get("quiet"):
-                await ctx.session.send_tool_list_changed()
+                await ctx.session.send_tool_list_changed()  # handshake era: to the calling session
+                await BUS.publish(ToolsListChanged())  # 2026-07-28: to subscriptions/listen streams
             return types.CallToolResult(content=[types.TextContent(text=name)])
         if params.name.startswith(("tool_", "grown_")) or params.name in ODD_NAMES:
             return types.CallToolResult(content=[types.TextContent(text=params.name)])
@@ -235,6 +212,10 @@ def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
             on_get_prompt=get_prompt,
             on_completion=complete,
             on_set_logging_level=set_level,
+            on_subscribe_resource=subscribe,
+            on_unsubscribe_resource=unsubscribe,
+            on_subscriptions_listen=LISTEN,
+            on_roots_list_changed=roots_changed,
         )
 
 
@@ -352,19 +333,33 @@ class LegacyOnly:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int)
     parser.add_argument("--token", default=None)
     parser.add_argument("--json", action="store_true", help="answer JSON instead of SSE streams")
     parser.add_argument("--tools", type=int, default=0, help="extra generated tools")
     parser.add_argument("--odd-names", action="store_true", help="tools with a 70-character name and clashing names")
     parser.add_argument("--modern-only", action="store_true", help="refuse initialize: speak only 2026-07-28")
     parser.add_argument("--legacy-only", action="store_true", help="refuse 2026-07-28 requests: handshake era only")
+    parser.add_argument("--sse", action="store_true", help="the legacy HTTP+SSE transport (GET /sse) instead")
+    parser.add_argument("--stdio", action="store_true", help="stdin/stdout instead of HTTP")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     server = build_server(args.tools, args.odd_names)
-    app = server.streamable_http_app(json_response=args.json, host="127.0.0.1")
-    served: ASGIApp = ModernOnly(app) if args.modern_only else LegacyOnly(app) if args.legacy_only else app
-    uvicorn.run(RecordHeaders(served, args.token), host="127.0.0.1", port=args.port, log_level="warning")
+    if args.stdio:
+        anyio.run(run_stdio, server)
+        return
+    if args.sse:
+        served: ASGIApp = sse_app(server)
+    else:
+        app = server.streamable_http_app(json_response=args.json, host="127.0.0.1")
+        served = ModernOnly(app) if args.modern_only else LegacyOnly(app) if args.legacy_only else app
+    uvicorn.run(
+        RecordHeaders(served, args.token),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        lifespan="off" if args.sse else "auto",
+    )
 
 
 if __name__ == "__main__":

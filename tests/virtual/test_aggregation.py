@@ -49,7 +49,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("virtual")
-    http = start_upstream(token=remember_secret("virtual-http-token-7171"), tools=89)  # 11 base tools + 89
+    http = start_upstream(token=remember_secret("virtual-http-token-7171"), tools=85)  # 15 base tools + 85
     odd = start_upstream(token="odd-token", odd_names=True)
     sse_port = free_port()
     sse = spawn_server(

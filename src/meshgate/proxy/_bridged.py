@@ -2,7 +2,8 @@
 
 meshgate answers the client's handshake itself (`proxy/bridge.py`) and forwards every request over the
 connection's session, streaming progress as SSE events before the answer; a client's
-`notifications/cancelled` or its going away cancels meshgate's own upstream request.
+`notifications/cancelled` or its going away cancels meshgate's own upstream request. What the upstream
+announces reaches clients' GET and `subscriptions/listen` streams (`proxy/_bridged_streams.py`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from starlette.types import Receive, Scope, Send
 from meshgate.access import Principal
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.http11 import Response
-from meshgate.errors import MeshgateError, NotFound, UpstreamError
+from meshgate.errors import InvalidInput, MeshgateError, NotFound, UpstreamError
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.monitoring.models import AUDITED_METHODS
+from meshgate.proxy._bridged_streams import listen_stream, session_stream
 from meshgate.proxy._exchange import Call
+from meshgate.proxy.announcements import Announcements, SessionKey, checked_uri, offers_subscriptions
 from meshgate.proxy.bridge import bridged_answer, is_stateless
 from meshgate.proxy.interactions import (
     INTERACTIVE,
@@ -46,6 +49,7 @@ class BridgedPath:
     _runtime: Runtime
     _bridged: dict[tuple[str, bytes], asyncio.Future[Any]]
     _interactions: Interactions
+    _announcements: Announcements
 
     async def _error(self, scope: Scope, receive: Receive, send: Send, error: MeshgateError, call: Call) -> None:
         raise NotImplementedError
@@ -64,7 +68,16 @@ class BridgedPath:
         """Serve the client from meshgate's own upstream session (SSE and STDIO upstreams)."""
         envelope = call.envelope
         if scope["method"] != "POST" or envelope.id is None or envelope.method is None:
-            await self._not_a_request(scope, receive, send, call)
+            await self._not_a_request(scope, receive, send, client, call)
+            return
+        version = call.headers.get("mcp-protocol-version")
+        if envelope.method == "subscriptions/listen" and is_stateless(version):
+            refusal = await listen_stream(receive, send, self._announcements, client, envelope, self._runtime.metrics)
+            if refusal is not None:
+                await self._send(send, call, refusal, {}, streaming=False)
+            return
+        if envelope.method in ("resources/subscribe", "resources/unsubscribe") and not is_stateless(version):
+            await self._subscription(scope, receive, send, client, call)
             return
         session = call.headers.get("mcp-session-id")
         started = self._bridged_call(client, call)
@@ -85,13 +98,22 @@ class BridgedPath:
             await self._finish_bridged(scope, receive, send, call, outcome, work, channel)
         # else: cancelled by the client, or the client went away: no answer (MCP cancellation rules)
 
-    async def _not_a_request(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
+    async def _not_a_request(
+        self, scope: Scope, receive: Receive, send: Send, client: UpstreamClient, call: Call
+    ) -> None:
         """GET and DELETE, notifications, and a handshake-era client's answer to a request meshgate relayed."""
         envelope, principal = call.envelope, call.principal
         assert principal is not None  # noqa: S101  (admitted before bridging)
-        if scope["method"] != "POST":
+        if scope["method"] == "GET" and "text/event-stream" in call.headers.get("accept", ""):
+            metrics = self._runtime.metrics
+            await session_stream(receive, send, self._announcements, client, _session_key(call), metrics)
+        elif scope["method"] != "POST":
+            key = _session_key(call)
+            if scope["method"] == "DELETE" and key is not None:
+                await self._announcements.change_session(key, "end")
             status = 204 if scope["method"] == "DELETE" else 405
-            await send({"type": "http.response.start", "status": status, "headers": [(b"allow", b"POST, DELETE")]})
+            allow = [(b"allow", b"GET, POST, DELETE")]
+            await send({"type": "http.response.start", "status": status, "headers": allow})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         elif envelope.id is None:
             session = call.headers.get("mcp-session-id")
@@ -104,6 +126,28 @@ class BridgedPath:
             await _status(send, 202)
         else:
             await self._error(scope, receive, send, NotFound(_NO_SUCH_REQUEST), call)
+
+    async def _subscription(
+        self, scope: Scope, receive: Receive, send: Send, client: UpstreamClient, call: Call
+    ) -> None:
+        """A handshake-era `resources/subscribe` or `unsubscribe`: it decides what the session's GET stream
+        carries, wherever that stream is held (see `proxy/announcements.py`)."""
+        envelope, key = call.envelope, _session_key(call)
+        try:
+            if key is None:
+                raise InvalidInput(f"{envelope.method} needs the Mcp-Session-Id of an initialized session")
+            uri = checked_uri(envelope.params)
+            if not await offers_subscriptions(client):
+                reason = f"upstream {client.config.title} does not offer resource subscriptions"
+                error = {"jsonrpc": "2.0", "id": envelope.id, "error": {"code": -32601, "message": reason}}
+                await self._send(send, call, error, {}, streaming=False)
+                return
+            operation = "subscribe" if envelope.method == "resources/subscribe" else "unsubscribe"
+            await self._announcements.change_session(key, operation, uri)
+        except MeshgateError as error:
+            await self._error(scope, receive, send, error, call)
+            return
+        await self._send(send, call, {"jsonrpc": "2.0", "id": envelope.id, "result": {}}, {}, streaming=False)
 
     async def _finish_bridged(  # noqa: PLR0917
         self,
@@ -190,6 +234,14 @@ class BridgedPath:
             return answer
         tools = [t for t in as_list(result.get("tools")) if principal.allows(conn_id, str(as_dict(t).get("name")))]
         return {**answer, "result": {**result, "tools": tools}}
+
+
+def _session_key(call: Call) -> SessionKey | None:
+    """Which handshake-era session (of which caller, on which connection) a request belongs to."""
+    session = call.headers.get("mcp-session-id")
+    if session is None or call.principal is None:
+        return None
+    return (call.conn_id, session, caller_of(call.principal))
 
 
 async def _status(send: Send, status: int) -> None:

@@ -46,6 +46,7 @@ from meshgate.proxy._exchange import (
     tool_arguments,
     until_disconnect,
 )
+from meshgate.proxy.announcements import Announcements
 from meshgate.proxy.interactions import Interactions
 from meshgate.proxy.messages import Envelope, filter_tools, parse_envelope, refusal
 from meshgate.proxy.sessions import SessionIds
@@ -83,6 +84,7 @@ class ProxyEndpoint(BridgedPath):
         self._telemetry = Telemetry(runtime.tracing, runtime.metrics)
         self._sessions = SessionIds(runtime.settings.secret)
         self._interactions = Interactions()
+        self._announcements = Announcements(runtime.db)
         # Bridged calls in flight, by (client session id, request id): a notifications/cancelled finds them.
         self._bridged: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
 

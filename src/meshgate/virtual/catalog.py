@@ -127,8 +127,8 @@ class UpstreamCatalog:
     async def _fetch(self, organization_id: str, connection_id: str) -> UpstreamLists:
         try:
             client = await self._clients(organization_id, connection_id)
-            if not client.watched:
-                client.watch(lambda message: self._heard(organization_id, connection_id, message))
+            if not client.watching("catalog"):
+                client.watch("catalog", lambda message: self._heard(organization_id, connection_id, message))
             async with asyncio.timeout(self._timeout):
                 entry = await _fetch_lists(client, organization_id)
         except NotFound:

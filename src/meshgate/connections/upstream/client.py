@@ -46,6 +46,8 @@ _MAX_OWN_RESPONSE = 16 * 1024 * 1024
 STATELESS_VERSION = "2026-07-28"
 _MAX_INPUT_ROUNDS = 8
 _SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
+# Notifications that belong to the caller whose call they arrive with (not to meshgate's session).
+CALLERS_NOTIFICATIONS = frozenset({"notifications/message", "notifications/elicitation/complete"})
 _NAMED_BY = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 # What meshgate's own session offers the upstream: requests it sends during a call are relayed to the
 # caller where the caller can answer (virtual MCPs), and refused with an error otherwise.
@@ -85,7 +87,7 @@ class UpstreamClient:
         self._init_lock = asyncio.Lock()
         self.initialize_result: dict[str, Any] | None = None
         self.session: MultiplexedSession | None = None
-        self._on_notification: Notification | None = None
+        self._watchers: dict[str, Notification] = {}
         self._serves_stateless: bool | None = None
         self._progress = ProgressRoutes()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -119,24 +121,28 @@ class UpstreamClient:
             headers["authorization"] = f"Bearer {self.config.secrets.token}"
         return headers
 
-    def watch(self, listener: Notification) -> None:
-        """Hear the upstream's notifications to meshgate's own session (list_changed ...), once per client.
+    def watch(self, watcher: str, listener: Notification) -> None:
+        """Let `watcher` (one per part of meshgate) hear the upstream's notifications to meshgate's own
+        session (list_changed, resources/updated ...); a second call for the same watcher changes nothing.
 
         For HTTP upstreams meshgate's session's GET stream is opened (servers that do not offer one answer
         405 and are not asked again; some send list_changed without announcing `listChanged`), and
         notifications that arrive on the answers to meshgate's own requests are heard too.
         """
-        if self._on_notification is not None:
+        if watcher in self._watchers:
             return
-        self._on_notification = listener
+        self._watchers[watcher] = listener
         if self.session is not None:
-            self.session.on_notification = listener
+            self.session.on_notification = self._tell_watchers
         elif self._listening is None:
             self._listening = asyncio.get_running_loop().create_task(self._listen())
 
-    @property
-    def watched(self) -> bool:
-        return self._on_notification is not None
+    def watching(self, watcher: str) -> bool:
+        return watcher in self._watchers
+
+    def _tell_watchers(self, message: dict[str, Any]) -> None:
+        for listener in list(self._watchers.values()):
+            listener(message)
 
     async def _listen(self) -> None:
         """Keep meshgate's GET stream open while the upstream offers one, reconnecting with backoff."""
@@ -179,7 +185,6 @@ class UpstreamClient:
 
     def _heard(self, found: Any) -> None:
         """Notifications to meshgate's session: progress to its request's caller, the rest to the watcher."""
-        listener = self._on_notification
         for message in found:
             if "method" not in message:
                 continue
@@ -188,8 +193,8 @@ class UpstreamClient:
                 task.add_done_callback(self._tasks.discard)
             elif message["method"] == "notifications/progress":
                 self._progress.deliver(message)
-            elif listener is not None:
-                listener(message)
+            else:
+                self._tell_watchers(message)
 
     async def open(
         self, method: str, headers: Mapping[str, str], body: bytes | None, *, stream: bool = False
@@ -272,8 +277,8 @@ class UpstreamClient:
             if "id" in message and "method" in message:
                 answer = None if on_server_request is None else await on_server_request(message)
                 await self._answer_server(message, answer)
-            elif message.get("method") == "notifications/message" and on_progress is not None:
-                on_progress(message)  # a log message on this call's stream belongs to its caller
+            elif message.get("method") in CALLERS_NOTIFICATIONS and on_progress is not None:
+                on_progress(message)  # a log message (or elicitation notice) on this call's stream is its caller's
             else:
                 self._heard([message])
 

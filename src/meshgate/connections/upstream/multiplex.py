@@ -2,8 +2,9 @@
 
 meshgate initializes the session itself and multiplexes requests over it: each gets a fresh id and
 the answer is handed to the waiting caller. Progress notifications go to the caller whose request
-carried the progress token. Requests from the server to a client (sampling, elicitation, roots) are
-answered with an error for now: which caller they belong to is not known on these transports.
+carried the progress token. Requests from the server to a client (sampling, elicitation, roots) and log
+messages name no call on these transports: they go to the caller while exactly one call is in flight and
+are refused otherwise; `notifications/elicitation/complete` goes to the caller that was sent to the URL.
 A subclass supplies the transport: `_open()` (connect, then start a reader that calls `_receive()`
 for every message and `_ended()` when the transport ends), `_send()` and `_shut()`.
 """
@@ -42,10 +43,13 @@ class MultiplexedSession:
         self._listeners: dict[int, Listener] = {}
         self._askers: dict[int, Asker] = {}  # requests whose callers can answer the server's requests
         self._answering: set[asyncio.Task[None]] = set()  # requests whose callers hear what the server says meanwhile
+        self._url_elicitations: dict[str, int] = {}  # elicitationId -> the call whose caller was sent to the URL
         self._lock = asyncio.Lock()
         self._open_now = False
         self.initialize_result: dict[str, Any] | None = None
         self.on_notification: Listener | None = None  # what the upstream announces (list_changed ...)
+        self.on_reopen: Callable[[], None] | None = None  # a new session replaced one (subscriptions are gone)
+        self._opened_before = False
 
     # --- what callers use ---------------------------------------------------------------------------------
 
@@ -85,6 +89,8 @@ class MultiplexedSession:
             self._listeners.pop(message_id, None)
             self._askers.pop(message_id, None)
             self._progress.release(progress_key)
+            for elicitation in [key for key, call in self._url_elicitations.items() if call == message_id]:
+                del self._url_elicitations[elicitation]
 
     async def close(self) -> None:
         async with self._lock:
@@ -119,6 +125,11 @@ class MultiplexedSession:
                 task.add_done_callback(self._answering.discard)
             elif message.get("method") == "notifications/progress":
                 self._progress.deliver(message)
+            elif message.get("method") == "notifications/elicitation/complete":
+                elicitation = as_dict(message.get("params")).get("elicitationId")
+                listener = self._listeners.get(self._url_elicitations.get(str(elicitation), -1))
+                if listener is not None:
+                    listener(message)
             elif message.get("method") == "notifications/message" and len(self._waiting) == 1:
                 # Log messages name no request on these transports: they go to the caller only when one
                 # request is in flight, so they cannot reach the wrong caller.
@@ -135,7 +146,11 @@ class MultiplexedSession:
     async def _answer_server(self, request: dict[str, Any]) -> None:
         """A request of the server's (sampling, elicitation, roots). These transports do not say which call it
         belongs to, so it goes to the caller only while one call is in flight; otherwise it is refused."""
-        handler = self._askers.get(next(iter(self._waiting))) if len(self._waiting) == 1 else None
+        call = next(iter(self._waiting)) if len(self._waiting) == 1 else None
+        handler = None if call is None else self._askers.get(call)
+        params = as_dict(request.get("params"))
+        if handler is not None and call is not None and params.get("mode") == "url" and "elicitationId" in params:
+            self._url_elicitations[str(params["elicitationId"])] = call
         answer = None if handler is None else await handler(request)
         if answer is None:
             error = {"code": -32601, "message": "meshgate cannot tell which caller this request is for"}
@@ -165,6 +180,9 @@ class MultiplexedSession:
                 self._open_now = False
                 await self._shut()
                 raise
+            if self._opened_before and self.on_reopen is not None:
+                self.on_reopen()
+            self._opened_before = True
 
     async def _initialize(self) -> dict[str, Any]:
         params = {

@@ -1,0 +1,112 @@
+"""Client streams on the bridged path: a handshake-era session's GET stream, `subscriptions/listen` (2026-07-28),
+and the handshake-era `resources/subscribe` / `resources/unsubscribe` that decide what the GET stream carries.
+
+Both streams end when the client goes away; a comment line every 25 s keeps proxies from closing an idle
+stream and finds clients that vanished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Send
+
+from meshgate.connections.upstream import UpstreamClient
+from meshgate.jsonvalues import as_dict, as_list
+from meshgate.observability.metrics import GatewayMetrics
+from meshgate.proxy._exchange import disconnected
+from meshgate.proxy.announcements import (
+    LIST_CHANGED,
+    MAX_URI,
+    MAX_URIS,
+    SUBSCRIPTION_ID,
+    Announcements,
+    Listener,
+    SessionKey,
+    offers_subscriptions,
+)
+from meshgate.proxy.messages import Envelope
+
+KEEPALIVE_S = 25.0
+_SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store")]
+_EVERY_LIST = frozenset(LIST_CHANGED.values())
+
+
+async def session_stream(  # noqa: PLR0917
+    receive: Receive,
+    send: Send,
+    announcements: Announcements,
+    client: UpstreamClient,
+    session: SessionKey | None,
+    metrics: GatewayMetrics | None,
+) -> None:
+    """The handshake-era GET stream: every list_changed, and updates of the resources its session subscribed to."""
+    async with announcements.listening(client, _EVERY_LIST, set(), session=session) as listener:
+        await _stream(receive, send, listener, None, metrics)
+
+
+async def listen_stream(  # noqa: PLR0917
+    receive: Receive,
+    send: Send,
+    announcements: Announcements,
+    client: UpstreamClient,
+    envelope: Envelope,
+    metrics: GatewayMetrics | None,
+) -> dict[str, Any] | None:
+    """`subscriptions/listen`: acknowledge what is honoured, then carry only that. Returns a JSON-RPC error
+    answer instead when the filter is malformed."""
+    asked = as_dict(as_dict(envelope.params).get("notifications"))
+    honoured: dict[str, Any] = {key: True for key in LIST_CHANGED if asked.get(key) is True}
+    uris = as_list(asked.get("resourceSubscriptions"))
+    if len(uris) > MAX_URIS or not all(isinstance(uri, str) and 0 < len(uri) <= MAX_URI for uri in uris):
+        reason = f"resourceSubscriptions must be at most {MAX_URIS} URIs of 1 to {MAX_URI} characters"
+        return {"jsonrpc": "2.0", "id": envelope.id, "error": {"code": -32602, "message": reason}}
+    if uris and await offers_subscriptions(client):
+        honoured["resourceSubscriptions"] = list(dict.fromkeys(str(uri) for uri in uris))
+    meta = {SUBSCRIPTION_ID: envelope.id}
+    acknowledgement = {
+        "jsonrpc": "2.0",
+        "method": "notifications/subscriptions/acknowledged",
+        "params": {"notifications": honoured, "_meta": meta},
+    }
+    methods = frozenset(LIST_CHANGED[key] for key in LIST_CHANGED if key in honoured)
+    wanted = set(honoured.get("resourceSubscriptions", []))
+    async with announcements.listening(client, methods, wanted, meta) as listener:
+        await _stream(receive, send, listener, acknowledgement, metrics)
+    return None
+
+
+async def _stream(
+    receive: Receive,
+    send: Send,
+    listener: Listener,
+    first: dict[str, Any] | None,
+    metrics: GatewayMetrics | None,
+) -> None:
+    gone = asyncio.ensure_future(disconnected(receive))
+    if metrics is not None:
+        metrics.open_streams.inc()
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE})
+        if first is not None:
+            await send(_event(first))
+        while not gone.done():
+            waiting = asyncio.ensure_future(listener.events.get())
+            await asyncio.wait({waiting, gone}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
+            if waiting.done():
+                await send(_event(waiting.result()))
+                continue
+            waiting.cancel()
+            if not gone.done():
+                await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+    finally:
+        gone.cancel()
+        if metrics is not None:
+            metrics.open_streams.dec()
+
+
+def _event(message: dict[str, Any]) -> dict[str, Any]:
+    body = b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"
+    return {"type": "http.response.body", "body": body, "more_body": True}

@@ -1,0 +1,215 @@
+"""What a bridged upstream announces, fanned out to the client streams that asked for it.
+
+On the bridged path (SSE and STDIO upstreams, and HTTP upstreams of the other generation) meshgate holds
+one session with the upstream for all callers, so an announcement arrives once and goes to every client
+stream that wants it: a handshake-era client's GET stream (every `*/list_changed`, and
+`notifications/resources/updated` for the URIs its session subscribed to) or a `2026-07-28` client's
+`subscriptions/listen` stream (what its filter names, stamped with its subscription id). meshgate
+subscribes upstream once per URI while any stream of this process wants it, and again when the upstream
+session is re-opened (a restarted STDIO process, a reconnected SSE stream).
+
+A handshake-era session's subscriptions arrive as POSTs that may land on any replica while its GET stream
+is held by one of them: each change is announced as a change topic (PostgreSQL NOTIFY between replicas)
+and every process keeps the subscriptions of recent sessions in memory, so the stream, on whichever
+replica it is (or reconnects to), delivers what its session asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshgate.connections.upstream import UpstreamClient
+from meshgate.db.database import Database, announce_change
+from meshgate.errors import InvalidInput, UpstreamError
+from meshgate.jsonvalues import as_dict
+
+log = logging.getLogger(__name__)
+
+TOPIC = "resource-subscription"
+UPDATED = "notifications/resources/updated"
+LIST_CHANGED = {
+    "toolsListChanged": "notifications/tools/list_changed",
+    "promptsListChanged": "notifications/prompts/list_changed",
+    "resourcesListChanged": "notifications/resources/list_changed",
+}
+SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+MAX_URI = 2048
+MAX_URIS = 256  # per session or listen stream
+MAX_SESSIONS = 10_000  # remembered per process; the oldest are forgotten first
+_BACKLOG = 256  # events waiting for one slow client stream; more are dropped (logged)
+
+SessionKey = tuple[str, str, str]  # (connection id, client session id, caller)
+
+
+@dataclass(eq=False)
+class Listener:
+    """One client stream: what it wants, and the events waiting for it."""
+
+    methods: frozenset[str]
+    uris: set[str]
+    meta: dict[str, Any] | None = None  # stamped into every event's `_meta` (2026-07-28 subscription id)
+    events: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue[dict[str, Any]](_BACKLOG))
+
+    def offer(self, message: dict[str, Any]) -> None:
+        method = str(message.get("method"))
+        params = as_dict(message.get("params"))
+        if method not in self.methods and not (method == UPDATED and str(params.get("uri")) in self.uris):
+            return
+        if self.meta is not None:
+            message = {"jsonrpc": "2.0", "method": method, "params": {**params, "_meta": self.meta}}
+        try:
+            self.events.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning("a client stream is not reading; dropped %s", method)
+
+
+def checked_uri(params: Any) -> str:
+    """The `uri` of a resources/subscribe or unsubscribe, or a clear refusal."""
+    uri = as_dict(params).get("uri")
+    if not isinstance(uri, str) or not uri or len(uri) > MAX_URI or "\t" in uri:
+        raise InvalidInput(f"params.uri must be a resource URI of 1 to {MAX_URI} characters")
+    return uri
+
+
+class Announcements:
+    """Client streams of the bridged path in this process, and the upstream subscriptions they need."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._listeners: dict[str, set[Listener]] = {}  # connection id -> its streams here
+        self._session_streams: dict[SessionKey, set[Listener]] = {}
+        self._sessions: OrderedDict[SessionKey, set[str]] = OrderedDict()  # handshake sessions' URIs
+        self._wanted: dict[tuple[str, str], int] = {}  # (connection id, uri) -> streams here that want it
+        self._clients: dict[str, UpstreamClient] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        db.subscribe(self._on_change)
+
+    # --- handshake-era sessions ---------------------------------------------------------------------
+
+    async def change_session(self, key: SessionKey, operation: str, uri: str = "") -> None:
+        """`subscribe`, `unsubscribe` (a URI) or `end` (the session): on every replica, once committed."""
+        if operation == "subscribe" and len(self._sessions.get(key, ())) >= MAX_URIS and uri not in self._sessions[key]:
+            raise InvalidInput(f"a session may subscribe to at most {MAX_URIS} resources")
+        async with self._db.transaction() as session:
+            await announce_change(session, "\t".join((TOPIC, operation, *key, uri)))
+
+    def _on_change(self, topic: str) -> None:
+        if not topic.startswith(TOPIC + "\t"):
+            return
+        parts = topic.split("\t")
+        if len(parts) != 6:
+            return
+        operation, key, uri = parts[1], (parts[2], parts[3], parts[4]), parts[5]
+        uris = self._sessions.pop(key, set())
+        if operation == "subscribe" and len(uris) < MAX_URIS:
+            uris.add(uri)
+        elif operation == "unsubscribe":
+            uris.discard(uri)
+        if operation != "end":
+            self._sessions[key] = uris  # most recently used last
+            while len(self._sessions) > MAX_SESSIONS:
+                self._sessions.popitem(last=False)
+        for listener in self._session_streams.get(key, set()):
+            self._spawn(self._retarget(key[0], listener, set(uris)))
+
+    # --- streams ------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def listening(
+        self,
+        client: UpstreamClient,
+        methods: frozenset[str],
+        uris: set[str],
+        meta: dict[str, Any] | None = None,
+        session: SessionKey | None = None,
+    ) -> AsyncGenerator[Listener]:
+        """A stream's registration for as long as it is open; `session` makes it follow that session's URIs."""
+        connection_id = client.config.id
+        self._watch(client)
+        if session is not None:
+            uris = set(self._sessions.get(session, set()))
+        listener = Listener(methods, set())
+        listener.meta = meta
+        self._listeners.setdefault(connection_id, set()).add(listener)
+        if session is not None:
+            self._session_streams.setdefault(session, set()).add(listener)
+        try:
+            await self._retarget(connection_id, listener, uris)
+            yield listener
+        finally:
+            self._listeners[connection_id].discard(listener)
+            if not self._listeners[connection_id]:
+                del self._listeners[connection_id]
+            if session is not None:
+                self._session_streams[session].discard(listener)
+                if not self._session_streams[session]:
+                    del self._session_streams[session]
+            await asyncio.shield(self._retarget(connection_id, listener, set()))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _watch(self, client: UpstreamClient) -> None:
+        connection_id = client.config.id
+        self._clients[connection_id] = client
+        if not client.watching("announcements"):
+            client.watch("announcements", lambda message: self._heard(connection_id, message))
+            if client.session is not None:
+                client.session.on_reopen = lambda: self._spawn(self._resubscribe(connection_id))
+
+    def _heard(self, connection_id: str, message: dict[str, Any]) -> None:
+        for listener in self._listeners.get(connection_id, set()):
+            listener.offer(message)
+
+    async def _retarget(self, connection_id: str, listener: Listener, uris: set[str]) -> None:
+        """Make `listener` want exactly `uris`, subscribing or unsubscribing upstream where that changes."""
+        added, removed = uris - listener.uris, listener.uris - uris
+        listener.uris = uris
+        for uri in sorted(added):
+            self._wanted[connection_id, uri] = self._wanted.get((connection_id, uri), 0) + 1
+            if self._wanted[connection_id, uri] == 1:
+                await self._upstream(connection_id, "resources/subscribe", uri)
+        for uri in sorted(removed):
+            left = self._wanted.get((connection_id, uri), 1) - 1
+            if left > 0:
+                self._wanted[connection_id, uri] = left
+                continue
+            self._wanted.pop((connection_id, uri), None)
+            await self._upstream(connection_id, "resources/unsubscribe", uri)
+
+    async def _resubscribe(self, connection_id: str) -> None:
+        for connection, uri in list(self._wanted):
+            if connection == connection_id:
+                await self._upstream(connection_id, "resources/subscribe", uri)
+
+    async def _upstream(self, connection_id: str, method: str, uri: str) -> None:
+        client = self._clients.get(connection_id)
+        if client is None:
+            return
+        try:
+            answer = await client.request(method, {"uri": uri})
+        except UpstreamError as error:
+            log.info("%s %s on upstream %s failed: %s", method, uri, client.config.title, error.message)
+            return
+        if "error" in answer:
+            reason = as_dict(answer["error"]).get("message")
+            log.info("upstream %s refused %s %s: %s", client.config.title, method, uri, reason)
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def offers_subscriptions(client: UpstreamClient) -> bool:
+    """Whether the upstream announced `resources.subscribe` when meshgate's session opened."""
+    capabilities = as_dict((await client.upstream_info()).get("capabilities"))
+    return as_dict(capabilities.get("resources")).get("subscribe") is True
