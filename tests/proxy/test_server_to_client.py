@@ -32,7 +32,8 @@ from support.upstream_asks import CONFIRM_URL, ELICITATION_ID
 pytestmark = pytest.mark.anyio
 TESTS = str(Path(__file__).resolve().parents[1])
 TOKEN = remember_secret("server-to-client-upstream-6262")
-PATHS = ("http", "sse", "stdio")
+# "legacy-only": an HTTP upstream that refuses 2026-07-28, so a 2026-07-28 client is bridged over meshgate's session
+PATHS = ("http", "sse", "stdio", "legacy-only")
 ROOT = "file:///work/project"
 
 
@@ -49,16 +50,17 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("server-to-client")
-    http_port, sse_port = free_port(), free_port()
+    ports = {"http": free_port(), "sse": free_port(), "legacy-only": free_port()}
+    flags = {"http": [], "sse": ["--sse"], "legacy-only": ["--legacy-only"]}
     servers = [
-        spawn_server("support.upstream", http_port, ["--port", str(http_port), "--token", TOKEN]),
-        spawn_server("support.upstream", sse_port, ["--port", str(sse_port), "--token", TOKEN, "--sse"]),
+        spawn_server("support.upstream", port, ["--port", str(port), "--token", TOKEN, *flags[path]])
+        for path, port in ports.items()
     ]
     with fresh_database("sqlite", tmp) as url:
         gateway = start_gateway(url, tmp, MESHGATE_LOCAL_MODE="1")
         try:
             owner = anyio.run(new_owner, gateway)
-            connections = anyio.run(_register, gateway, owner, http_port, sse_port)
+            connections = anyio.run(_register, gateway, owner, ports)
             yield Stack(gateway, owner, connections)
         finally:
             for server in servers:
@@ -68,7 +70,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert code == 0, f"gateway exit code {code}; log tail: {gateway.logs()[-3000:]}"
 
 
-async def _register(gateway: Gateway, owner: Owner, http_port: int, sse_port: int) -> dict[str, str]:
+async def _register(gateway: Gateway, owner: Owner, ports: dict[str, int]) -> dict[str, str]:
     stdio = {
         "command": sys.executable,
         "args": ["-m", "support.upstream", "--stdio"],
@@ -76,9 +78,10 @@ async def _register(gateway: Gateway, owner: Owner, http_port: int, sse_port: in
         "envVars": {"PYTHONPATH": TESTS},
     }
     datas = {
-        "http": {"connection_type": "HTTP", "connection_url": f"http://127.0.0.1:{http_port}/mcp"},
-        "sse": {"connection_type": "SSE", "connection_url": f"http://127.0.0.1:{sse_port}/sse"},
+        "http": {"connection_type": "HTTP", "connection_url": f"http://127.0.0.1:{ports['http']}/mcp"},
+        "sse": {"connection_type": "SSE", "connection_url": f"http://127.0.0.1:{ports['sse']}/sse"},
         "stdio": {"connection_type": "STDIO", "connection_headers": stdio},
+        "legacy-only": {"connection_type": "HTTP", "connection_url": f"http://127.0.0.1:{ports['legacy-only']}/mcp"},
     }
     made: dict[str, str] = {}
     async with connect(gateway.mcp_url, owner.api_key) as client:
@@ -187,7 +190,8 @@ async def test_a_2026_listener_hears_resource_updates_and_list_changes(stack: St
         with anyio.fail_after(15):
             event = await subscription.__anext__()
         assert event == ResourceUpdated(uri=uri)
-        async with connect(stack.url(path), stack.owner.api_key) as other:
+        # A 2026-07-28 caller: the upstream then tells its listen streams, and every session of meshgate's
+        async with connect(stack.url(path), stack.owner.api_key, "2026-07-28") as other:
             await other.call_tool("grow", {})
         with anyio.fail_after(15):
             event = await subscription.__anext__()

@@ -28,6 +28,7 @@ from support.databases import fresh_database
 from support.gateway import Gateway, Owner, Upstream, free_port, rpc, spawn_server, start_gateway, start_upstream
 from support.mcp_client import MODES, call, connect
 from support.secrets import remember_secret
+from support.upstream import BASE_TOOLS, ODD_NAMES
 
 pytestmark = pytest.mark.anyio
 TESTS = str(Path(__file__).resolve().parents[1])
@@ -49,7 +50,9 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("virtual")
-    http = start_upstream(token=remember_secret("virtual-http-token-7171"), tools=85)  # 15 base tools + 85
+    http = start_upstream(
+        token=remember_secret("virtual-http-token-7171"), tools=100 - len(BASE_TOOLS)
+    )  # the base tools + generated ones
     odd = start_upstream(token="odd-token", odd_names=True)
     sse_port = free_port()
     sse = spawn_server(
@@ -131,7 +134,7 @@ async def test_three_upstreams_of_every_type_behind_one_endpoint(stack: Stack, m
         assert _text(await client.call_tool("local_echo", {"text": "over stdio"})) == "over stdio"
         assert _text(await client.call_tool("legacy_legacy_042", {})) == "legacy 42"
         assert _text(await client.call_tool("local_local_093", {})) == "local 93"
-        assert _text(await client.call_tool("web_tools_tool_088", {})) == "tool_088"
+        assert _text(await client.call_tool("web_tools_tool_084", {})) == "tool_084"
         resources = (await client.list_resources()).resources
         assert [str(r.uri) for r in resources] == ["memo://one"]
         read = await client.read_resource("memo://from-template")
@@ -214,7 +217,7 @@ async def test_colliding_and_long_names_stay_valid_and_distinct(stack: Stack) ->
     virtual_id = await _virtual(stack, [{"connection_id": twin["id"]} for twin in twins])
     async with connect(_url(stack, virtual_id), stack.owner.api_key) as client:
         names = [tool.name for tool in (await client.list_tools()).tools]
-        assert len(names) == len(set(names)) == 2 * 15
+        assert len(names) == len(set(names)) == 2 * (len(BASE_TOOLS) + len(ODD_NAMES))
         assert all(VALID.match(name) for name in names)
         assert "twin_echo" in names
         assert "twin_2_echo" in names

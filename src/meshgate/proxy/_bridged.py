@@ -67,6 +67,7 @@ class BridgedPath:
     async def _bridge(self, scope: Scope, receive: Receive, send: Send, client: UpstreamClient, call: Call) -> None:
         """Serve the client from meshgate's own upstream session (SSE and STDIO upstreams)."""
         envelope = call.envelope
+        self._announcements.watch(client)
         if scope["method"] != "POST" or envelope.id is None or envelope.method is None:
             await self._not_a_request(scope, receive, send, client, call)
             return

@@ -17,6 +17,7 @@ replica it is (or reconnects to), delivers what its session asked for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
@@ -42,6 +43,7 @@ SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
 MAX_URI = 2048
 MAX_URIS = 256  # per session or listen stream
 MAX_SESSIONS = 10_000  # remembered per process; the oldest are forgotten first
+STREAM_WAIT_S = 3.0
 _BACKLOG = 256  # events waiting for one slow client stream; more are dropped (logged)
 
 SessionKey = tuple[str, str, str]  # (connection id, client session id, caller)
@@ -131,7 +133,7 @@ class Announcements:
     ) -> AsyncGenerator[Listener]:
         """A stream's registration for as long as it is open; `session` makes it follow that session's URIs."""
         connection_id = client.config.id
-        self._watch(client)
+        self.watch(client)
         if session is not None:
             uris = set(self._sessions.get(session, set()))
         listener = Listener(methods, set())
@@ -140,6 +142,7 @@ class Announcements:
         if session is not None:
             self._session_streams.setdefault(session, set()).add(listener)
         try:
+            await _stream_ready(client)
             await self._retarget(connection_id, listener, uris)
             yield listener
         finally:
@@ -157,7 +160,9 @@ class Announcements:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _watch(self, client: UpstreamClient) -> None:
+    def watch(self, client: UpstreamClient) -> None:
+        """Hear what `client`'s upstream announces (for HTTP upstreams this opens meshgate's GET stream, where
+        servers also send requests that name no call, such as roots/list)."""
         connection_id = client.config.id
         self._clients[connection_id] = client
         if not client.watching("announcements"):
@@ -207,6 +212,16 @@ class Announcements:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+async def _stream_ready(client: UpstreamClient) -> None:
+    """For an HTTP upstream, wait (briefly) until meshgate's GET stream is read: what the upstream announces
+    before that is lost, so a client's stream should not be acknowledged earlier."""
+    if client.session is not None or client.stream_refused or client.stream_open.is_set():
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(STREAM_WAIT_S):
+            await client.stream_open.wait()
 
 
 async def offers_subscriptions(client: UpstreamClient) -> bool:

@@ -91,7 +91,11 @@ class UpstreamClient:
         self._serves_stateless: bool | None = None
         self._progress = ProgressRoutes()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[int, ServerRequestHandler | None] = {}  # meshgate's requests, by a local key
+        self._in_flight_keys = itertools.count()
         self._listening: asyncio.Task[None] | None = None
+        self.stream_open = asyncio.Event()  # meshgate's GET stream with an HTTP upstream is being read
+        self.stream_refused = False  # the HTTP upstream offers no GET stream
         if config.connection_type == "STDIO":
             if stdio is None or config.secrets.stdio is None:
                 raise UpstreamUnavailable(
@@ -174,13 +178,16 @@ class UpstreamClient:
                 await self._reset_session()
                 return True
             if response.status != 200:
+                self.stream_refused = True
                 return False
+            self.stream_open.set()
             reader = EventReader()
             async for chunk in response.iter_chunks(None):
                 for event in reader.feed(chunk):
                     self._heard(messages(event.data.encode(), "application/json"))
             return True
         finally:
+            self.stream_open.clear()
             response.release()
 
     def _heard(self, found: Any) -> None:
@@ -188,8 +195,8 @@ class UpstreamClient:
         for message in found:
             if "method" not in message:
                 continue
-            if "id" in message:  # a request outside any call of meshgate's: nobody to ask
-                self._tasks.add(task := asyncio.get_running_loop().create_task(self._answer_server(message, None)))
+            if "id" in message:  # a request on the GET stream (the SDK sends roots/list there)
+                self._tasks.add(task := asyncio.get_running_loop().create_task(self._answer_outside(message)))
                 task.add_done_callback(self._tasks.discard)
             elif message["method"] == "notifications/progress":
                 self._progress.deliver(message)
@@ -283,10 +290,20 @@ class UpstreamClient:
                 self._heard([message])
 
         params, progress_key = self._progress.register(params, on_progress)
+        key = next(self._in_flight_keys)
+        self._in_flight[key] = on_server_request
         try:
             return await self._request(method, params, extra_headers, on_message)
         finally:
             self._progress.release(progress_key)
+            del self._in_flight[key]
+
+    async def _answer_outside(self, request: dict[str, Any]) -> None:
+        """A request that names no call of meshgate's goes to the caller only while exactly one call is in
+        flight (as on SSE and STDIO sessions), so it never reaches the wrong caller; otherwise it is refused."""
+        handlers = list(self._in_flight.values())
+        handler = handlers[0] if len(handlers) == 1 else None
+        await self._answer_server(request, None if handler is None else await handler(request))
 
     async def _request(
         self,
