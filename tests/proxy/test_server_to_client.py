@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,14 +18,12 @@ import anyio
 import mcp_types as types
 import pytest
 from mcp.client import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
 
 from conftest import new_owner
 from support.databases import fresh_database
 from support.gateway import Gateway, Owner, free_port, spawn_server, start_gateway
-from support.mcp_client import MODES, call, connect
+from support.mcp_client import MODES, call, connect, connect_answering
 from support.secrets import remember_secret
 from support.upstream_asks import CONFIRM_URL, ELICITATION_ID
 
@@ -109,19 +107,10 @@ async def _elicit(_context: Any, params: types.ElicitRequestParams) -> types.Eli
     return types.ElicitResult(action="accept", content={"name": "Ada"})
 
 
-@asynccontextmanager
-async def _client(url: str, key: str, mode: str, on_message: Any = None) -> AsyncIterator[Client]:
-    async with (
-        create_mcp_http_client(headers={"Authorization": f"Bearer {key}"}) as http,
-        Client(
-            streamable_http_client(url, http_client=http),  # type: ignore[arg-type]
-            mode=mode,  # type: ignore[arg-type]
-            list_roots_callback=_roots,
-            elicitation_callback=_elicit,
-            message_handler=on_message,
-        ) as client,
-    ):
-        yield client
+def _client(url: str, key: str, mode: str, on_message: Any = None) -> AbstractAsyncContextManager[Client]:
+    return connect_answering(
+        url, key, mode, list_roots_callback=_roots, elicitation_callback=_elicit, message_handler=on_message
+    )
 
 
 def _text(result: types.CallToolResult) -> str:

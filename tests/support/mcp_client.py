@@ -25,6 +25,17 @@ async def connect(url: str, key: str, mode: str = "legacy") -> AsyncIterator[Cli
 
 
 @asynccontextmanager
+async def connect_answering(url: str, key: str, mode: str, **callbacks: Any) -> AsyncIterator[Client]:
+    """Like `connect`, with the client's answers to server requests (`elicitation_callback=`,
+    `sampling_callback=`, `list_roots_callback=`) and a `message_handler=` for notifications."""
+    async with (
+        create_mcp_http_client(headers={"Authorization": f"Bearer {key}"}) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode, **callbacks) as client,  # type: ignore[arg-type]
+    ):
+        yield client
+
+
+@asynccontextmanager
 async def connect_pinned(url: str, key: str, version: str) -> AsyncIterator[ClientSession]:
     """A handshake-era session that offers exactly `version` (e.g. 2025-03-26)."""
     async with (

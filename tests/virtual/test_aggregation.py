@@ -9,7 +9,7 @@ import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from mcp.shared.exceptions import MCPError
 from conftest import key_for_user, new_owner, wait_for_logs
 from support.databases import fresh_database
 from support.gateway import Gateway, Owner, Upstream, free_port, rpc, spawn_server, start_gateway, start_upstream
-from support.mcp_client import MODES, call, connect
+from support.mcp_client import MODES, call, connect, connect_answering
 from support.secrets import remember_secret
 from support.upstream import BASE_TOOLS, ODD_NAMES
 
@@ -458,18 +458,8 @@ async def _sample(_context: Any, params: types.CreateMessageRequestParams) -> ty
     return types.CreateMessageResult(role="assistant", content=types.TextContent(text="hi there"), model="test-model")
 
 
-@asynccontextmanager
-async def _answering_client(url: str, key: str, mode: str) -> AsyncIterator[Client]:
-    async with (
-        create_mcp_http_client(headers={"Authorization": f"Bearer {key}"}) as http,
-        Client(
-            streamable_http_client(url, http_client=http),  # type: ignore[arg-type]
-            mode=mode,  # type: ignore[arg-type]
-            elicitation_callback=_elicit,
-            sampling_callback=_sample,
-        ) as client,
-    ):
-        yield client
+def _answering_client(url: str, key: str, mode: str) -> AbstractAsyncContextManager[Client]:
+    return connect_answering(url, key, mode, elicitation_callback=_elicit, sampling_callback=_sample)
 
 
 @pytest.mark.parametrize("mode", MODES)
