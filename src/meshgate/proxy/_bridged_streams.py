@@ -1,22 +1,19 @@
 """Client streams on the bridged path: a handshake-era session's GET stream, `subscriptions/listen` (2026-07-28),
 and the handshake-era `resources/subscribe` / `resources/unsubscribe` that decide what the GET stream carries.
 
-Both streams end when the client goes away; a comment line every 25 s keeps proxies from closing an idle
-stream and finds clients that vanished.
+Both end when the client goes away (`meshgate.http.sse`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import orjson
 from starlette.types import Receive, Send
 
 from meshgate.connections.upstream import UpstreamClient
+from meshgate.http.sse import serve_events
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.observability.metrics import GatewayMetrics
-from meshgate.proxy._exchange import disconnected
 from meshgate.proxy.announcements import (
     LIST_CHANGED,
     MAX_URI,
@@ -29,8 +26,6 @@ from meshgate.proxy.announcements import (
 )
 from meshgate.proxy.messages import Envelope
 
-KEEPALIVE_S = 25.0
-_SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store")]
 _EVERY_LIST = frozenset(LIST_CHANGED.values())
 
 
@@ -44,7 +39,7 @@ async def session_stream(  # noqa: PLR0917
 ) -> None:
     """The handshake-era GET stream: every list_changed, and updates of the resources its session subscribed to."""
     async with announcements.listening(client, _EVERY_LIST, set(), session=session) as listener:
-        await _stream(receive, send, listener, None, metrics)
+        await _serve(receive, send, listener, None, metrics)
 
 
 async def listen_stream(  # noqa: PLR0917
@@ -74,39 +69,12 @@ async def listen_stream(  # noqa: PLR0917
     methods = frozenset(LIST_CHANGED[key] for key in LIST_CHANGED if key in honoured)
     wanted = set(honoured.get("resourceSubscriptions", []))
     async with announcements.listening(client, methods, wanted, meta) as listener:
-        await _stream(receive, send, listener, acknowledgement, metrics)
+        await _serve(receive, send, listener, acknowledgement, metrics)
     return None
 
 
-async def _stream(
-    receive: Receive,
-    send: Send,
-    listener: Listener,
-    first: dict[str, Any] | None,
-    metrics: GatewayMetrics | None,
+async def _serve(
+    receive: Receive, send: Send, listener: Listener, first: dict[str, Any] | None, metrics: GatewayMetrics | None
 ) -> None:
-    gone = asyncio.ensure_future(disconnected(receive))
-    if metrics is not None:
-        metrics.open_streams.inc()
-    try:
-        await send({"type": "http.response.start", "status": 200, "headers": _SSE})
-        if first is not None:
-            await send(_event(first))
-        while not gone.done():
-            waiting = asyncio.ensure_future(listener.events.get())
-            await asyncio.wait({waiting, gone}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
-            if waiting.done():
-                await send(_event(waiting.result()))
-                continue
-            waiting.cancel()
-            if not gone.done():
-                await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
-    finally:
-        gone.cancel()
-        if metrics is not None:
-            metrics.open_streams.dec()
-
-
-def _event(message: dict[str, Any]) -> dict[str, Any]:
-    body = b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"
-    return {"type": "http.response.body", "body": body, "more_body": True}
+    open_streams = None if metrics is None else metrics.open_streams
+    await serve_events(receive, send, listener.events, lambda message: message, first, open_streams)

@@ -14,6 +14,7 @@ from meshgate.access import Principal
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.http11 import HttpError, Response
 from meshgate.errors import InvalidInput
+from meshgate.http.sse import disconnected
 from meshgate.jsonvalues import as_dict
 from meshgate.proxy.messages import Envelope
 from meshgate.proxy.telemetry import RequestTelemetry
@@ -85,8 +86,3 @@ async def until_disconnect(pump: Any, receive: Receive) -> None:
         await asyncio.gather(pumping, watching, return_exceptions=True)
     if pumping.done() and not pumping.cancelled() and pumping.exception() is not None:
         raise pumping.exception()  # type: ignore[misc]
-
-
-async def disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

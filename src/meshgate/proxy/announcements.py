@@ -136,8 +136,7 @@ class Announcements:
         self.watch(client)
         if session is not None:
             uris = set(self._sessions.get(session, set()))
-        listener = Listener(methods, set())
-        listener.meta = meta
+        listener = Listener(methods, set(), meta)
         self._listeners.setdefault(connection_id, set()).add(listener)
         if session is not None:
             self._session_streams.setdefault(session, set()).add(listener)
@@ -154,11 +153,6 @@ class Announcements:
                 if not self._session_streams[session]:
                     del self._session_streams[session]
             await asyncio.shield(self._retarget(connection_id, listener, set()))
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def watch(self, client: UpstreamClient) -> None:
         """Hear what `client`'s upstream announces (for HTTP upstreams this opens meshgate's GET stream, where

@@ -23,8 +23,8 @@ from starlette.types import Receive, Send
 
 from meshgate.access import Principal
 from meshgate.errors import MeshgateError
+from meshgate.http.sse import disconnected
 from meshgate.jsonvalues import as_dict
-from meshgate.proxy._exchange import disconnected
 from meshgate.proxy.messages import Envelope
 
 INTERACTIVE = frozenset({"tools/call", "prompts/get", "resources/read"})

@@ -2,36 +2,31 @@
 
 Handshake-era clients hold a GET stream; `2026-07-28` clients send `subscriptions/listen`, which is
 acknowledged with the kinds meshgate honours and then carries only those, stamped with the
-subscription id. Both end when the client goes away; a comment line every 25 s keeps proxies from
-closing an idle stream and finds clients that vanished.
+subscription id. Both end when the client goes away (`meshgate.http.sse`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from starlette.types import Receive, Send
 
 from meshgate.errors import InvalidInput, MeshgateError, UpstreamUnavailable
 from meshgate.http.errors import mcp_http_error
+from meshgate.http.sse import serve_events
 from meshgate.jsonvalues import as_dict
 from meshgate.observability.metrics import GatewayMetrics
-from meshgate.proxy._exchange import disconnected
 from meshgate.proxy.messages import Envelope
 from meshgate.virtual.directory import PROMPTS_CHANGED, RESOURCES_CHANGED, TOOLS_CHANGED, VirtualDirectory
 from meshgate.virtual.models import VirtualMcp
 
-KEEPALIVE_S = 25.0
 SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
 _FILTER_KEYS = {
     "toolsListChanged": TOOLS_CHANGED,
     "promptsListChanged": PROMPTS_CHANGED,
     "resourcesListChanged": RESOURCES_CHANGED,
 }
-_SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-store")]
 
 
 async def notification_stream(  # noqa: PLR0917
@@ -92,31 +87,8 @@ async def _stream(  # noqa: PLR0917
         error: MeshgateError = UpstreamUnavailable(f"{exc}; try again later")
         await mcp_http_error(error)({"type": "http"}, receive, send)
         return
-    gone = asyncio.ensure_future(disconnected(receive))
-    if metrics is not None:
-        metrics.open_streams.inc()
     try:
         await directory.view(definition)  # the baseline later changes are compared with
-        await send({"type": "http.response.start", "status": 200, "headers": _SSE})
-        if first is not None:
-            await send(_body(b"event: message\ndata: " + orjson.dumps(first) + b"\n\n"))
-        while not gone.done():
-            waiting = asyncio.ensure_future(queue.get())
-            await asyncio.wait({waiting, gone}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
-            if not waiting.done():
-                waiting.cancel()
-                if not gone.done():
-                    await send(_body(b": keep-alive\n\n"))
-                continue
-            message = frame(waiting.result())
-            if message is not None:
-                await send(_body(b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"))
+        await serve_events(receive, send, queue, frame, first, None if metrics is None else metrics.open_streams)
     finally:
-        gone.cancel()
         directory.unlisten(definition.id, queue)
-        if metrics is not None:
-            metrics.open_streams.dec()
-
-
-def _body(data: bytes) -> dict[str, Any]:
-    return {"type": "http.response.body", "body": data, "more_body": True}
