@@ -15,6 +15,7 @@ from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.replicas import ReplicaRegistry
 from meshgate.errors import UpstreamAuthorizationRequired
+from meshgate.http.stream_grants import StreamGrants
 from meshgate.identity.authentication import Authenticator
 from meshgate.monitoring.writer import AuditWriter
 from meshgate.oauth.access_tokens import AccessTokens
@@ -46,6 +47,7 @@ class Runtime:
     oauth_clients: ClientRegistry
     upstream_oauth: UpstreamOAuth
     virtual: VirtualDirectory
+    streams: StreamGrants
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -69,13 +71,14 @@ class Runtime:
             timeout_s=settings.virtual_list_timeout_seconds,
             metrics=metrics,
         )
+        authenticator = Authenticator(
+            db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens
+        )
         runtime = cls(
             settings=settings,
             db=db,
             vault=vault,
-            authenticator=Authenticator(
-                db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens
-            ),
+            authenticator=authenticator,
             upstreams=upstreams,
             audit=AuditWriter(db),
             mesh_tokens=MeshTokenIssuer(settings.secret, settings.public_url),
@@ -96,6 +99,7 @@ class Runtime:
             oauth_clients=ClientRegistry(addresses),
             upstream_oauth=UpstreamOAuth(db, vault, addresses, settings.public_url),
             virtual=VirtualDirectory(db, catalog),
+            streams=StreamGrants(db, authenticator.authenticate),
         )
         db.subscribe(runtime._on_change)
         instrument_database(runtime.tracing, db.engine)

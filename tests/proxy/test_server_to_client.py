@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import mcp_types as types
 import pytest
 from mcp.client import Client
+from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
 
 from conftest import new_owner
@@ -33,6 +35,12 @@ TOKEN = remember_secret("server-to-client-upstream-6262")
 # "legacy-only": an HTTP upstream that refuses 2026-07-28, so a 2026-07-28 client is bridged over meshgate's session
 PATHS = ("http", "sse", "stdio", "legacy-only")
 ROOT = "file:///work/project"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+}
 
 
 @dataclass
@@ -212,3 +220,77 @@ async def test_a_clients_roots_list_changed_reaches_the_upstream(stack: Stack) -
                 if "roots/list_changed" in _text(await client.call_tool("heard", {})):
                     break
                 await anyio.sleep(0.05)
+
+
+async def _admin(stack: Stack, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    async with connect(stack.gateway.mcp_url, stack.owner.api_key) as admin:
+        return await call(admin, tool, arguments)
+
+
+def _initialize(url: str, key: str) -> str:
+    headers = {"authorization": f"Bearer {key}", "accept": "application/json, text/event-stream"}
+    opened = httpx.post(url, json=INITIALIZE, headers=headers, timeout=30)
+    assert opened.status_code == 200, opened.text
+    session = opened.headers["mcp-session-id"]
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    headers |= {"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+    assert httpx.post(url, json=initialized, headers=headers, timeout=30).status_code == 202
+    return session
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_get_stream_ends_when_its_key_is_revoked(stack: Stack, path: str) -> None:
+    made = await _admin(stack, "API_KEY_CREATE", {"name": f"stream holder {path}"})
+    key = remember_secret(made["key"])
+    session = _initialize(stack.url(path), key)
+    headers = {"authorization": f"Bearer {key}", "accept": "text/event-stream", "mcp-session-id": session}
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        http.stream("GET", stack.url(path), headers=headers) as stream,
+    ):
+        assert stream.status_code == 200
+        await _admin(stack, "API_KEY_DELETE", {"keyId": made["id"]})
+        with anyio.fail_after(15):  # meshgate ends the response: the loop finishes instead of waiting forever
+            async for _ in stream.aiter_bytes():
+                pass
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_listen_stream_ends_when_its_connection_changes(stack: Stack, path: str) -> None:
+    connection_id = stack.connections[path]
+    ended = "gracefully"
+    async with _client(stack.url(path), stack.owner.api_key, "2026-07-28") as client:
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                await _admin(
+                    stack, "COLLECTION_CONNECTIONS_UPDATE", {"id": connection_id, "data": {"description": "changed"}}
+                )
+                with anyio.fail_after(15):
+                    async for _ in subscription:
+                        pass
+        except SubscriptionLost:
+            ended = "abruptly"
+    # meshgate closes its own listen streams with their result; the upstream's own (forwarded bytes) is cut
+    assert ended == ("abruptly" if path == "http" else "gracefully")
+
+
+async def test_a_forwarded_listen_stream_outlives_the_connections_call_timeout(stack: Stack) -> None:
+    upstream = await _admin(stack, "COLLECTION_CONNECTIONS_GET", {"id": stack.connections["http"]})
+    data = {
+        "title": "Quick calls",
+        "connection_type": "HTTP",
+        "connection_url": upstream["connection_url"],
+        "connection_token": TOKEN,
+        "call_timeout_ms": 1000,
+    }
+    quick = await _admin(stack, "COLLECTION_CONNECTIONS_CREATE", {"data": data})
+    url = f"{stack.gateway.url}/mcp/{quick['id']}"
+    async with (
+        _client(url, stack.owner.api_key, "2026-07-28") as client,
+        client.listen(resource_subscriptions=["memo://patient"]) as subscription,
+    ):
+        await anyio.sleep(1.5)  # longer than any call on this connection may take
+        async with connect(url, stack.owner.api_key) as other:
+            assert _text(await other.call_tool("touch", {"uri": "memo://patient"})) == "touched memo://patient"
+        with anyio.fail_after(15):
+            assert await subscription.__anext__() == ResourceUpdated(uri="memo://patient")

@@ -564,3 +564,31 @@ async def test_the_proxy_bridges_a_generation_the_upstream_does_not_speak(stack:
     finally:
         modern.kill()
         legacy.kill()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_notification_stream_ends_when_its_key_is_revoked(stack: Stack, mode: str) -> None:
+    virtual_id = await _virtual(stack, [{"connection_id": stack.http}])
+    async with connect(stack.gateway.mcp_url, stack.owner.api_key) as admin:
+        made = await call(admin, "API_KEY_CREATE", {"name": f"virtual stream holder {mode}"})
+    key = remember_secret(made["key"])
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    if mode == "legacy":
+        request: dict[str, Any] = {"method": "GET", "headers": headers | {"accept": "text/event-stream"}}
+    else:
+        listen = {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "subscriptions/listen",
+            "params": {"notifications": {"toolsListChanged": True}},
+        }
+        stream_headers = headers | {"accept": "application/json, text/event-stream", "mcp-protocol-version": mode}
+        request = {"method": "POST", "headers": stream_headers, "json": listen}
+    async with httpx.AsyncClient(timeout=30) as http, http.stream(url=_url(stack, virtual_id), **request) as stream:
+        assert stream.status_code == 200
+        async with connect(stack.gateway.mcp_url, stack.owner.api_key) as admin:
+            await call(admin, "API_KEY_DELETE", {"keyId": made["id"]})
+        with anyio.fail_after(15):  # the stream ends instead of waiting for the next notification
+            received = b"".join([chunk async for chunk in stream.aiter_bytes()])
+    if mode != "legacy":  # graceful closure: the listen request's result is the last frame
+        assert b'"id":7,"result":' in received

@@ -94,7 +94,7 @@ class Admission:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
             raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {self._max_body}")
-        principal = await self._authenticate(_bearer(headers.get("authorization")))
+        principal = await self._authenticate(bearer_token(headers.get("authorization")))
         if principal.audience is not None:
             resource = self._public_url + resource_path(scope["path"])
             if principal.audience != resource:
@@ -172,7 +172,8 @@ def headers_of(scope: Scope) -> dict[str, str]:
     return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope.get("headers", [])}
 
 
-def _bearer(value: str | None) -> str:
+def bearer_token(value: str | None) -> str:
+    """The credential of an `Authorization: Bearer …` header, or `Unauthenticated`."""
     if not value:
         raise Unauthenticated("missing bearer token")
     scheme, _, token = value.partition(" ")

@@ -1,8 +1,9 @@
 """Server-sent event streams that meshgate itself serves to clients (notification streams).
 
 `serve_events` answers 200 `text/event-stream`, sends an optional first message, then one `message`
-event per queued item until the client goes away; a comment line every 25 s keeps proxies from closing
-an idle stream and finds clients that vanished.
+event per queued item until the client goes away, or until `ended` is set (then an optional last message
+and the end of the response: the stream's grant ended, see `meshgate.http.stream_grants`); a comment line
+every 25 s keeps proxies from closing an idle stream and finds clients that vanished.
 """
 
 from __future__ import annotations
@@ -44,9 +45,12 @@ async def serve_events(  # noqa: PLR0917
     frame: Callable[[Item], dict[str, Any] | None],
     first: dict[str, Any] | None = None,
     open_streams: OpenStreams | None = None,
+    ended: asyncio.Event | None = None,
+    last: dict[str, Any] | None = None,
 ) -> None:
-    """Stream `frame(item)` for every queued item (None: skip it) until the client goes away."""
+    """Stream `frame(item)` for every queued item (None: skip it) until the client goes away or `ended`."""
     gone = asyncio.ensure_future(disconnected(receive))
+    ending = asyncio.ensure_future((ended or asyncio.Event()).wait())
     if open_streams is not None:
         open_streams.inc()
     try:
@@ -55,7 +59,11 @@ async def serve_events(  # noqa: PLR0917
             await send(_body(event(first)))
         while not gone.done():
             waiting = asyncio.ensure_future(queue.get())
-            await asyncio.wait({waiting, gone}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiting, gone, ending}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
+            if ending.done():
+                waiting.cancel()
+                await send({"type": "http.response.body", "body": b"" if last is None else event(last)})
+                return
             if not waiting.done():
                 waiting.cancel()
                 if not gone.done():
@@ -66,6 +74,7 @@ async def serve_events(  # noqa: PLR0917
                 await send(_body(event(message)))
     finally:
         gone.cancel()
+        ending.cancel()
         if open_streams is not None:
             open_streams.dec()
 

@@ -22,7 +22,7 @@ from meshgate.errors import InvalidInput, MeshgateError, NotFound, UpstreamError
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.monitoring.models import AUDITED_METHODS
 from meshgate.proxy._bridged_streams import listen_stream, session_stream
-from meshgate.proxy._exchange import Call
+from meshgate.proxy._exchange import Call, held_stream
 from meshgate.proxy.announcements import Announcements, SessionKey, checked_uri, offers_subscriptions
 from meshgate.proxy.bridge import bridged_answer, is_stateless
 from meshgate.proxy.interactions import (
@@ -73,7 +73,9 @@ class BridgedPath:
             return
         version = call.headers.get("mcp-protocol-version")
         if envelope.method == "subscriptions/listen" and is_stateless(version):
-            refusal = await listen_stream(receive, send, self._announcements, client, envelope, self._runtime.metrics)
+            with held_stream(self._runtime.streams, call) as ended:
+                metrics = self._runtime.metrics
+                refusal = await listen_stream(receive, send, self._announcements, client, envelope, metrics, ended)
             if refusal is not None:
                 await self._send(send, call, refusal, {}, streaming=False)
             return
@@ -106,8 +108,9 @@ class BridgedPath:
         envelope, principal = call.envelope, call.principal
         assert principal is not None  # noqa: S101  (admitted before bridging)
         if scope["method"] == "GET" and "text/event-stream" in call.headers.get("accept", ""):
-            metrics = self._runtime.metrics
-            await session_stream(receive, send, self._announcements, client, _session_key(call), metrics)
+            with held_stream(self._runtime.streams, call) as ended:
+                key, metrics = _session_key(call), self._runtime.metrics
+                await session_stream(receive, send, self._announcements, client, key, metrics, ended)
         elif scope["method"] != "POST":
             key = _session_key(call)
             if scope["method"] == "DELETE" and key is not None:

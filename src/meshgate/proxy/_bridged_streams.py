@@ -6,6 +6,7 @@ Both end when the client goes away (`meshgate.http.sse`).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.types import Receive, Send
@@ -36,10 +37,11 @@ async def session_stream(  # noqa: PLR0917
     client: UpstreamClient,
     session: SessionKey | None,
     metrics: GatewayMetrics | None,
+    ended: asyncio.Event,
 ) -> None:
     """The handshake-era GET stream: every list_changed, and updates of the resources its session subscribed to."""
     async with announcements.listening(client, _EVERY_LIST, set(), session=session) as listener:
-        await _serve(receive, send, listener, None, metrics)
+        await _serve(receive, send, listener, metrics, ended)
 
 
 async def listen_stream(  # noqa: PLR0917
@@ -49,9 +51,10 @@ async def listen_stream(  # noqa: PLR0917
     client: UpstreamClient,
     envelope: Envelope,
     metrics: GatewayMetrics | None,
+    ended: asyncio.Event,
 ) -> dict[str, Any] | None:
-    """`subscriptions/listen`: acknowledge what is honoured, then carry only that. Returns a JSON-RPC error
-    answer instead when the filter is malformed."""
+    """`subscriptions/listen`: acknowledge what is honoured, then carry only that; when `ended`, close it
+    gracefully (its result). Returns a JSON-RPC error answer instead when the filter is malformed."""
     asked = as_dict(as_dict(envelope.params).get("notifications"))
     honoured: dict[str, Any] = {key: True for key in LIST_CHANGED if asked.get(key) is True}
     uris = as_list(asked.get("resourceSubscriptions"))
@@ -68,13 +71,21 @@ async def listen_stream(  # noqa: PLR0917
     }
     methods = frozenset(LIST_CHANGED[key] for key in LIST_CHANGED if key in honoured)
     wanted = set(honoured.get("resourceSubscriptions", []))
+    closing = {"jsonrpc": "2.0", "id": envelope.id, "result": {"_meta": meta}}
     async with announcements.listening(client, methods, wanted, meta) as listener:
-        await _serve(receive, send, listener, acknowledgement, metrics)
+        await _serve(receive, send, listener, metrics, ended, first=acknowledgement, last=closing)
     return None
 
 
 async def _serve(
-    receive: Receive, send: Send, listener: Listener, first: dict[str, Any] | None, metrics: GatewayMetrics | None
+    receive: Receive,
+    send: Send,
+    listener: Listener,
+    metrics: GatewayMetrics | None,
+    ended: asyncio.Event,
+    *,
+    first: dict[str, Any] | None = None,
+    last: dict[str, Any] | None = None,
 ) -> None:
     open_streams = None if metrics is None else metrics.open_streams
-    await serve_events(receive, send, listener.events, lambda message: message, first, open_streams)
+    await serve_events(receive, send, listener.events, lambda message: message, first, open_streams, ended, last)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,9 @@ from meshgate.access import Principal
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.http11 import HttpError, Response
 from meshgate.errors import InvalidInput
+from meshgate.http.guard import bearer_token
 from meshgate.http.sse import disconnected
+from meshgate.http.stream_grants import StreamGrants
 from meshgate.jsonvalues import as_dict
 from meshgate.proxy.messages import Envelope
 from meshgate.proxy.telemetry import RequestTelemetry
@@ -74,15 +77,25 @@ def not_mcp(client: UpstreamClient, response: Response, snippet: str) -> str:
     return f"upstream {client.config.title} answered HTTP {response.status} with {media_type}, not MCP: {snippet!r}"
 
 
-async def until_disconnect(pump: Any, receive: Receive) -> None:
-    """Run a streaming pump until it ends or the client goes away (then stop reading upstream)."""
-    pumping = asyncio.ensure_future(pump)
-    watching = asyncio.ensure_future(disconnected(receive))
+async def until_disconnect(pump: Any, receive: Receive, ended: asyncio.Event | None = None) -> None:
+    """Run a streaming pump until it ends, the client goes away or `ended` is set (then stop reading upstream)."""
+    tasks = [asyncio.ensure_future(pump), asyncio.ensure_future(disconnected(receive))]
+    if ended is not None:  # only GET streams are held open long enough to need it (not the hot path)
+        tasks.append(asyncio.ensure_future(ended.wait()))
+    pumping = tasks[0]
     try:
-        await asyncio.wait((pumping, watching), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (pumping, watching):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(pumping, watching, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
     if pumping.done() and not pumping.cancelled() and pumping.exception() is not None:
         raise pumping.exception()  # type: ignore[misc]
+
+
+def held_stream(grants: StreamGrants, call: Call) -> AbstractContextManager[asyncio.Event]:
+    """Hold a long-lived stream on one connection: it ends when the connection changes or its credential
+    may no longer reach the connection."""
+    conn_id = call.conn_id
+    token = bearer_token(call.headers.get("authorization"))
+    return grants.hold(token, frozenset({f"connection:{conn_id}"}), lambda principal: principal.can_reach(conn_id))

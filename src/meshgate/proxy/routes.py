@@ -39,6 +39,7 @@ from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
 from meshgate.proxy._bridged import BridgedPath
 from meshgate.proxy._exchange import (
     Call,
+    held_stream,
     not_mcp,
     request_id_of,
     snippet,
@@ -181,7 +182,9 @@ class ProxyEndpoint(BridgedPath):
                 await send(self._start(response, call))
                 await send({"type": "http.response.body", "body": filtered, "more_body": False})
             else:
-                captured = await self._stream(receive, send, response, call, None if method == "GET" else idle_s)
+                # GET streams and subscriptions/listen answers last as long as the client listens
+                held_open = method == "GET" or call.envelope.method == "subscriptions/listen"
+                captured = await self._stream(receive, send, response, call, None if held_open else idle_s)
         except HttpError as error:  # reading a tools/list answer to filter it, before anything was sent
             failure = UpstreamInvalidResponse(f"upstream {client.config.title} answer unreadable: {error}")
         finally:
@@ -266,7 +269,11 @@ class ProxyEndpoint(BridgedPath):
                 if metrics is not None:
                     metrics.open_streams.inc()
                 try:
-                    await until_disconnect(pump(), receive)
+                    if deadline_s is None:  # a stream held open (GET, listen): it ends with its grant
+                        with held_stream(self._runtime.streams, call) as ended:
+                            await until_disconnect(pump(), receive, ended)
+                    else:
+                        await until_disconnect(pump(), receive)
                 finally:
                     if metrics is not None:
                         metrics.open_streams.dec()

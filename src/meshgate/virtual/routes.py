@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -27,7 +28,7 @@ from meshgate.errors import (
     UpstreamUnreachable,
 )
 from meshgate.http.errors import http_error, mcp_http_error
-from meshgate.http.guard import Admission, headers_of
+from meshgate.http.guard import Admission, bearer_token, headers_of
 from meshgate.jsonvalues import as_dict
 from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
 from meshgate.proxy._exchange import request_id_of
@@ -98,9 +99,9 @@ class VirtualEndpoint:
             await self._error(scope, receive, send, error, exchange)
             return
         if scope["method"] == "GET":
-            await notification_stream(
-                receive, send, self._directory, definition, exchange.headers, self._runtime.metrics
-            )
+            with self._held(exchange, definition) as ended:
+                metrics = self._runtime.metrics
+                await notification_stream(receive, send, self._directory, definition, exchange.headers, metrics, ended)
         elif scope["method"] == "DELETE":
             await _empty(send, 204)
         elif scope["method"] != "POST":
@@ -112,9 +113,17 @@ class VirtualEndpoint:
         elif exchange.envelope.method is None:
             await self._reply(scope, receive, send, exchange)
         elif exchange.envelope.method == "subscriptions/listen":
-            await listen_stream(receive, send, self._directory, definition, exchange.envelope, self._runtime.metrics)
+            with self._held(exchange, definition) as ended:
+                metrics = self._runtime.metrics
+                await listen_stream(receive, send, self._directory, definition, exchange.envelope, metrics, ended)
         else:
             await self._request(scope, receive, send, exchange, definition)
+
+    def _held(self, exchange: _Exchange, definition: VirtualMcp) -> AbstractContextManager[asyncio.Event]:
+        """A notification stream lasts while its credential may still enter this virtual MCP (definition and
+        member changes are notified on it, so they do not end it)."""
+        token = bearer_token(exchange.headers.get("authorization"))
+        return self._runtime.streams.hold(token, frozenset(), lambda principal: _may_enter(principal, definition))
 
     async def _request(
         self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange, definition: VirtualMcp

@@ -7,6 +7,7 @@ subscription id. Both end when the client goes away (`meshgate.http.sse`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -36,14 +37,15 @@ async def notification_stream(  # noqa: PLR0917
     definition: VirtualMcp,
     headers: dict[str, str],
     metrics: GatewayMetrics | None,
+    ended: asyncio.Event,
 ) -> None:
-    """The handshake-era GET stream: every list_changed of this virtual MCP."""
+    """The handshake-era GET stream: every list_changed of this virtual MCP (until `ended`)."""
     if "text/event-stream" not in headers.get("accept", ""):
         error = InvalidInput("the GET stream needs Accept: text/event-stream")
         await mcp_http_error(error)({"type": "http"}, receive, send)
         return
     await _stream(
-        receive, send, directory, definition, lambda method: {"jsonrpc": "2.0", "method": method}, None, metrics
+        receive, send, directory, definition, lambda method: {"jsonrpc": "2.0", "method": method}, metrics, ended
     )
 
 
@@ -54,8 +56,10 @@ async def listen_stream(  # noqa: PLR0917
     definition: VirtualMcp,
     envelope: Envelope,
     metrics: GatewayMetrics | None,
+    ended: asyncio.Event,
 ) -> None:
-    """`subscriptions/listen` (2026-07-28): acknowledge the honoured kinds, then deliver only those."""
+    """`subscriptions/listen` (2026-07-28): acknowledge the honoured kinds, then deliver only those; when
+    `ended`, close it gracefully (its result)."""
     asked = as_dict(as_dict(envelope.params).get("notifications"))
     honoured = {key: True for key in _FILTER_KEYS if asked.get(key) is True}
     wanted = {_FILTER_KEYS[key] for key in honoured}
@@ -69,7 +73,8 @@ async def listen_stream(  # noqa: PLR0917
     def frame(method: str) -> dict[str, Any] | None:
         return {"jsonrpc": "2.0", "method": method, "params": {"_meta": meta}} if method in wanted else None
 
-    await _stream(receive, send, directory, definition, frame, acknowledgement, metrics)
+    closing = {"jsonrpc": "2.0", "id": envelope.id, "result": {"_meta": meta}}
+    await _stream(receive, send, directory, definition, frame, metrics, ended, first=acknowledgement, last=closing)
 
 
 async def _stream(  # noqa: PLR0917
@@ -78,8 +83,11 @@ async def _stream(  # noqa: PLR0917
     directory: VirtualDirectory,
     definition: VirtualMcp,
     frame: Callable[[str], dict[str, Any] | None],
-    first: dict[str, Any] | None,
     metrics: GatewayMetrics | None,
+    ended: asyncio.Event,
+    *,
+    first: dict[str, Any] | None = None,
+    last: dict[str, Any] | None = None,
 ) -> None:
     try:
         queue = directory.listen(definition.id)
@@ -89,6 +97,7 @@ async def _stream(  # noqa: PLR0917
         return
     try:
         await directory.view(definition)  # the baseline later changes are compared with
-        await serve_events(receive, send, queue, frame, first, None if metrics is None else metrics.open_streams)
+        open_streams = None if metrics is None else metrics.open_streams
+        await serve_events(receive, send, queue, frame, first, open_streams, ended, last)
     finally:
         directory.unlisten(definition.id, queue)
