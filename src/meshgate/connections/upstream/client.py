@@ -20,6 +20,7 @@ import orjson
 from meshgate import __version__
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.models import UpstreamConfig
+from meshgate.connections.upstream._watching import Notification, ServerRequestHandler, WatchedSession
 from meshgate.connections.upstream.breaker import CircuitBreaker
 from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, Response
 from meshgate.connections.upstream.legacy_sse import LegacySseSession
@@ -39,8 +40,6 @@ from meshgate.jsonvalues import as_dict
 log = logging.getLogger(__name__)
 
 HANDSHAKE_VERSION = "2025-11-25"
-Notification = Callable[[dict[str, Any]], None]
-ServerRequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 _ssl_context: ssl.SSLContext | None = None
 _MAX_OWN_RESPONSE = 16 * 1024 * 1024
 STATELESS_VERSION = "2026-07-28"
@@ -62,7 +61,7 @@ def shared_ssl_context() -> ssl.SSLContext:
     return _ssl_context
 
 
-class UpstreamClient:
+class UpstreamClient(WatchedSession):
     """The connection to one upstream MCP server."""
 
     def __init__(
@@ -124,84 +123,6 @@ class UpstreamClient:
         if self.config.secrets.token:
             headers["authorization"] = f"Bearer {self.config.secrets.token}"
         return headers
-
-    def watch(self, watcher: str, listener: Notification) -> None:
-        """Let `watcher` (one per part of meshgate) hear the upstream's notifications to meshgate's own
-        session (list_changed, resources/updated ...); a second call for the same watcher changes nothing.
-
-        For HTTP upstreams meshgate's session's GET stream is opened (servers that do not offer one answer
-        405 and are not asked again; some send list_changed without announcing `listChanged`), and
-        notifications that arrive on the answers to meshgate's own requests are heard too.
-        """
-        if watcher in self._watchers:
-            return
-        self._watchers[watcher] = listener
-        if self.session is not None:
-            self.session.on_notification = self._tell_watchers
-        elif self._listening is None:
-            self._listening = asyncio.get_running_loop().create_task(self._listen())
-
-    def watching(self, watcher: str) -> bool:
-        return watcher in self._watchers
-
-    def _tell_watchers(self, message: dict[str, Any]) -> None:
-        for listener in list(self._watchers.values()):
-            listener(message)
-
-    async def _listen(self) -> None:
-        """Keep meshgate's GET stream open while the upstream offers one, reconnecting with backoff."""
-        delay = 1.0
-        while True:
-            try:
-                await self._ensure_session()
-                if not await self._read_stream():
-                    return
-                delay = 1.0
-            except (UpstreamError, HttpError, ValueError) as error:
-                log.info("notification stream of upstream %s broke off: %s", self.config.title, error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
-
-    async def _read_stream(self) -> bool:
-        """Read one GET stream to its end; False when the upstream does not offer one."""
-        headers = {
-            **self.credential_headers,
-            "accept": "text/event-stream",
-            "mcp-protocol-version": self._version,
-            "user-agent": f"meshgate/{__version__}",
-        }
-        if self._session_id is not None:
-            headers["mcp-session-id"] = self._session_id
-        response = await self._pool.request("GET", headers, None, head_timeout=self.call_timeout)
-        try:
-            if response.status == 404:
-                await self._reset_session()
-                return True
-            if response.status != 200:
-                self.stream_refused = True
-                return False
-            self.stream_open.set()
-            reader = EventReader()
-            async for chunk in response.iter_chunks(None):
-                for event in reader.feed(chunk):
-                    self._heard(messages(event.data.encode(), "application/json"))
-            return True
-        finally:
-            self.stream_open.clear()
-            response.release()
-
-    def _heard(self, found: Any) -> None:
-        """Notifications to meshgate's session: progress to its request's caller, the rest to the watcher."""
-        for message in found:
-            if "method" not in message:
-                continue
-            if "id" in message:  # a request on the GET stream (the SDK sends roots/list there)
-                self._tasks.add(task := asyncio.get_running_loop().create_task(self._answer_outside(message)))
-                task.add_done_callback(self._tasks.discard)
-            elif message["method"] == "notifications/progress":
-                self._progress.deliver(message)
-            else:
-                self._tell_watchers(message)
 
     async def open(
         self, method: str, headers: Mapping[str, str], body: bytes | None, *, stream: bool = False
@@ -297,13 +218,6 @@ class UpstreamClient:
         finally:
             self._progress.release(progress_key)
             del self._in_flight[key]
-
-    async def _answer_outside(self, request: dict[str, Any]) -> None:
-        """A request that names no call of meshgate's goes to the caller only while exactly one call is in
-        flight (as on SSE and STDIO sessions), so it never reaches the wrong caller; otherwise it is refused."""
-        handlers = list(self._in_flight.values())
-        handler = handlers[0] if len(handlers) == 1 else None
-        await self._answer_server(request, None if handler is None else await handler(request))
 
     async def _request(
         self,
