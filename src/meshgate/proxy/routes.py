@@ -44,9 +44,9 @@ from meshgate.proxy._exchange import (
     request_id_of,
     snippet,
     speaks_mcp,
-    tool_arguments,
     until_disconnect,
 )
+from meshgate.proxy._rest import RestPath
 from meshgate.proxy.announcements import Announcements
 from meshgate.proxy.interactions import Interactions
 from meshgate.proxy.messages import Envelope, filter_tools, parse_envelope, refusal
@@ -75,7 +75,7 @@ _UNKNOWN_SESSION = "session not found (another connection's or credential's, or 
 _MAX_FILTERED = 16 * 1024 * 1024
 
 
-class ProxyEndpoint(BridgedPath):
+class ProxyEndpoint(BridgedPath, RestPath):
     """Raw ASGI handler for everything under `/mcp/{connection_id}`."""
 
     def __init__(self, runtime: Runtime, admission: Admission) -> None:
@@ -382,55 +382,6 @@ class ProxyEndpoint(BridgedPath):
                 error_message=None if error is None else f"{error.code}: {error.message}",
             )
         )
-
-    async def _rest_call(self, scope: Scope, receive: Receive, send: Send, call: Call, tool: str) -> None:
-        """REST: the JSON body is the tool's arguments; answers the tool result JSON."""
-        conn_id, headers, telemetry = call.conn_id, call.headers, call.telemetry
-        try:
-            if scope["method"] != "POST":
-                raise InvalidInput("use POST with a JSON object of arguments")
-            with telemetry.child("meshgate.authenticate"):
-                call.principal, body = await self._admission.admit(scope, receive, headers)
-            client = await self._client(call.principal, conn_id)
-            arguments = tool_arguments(body)
-            call.envelope = Envelope("tools/call", None, {"name": tool, "arguments": arguments})
-            telemetry.identify(
-                call.principal, conn_id, call.envelope, self._telemetry.label(tool, client.config.tool_names)
-            )
-            self._authorize(call.principal, conn_id, call.envelope)
-            if client.config.oauth:
-                client = await self._runtime.oauth_ready(call.principal.organization_id, client)
-            with telemetry.child("mcp.upstream tools/call", SpanKind.CLIENT, **{"server.address": client.config.title}):
-                extra = {
-                    "x-mesh-token": self._runtime.mesh_tokens.token(call.principal, conn_id),
-                    "x-request-id": call.request_id,
-                }
-                telemetry.propagate(extra)
-                message = await client.request(
-                    "tools/call", {"name": tool, "arguments": arguments}, extra_headers=extra
-                )
-        except MeshgateError as error:
-            telemetry.error = error.code
-            if call.envelope.method is not None and isinstance(error, PermissionDenied | UpstreamError):
-                self._audit(call, error=error)
-            await http_error(error, headers={"x-request-id": call.request_id})(scope, receive, send)
-            return
-        self._audit(call, body=orjson.dumps({**message, "id": None}))
-        if "error" in message:
-            error = as_dict(message["error"])
-            telemetry.error = "upstream_rpc_error"
-            status = 502
-            payload: Any = {"error": {"code": "upstream_error", "message": str(error.get("message")), "rpc": error}}
-        else:
-            status, payload = 200, message.get("result")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"x-request-id", call.request_id.encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": orjson.dumps(payload), "more_body": False})
 
 
 def _caller(principal: Principal) -> str:
