@@ -19,15 +19,17 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
         ├── UpstreamInvalidResponse    upstream_invalid       502
         ├── UpstreamUnavailable        upstream_unavailable   503  (circuit open, connection inactive)
         ├── UpstreamAuthorizationRequired upstream_authorization_required 502 (OAuth upstream: authorize again)
+        ├── UpstreamRpcError           upstream_rpc_error     502  (the upstream answered a JSON-RPC error)
         └── UpstreamTimeout            upstream_timeout       504
 
-Services raise these; `meshgate.http.errors` maps them to HTTP JSON and `meshgate.mcp.results`
-to tool results. Nothing else decides how an error looks on the wire.
+Services raise these; `meshgate.http.errors` maps them to HTTP JSON, `meshgate.jsonrpc` to JSON-RPC
+error messages and refusals, and `meshgate.mcp.results` to management tool results. Nothing else
+decides how an error looks on the wire.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class MeshgateError(Exception):
@@ -40,7 +42,7 @@ class MeshgateError(Exception):
         super().__init__(message)
         self.message = message
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         """The wire shape shared by HTTP bodies and tool results."""
         return {"code": self.code, "message": self.message}
 
@@ -166,6 +168,20 @@ class UpstreamAuthorizationRequired(UpstreamError):
 
     code = "upstream_authorization_required"
     http_status = 502
+
+
+class UpstreamRpcError(UpstreamError):
+    """The upstream answered the request with a JSON-RPC error; `rpc` is that error object as sent."""
+
+    code = "upstream_rpc_error"
+    http_status = 502
+
+    def __init__(self, message: str, rpc: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.rpc = rpc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "rpc": self.rpc}
 
 
 class UpstreamTimeout(UpstreamError):

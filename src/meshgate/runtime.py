@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily
 
 from meshgate.access.ratelimit import RateLimiter
+from meshgate.calls.service import CallService
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.pool import UpstreamPool
-from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.replicas import ReplicaRegistry
-from meshgate.errors import UpstreamAuthorizationRequired
 from meshgate.http.stream_grants import StreamGrants
 from meshgate.identity.authentication import Authenticator
 from meshgate.monitoring.writer import AuditWriter
@@ -48,6 +46,7 @@ class Runtime:
     upstream_oauth: UpstreamOAuth
     virtual: VirtualDirectory
     streams: StreamGrants
+    calls: CallService
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -71,6 +70,9 @@ class Runtime:
             timeout_s=settings.virtual_list_timeout_seconds,
             metrics=metrics,
         )
+        audit = AuditWriter(db)
+        mesh_tokens = MeshTokenIssuer(settings.secret, settings.public_url)
+        upstream_oauth = UpstreamOAuth(db, vault, addresses, settings.public_url)
         authenticator = Authenticator(
             db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens
         )
@@ -80,8 +82,8 @@ class Runtime:
             vault=vault,
             authenticator=authenticator,
             upstreams=upstreams,
-            audit=AuditWriter(db),
-            mesh_tokens=MeshTokenIssuer(settings.secret, settings.public_url),
+            audit=audit,
+            mesh_tokens=mesh_tokens,
             tracing=Tracing(
                 enabled=settings.tracing_enabled,
                 sampler=settings.otel_sampler,
@@ -97,9 +99,10 @@ class Runtime:
             ),
             access_tokens=access_tokens,
             oauth_clients=ClientRegistry(addresses),
-            upstream_oauth=UpstreamOAuth(db, vault, addresses, settings.public_url),
+            upstream_oauth=upstream_oauth,
             virtual=VirtualDirectory(db, catalog),
             streams=StreamGrants(db, authenticator.authenticate),
+            calls=CallService(upstreams, mesh_tokens, audit, upstream_oauth, metrics),
         )
         db.subscribe(runtime._on_change)
         instrument_database(runtime.tracing, db.engine)
@@ -143,16 +146,6 @@ class Runtime:
         if topic in ("identity", EVERYTHING):
             self.mesh_tokens.clear()
 
-    async def oauth_ready(self, organization_id: str, client: UpstreamClient) -> UpstreamClient:
-        """An OAuth upstream's client with a fresh token (refreshed when due); refused when meshgate holds none."""
-        refresh_at = client.config.oauth_refresh_at
-        if refresh_at is not None and time.time() >= refresh_at:
-            await self.upstream_oauth.refresh(organization_id, client.config.id)
-            client = await self.upstreams.get(organization_id, client.config.id)
-        if client.config.secrets.token is None:
-            raise UpstreamAuthorizationRequired(authorize_again(client))
-        return client
-
     async def start(self) -> None:
         await self.db.start_listening()
         self.authenticator.start()
@@ -170,10 +163,3 @@ class Runtime:
         await self.upstreams.close()
         await self.db.close()
         self.tracing.shutdown()
-
-
-def authorize_again(client: UpstreamClient) -> str:
-    return (
-        f"connection {client.config.title} needs OAuth authorization: someone allowed to manage connections calls "
-        f'CONNECTION_OAUTH_START {{"id": "{client.config.id}"}} and opens the URL it returns'
-    )

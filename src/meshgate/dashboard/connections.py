@@ -22,7 +22,7 @@ MAX_LATENCY_LOOKUPS = 50  # one audit query per connection; above this the colum
 class ConnectionPages:
     def __init__(self, dashboard: Dashboard) -> None:
         self._d = dashboard
-        self._caller = ToolCaller(dashboard.runtime)
+        self._caller = ToolCaller(dashboard.runtime.calls, dashboard.runtime.limiter)
 
     def routes(self) -> list[Route]:
         d = self._d

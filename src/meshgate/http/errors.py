@@ -8,14 +8,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from meshgate.errors import MeshgateError, RateLimited, Unauthenticated
-
-# JSON-RPC server-error codes for failures that happen before a message reaches the MCP server.
-_JSONRPC_CODES = {
-    "invalid_json": -32700,
-    "invalid_input": -32600,
-    "payload_too_large": -32600,
-    "unsupported_media_type": -32600,
-}
+from meshgate.jsonrpc import error_message
 
 
 def http_error(error: MeshgateError, headers: dict[str, str] | None = None) -> Response:
@@ -26,7 +19,7 @@ def http_error(error: MeshgateError, headers: dict[str, str] | None = None) -> R
 
 
 def mcp_http_error(error: MeshgateError, *, resource_metadata: str | None = None, message_id: Any = None) -> Response:
-    """A JSON-RPC error body (id null) for MCP endpoints, with the error's HTTP status."""
+    """A JSON-RPC error body (`meshgate.jsonrpc.error_message`) for MCP endpoints, with the error's HTTP status."""
     headers: dict[str, str] = {}
     if isinstance(error, RateLimited):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
@@ -35,9 +28,4 @@ def mcp_http_error(error: MeshgateError, *, resource_metadata: str | None = None
         if error.message != "missing bearer token":
             value += ', error="invalid_token"'
         headers["WWW-Authenticate"] = value
-    body = {
-        "jsonrpc": "2.0",
-        "id": message_id,
-        "error": {"code": _JSONRPC_CODES.get(error.code, -32001), "message": error.message, "data": error.to_dict()},
-    }
-    return JSONResponse(body, status_code=error.http_status, headers=headers)
+    return JSONResponse(error_message(message_id, error), status_code=error.http_status, headers=headers)

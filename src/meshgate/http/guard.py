@@ -3,6 +3,7 @@ protection), the body size limit, the content type, and the bearer credential.""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -193,3 +194,11 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def request_id_of(headers: dict[str, str]) -> str:
+    """The client's `x-request-id` when it is short and printable, else a new one."""
+    given = headers.get("x-request-id", "")
+    if 0 < len(given) <= 200 and given.isprintable():
+        return given
+    return uuid.uuid4().hex

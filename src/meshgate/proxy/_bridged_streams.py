@@ -13,6 +13,7 @@ from starlette.types import Receive, Send
 
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.http.sse import serve_events
+from meshgate.jsonrpc import Envelope
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.observability.metrics import GatewayMetrics
 from meshgate.proxy.announcements import (
@@ -25,7 +26,6 @@ from meshgate.proxy.announcements import (
     SessionKey,
     offers_subscriptions,
 )
-from meshgate.proxy.messages import Envelope
 
 _EVERY_LIST = frozenset(LIST_CHANGED.values())
 

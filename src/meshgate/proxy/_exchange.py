@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from starlette.types import Receive
+from starlette.types import Receive, Scope, Send
 
 from meshgate.access import Principal
+from meshgate.calls.models import CallContext
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.http11 import HttpError, Response
-from meshgate.errors import InvalidInput
+from meshgate.errors import MeshgateError
+from meshgate.http.errors import mcp_http_error
 from meshgate.http.guard import bearer_token
 from meshgate.http.sse import disconnected
 from meshgate.http.stream_grants import StreamGrants
-from meshgate.jsonvalues import as_dict
-from meshgate.proxy.messages import Envelope
+from meshgate.jsonrpc import NO_ENVELOPE, Envelope
 from meshgate.proxy.telemetry import RequestTelemetry
-
-NO_ENVELOPE = Envelope(None, None, None)
 
 
 @dataclass(slots=True)
@@ -31,29 +28,29 @@ class Call:
 
     conn_id: str
     headers: dict[str, str]
-    request_id: str
-    started: float
     telemetry: RequestTelemetry
+    context: CallContext
     principal: Principal | None = None
     envelope: Envelope = NO_ENVELOPE
     upstream_session: str | None = None  # the upstream's own Mcp-Session-Id, opened from the client's
 
-
-def request_id_of(headers: dict[str, str]) -> str:
-    given = headers.get("x-request-id", "")
-    if 0 < len(given) <= 200 and given.isprintable():
-        return given
-    return uuid.uuid4().hex
+    @property
+    def request_id(self) -> str:
+        return self.context.request_id
 
 
-def tool_arguments(body: bytes) -> dict[str, Any]:
-    try:
-        arguments: Any = orjson.loads(body) if body.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(arguments, dict):
-        raise InvalidInput("the request body must be a JSON object of tool arguments")
-    return as_dict(arguments)
+def call_context(headers: dict[str, str], request_id: str, telemetry: RequestTelemetry) -> CallContext:
+    """What the call service needs to know of an HTTP request: ids for the upstream and the audit record."""
+    return CallContext(request_id, headers.get("user-agent"), headers.get("mcp-protocol-version"), telemetry)
+
+
+async def mcp_error(  # noqa: PLR0917
+    scope: Scope, receive: Receive, send: Send, error: MeshgateError, call: Call, public_url: str
+) -> None:
+    """Answer an MCP request with a meshgate error (JSON-RPC body, the error's HTTP status)."""
+    call.telemetry.error = error.code
+    metadata = f"{public_url}/.well-known/oauth-protected-resource{scope['path']}"
+    await mcp_http_error(error, resource_metadata=metadata, message_id=call.envelope.id)(scope, receive, send)
 
 
 def speaks_mcp(response: Response, envelope: Envelope) -> bool:

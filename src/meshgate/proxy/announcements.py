@@ -29,6 +29,7 @@ from meshgate.connections.upstream import UpstreamClient
 from meshgate.db.database import Database, announce_change
 from meshgate.errors import InvalidInput, UpstreamError
 from meshgate.jsonvalues import as_dict
+from meshgate.protocol import SUBSCRIPTION_ID_META
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ LIST_CHANGED = {
     "promptsListChanged": "notifications/prompts/list_changed",
     "resourcesListChanged": "notifications/resources/list_changed",
 }
-SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+SUBSCRIPTION_ID = SUBSCRIPTION_ID_META
 MAX_URI = 2048
 MAX_URIS = 256  # per session or listen stream
 MAX_SESSIONS = 10_000  # remembered per process; the oldest are forgotten first

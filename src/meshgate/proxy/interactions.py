@@ -24,8 +24,8 @@ from starlette.types import Receive, Send
 from meshgate.access import Principal
 from meshgate.errors import MeshgateError
 from meshgate.http.sse import disconnected
+from meshgate.jsonrpc import Envelope
 from meshgate.jsonvalues import as_dict
-from meshgate.proxy.messages import Envelope
 
 INTERACTIVE = frozenset({"tools/call", "prompts/get", "resources/read"})
 STATE_PREFIX = "mgvs1."  # meshgate's requestState; any other is an upstream's own and goes to it

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -19,75 +17,81 @@ import orjson
 from opentelemetry.trace import SpanKind
 from starlette.types import Receive, Scope, Send
 
-from meshgate.access import Principal
+from meshgate.calls.models import Target
+from meshgate.calls.service import MAX_CAPTURE, authorize_again
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.http11 import HttpError, Response
 from meshgate.errors import (
-    InvalidInput,
     MeshgateError,
     NotFound,
     PermissionDenied,
     UpstreamAuthorizationRequired,
     UpstreamError,
     UpstreamInvalidResponse,
-    UpstreamUnavailable,
 )
-from meshgate.http.errors import http_error, mcp_http_error
-from meshgate.http.guard import Admission, headers_of
-from meshgate.jsonvalues import as_dict
-from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
-from meshgate.proxy._bridged import BridgedPath
+from meshgate.http.errors import http_error
+from meshgate.http.guard import Admission, headers_of, request_id_of
+from meshgate.jsonrpc import GATEWAY_ERROR, parse_envelope, refusal_result, result_message
+from meshgate.monitoring.models import AUDITED_METHODS
+from meshgate.protocol import is_stateless
 from meshgate.proxy._exchange import (
     Call,
+    call_context,
     held_stream,
+    mcp_error,
     not_mcp,
-    request_id_of,
     snippet,
     speaks_mcp,
     until_disconnect,
 )
-from meshgate.proxy._rest import RestPath
 from meshgate.proxy.announcements import Announcements
+from meshgate.proxy.bridged import BridgedCalls
 from meshgate.proxy.interactions import Interactions
-from meshgate.proxy.messages import Envelope, filter_tools, parse_envelope, refusal
+from meshgate.proxy.messages import filter_tools
+from meshgate.proxy.rest import RestCalls
 from meshgate.proxy.sessions import SessionIds
 from meshgate.proxy.telemetry import Telemetry
-from meshgate.runtime import Runtime, authorize_again
+from meshgate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 # Client headers that mean something to the upstream; everything else (Authorization, Cookie, Host ...)
-# stays at meshgate.
-_FORWARDED = (
-    "accept",
-    "content-type",
-    "mcp-protocol-version",
-    "mcp-session-id",
-    "mcp-method",
-    "mcp-name",
-    "last-event-id",
-    "traceparent",
-    "tracestate",
+# stays at meshgate. `Mcp-Method` and `Mcp-Name` are rebuilt from the authorized message instead.
+_FORWARDED = frozenset(
+    (
+        "accept",
+        "content-type",
+        "mcp-protocol-version",
+        "mcp-session-id",
+        "last-event-id",
+        "traceparent",
+        "tracestate",
+    )
 )
 _RETURNED = ("content-type", "mcp-session-id", "mcp-protocol-version", "cache-control", "allow", "retry-after")
-_MAX_CAPTURE = 4 * 1024 * 1024
 _UNKNOWN_SESSION = "session not found (another connection's or credential's, or altered): initialize a new session"
 _MAX_FILTERED = 16 * 1024 * 1024
 
 
-class ProxyEndpoint(BridgedPath, RestPath):
-    """Raw ASGI handler for everything under `/mcp/{connection_id}`."""
+class ProxyEndpoint:
+    """Raw ASGI handler for everything under `/mcp/{connection_id}`: an adapter over `CallService`."""
 
     def __init__(self, runtime: Runtime, admission: Admission) -> None:
         self._runtime = runtime
+        self._calls = runtime.calls
         self._admission = admission
         self._public_url = runtime.settings.public_url
         self._telemetry = Telemetry(runtime.tracing, runtime.metrics)
         self._sessions = SessionIds(runtime.settings.secret)
-        self._interactions = Interactions()
-        self._announcements = Announcements(runtime.db)
-        # Bridged calls in flight, by (client session id, request id): a notifications/cancelled finds them.
-        self._bridged: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
+        self._rest = RestCalls(runtime.calls, admission)
+        self._bridged = BridgedCalls(
+            runtime.calls,
+            runtime.streams,
+            Announcements(runtime.db),
+            Interactions(),
+            runtime.metrics,
+            self._public_url,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parts = scope["path"][5:].split("/")
@@ -99,14 +103,16 @@ class ProxyEndpoint(BridgedPath, RestPath):
         request_id = request_id_of(headers)
         route = "/mcp/{connection_id}/call-tool/{tool}" if rest else "/mcp/{connection_id}"
         telemetry = self._telemetry.begin(scope, headers, route, request_id)
-        call = Call(parts[0], headers, request_id, time.perf_counter(), telemetry)
+        call = Call(parts[0], headers, telemetry, call_context(headers, request_id, telemetry))
         try:
             if rest:
-                await self._rest_call(scope, receive, telemetry.wrap_send(send), call, parts[2])
+                await self._rest.serve(
+                    scope, receive, telemetry.wrap_send(send), headers, parts[0], parts[2], call.context
+                )
             else:
                 await self._proxy(scope, receive, telemetry.wrap_send(send), call)
         finally:
-            telemetry.finish(call.conn_id, call.envelope.method or scope["method"])
+            telemetry.finish(call.conn_id, "tools/call" if rest else call.envelope.method or scope["method"])
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         conn_id, headers, telemetry = call.conn_id, call.headers, call.telemetry
@@ -116,16 +122,11 @@ class ProxyEndpoint(BridgedPath, RestPath):
                 call.principal, body = await self._admission.admit(scope, receive, headers)
             if body:
                 call.envelope = parse_envelope(body)
-            client = await self._client(call.principal, conn_id)
-            tool_label = self._telemetry.label(call.envelope.tool_name, client.config.tool_names)
-            telemetry.identify(call.principal, conn_id, call.envelope, tool_label)
-            self._authorize(call.principal, conn_id, call.envelope)
-            if client.config.oauth:
-                client = await self._runtime.oauth_ready(call.principal.organization_id, client)
+            client = await self._calls.connection(call.principal, Target(conn_id), call.envelope, telemetry)
             bridged = client.session is not None or await self._across_generations(client, call)
             given = call.headers.get("mcp-session-id")
             if given is not None and not bridged:
-                call.upstream_session = self._sessions.open(given, conn_id, _caller(call.principal))
+                call.upstream_session = self._sessions.open(given, conn_id, _caller(call))
                 if call.upstream_session is None:
                     raise NotFound(_UNKNOWN_SESSION)
         except MeshgateError as error:
@@ -136,10 +137,10 @@ class ProxyEndpoint(BridgedPath, RestPath):
             ):
                 await self._refuse(send, call, error)
             else:
-                await self._error(scope, receive, send, error, call)
+                await mcp_error(scope, receive, send, error, call, self._public_url)
             return
         if bridged:
-            await self._bridge(scope, receive, send, client, call)
+            await self._bridged.serve(scope, receive, send, client, call)
             return
         method = scope["method"]
         with telemetry.child(
@@ -148,14 +149,13 @@ class ProxyEndpoint(BridgedPath, RestPath):
             **{"server.address": client.config.title, "meshgate.connection": conn_id},
         ):
             upstream_headers = self._upstream_headers(client, call)
-            if call.envelope.message is not None and headers.get("mcp-protocol-version", "") >= "2026":
+            if call.envelope.message is not None and is_stateless(headers.get("mcp-protocol-version")):
                 body = telemetry.propagate_in_meta(call.envelope.message) or body
             try:
                 response = await client.open(method, upstream_headers, body or None, stream=method == "GET")
             except UpstreamError as error:
-                if call.envelope.method in AUDITED_METHODS:
-                    self._audit(call, error=error)
-                await self._error(scope, receive, send, error, call)
+                self._audit(call, error=error)
+                await mcp_error(scope, receive, send, error, call, self._public_url)
                 return
             if response.status == 401 and client.config.oauth:
                 response.release()
@@ -176,7 +176,8 @@ class ProxyEndpoint(BridgedPath, RestPath):
             if not speaks_mcp(response, call.envelope):
                 failure = UpstreamInvalidResponse(not_mcp(client, response, await snippet(response)))
             elif call.envelope.method == "tools/list" and response.status == 200 and not principal.allows(conn_id, "*"):
-                body = await response.read(_MAX_FILTERED, idle_s=idle_s)
+                async with asyncio.timeout(idle_s):
+                    body = await response.read(_MAX_FILTERED, idle_s=idle_s)
                 content_type = response.headers.get("content-type", "")
                 filtered = filter_tools(body, content_type, partial(principal.allows, conn_id))
                 await send(self._start(response, call))
@@ -185,39 +186,25 @@ class ProxyEndpoint(BridgedPath, RestPath):
                 # GET streams and subscriptions/listen answers last as long as the client listens
                 held_open = method == "GET" or call.envelope.method == "subscriptions/listen"
                 captured = await self._stream(receive, send, response, call, None if held_open else idle_s)
-        except HttpError as error:  # reading a tools/list answer to filter it, before anything was sent
-            failure = UpstreamInvalidResponse(f"upstream {client.config.title} answer unreadable: {error}")
+        except (HttpError, TimeoutError) as error:  # reading a tools/list answer to filter it, before anything was sent
+            failure = UpstreamInvalidResponse(f"upstream {client.config.title} answer unreadable: {error or 'timeout'}")
         finally:
             response.release()
         if failure is not None:
-            await self._error(scope, receive, send, failure, call)
-        if call.envelope.method in AUDITED_METHODS:
-            self._audit(call, response=response, body=captured, error=failure)
+            await mcp_error(scope, receive, send, failure, call, self._public_url)
+        content_type = response.headers.get("content-type", "")
+        self._audit(call, body=captured, content_type=content_type, error=failure)
 
     def _upstream_headers(self, client: UpstreamClient, call: Call) -> dict[str, str]:
-        """meshgate's credentials plus the protocol headers of the client (never its Authorization)."""
-        upstream_headers = client.credential_headers.copy()
-        for name in _FORWARDED:
-            value = call.headers.get(name)
-            if value is not None:
-                upstream_headers[name] = value
-        for name, value in call.headers.items():
-            if name.startswith("mcp-param-"):
-                upstream_headers[name] = value
+        """meshgate's credentials, the protocol headers of the client (never its Authorization) and who calls."""
+        passthrough = {
+            name: value for name, value in call.headers.items() if name in _FORWARDED or name.startswith("mcp-param-")
+        }
         if call.upstream_session is not None:
-            upstream_headers["mcp-session-id"] = call.upstream_session
+            passthrough["mcp-session-id"] = call.upstream_session
         assert call.principal is not None  # noqa: S101  (admitted before headers are built)
-        upstream_headers["x-mesh-token"] = self._runtime.mesh_tokens.token(call.principal, call.conn_id)
-        upstream_headers["x-request-id"] = call.request_id
-        call.telemetry.propagate(upstream_headers)
-        return upstream_headers
-
-    async def _client(self, principal: Principal, conn_id: str) -> UpstreamClient:
-        client = await self._runtime.upstreams.get(principal.organization_id, conn_id)
-        config = client.config
-        if config.status == "inactive":
-            raise UpstreamUnavailable(f"connection {config.title} is inactive")
-        return client
+        target = Target(call.conn_id)
+        return self._calls.forward_headers(client, call.principal, target, call.envelope, call.context, passthrough)
 
     async def _needs_authorization(
         self, scope: Scope, receive: Receive, send: Send, call: Call, client: UpstreamClient
@@ -226,20 +213,8 @@ class ProxyEndpoint(BridgedPath, RestPath):
         if call.envelope.method == "tools/call":
             await self._refuse(send, call, error)
         else:
-            if call.envelope.method in AUDITED_METHODS:
-                self._audit(call, error=error)
-            await self._error(scope, receive, send, error, call)
-
-    @staticmethod
-    def _authorize(principal: Principal, conn_id: str, envelope: Envelope) -> None:
-        if envelope.method == "tools/call":
-            tool = envelope.tool_name
-            if tool is None:
-                raise InvalidInput("tools/call needs params.name")
-            if not principal.allows(conn_id, tool):
-                raise PermissionDenied(f"calling {tool} needs the permission {conn_id}:{tool}")
-        elif not principal.can_reach(conn_id):
-            raise PermissionDenied(f"this credential has no permission on connection {conn_id}")
+            self._audit(call, error=error)
+            await mcp_error(scope, receive, send, error, call, self._public_url)
 
     async def _stream(
         self, receive: Receive, send: Send, response: Response, call: Call, deadline_s: float | None
@@ -259,7 +234,7 @@ class ProxyEndpoint(BridgedPath, RestPath):
             async with asyncio.timeout(deadline_s):
                 async for chunk in response.iter_chunks(deadline_s):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    if captured is not None and size < _MAX_CAPTURE:
+                    if captured is not None and size < MAX_CAPTURE:
                         captured.append(chunk)
                         size += len(chunk)
 
@@ -282,17 +257,13 @@ class ProxyEndpoint(BridgedPath, RestPath):
         except (HttpError, TimeoutError) as error:
             log.warning("upstream answer broke off (request %s): %s", call.request_id, error or "deadline passed")
             if streaming and call.envelope.id is not None:
-                failure = orjson.dumps(
-                    {
-                        "jsonrpc": "2.0",
-                        "id": call.envelope.id,
-                        "error": {
-                            "code": -32001,
-                            "message": f"upstream answer broke off: {error or 'call timeout passed'}",
-                        },
-                    }
-                )
-                event = b"event: message\ndata: " + failure + b"\n\n"
+                reason = f"upstream answer broke off: {error or 'call timeout passed'}"
+                failure = {
+                    "jsonrpc": "2.0",
+                    "id": call.envelope.id,
+                    "error": {"code": GATEWAY_ERROR, "message": reason},
+                }
+                event = b"event: message\ndata: " + orjson.dumps(failure) + b"\n\n"
                 await send({"type": "http.response.body", "body": event, "more_body": True})
                 if captured is not None:
                     captured.append(event)
@@ -313,8 +284,7 @@ class ProxyEndpoint(BridgedPath, RestPath):
     async def _across_generations(client: UpstreamClient, call: Call) -> bool:
         """Whether the client speaks a generation this Streamable HTTP upstream does not: then meshgate holds
         the upstream side on its own session, as for SSE and STDIO upstreams (asked once per upstream)."""
-        version = call.headers.get("mcp-protocol-version") or ""
-        if version >= "2026":
+        if is_stateless(call.headers.get("mcp-protocol-version")):
             return not await client.serves_stateless()
         if call.envelope.method == "initialize" or call.headers.get("mcp-session-id", "").startswith("mg-"):
             return await client.refuses_handshake()
@@ -325,64 +295,28 @@ class ProxyEndpoint(BridgedPath, RestPath):
         given = call.headers.get("mcp-session-id")
         if given is not None and upstream_session == call.upstream_session:
             return given
-        assert call.principal is not None  # noqa: S101  (admitted before answering)
-        return self._sessions.seal(upstream_session, call.conn_id, _caller(call.principal))
+        return self._sessions.seal(upstream_session, call.conn_id, _caller(call))
 
     async def _refuse(self, send: Send, call: Call, error: MeshgateError) -> None:
+        """A tools/call meshgate refused: a tool result with isError (not a protocol error), audited."""
         call.telemetry.error = error.code
-        body = refusal(call.envelope.id, f"{error.code}: {error.message}", call.headers.get("mcp-protocol-version"))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"x-request-id", call.request_id.encode())],
-            }
-        )
+        result = refusal_result(error, call.headers.get("mcp-protocol-version"))
+        body = orjson.dumps(result_message(call.envelope.id, result))
+        start_headers = [(b"content-type", b"application/json"), (b"x-request-id", call.request_id.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": start_headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
         self._audit(call, error=error)
 
-    async def _error(self, scope: Scope, receive: Receive, send: Send, error: MeshgateError, call: Call) -> None:
-        call.telemetry.error = error.code
-        message_id = call.envelope.id
-        metadata = f"{self._public_url}/.well-known/oauth-protected-resource{scope['path']}"
-        await mcp_http_error(error, resource_metadata=metadata, message_id=message_id)(scope, receive, send)
-
     def _audit(
-        self,
-        call: Call,
-        *,
-        response: Response | None = None,
-        body: bytes | None = None,
-        error: MeshgateError | None = None,
+        self, call: Call, *, body: bytes | None = None, content_type: str = "", error: MeshgateError | None = None
     ) -> None:
-        principal = call.principal
-        if principal is None:
-            return
-        envelope = call.envelope
-        params = as_dict(envelope.params)
-        self._runtime.audit.record(
-            AuditEntry(
-                organization_id=principal.organization_id,
-                connection_id=call.conn_id,
-                method=envelope.method or "",
-                tool_name=envelope.target,
-                user_id=principal.user_id,
-                api_key_id=principal.api_key_id,
-                user_agent=call.headers.get("user-agent"),
-                request_id=call.request_id,
-                protocol_version=call.headers.get("mcp-protocol-version"),
-                params=params.get("arguments", params) if envelope.method == "tools/call" else params,
-                message_id=envelope.id,
-                started_at=datetime.now(UTC),
-                duration_ms=(time.perf_counter() - call.started) * 1000,
-                response_body=body,
-                response_content_type="" if response is None else response.headers.get("content-type", ""),
-                response_truncated=body is not None and len(body) >= _MAX_CAPTURE,
-                is_error=True if error is not None else None,
-                error_message=None if error is None else f"{error.code}: {error.message}",
+        if call.principal is not None and call.envelope.method in AUDITED_METHODS:
+            target = Target(call.conn_id)
+            self._calls.record(
+                call.principal, target, call.envelope, call.context, body=body, content_type=content_type, error=error
             )
-        )
 
 
-def _caller(principal: Principal) -> str:
-    return principal.credential_id or principal.user_id
+def _caller(call: Call) -> str:
+    assert call.principal is not None  # noqa: S101  (admitted before sessions are opened or sealed)
+    return call.principal.credential_id or call.principal.user_id

@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import Message, Scope, Send
 
 from meshgate.access import Principal
+from meshgate.jsonrpc import Envelope
 from meshgate.observability import context as log_context
 from meshgate.observability.metrics import GatewayMetrics
 from meshgate.observability.tracing import (
@@ -29,7 +30,6 @@ from meshgate.observability.tracing import (
     inject,
     new_traceparent,
 )
-from meshgate.proxy.messages import Envelope
 
 log = logging.getLogger("meshgate.proxy")
 _NOTHING = contextlib.nullcontext()

@@ -1,7 +1,8 @@
 """What a virtual MCP answers to each MCP method, given its merged view and the caller.
 
-Calls that belong to an upstream go through `forward(connection_id, method, params)`; everything else
-is answered from the view. Answers are JSON-RPC messages with the caller's id.
+Calls that belong to an upstream go through `forward(target, method, params)` (the call service, which
+also makes the permission decision); everything else is answered from the view. Answers are JSON-RPC
+messages with the caller's id.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ import orjson
 
 from meshgate import __version__
 from meshgate.access import Principal
-from meshgate.errors import MeshgateError, PermissionDenied
+from meshgate.calls.models import Target as CallTarget
+from meshgate.calls.service import visible
+from meshgate.errors import MeshgateError
+from meshgate.jsonrpc import Envelope
 from meshgate.jsonvalues import as_dict, as_list
-from meshgate.proxy.bridge import HANDSHAKE_VERSIONS, SERVER_INFO_META, STATELESS_VERSION, is_stateless
-from meshgate.proxy.messages import Envelope
+from meshgate.protocol import SERVER_INFO_META, SUPPORTED_VERSIONS, handshake_version, is_stateless
 from meshgate.virtual.models import VirtualMcp
 from meshgate.virtual.search import CALL_TOOL, DESCRIBE_TOOL, MAX_RESULTS, SEARCH_TOOL, SEARCH_TOOLS, rank
 from meshgate.virtual.view import Route, VirtualView
 
-Forward = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+Forward = Callable[[CallTarget, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
@@ -68,8 +71,9 @@ class Asked:
 
 
 def tool_allowed(principal: Principal, virtual_id: str, exposed: str, route: Route) -> bool:
-    """A tool of a virtual MCP may be called with a grant on the virtual MCP or on the connection's tool."""
-    return principal.allows(virtual_id, exposed) or principal.allows(route.connection_id, route.name)
+    """A tool of a virtual MCP may be called with a grant on the virtual MCP or on the connection's tool
+    (the call service's own rule, so that tools/list shows exactly what tools/call allows)."""
+    return visible(principal, CallTarget(route.connection_id, virtual_id, exposed), route.name)
 
 
 def reaches(principal: Principal, virtual_id: str, connection_id: str) -> bool:
@@ -121,8 +125,7 @@ def _server_info(definition: VirtualMcp) -> dict[str, Any]:
 
 
 def _initialize(asked: Asked) -> tuple[dict[str, Any], dict[str, str]]:
-    wanted = str(as_dict(asked.envelope.params).get("protocolVersion", ""))
-    version = wanted if wanted in HANDSHAKE_VERSIONS else HANDSHAKE_VERSIONS[0]
+    version = handshake_version(as_dict(asked.envelope.params).get("protocolVersion"))
     result: dict[str, Any] = {
         "protocolVersion": version,
         "capabilities": _CAPABILITIES,
@@ -136,7 +139,7 @@ def _initialize(asked: Asked) -> tuple[dict[str, Any], dict[str, str]]:
 
 def _discover(asked: Asked) -> dict[str, Any]:
     result: dict[str, Any] = {
-        "supportedVersions": [STATELESS_VERSION, *HANDSHAKE_VERSIONS],
+        "supportedVersions": list(SUPPORTED_VERSIONS),
         "capabilities": _CAPABILITIES,
         "_meta": {SERVER_INFO_META: _server_info(asked.definition)},
     }
@@ -190,10 +193,9 @@ async def _call_tool(asked: Asked, forward: Forward) -> dict[str, Any]:
             return _tool_error(f"unknown tool {name[:100]!r}: find tools with {SEARCH_TOOL}")
         raise RpcError(INVALID_PARAMS, f"unknown tool {name[:100]!r}")
     asked.target = Target(route.connection_id, route.name)
-    if not tool_allowed(asked.principal, asked.definition.id, name, route):
-        raise PermissionDenied(f"calling {name} needs the permission {asked.definition.id}:{name}")
     upstream_params = {**params, "name": route.name, "arguments": arguments}
-    return _result_of(await forward(route.connection_id, "tools/call", upstream_params))
+    call_target = CallTarget(route.connection_id, asked.definition.id, name)
+    return _result_of(await forward(call_target, "tools/call", upstream_params))
 
 
 async def _routed(asked: Asked, forward: Forward, method: str) -> dict[str, Any]:
@@ -228,9 +230,8 @@ async def _routed(asked: Asked, forward: Forward, method: str) -> dict[str, Any]
                 if method == "completion/complete"
                 else {**params, "name": route.name}
             )
-    if not reaches(asked.principal, asked.definition.id, asked.target.connection_id):
-        raise PermissionDenied(f"this credential has no permission on connection {asked.target.connection_id}")
-    return _result_of(await forward(asked.target.connection_id, method, upstream_params))
+    call_target = CallTarget(asked.target.connection_id, asked.definition.id)
+    return _result_of(await forward(call_target, method, upstream_params))
 
 
 def _result_of(response: dict[str, Any]) -> dict[str, Any]:

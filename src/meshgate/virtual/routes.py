@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -20,6 +18,8 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from meshgate.access import Principal
+from meshgate.calls.models import CallContext
+from meshgate.calls.models import Target as CallTarget
 from meshgate.errors import (
     MeshgateError,
     NotFound,
@@ -28,11 +28,10 @@ from meshgate.errors import (
     UpstreamUnreachable,
 )
 from meshgate.http.errors import http_error, mcp_http_error
-from meshgate.http.guard import Admission, bearer_token, headers_of
+from meshgate.http.guard import Admission, bearer_token, headers_of, request_id_of
+from meshgate.jsonrpc import NO_ENVELOPE, Envelope, error_message, parse_envelope, refusal_result, result_message
 from meshgate.jsonvalues import as_dict
-from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
-from meshgate.proxy._exchange import request_id_of
-from meshgate.proxy.bridge import handshake_params, is_stateless
+from meshgate.protocol import is_stateless
 from meshgate.proxy.interactions import (
     INTERACTIVE,
     STATE_PREFIX,
@@ -43,10 +42,9 @@ from meshgate.proxy.interactions import (
     drive,
     expired,
 )
-from meshgate.proxy.messages import Envelope, parse_envelope
 from meshgate.proxy.telemetry import RequestTelemetry, Telemetry
 from meshgate.runtime import Runtime
-from meshgate.virtual._answers import Asked, answer, refusal_result
+from meshgate.virtual._answers import Asked, answer
 from meshgate.virtual.directory import VirtualDirectory
 from meshgate.virtual.models import VirtualMcp
 from meshgate.virtual.streams import listen_stream, notification_stream
@@ -153,9 +151,9 @@ class VirtualEndpoint:
             wants_progress = may_stream and as_dict(params.get("_meta")).get("progressToken") is not None
             interactive = envelope.method in INTERACTIVE and (stateless or may_stream)
 
-            async def forward(connection_id: str, method: str, upstream_params: dict[str, Any]) -> dict[str, Any]:
+            async def forward(target: CallTarget, method: str, upstream_params: dict[str, Any]) -> dict[str, Any]:
                 return await self._forward(
-                    exchange, asked, connection_id, method, upstream_params, channel, wants_progress, interactive
+                    exchange, asked, target, method, upstream_params, channel, wants_progress, interactive
                 )
 
             work = asyncio.ensure_future(self._answer(asked, forward))
@@ -173,81 +171,63 @@ class VirtualEndpoint:
         if outcome.questions:
             request_state = self._interactions.suspend(Suspended(work, channel, asked))
             result = {"resultType": "input_required", "inputRequests": outcome.questions, "requestState": request_state}
-            message = {"jsonrpc": "2.0", "id": envelope.id, "result": result}
-            await self._send_answer(send, exchange, message, {}, streaming=outcome.streaming)
+            await self._send_answer(
+                send, exchange, result_message(envelope.id, result), {}, streaming=outcome.streaming
+            )
             return
-        message, extra, error = outcome.answer
-        body = await self._send_answer(send, exchange, {**message, "id": envelope.id}, extra, outcome.streaming)
-        if asked.envelope.method in AUDITED_METHODS and asked.target is not None:
-            self._audit(exchange, asked, body, error)
+        message, extra, _error = outcome.answer  # audited by the call service
+        await self._send_answer(send, exchange, {**message, "id": envelope.id}, extra, outcome.streaming)
 
     @staticmethod
     async def _send_answer(
         send: Send, exchange: _Exchange, message: dict[str, Any], extra: dict[str, str], streaming: bool
-    ) -> bytes:
+    ) -> None:
         body = orjson.dumps(message)
         if streaming:
             await send({"type": "http.response.body", "body": _event(body), "more_body": False})
-            return body
+            return
         out = [_JSON, (b"x-request-id", exchange.request_id.encode())]
         out += [(name.encode(), value.encode()) for name, value in extra.items()]
         await send({"type": "http.response.start", "status": 200, "headers": out})
         await send({"type": "http.response.body", "body": body, "more_body": False})
-        return body
 
     async def _answer(self, asked: Asked, forward: Any) -> tuple[dict[str, Any], dict[str, str], MeshgateError | None]:
         try:
             message, headers = await answer(asked, forward)
         except MeshgateError as error:
             if asked.envelope.method == "tools/call":
-                return (
-                    {"jsonrpc": "2.0", "id": asked.envelope.id, "result": _stamped(asked, refusal_result(error))},
-                    {},
-                    error,
-                )
-            message = {"jsonrpc": "2.0", "id": asked.envelope.id, "error": {"code": -32603, "message": error.message}}
-            return message, {}, error
+                result = refusal_result(error, asked.protocol_version)
+                return result_message(asked.envelope.id, result), {}, error
+            return error_message(asked.envelope.id, error), {}, error
         return message, headers, None
 
     async def _forward(  # noqa: PLR0917
         self,
         exchange: _Exchange,
         asked: Asked,
-        connection_id: str,
+        target: CallTarget,
         method: str,
         params: dict[str, Any],
         channel: CallChannel,
         wants_progress: bool,
         interactive: bool,
     ) -> dict[str, Any]:
-        """Send one request to the owning upstream with that connection's credentials."""
+        """Send one request to the owning upstream through the call service (decision, credentials, audit)."""
         principal = asked.principal
-        organization_id = principal.organization_id
-        client = await self._runtime.upstreams.get(organization_id, connection_id)
-        if asked.target is not None:
-            label = self._telemetry.label(asked.target.name, client.config.tool_names)
-            exchange.telemetry.identify(principal, connection_id, asked.envelope, label)
-            exchange.label = connection_id
-        if client.config.status == "inactive":
-            raise UpstreamUnavailable(f"connection {client.config.title} is inactive")
-        if client.config.oauth:
-            client = await self._runtime.oauth_ready(organization_id, client)
-        extra = {
-            "x-mesh-token": self._runtime.mesh_tokens.token(principal, connection_id),
-            "x-request-id": exchange.request_id,
-        }
-        exchange.telemetry.propagate(extra)
+        exchange.label = target.connection_id
+        envelope = Envelope(method, asked.envelope.id, params)
         try:
-            return await client.request(
-                method,
-                handshake_params(params),
-                extra_headers=extra,
+            return await self._runtime.calls.request(
+                principal,
+                target,
+                envelope,
+                exchange.context,
                 on_progress=channel.progress if wants_progress or interactive else None,
                 on_server_request=partial(self._interactions.ask, channel) if interactive else None,
                 answer_input_required=not channel.stateless,
             )
         except (UpstreamUnreachable, UpstreamUnavailable) as error:
-            self._directory.catalog.left_out(organization_id, connection_id, error.message)
+            self._directory.catalog.left_out(principal.organization_id, target.connection_id, error.message)
             raise
 
     async def _reply(self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange) -> None:
@@ -277,45 +257,18 @@ class VirtualEndpoint:
         response = mcp_http_error(error, resource_metadata=metadata, message_id=exchange.envelope.id)
         await response(scope, receive, send)
 
-    def _audit(self, exchange: _Exchange, asked: Asked, body: bytes, error: MeshgateError | None) -> None:
-        principal, envelope, target = asked.principal, asked.envelope, asked.target
-        assert target is not None  # noqa: S101  (only routed requests are audited)
-        params = as_dict(envelope.params)
-        self._runtime.audit.record(
-            AuditEntry(
-                organization_id=principal.organization_id,
-                connection_id=target.connection_id,
-                virtual_mcp_id=asked.definition.id,
-                method=envelope.method or "",
-                tool_name=target.name,
-                user_id=principal.user_id,
-                api_key_id=principal.api_key_id,
-                user_agent=exchange.headers.get("user-agent"),
-                request_id=exchange.request_id,
-                protocol_version=exchange.headers.get("mcp-protocol-version"),
-                params=params.get("arguments", params) if envelope.method == "tools/call" else params,
-                message_id=envelope.id,
-                started_at=datetime.now(UTC),
-                duration_ms=(time.perf_counter() - exchange.started) * 1000,
-                response_body=body,
-                response_content_type="application/json",
-                is_error=True if error is not None else None,
-                error_message=None if error is None else f"{error.code}: {error.message}",
-            )
-        )
-
 
 class _Exchange:
     """One HTTP request to a virtual MCP as the endpoint's helpers see it."""
 
     __slots__ = (
+        "context",
         "envelope",
         "headers",
         "label",
         "principal",
         "request_id",
         "search",
-        "started",
         "telemetry",
         "virtual_id",
     )
@@ -328,9 +281,11 @@ class _Exchange:
         self.request_id = request_id
         self.telemetry = telemetry
         self.search = search
-        self.started = time.perf_counter()
+        self.context = CallContext(
+            request_id, headers.get("user-agent"), headers.get("mcp-protocol-version"), telemetry
+        )
         self.principal: Principal | None = None
-        self.envelope = Envelope(None, None, None)
+        self.envelope = NO_ENVELOPE
         self.label = virtual_id  # the metrics' connection label: the routed connection once known
 
 
@@ -338,11 +293,6 @@ def _may_enter(principal: Principal, definition: VirtualMcp) -> bool:
     return principal.can_reach(definition.id) or any(
         principal.can_reach(member.connection_id) for member in definition.members
     )
-
-
-def _stamped(asked: Asked, result: dict[str, Any]) -> dict[str, Any]:
-    protocol = asked.protocol_version
-    return {"resultType": "complete", **result} if protocol is not None and protocol >= "2026" else result
 
 
 def _event(data: bytes) -> bytes:

@@ -16,13 +16,14 @@ from starlette.types import Receive, Send
 from meshgate.errors import InvalidInput, MeshgateError, UpstreamUnavailable
 from meshgate.http.errors import mcp_http_error
 from meshgate.http.sse import serve_events
+from meshgate.jsonrpc import Envelope
 from meshgate.jsonvalues import as_dict
 from meshgate.observability.metrics import GatewayMetrics
-from meshgate.proxy.messages import Envelope
+from meshgate.protocol import SUBSCRIPTION_ID_META
 from meshgate.virtual.directory import PROMPTS_CHANGED, RESOURCES_CHANGED, TOOLS_CHANGED, VirtualDirectory
 from meshgate.virtual.models import VirtualMcp
 
-SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+SUBSCRIPTION_ID = SUBSCRIPTION_ID_META
 _FILTER_KEYS = {
     "toolsListChanged": TOOLS_CHANGED,
     "promptsListChanged": PROMPTS_CHANGED,

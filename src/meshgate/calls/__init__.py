@@ -1,0 +1,1 @@
+"""The one call pipeline: every way a tool gets called goes through `CallService`."""

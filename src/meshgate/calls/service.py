@@ -1,0 +1,310 @@
+"""`CallService`: what every call through meshgate goes through, whatever brought it.
+
+(principal, target, JSON-RPC message) → decision (connection from the pool, permission, active, OAuth
+token) → prepared upstream request (meshgate's credentials, `x-mesh-token`, request id, trace context,
+routing headers rebuilt from the authorized message) → send → relay → audit record. The MCP endpoint,
+REST, the bridged SSE/STDIO path, virtual MCPs, the dashboard and workers inside meshgate are adapters
+over it. Nothing here knows HTTP; nothing here queries the database in the steady state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from opentelemetry.trace import SpanKind
+
+from meshgate.access import Principal
+from meshgate.calls.models import CallContext, MeshTokens, Target, Trace
+from meshgate.connections.pool import UpstreamPool
+from meshgate.connections.upstream import UpstreamClient
+from meshgate.connections.upstream.client import ServerRequestHandler
+from meshgate.errors import (
+    InvalidInput,
+    MeshgateError,
+    PermissionDenied,
+    UpstreamAuthorizationRequired,
+    UpstreamError,
+    UpstreamRpcError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from meshgate.jsonrpc import Envelope, request
+from meshgate.jsonvalues import as_dict, as_list
+from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
+from meshgate.monitoring.writer import AuditWriter
+from meshgate.oauth.upstream import UpstreamOAuth
+from meshgate.observability.metrics import GatewayMetrics
+from meshgate.protocol import handshake_params, is_stateless, routing_headers
+
+Progress = Callable[[dict[str, Any]], None]
+
+# The longest answer kept for the audit log (the record is cut further when written).
+MAX_CAPTURE = 4 * 1024 * 1024
+
+
+class CallService:
+    """Decides, prepares, sends, relays and audits calls to upstream connections for a principal."""
+
+    def __init__(
+        self,
+        upstreams: UpstreamPool,
+        mesh_tokens: MeshTokens,
+        audit: AuditWriter,
+        upstream_oauth: UpstreamOAuth,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        self._upstreams = upstreams
+        self._mesh_tokens = mesh_tokens
+        self._audit = audit
+        self._oauth = upstream_oauth
+        self._metrics = metrics
+
+    # -- decide ---------------------------------------------------------------------------------------
+
+    async def connection(
+        self, principal: Principal, target: Target, envelope: Envelope, trace: Trace
+    ) -> UpstreamClient:
+        """The target's pooled client, once this caller may send this message and the connection can take it.
+
+        Raises `NotFound` (no such connection in the caller's organization), `PermissionDenied`,
+        `UpstreamUnavailable` (inactive) or `UpstreamAuthorizationRequired` (OAuth upstream without a grant)."""
+        client = await self._upstreams.get(principal.organization_id, target.connection_id)
+        label = "" if self._metrics is None else self._metrics.tool_label(envelope.tool_name, client.config.tool_names)
+        trace.identify(principal, target.connection_id, envelope, label)
+        authorize(principal, target, envelope)
+        if client.config.status == "inactive":
+            raise UpstreamUnavailable(f"connection {client.config.title} is inactive")
+        if client.config.oauth:
+            client = await self._oauth_ready(principal.organization_id, client)
+        return client
+
+    async def _oauth_ready(self, organization_id: str, client: UpstreamClient) -> UpstreamClient:
+        """An OAuth upstream's client with a fresh token (refreshed when due); refused when meshgate holds none."""
+        refresh_at = client.config.oauth_refresh_at
+        if refresh_at is not None and time.time() >= refresh_at:
+            await self._oauth.refresh(organization_id, client.config.id)
+            client = await self._upstreams.get(organization_id, client.config.id)
+        if client.config.secrets.token is None:
+            raise UpstreamAuthorizationRequired(authorize_again(client))
+        return client
+
+    # -- prepare --------------------------------------------------------------------------------------
+
+    def caller_headers(self, principal: Principal, target: Target, context: CallContext) -> dict[str, str]:
+        """What tells the upstream who calls: `x-mesh-token`, the request id and the trace context."""
+        headers = {
+            "x-mesh-token": self._mesh_tokens.token(principal, target.connection_id),
+            "x-request-id": context.request_id,
+        }
+        context.trace.propagate(headers)
+        return headers
+
+    def forward_headers(  # noqa: PLR0917  (one forwarded request has this many parts)
+        self,
+        client: UpstreamClient,
+        principal: Principal,
+        target: Target,
+        envelope: Envelope,
+        context: CallContext,
+        passthrough: Mapping[str, str],
+    ) -> dict[str, str]:
+        """Headers for a request forwarded as the client sent it: meshgate's credentials for the upstream, the
+        client's protocol headers (`passthrough`, never its Authorization), who calls, and for stateless-era
+        requests `Mcp-Method`/`Mcp-Name` rebuilt from the message meshgate authorized (never the client's)."""
+        headers = client.credential_headers.copy()
+        headers.update(passthrough)
+        if envelope.method is not None and envelope.id is not None and is_stateless(context.protocol_version):
+            headers.update(routing_headers(envelope.method, envelope.params))
+        headers.update(self.caller_headers(principal, target, context))
+        return headers
+
+    # -- send, relay, audit over meshgate's own session ---------------------------------------------
+
+    async def request(
+        self,
+        principal: Principal,
+        target: Target,
+        envelope: Envelope,
+        context: CallContext,
+        *,
+        on_progress: Progress | None = None,
+        on_server_request: ServerRequestHandler | None = None,
+        answer_input_required: bool = False,
+    ) -> dict[str, Any]:
+        """One request over meshgate's own session with the upstream: the response message (a result, or the
+        upstream's JSON-RPC error), with the id meshgate used. A `tools/list` answer lists only the tools this
+        caller may call.
+
+        The call ends by the connection's call timeout (paused while the caller answers a request the upstream
+        sent it). Refusals and failures raise a `MeshgateError`; audited methods are recorded either way."""
+        method = envelope.method or ""
+        audited = method in AUDITED_METHODS
+        try:
+            client = await self.connection(principal, target, envelope, context.trace)
+            headers = self.caller_headers(principal, target, context)
+            span = {"server.address": client.config.title, "meshgate.connection": target.connection_id}
+            with context.trace.child(f"mcp.upstream {method}", SpanKind.CLIENT, **span):
+                async with _deadline(client) as pause:
+                    message = await client.request(
+                        method,
+                        handshake_params(envelope.params) if envelope.params is not None else None,
+                        extra_headers=headers,
+                        on_progress=on_progress,
+                        on_server_request=None if on_server_request is None else pause(on_server_request),
+                        answer_input_required=answer_input_required,
+                    )
+        except MeshgateError as error:
+            context.trace.error = error.code
+            if audited and isinstance(error, PermissionDenied | UpstreamError):
+                self.record(principal, target, envelope, context, error=error)
+            raise
+        if method == "tools/list":
+            message = _listed(principal, target, message)
+        if audited:
+            failed = "error" in message
+            if failed:
+                context.trace.error = "upstream_rpc_error"
+            self.record(principal, target, envelope, context, body=orjson.dumps(message), is_error=failed or None)
+        return message
+
+    async def call_tool(
+        self,
+        principal: Principal,
+        target: Target,
+        name: str,
+        arguments: Mapping[str, Any],
+        context: CallContext | None = None,
+    ) -> dict[str, Any]:
+        """Call one tool as `principal` and return its result (`content`, `structuredContent`, `isError`).
+
+        The same decision and audit record as a call over HTTP. An upstream's JSON-RPC error raises
+        `UpstreamRpcError`; a tool that failed is a result with `isError`."""
+        envelope = request("tools/call", {"name": name, "arguments": dict(arguments)})
+        message = await self.request(principal, target, envelope, context or CallContext())
+        if "error" in message:
+            error = as_dict(message["error"])
+            raise UpstreamRpcError(f"the upstream answered {name} with an error: {error.get('message')}", error)
+        return as_dict(message.get("result"))
+
+    def record(
+        self,
+        principal: Principal,
+        target: Target,
+        envelope: Envelope,
+        context: CallContext,
+        *,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        error: MeshgateError | None = None,
+        is_error: bool | None = None,
+    ) -> None:
+        """The audit record of one call (onto the in-memory queue; redaction and parsing happen in the writer)."""
+        params = as_dict(envelope.params)
+        self._audit.record(
+            AuditEntry(
+                organization_id=principal.organization_id,
+                connection_id=target.connection_id,
+                virtual_mcp_id=target.virtual_mcp_id,
+                method=envelope.method or "",
+                tool_name=envelope.target,
+                user_id=principal.user_id,
+                api_key_id=principal.api_key_id,
+                user_agent=context.user_agent,
+                request_id=context.request_id,
+                protocol_version=context.protocol_version,
+                params=params.get("arguments", params) if envelope.method == "tools/call" else params,
+                message_id=envelope.id,
+                started_at=datetime.now(UTC),
+                duration_ms=(time.perf_counter() - context.started) * 1000,
+                response_body=body,
+                response_content_type="" if body is None else content_type,
+                response_truncated=body is not None and len(body) >= MAX_CAPTURE,
+                is_error=True if error is not None else is_error,
+                error_message=None if error is None else f"{error.code}: {error.message}",
+            )
+        )
+
+
+def authorize(principal: Principal, target: Target, envelope: Envelope) -> None:
+    """Whether `principal` may send this message to the target: a tools/call needs the tool, anything else
+    a grant on the connection (or on the virtual MCP it came through)."""
+    connection_id, virtual_id = target.connection_id, target.virtual_mcp_id
+    if envelope.method == "tools/call":
+        tool = envelope.tool_name
+        if tool is None:
+            raise InvalidInput("tools/call needs params.name")
+        if principal.allows(connection_id, tool):
+            return
+        if virtual_id is not None:
+            exposed = target.exposed_name or tool
+            if principal.allows(virtual_id, exposed):
+                return
+            raise PermissionDenied(f"calling {exposed} needs the permission {virtual_id}:{exposed}")
+        raise PermissionDenied(f"calling {tool} needs the permission {connection_id}:{tool}")
+    if principal.can_reach(connection_id) or (virtual_id is not None and principal.can_reach(virtual_id)):
+        return
+    raise PermissionDenied(f"this credential has no permission on connection {connection_id}")
+
+
+def visible(principal: Principal, target: Target, tool: str) -> bool:
+    """Whether `tools/list` shows this tool of the target to this caller (exactly when tools/call allows it)."""
+    return principal.allows(target.connection_id, tool) or (
+        target.virtual_mcp_id is not None and principal.allows(target.virtual_mcp_id, target.exposed_name or tool)
+    )
+
+
+def authorize_again(client: UpstreamClient) -> str:
+    return (
+        f"connection {client.config.title} needs OAuth authorization: someone allowed to manage connections calls "
+        f'CONNECTION_OAUTH_START {{"id": "{client.config.id}"}} and opens the URL it returns'
+    )
+
+
+def _listed(principal: Principal, target: Target, message: dict[str, Any]) -> dict[str, Any]:
+    result = as_dict(message.get("result"))
+    if not result or principal.allows(target.connection_id, "*"):
+        return message
+    tools = [
+        tool for tool in as_list(result.get("tools")) if visible(principal, target, str(as_dict(tool).get("name")))
+    ]
+    return {**message, "result": {**result, "tools": tools}}
+
+
+Pause = Callable[[ServerRequestHandler], ServerRequestHandler]
+
+
+@asynccontextmanager
+async def _deadline(client: UpstreamClient) -> AsyncGenerator[Pause]:
+    """The connection's call timeout over a whole call, paused while the caller answers the upstream's request
+    (a person may take a while to answer an elicitation). `asyncio.timeout`, not `wait_for`: on Python 3.11
+    `wait_for` can swallow the cancellation of a deadline."""
+    seconds = client.call_timeout
+    loop = asyncio.get_running_loop()
+    asking = 0
+    try:
+        async with asyncio.timeout(seconds) as scope:
+
+            def pause(handler: ServerRequestHandler) -> ServerRequestHandler:
+                async def paused(message: dict[str, Any]) -> dict[str, Any] | None:
+                    nonlocal asking
+                    asking += 1
+                    scope.reschedule(None)
+                    try:
+                        return await handler(message)
+                    finally:
+                        asking -= 1
+                        if asking == 0:
+                            scope.reschedule(loop.time() + seconds)
+
+                return paused
+
+            yield pause
+    except TimeoutError as exc:
+        title = client.config.title
+        raise UpstreamTimeout(f"upstream {title} did not answer within its call timeout ({seconds:g} s)") from exc
