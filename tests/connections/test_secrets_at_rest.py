@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import MetaData, select
 
 from conftest import add_connection, new_owner
+from meshgate.connections.upstream_tokens import UpstreamTokens, UpstreamTokenStore
 from meshgate.db.database import Database
-from meshgate.oauth.upstream_tokens import UpstreamTokens, UpstreamTokenStore
 from meshgate.vault import Vault
 from support.gateway import Gateway, Upstream, free_port, run_cli, start_gateway
 from support.mcp_client import call, connect

@@ -17,12 +17,12 @@ from meshgate.connections.models import (
     UpstreamConfig,
 )
 from meshgate.connections.query import order_by, where_clause
+from meshgate.connections.upstream_tokens import UpstreamTokenStore
 from meshgate.db.database import announce_change
+from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import connections, virtual_mcp_connections, virtual_mcps
 from meshgate.errors import Conflict, NotFound
-from meshgate.identity import _rows
 from meshgate.jsonvalues import as_dict, as_list
-from meshgate.oauth.upstream_tokens import UpstreamTokenStore
 from meshgate.vault import Vault
 
 MAX_TOOLS_PER_CONNECTION = 200  # tool names beyond this fold into "other" in metrics
@@ -59,8 +59,8 @@ class ConnectionService:
 
     async def create(self, values: Mapping[str, Any], secrets: ConnectionSecrets, created_by: str | None) -> Connection:
         """`values` holds the non-secret columns (already validated)."""
-        connection_id = _rows.new_id()
-        when = _rows.now()
+        connection_id = new_id()
+        when = utc_now()
         await self._session.execute(
             insert(connections).values(
                 id=connection_id,
@@ -102,7 +102,7 @@ class ConnectionService:
         self, connection_id: str, values: Mapping[str, Any], secrets: ConnectionSecrets | None = None
     ) -> Connection:
         await self.get(connection_id)
-        changes: dict[str, Any] = {**values, "updated_at": _rows.now()}
+        changes: dict[str, Any] = {**values, "updated_at": utc_now()}
         if secrets is not None:
             changes["secrets"] = self._seal(connection_id, secrets)
             changes["secret_summary"] = _summary(secrets)

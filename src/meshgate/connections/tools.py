@@ -30,9 +30,9 @@ from meshgate.connections.models import (
 )
 from meshgate.connections.service import ConnectionService
 from meshgate.connections.upstream import UpstreamClient
+from meshgate.connections.upstream_tokens import UpstreamTokenStore
 from meshgate.errors import InvalidInput, UpstreamError
 from meshgate.mcp.registry import ToolContext, ToolSpec
-from meshgate.oauth.upstream_tokens import UpstreamTokenStore
 
 _SECRET_FIELDS = ("connection_token", "connection_headers", "configuration_state", "oauth")
 NEEDS_AUTHORIZATION = "OAuth authorization needed: call CONNECTION_OAUTH_START and open the URL it returns"

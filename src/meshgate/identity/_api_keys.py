@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import parse_permission_map
 from meshgate.db.database import announce_change
+from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import api_keys
 from meshgate.errors import Conflict, InvalidInput, NotFound
 from meshgate.identity import _rows
@@ -51,7 +52,7 @@ class ApiKeyService:
         if int(count or 0) >= MAX_API_KEYS_PER_ORG:
             raise Conflict(f"an organization can have at most {MAX_API_KEYS_PER_ORG} API keys; delete unused ones")
         value = KEY_PREFIX + secrets.token_urlsafe(32)
-        key_id = _rows.new_id()
+        key_id = new_id()
         await self._session.execute(
             insert(api_keys).values(
                 id=key_id,
@@ -63,7 +64,7 @@ class ApiKeyService:
                 permissions=permission_map,
                 expires_at=expires_at,
                 last_used_at=None,
-                created_at=_rows.now(),
+                created_at=utc_now(),
             )
         )
         return await self.get(key_id), value
@@ -113,4 +114,4 @@ class ApiKeyService:
             raise InvalidInput(
                 f"expiresIn is {expires_in} seconds; it must be between {MIN_EXPIRY_SECONDS} and {MAX_EXPIRY_SECONDS}"
             )
-        return _rows.now() + timedelta(seconds=expires_in)
+        return utc_now() + timedelta(seconds=expires_in)

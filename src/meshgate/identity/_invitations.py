@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Row, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import invitations, organizations
 from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from meshgate.identity import _rows
@@ -48,9 +49,9 @@ class InvitationService:
         if int(pending or 0) >= MAX_PENDING:
             raise Conflict(f"an organization can have at most {MAX_PENDING} open invitations; withdraw old ones")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        now = _rows.now()
+        now = utc_now()
         invitation = Invitation(
-            id=_rows.new_id(),
+            id=new_id(),
             organization_id=self._org,
             role=role,
             email=address,
@@ -74,7 +75,7 @@ class InvitationService:
 
     async def list(self) -> list[Invitation]:
         """Open invitations, newest first (expired ones are removed on the way)."""
-        expired = (invitations.c.organization_id == self._org) & (invitations.c.expires_at < _rows.now())
+        expired = (invitations.c.organization_id == self._org) & (invitations.c.expires_at < utc_now())
         await self._session.execute(delete(invitations).where(expired))
         rows = await self._session.execute(
             select(invitations)
@@ -99,7 +100,7 @@ async def open_invitation(session: AsyncSession, token: str) -> tuple[Invitation
     """The invitation a token belongs to and its organization, while it lasts."""
     query = select(invitations).where(invitations.c.token_hash == hash_key(token))
     row = (await session.execute(query)).first() if len(token) <= 100 else None
-    if row is None or _rows.now() >= row.expires_at:
+    if row is None or utc_now() >= row.expires_at:
         raise NotFound("this invitation link is not valid: it was used, withdrawn or has expired")
     organization = (
         await session.execute(select(organizations).where(organizations.c.id == row.organization_id))

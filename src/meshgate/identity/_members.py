@@ -8,6 +8,7 @@ from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.db.database import announce_change
+from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import members, roles, users
 from meshgate.errors import Conflict, InvalidInput, NotFound
 from meshgate.identity import _rows
@@ -55,10 +56,10 @@ class MemberService:
         await self.require_role(role)
         if await self.find_by_user(user_id) is not None:
             raise Conflict("that user is already a member of this organization")
-        member_id = _rows.new_id()
+        member_id = new_id()
         await self._session.execute(
             insert(members).values(
-                id=member_id, organization_id=self._org, user_id=user_id, role=role, created_at=_rows.now()
+                id=member_id, organization_id=self._org, user_id=user_id, role=role, created_at=utc_now()
             )
         )
         await announce_change(self._session, IDENTITY)

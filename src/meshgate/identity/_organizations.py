@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import parse_permission_map
 from meshgate.db.database import announce_change
+from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import members, organizations
 from meshgate.errors import InvalidInput, NotFound
 from meshgate.identity import _rows
@@ -35,8 +36,8 @@ class OrganizationService:
         clean = clean_name(name)
         desc = clean_description(description)
         slug = await self._free_slug(slugify(clean))
-        when = _rows.now()
-        org_id = _rows.new_id()
+        when = utc_now()
+        org_id = new_id()
         settings = default_settings()
         await self._session.execute(
             insert(organizations).values(
@@ -51,7 +52,7 @@ class OrganizationService:
         )
         await self._session.execute(
             insert(members).values(
-                id=_rows.new_id(), organization_id=org_id, user_id=owner_user_id, role="owner", created_at=when
+                id=new_id(), organization_id=org_id, user_id=owner_user_id, role="owner", created_at=when
             )
         )
         await announce_change(self._session, IDENTITY)
@@ -73,7 +74,7 @@ class OrganizationService:
         return [_rows.organization(row) for row in await self._session.execute(query)]
 
     async def update(self, organization_id: str, *, name: str | None, description: str | None) -> Organization:
-        values: dict[str, Any] = {"updated_at": _rows.now()}
+        values: dict[str, Any] = {"updated_at": utc_now()}
         if name is not None:
             values["name"] = clean_name(name)
         if description is not None:
@@ -103,7 +104,7 @@ class OrganizationService:
         await self._session.execute(
             update(organizations)
             .where(organizations.c.id == organization_id)
-            .values(settings=settings, updated_at=_rows.now())
+            .values(settings=settings, updated_at=utc_now())
         )
         await announce_change(self._session, IDENTITY)
         return settings

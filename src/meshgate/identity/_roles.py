@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import parse_permission_map
 from meshgate.db.database import announce_change
+from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import members, roles
 from meshgate.errors import Conflict, InvalidInput, NotFound
 from meshgate.identity import _rows
@@ -34,8 +35,8 @@ class RoleService:
             raise Conflict(f"an organization can have at most {MAX_CUSTOM_ROLES} custom roles")
         if await self._find(role_name) is not None:
             raise Conflict(f"a role named {role_name!r} already exists")
-        when = _rows.now()
-        role_id = _rows.new_id()
+        when = utc_now()
+        role_id = new_id()
         await self._session.execute(
             insert(roles).values(
                 id=role_id,
@@ -64,7 +65,7 @@ class RoleService:
         self, role_id: str, *, name: str | None = None, description: str | None = None, permissions: Any = None
     ) -> Role:
         current = await self.get(role_id)
-        values: dict[str, Any] = {"updated_at": _rows.now()}
+        values: dict[str, Any] = {"updated_at": utc_now()}
         if description is not None:
             values["description"] = clean_description(description)
         if permissions is not None:

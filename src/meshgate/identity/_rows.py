@@ -1,22 +1,12 @@
-"""Row → model conversion and small shared helpers for the identity services."""
+"""Row → model conversion for the identity services."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row
 
 from meshgate.identity.models import ApiKey, Member, Organization, Role, User
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def user(row: Row[Any]) -> User:

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import users
 from meshgate.errors import Conflict
 from meshgate.identity import _rows
@@ -27,8 +28,8 @@ class UserService:
         password_hash = hash_password(password) if password is not None else None
         if await self.find_by_email(address) is not None:
             raise Conflict(f"a user with email {address} already exists")
-        when = _rows.now()
-        user_id = _rows.new_id()
+        when = utc_now()
+        user_id = new_id()
         row = users.insert().values(
             id=user_id, email=address, name=display, password_hash=password_hash, created_at=when, updated_at=when
         )

@@ -4,6 +4,9 @@ The cache is the reason an authenticated request costs no database query in the 
 Correctness under change: every identity change is announced (see `meshgate.db.database`), which
 clears the cache here and, on PostgreSQL, in every other process. A generation counter keeps a
 lookup that raced with a change from caching the stale answer.
+
+OAuth access tokens are checked by an `AccessTokenVerifier` passed in (the authorization server in
+`meshgate.oauth.access_tokens` is one); identity defines the seam so that it does not depend on oauth.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import select
 
@@ -21,18 +26,41 @@ from meshgate.db.tables import api_keys, members, oauth_grants, organizations
 from meshgate.errors import Unauthenticated
 from meshgate.identity._policy import role_map
 from meshgate.identity.service import IDENTITY, ApiKeyService, hash_key
-from meshgate.oauth.access_tokens import AccessClaims, AccessTokens, looks_like_access_token
 
 log = logging.getLogger(__name__)
 
 MAX_CACHED = 10_000
 
 
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """What a verified access token says: whose it is, under which grant, for which endpoint, until when."""
+
+    user_id: str
+    organization_id: str
+    grant_id: str
+    audience: str
+    scope: str | None
+    expires_at: int  # epoch seconds
+
+
+class AccessTokenVerifier(Protocol):
+    """Checks OAuth access tokens (like the MCP SDK's `TokenVerifier`); the authenticator looks up the grant."""
+
+    def recognises(self, token: str) -> bool:
+        """Whether the bearer value has the shape of an access token rather than an API key (no verification)."""
+        ...
+
+    def verify(self, token: str) -> AccessClaims:
+        """The claims of a genuine, unexpired token; `Unauthenticated` for anything else."""
+        ...
+
+
 class Authenticator:
     """Resolves API keys and OAuth access tokens to principals."""
 
     def __init__(
-        self, db: Database, *, usage_flush_seconds: float = 10.0, access_tokens: AccessTokens | None = None
+        self, db: Database, *, usage_flush_seconds: float = 10.0, access_tokens: AccessTokenVerifier | None = None
     ) -> None:
         self._db = db
         self._access_tokens = access_tokens
@@ -107,7 +135,7 @@ class Authenticator:
             self._cache.popitem(last=False)
 
     async def _load(self, digest: str, token: str) -> Principal:
-        if self._access_tokens is not None and looks_like_access_token(token):
+        if self._access_tokens is not None and self._access_tokens.recognises(token):
             return await self._load_grant(self._access_tokens.verify(token))
         query = (
             select(

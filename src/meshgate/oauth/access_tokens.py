@@ -12,29 +12,19 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
 from meshgate.errors import Unauthenticated
+from meshgate.identity.authentication import AccessClaims
 
 _ALGORITHM = "HS256"
 TOKEN_TYPE = "at+jwt"  # noqa: S105  (the RFC 9068 media type, not a secret)
 
 
-@dataclass(frozen=True, slots=True)
-class AccessClaims:
-    user_id: str
-    organization_id: str
-    grant_id: str
-    audience: str
-    scope: str | None
-    expires_at: int
-
-
 class AccessTokens:
-    """Signs and verifies meshgate's OAuth access tokens."""
+    """Signs and verifies meshgate's OAuth access tokens (the authenticator's `AccessTokenVerifier`)."""
 
     def __init__(self, secret: bytes, issuer: str, lifetime_s: int) -> None:
         self._key = hmac.new(secret, b"meshgate oauth access token v1", hashlib.sha256).digest()
@@ -56,6 +46,10 @@ class AccessTokens:
         if scope:
             claims["scope"] = scope
         return jwt.encode(claims, self._key, algorithm=_ALGORITHM, headers={"typ": TOKEN_TYPE})
+
+    def recognises(self, token: str) -> bool:
+        """JWTs start with a base64url JSON header; API keys start with `mg_`."""
+        return token.startswith("eyJ")
 
     def verify(self, token: str) -> AccessClaims:
         """The claims of a token this gateway issued; `Unauthenticated` for anything else."""
@@ -97,8 +91,3 @@ class AccessTokens:
             return None
         grant = claims.get("gid")
         return grant if isinstance(grant, str) else None
-
-
-def looks_like_access_token(token: str) -> bool:
-    """JWTs start with a base64url JSON header; API keys start with `mg_`."""
-    return token.startswith("eyJ")

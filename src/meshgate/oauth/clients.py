@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.db.database import rows_changed
+from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import oauth_clients
 from meshgate.errors import NotFound, OAuthError
-from meshgate.identity import _rows
 from meshgate.identity.service import hash_key
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.oauth.fetch import FetchError, fetch
@@ -158,10 +158,10 @@ class ClientRegistry:
         """Store a dynamically registered client; returns the RFC 7591 response and the secret (shown once)."""
         client_id = "mgc_" + secrets.token_urlsafe(18)
         secret = None if registration.auth_method == "none" else "mgcs_" + secrets.token_urlsafe(32)
-        now = _rows.now()
+        now = utc_now()
         await session.execute(
             oauth_clients.insert().values(
-                id=_rows.new_id(),
+                id=new_id(),
                 client_id=client_id,
                 client_secret_hash=None if secret is None else hash_key(secret),
                 organization_id=None,
@@ -200,7 +200,7 @@ class ClientRegistry:
         method = "client_secret_basic" if confidential else "none"
         await session.execute(
             oauth_clients.insert().values(
-                id=_rows.new_id(),
+                id=new_id(),
                 client_id=client_id,
                 client_secret_hash=None if secret is None else hash_key(secret),
                 organization_id=organization_id,
@@ -209,7 +209,7 @@ class ClientRegistry:
                 redirect_uris=list(uris),
                 token_endpoint_auth_method=method,
                 details={"grant_types": list(GRANT_TYPES)},
-                created_at=_rows.now(),
+                created_at=utc_now(),
             )
         )
         client = OAuthClient(client_id, name, uris, method, "registered", organization_id=organization_id)

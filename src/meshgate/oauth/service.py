@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import PermissionMap
 from meshgate.db.database import announce_change, rows_changed
+from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import oauth_codes, oauth_grants, oauth_refresh_tokens
 from meshgate.errors import OAuthError
-from meshgate.identity import _rows
 from meshgate.identity.service import IDENTITY, hash_key
 from meshgate.oauth.access_tokens import AccessTokens
 from meshgate.oauth.clients import OAuthClient
@@ -64,8 +64,8 @@ class AuthorizationService:
         self._refresh_lifetime = timedelta(seconds=refresh_lifetime_s)
 
     async def issue_code(self, authorization: Authorization) -> str:
-        grant_id = _rows.new_id()
-        now = _rows.now()
+        grant_id = new_id()
+        now = utc_now()
         await self._session.execute(
             oauth_grants.insert().values(
                 id=grant_id,
@@ -112,7 +112,7 @@ class AuthorizationService:
         ).first()
         if row is None or row.client_id != client.client_id:
             return OAuthError("invalid_grant", "the authorization code is not valid")
-        now = _rows.now()
+        now = utc_now()
         claimed = await self._session.execute(
             update(oauth_codes)
             .where(oauth_codes.c.code_hash == digest, oauth_codes.c.used_at.is_(None))
@@ -154,7 +154,7 @@ class AuthorizationService:
         ).first()
         if row is None or row.client_id != client.client_id or row.revoked_at is not None:
             return OAuthError("invalid_grant", "the refresh token is not valid")
-        now = _rows.now()
+        now = utc_now()
         claimed = await self._session.execute(
             update(oauth_refresh_tokens)
             .where(oauth_refresh_tokens.c.token_hash == digest, oauth_refresh_tokens.c.used_at.is_(None))
@@ -190,7 +190,7 @@ class AuthorizationService:
         await self._session.execute(
             update(oauth_grants)
             .where(oauth_grants.c.id == grant_id, oauth_grants.c.revoked_at.is_(None))
-            .values(revoked_at=_rows.now())
+            .values(revoked_at=utc_now())
         )
         await announce_change(self._session, IDENTITY)
 

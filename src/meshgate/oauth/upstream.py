@@ -28,13 +28,13 @@ from sqlalchemy import delete, select
 
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.service import ConnectionService, connection_topic
+from meshgate.connections.upstream_tokens import UpstreamTokens, UpstreamTokenStore
 from meshgate.db.database import Database, announce_change
 from meshgate.db.tables import oauth_upstream_flows
 from meshgate.errors import InvalidInput, NotFound, UpstreamError
 from meshgate.identity.service import hash_key
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.oauth.fetch import Fetched, FetchError, fetch
-from meshgate.oauth.upstream_tokens import UpstreamTokens, UpstreamTokenStore
 from meshgate.vault import Vault
 
 log = logging.getLogger(__name__)

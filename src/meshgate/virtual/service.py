@@ -9,9 +9,9 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.db.database import announce_change
+from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import connections, virtual_mcp_connections, virtual_mcps
 from meshgate.errors import NotFound
-from meshgate.identity import _rows
 from meshgate.virtual.models import Member, ToolOverride, VirtualMcp
 
 
@@ -29,8 +29,8 @@ class VirtualMcpService:
 
     async def create(self, values: Mapping[str, Any], members: Sequence[Member], created_by: str | None) -> VirtualMcp:
         """`values` holds title, description, instructions, status (already validated)."""
-        virtual_id = _rows.new_id()
-        when = _rows.now()
+        virtual_id = new_id()
+        when = utc_now()
         await self._session.execute(
             insert(virtual_mcps).values(
                 id=virtual_id,
@@ -73,7 +73,7 @@ class VirtualMcpService:
     ) -> VirtualMcp:
         await self.get(virtual_id)
         await self._session.execute(
-            update(virtual_mcps).where(virtual_mcps.c.id == virtual_id).values({**values, "updated_at": _rows.now()})
+            update(virtual_mcps).where(virtual_mcps.c.id == virtual_id).values({**values, "updated_at": utc_now()})
         )
         if members is not None:
             await self._replace_members(virtual_id, members)

@@ -6,7 +6,6 @@ client id and secret, resource), sealed as one value bound to the connection id.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,7 +76,3 @@ class UpstreamTokenStore:
 
     async def forget(self, connection_id: str) -> None:
         await self._session.execute(delete(connection_oauth).where(connection_oauth.c.connection_id == connection_id))
-
-
-def now() -> float:
-    return time.time()
