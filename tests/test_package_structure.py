@@ -21,16 +21,6 @@ SOURCE = Path(meshgate.__file__).parent
 # virtual, mcp, dashboard) is the composition layer, reworked separately; its cycles are printed only.
 CORE = frozenset({"identity", "oauth", "connections", "access", "db", "vault", "errors", "monitoring"})
 
-# (importing module, private module) pairs tolerated for now. Each is being removed on another branch;
-# delete the entry when its import goes, and never add one: move the shared code somewhere public instead.
-PRIVATE_IMPORTS_ALLOWED = frozenset(
-    {
-        # The proxy's exchange is shared with the virtual endpoint until it moves to a public module.
-        ("meshgate.virtual.routes", "meshgate.proxy._exchange"),
-    }
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Import:
     importer: str  # dotted module name, e.g. "meshgate.oauth.service"
@@ -150,8 +140,7 @@ def test_no_private_module_is_imported_from_another_package() -> None:
         for found in all_imports()
         if is_private(found.imported) and node_of(found.importer) != node_of(found.imported)
     )
-    unexpected = [pair for pair in crossing if pair not in PRIVATE_IMPORTS_ALLOWED]
-    assert not unexpected, f"private modules imported from another package: {unexpected}"
+    assert not crossing, f"private modules imported from another package: {crossing}"
 
 
 def test_identity_does_not_import_oauth() -> None:

@@ -170,7 +170,8 @@ class CallService:
             failed = "error" in message
             if failed:
                 context.trace.error = "upstream_rpc_error"
-            self.record(principal, target, envelope, context, body=orjson.dumps(message), is_error=failed or None)
+            answer = orjson.dumps({**message, "id": envelope.id})  # the answer as the caller's request got it
+            self.record(principal, target, envelope, context, body=answer, is_error=failed or None)
         return message
 
     async def call_tool(
