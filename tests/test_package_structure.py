@@ -21,6 +21,7 @@ SOURCE = Path(meshgate.__file__).parent
 # virtual, mcp, dashboard) is the composition layer, reworked separately; its cycles are printed only.
 CORE = frozenset({"identity", "oauth", "connections", "access", "db", "vault", "errors", "monitoring"})
 
+
 @dataclass(frozen=True, slots=True)
 class Import:
     importer: str  # dotted module name, e.g. "meshgate.oauth.service"

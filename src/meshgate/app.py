@@ -23,6 +23,7 @@ from meshgate.http.guard import Admission, McpGuard, OriginPolicy
 from meshgate.http.web import Web
 from meshgate.identity.routes import LoginPages
 from meshgate.identity.tools import TOOLS as IDENTITY_TOOLS
+from meshgate.jsonrpc import INVALID_REQUEST, rpc_error
 from meshgate.keycheck import verify_vault_key
 from meshgate.mcp.middleware import hide_internal_errors
 from meshgate.mcp.registry import ToolRegistry
@@ -54,7 +55,7 @@ class _ManagementEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
             response = JSONResponse(
-                {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "use POST for MCP messages"}},
+                rpc_error(None, INVALID_REQUEST, "use POST for MCP messages"),
                 status_code=405,
                 headers={"Allow": "POST"},
             )

@@ -19,6 +19,7 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
         ├── UpstreamInvalidResponse    upstream_invalid       502
         ├── UpstreamUnavailable        upstream_unavailable   503  (circuit open, connection inactive)
         ├── UpstreamAuthorizationRequired upstream_authorization_required 502 (OAuth upstream: authorize again)
+        ├── OAuthSetupError            upstream_oauth         502  (an upstream's OAuth setup cannot be used)
         ├── UpstreamRpcError           upstream_rpc_error     502  (the upstream answered a JSON-RPC error)
         └── UpstreamTimeout            upstream_timeout       504
 
@@ -167,6 +168,13 @@ class UpstreamAuthorizationRequired(UpstreamError):
     """An OAuth-protected upstream has no valid grant from meshgate; someone must authorize it again."""
 
     code = "upstream_authorization_required"
+    http_status = 502
+
+
+class OAuthSetupError(UpstreamError):
+    """The upstream's OAuth setup could not be used; the message says what was missing or refused."""
+
+    code = "upstream_oauth"
     http_status = 502
 
 

@@ -31,7 +31,7 @@ from meshgate.connections.service import ConnectionService, connection_topic
 from meshgate.connections.upstream_tokens import UpstreamTokens, UpstreamTokenStore
 from meshgate.db.database import Database, announce_change
 from meshgate.db.tables import oauth_upstream_flows
-from meshgate.errors import InvalidInput, NotFound, UpstreamError
+from meshgate.errors import InvalidInput, NotFound, OAuthSetupError
 from meshgate.identity.service import hash_key
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.oauth.fetch import Fetched, FetchError, fetch
@@ -42,13 +42,6 @@ log = logging.getLogger(__name__)
 FLOW_SECONDS = 600
 _RESOURCE_METADATA = re.compile(r'resource_metadata="([^"]+)"')
 _RETRY_AFTER_FAILURE_S = 5.0
-
-
-class OAuthSetupError(UpstreamError):
-    """The upstream's OAuth setup could not be used; the message says what was missing or refused."""
-
-    code = "upstream_oauth"
-    http_status = 502
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from starlette.types import Receive, Send
 
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.http.sse import serve_events
-from meshgate.jsonrpc import Envelope
+from meshgate.jsonrpc import INVALID_PARAMS, Envelope, rpc_error
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.observability.metrics import GatewayMetrics
 from meshgate.proxy.announcements import (
@@ -60,7 +60,7 @@ async def listen_stream(  # noqa: PLR0917
     uris = as_list(asked.get("resourceSubscriptions"))
     if len(uris) > MAX_URIS or not all(isinstance(uri, str) and 0 < len(uri) <= MAX_URI for uri in uris):
         reason = f"resourceSubscriptions must be at most {MAX_URIS} URIs of 1 to {MAX_URI} characters"
-        return {"jsonrpc": "2.0", "id": envelope.id, "error": {"code": -32602, "message": reason}}
+        return rpc_error(envelope.id, INVALID_PARAMS, reason)
     if uris and await offers_subscriptions(client):
         honoured["resourceSubscriptions"] = list(dict.fromkeys(str(uri) for uri in uris))
     meta = {SUBSCRIPTION_ID: envelope.id}

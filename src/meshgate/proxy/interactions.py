@@ -24,7 +24,7 @@ from starlette.types import Receive, Send
 from meshgate.access import Principal
 from meshgate.errors import MeshgateError
 from meshgate.http.sse import disconnected
-from meshgate.jsonrpc import Envelope
+from meshgate.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, Envelope, rpc_error
 from meshgate.jsonvalues import as_dict
 
 INTERACTIVE = frozenset({"tools/call", "prompts/get", "resources/read"})
@@ -94,7 +94,7 @@ class Interactions:
         if waiting is None or waiting[0] != caller or waiting[1].done():
             return False
         answer = {key: message[key] for key in ("result", "error") if key in message}
-        waiting[1].set_result(answer or {"error": {"code": -32600, "message": "empty response"}})
+        waiting[1].set_result(answer or {"error": {"code": INVALID_REQUEST, "message": "empty response"}})
         return True
 
     def suspend(self, suspended: Suspended) -> str:
@@ -199,7 +199,7 @@ def expired(envelope: Envelope) -> dict[str, Any]:
     if envelope.method == "tools/call":
         result = {"resultType": "complete", "content": [{"type": "text", "text": text}], "isError": True}
         return {"jsonrpc": "2.0", "id": envelope.id, "result": result}
-    return {"jsonrpc": "2.0", "id": envelope.id, "error": {"code": -32602, "message": text}}
+    return rpc_error(envelope.id, INVALID_PARAMS, text)
 
 
 def _event(data: bytes) -> bytes:

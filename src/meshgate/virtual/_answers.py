@@ -18,8 +18,7 @@ from meshgate import __version__
 from meshgate.access import Principal
 from meshgate.calls.models import Target as CallTarget
 from meshgate.calls.service import visible
-from meshgate.errors import MeshgateError
-from meshgate.jsonrpc import Envelope
+from meshgate.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Envelope, rpc_error
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.protocol import SERVER_INFO_META, SUPPORTED_VERSIONS, handshake_version, is_stateless
 from meshgate.virtual.models import VirtualMcp
@@ -28,8 +27,6 @@ from meshgate.virtual.view import Route, VirtualView
 
 Forward = Callable[[CallTarget, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
 _CAPABILITIES = {
     "tools": {"listChanged": True},
     "prompts": {"listChanged": True},
@@ -109,7 +106,7 @@ async def answer(asked: Asked, forward: Forward) -> tuple[dict[str, Any], dict[s
         else:
             result = await _routed(asked, forward, method)
     except RpcError as error:
-        return {"jsonrpc": "2.0", "id": envelope.id, "error": {"code": error.code, "message": error.message}}, {}
+        return rpc_error(envelope.id, error.code, error.message), {}
     if is_stateless(asked.protocol_version) and "error" not in result:
         defaults: dict[str, Any] = {"resultType": "complete"}
         if method in _LISTS or method in ("server/discover", "resources/read"):
@@ -269,8 +266,3 @@ def _describe(asked: Asked, arguments: dict[str, Any]) -> dict[str, Any]:
 
 def _json_result(payload: dict[str, Any]) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": orjson.dumps(payload).decode()}], "structuredContent": payload}
-
-
-def refusal_result(error: MeshgateError) -> dict[str, Any]:
-    """A tools/call refusal or upstream failure as a tool result (not a protocol error)."""
-    return _tool_error(f"{error.code}: {error.message}")
