@@ -134,3 +134,31 @@ async def test_every_adapter_refuses_and_audits_the_same_way(
     assert allowed["caller"]["apiKeyId"] is not None
     assert allowed["caller"] == refused["caller"]
     assert allowed["virtualMcpId"] == (setup.virtual if adapter == "virtual" else None)
+
+
+async def test_routing_headers_upstream_are_rebuilt_from_the_authorized_message(
+    gateway: Gateway, upstream: Upstream, legacy_upstream: Upstream
+) -> None:
+    """A client that names another tool in `Mcp-Name` than in its body cannot steer a header-routing upstream."""
+    setup = await _setup(gateway, upstream, legacy_upstream)
+    request_id = f"steer-{uuid.uuid4().hex[:8]}"
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    message = {
+        "jsonrpc": "2.0",
+        "id": 5,
+        "method": "tools/call",
+        "params": {"name": "headers", "arguments": {}, "_meta": meta},
+    }
+    headers = {
+        "authorization": f"Bearer {setup.key}",
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": "add",  # not what the body calls, and not allowed to this key
+        "x-request-id": request_id,
+    }
+    response = httpx.post(f"{gateway.url}/mcp/{setup.direct}", json=message, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    _, structured, _ = await _call("rest", gateway, setup, "headers", f"{request_id}-look")
+    seen = [h for h in structured["requests"] if h.get("x-request-id") == request_id]
+    assert seen and seen[-1]["mcp-name"] == "headers" and seen[-1]["mcp-method"] == "tools/call"
