@@ -32,7 +32,12 @@ from meshgate.monitoring.tools import TOOLS as MONITORING_TOOLS
 from meshgate.oauth.routes import OAuthEndpoints
 from meshgate.oauth.tools import TOOLS as OAUTH_TOOLS
 from meshgate.observability.metrics import GatewayMetrics
+from meshgate.proxy.announcements import Announcements
+from meshgate.proxy.bridged import BridgedCalls
+from meshgate.proxy.interactions import Interactions
 from meshgate.proxy.routes import ProxyEndpoint
+from meshgate.proxy.sessions import SessionIds
+from meshgate.proxy.telemetry import Telemetry
 from meshgate.runtime import Runtime
 from meshgate.settings import Settings
 from meshgate.virtual.routes import VirtualEndpoint
@@ -175,8 +180,32 @@ def create_app(settings: Settings) -> Any:
     app.state.shutting_down = False
     app.state.log = log
     app.add_exception_handler(404, _not_found)
-    virtual = VirtualEndpoint(runtime, admission, runtime.virtual)
-    return _Gateway(app, ProxyEndpoint(runtime, admission), virtual, runtime.metrics)
+    return _Gateway(app, _proxy(runtime, admission), _virtual(runtime, admission), runtime.metrics)
+
+
+def _proxy(runtime: Runtime, admission: Admission) -> ProxyEndpoint:
+    settings, telemetry = runtime.settings, Telemetry(runtime.tracing, runtime.metrics)
+    announcements = Announcements(runtime.db)
+    bridged = BridgedCalls(
+        runtime.calls, runtime.streams, announcements, Interactions(), runtime.metrics, settings.public_url
+    )
+    sessions = SessionIds(settings.secret)
+    return ProxyEndpoint(
+        runtime.calls, admission, telemetry, sessions, runtime.streams, bridged, runtime.metrics, settings.public_url
+    )
+
+
+def _virtual(runtime: Runtime, admission: Admission) -> VirtualEndpoint:
+    telemetry = Telemetry(runtime.tracing, runtime.metrics)
+    return VirtualEndpoint(
+        runtime.calls,
+        admission,
+        runtime.virtual,
+        telemetry,
+        runtime.streams,
+        runtime.metrics,
+        runtime.settings.public_url,
+    )
 
 
 async def _not_found(request: Request, _exc: Any) -> Response:

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 from starlette.types import Receive, Scope, Send
 
 from meshgate.calls.models import Target
-from meshgate.calls.service import MAX_CAPTURE, authorize_again
+from meshgate.calls.service import MAX_CAPTURE, CallService, authorize_again
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.http11 import HttpError, Response
 from meshgate.errors import (
@@ -31,8 +31,10 @@ from meshgate.errors import (
 )
 from meshgate.http.errors import http_error
 from meshgate.http.guard import Admission, headers_of, request_id_of
+from meshgate.http.stream_grants import StreamGrants
 from meshgate.jsonrpc import GATEWAY_ERROR, parse_envelope, refusal_result, result_message
 from meshgate.monitoring.models import AUDITED_METHODS
+from meshgate.observability.metrics import GatewayMetrics
 from meshgate.protocol import is_stateless
 from meshgate.proxy._exchange import (
     Call,
@@ -44,14 +46,11 @@ from meshgate.proxy._exchange import (
     speaks_mcp,
     until_disconnect,
 )
-from meshgate.proxy.announcements import Announcements
 from meshgate.proxy.bridged import BridgedCalls
-from meshgate.proxy.interactions import Interactions
 from meshgate.proxy.messages import filter_tools
 from meshgate.proxy.rest import RestCalls
 from meshgate.proxy.sessions import SessionIds
 from meshgate.proxy.telemetry import Telemetry
-from meshgate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +75,26 @@ _MAX_FILTERED = 16 * 1024 * 1024
 class ProxyEndpoint:
     """Raw ASGI handler for everything under `/mcp/{connection_id}`: an adapter over `CallService`."""
 
-    def __init__(self, runtime: Runtime, admission: Admission) -> None:
-        self._runtime = runtime
-        self._calls = runtime.calls
+    def __init__(  # noqa: PLR0917  (the collaborators of the proxy, composed in `meshgate.app`)
+        self,
+        calls: CallService,
+        admission: Admission,
+        telemetry: Telemetry,
+        sessions: SessionIds,
+        streams: StreamGrants,
+        bridged: BridgedCalls,
+        metrics: GatewayMetrics | None,
+        public_url: str,
+    ) -> None:
+        self._calls = calls
         self._admission = admission
-        self._public_url = runtime.settings.public_url
-        self._telemetry = Telemetry(runtime.tracing, runtime.metrics)
-        self._sessions = SessionIds(runtime.settings.secret)
-        self._rest = RestCalls(runtime.calls, admission)
-        self._bridged = BridgedCalls(
-            runtime.calls,
-            runtime.streams,
-            Announcements(runtime.db),
-            Interactions(),
-            runtime.metrics,
-            self._public_url,
-        )
+        self._telemetry = telemetry
+        self._sessions = sessions
+        self._streams = streams
+        self._bridged = bridged
+        self._metrics = metrics
+        self._public_url = public_url
+        self._rest = RestCalls(calls, admission)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parts = scope["path"][5:].split("/")
@@ -238,14 +241,14 @@ class ProxyEndpoint:
                         captured.append(chunk)
                         size += len(chunk)
 
-        metrics = self._runtime.metrics
+        metrics = self._metrics
         try:
             if streaming:
                 if metrics is not None:
                     metrics.open_streams.inc()
                 try:
                     if deadline_s is None:  # a stream held open (GET, listen): it ends with its grant
-                        with held_stream(self._runtime.streams, call) as ended:
+                        with held_stream(self._streams, call) as ended:
                             await until_disconnect(pump(), receive, ended)
                     else:
                         await until_disconnect(pump(), receive)

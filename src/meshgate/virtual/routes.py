@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from meshgate.access import Principal
 from meshgate.calls.models import CallContext
 from meshgate.calls.models import Target as CallTarget
+from meshgate.calls.service import CallService
 from meshgate.errors import (
     MeshgateError,
     NotFound,
@@ -29,8 +30,10 @@ from meshgate.errors import (
 )
 from meshgate.http.errors import http_error, mcp_http_error
 from meshgate.http.guard import Admission, bearer_token, headers_of, request_id_of
+from meshgate.http.stream_grants import StreamGrants
 from meshgate.jsonrpc import NO_ENVELOPE, Envelope, error_message, parse_envelope, refusal_result, result_message
 from meshgate.jsonvalues import as_dict
+from meshgate.observability.metrics import GatewayMetrics
 from meshgate.protocol import is_stateless
 from meshgate.proxy.interactions import (
     INTERACTIVE,
@@ -43,7 +46,6 @@ from meshgate.proxy.interactions import (
     expired,
 )
 from meshgate.proxy.telemetry import RequestTelemetry, Telemetry
-from meshgate.runtime import Runtime
 from meshgate.virtual._answers import Asked, answer
 from meshgate.virtual.directory import VirtualDirectory
 from meshgate.virtual.models import VirtualMcp
@@ -58,12 +60,23 @@ _JSON = (b"content-type", b"application/json")
 class VirtualEndpoint:
     """Raw ASGI handler for `/mcp/virtual/{id}`."""
 
-    def __init__(self, runtime: Runtime, admission: Admission, directory: VirtualDirectory) -> None:
-        self._runtime = runtime
+    def __init__(  # noqa: PLR0917  (the collaborators of the endpoint, composed in `meshgate.app`)
+        self,
+        calls: CallService,
+        admission: Admission,
+        directory: VirtualDirectory,
+        telemetry: Telemetry,
+        streams: StreamGrants,
+        metrics: GatewayMetrics | None,
+        public_url: str,
+    ) -> None:
+        self._calls = calls
         self._admission = admission
         self._directory = directory
-        self._public_url = runtime.settings.public_url
-        self._telemetry = Telemetry(runtime.tracing, runtime.metrics)
+        self._telemetry = telemetry
+        self._streams = streams
+        self._metrics = metrics
+        self._public_url = public_url
         # Calls in flight by (client session id, request id): notifications/cancelled finds them.
         self._in_flight: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
         self._interactions = Interactions()
@@ -98,7 +111,7 @@ class VirtualEndpoint:
             return
         if scope["method"] == "GET":
             with self._held(exchange, definition) as ended:
-                metrics = self._runtime.metrics
+                metrics = self._metrics
                 await notification_stream(receive, send, self._directory, definition, exchange.headers, metrics, ended)
         elif scope["method"] == "DELETE":
             await _empty(send, 204)
@@ -112,7 +125,7 @@ class VirtualEndpoint:
             await self._reply(scope, receive, send, exchange)
         elif exchange.envelope.method == "subscriptions/listen":
             with self._held(exchange, definition) as ended:
-                metrics = self._runtime.metrics
+                metrics = self._metrics
                 await listen_stream(receive, send, self._directory, definition, exchange.envelope, metrics, ended)
         else:
             await self._request(scope, receive, send, exchange, definition)
@@ -121,7 +134,7 @@ class VirtualEndpoint:
         """A notification stream lasts while its credential may still enter this virtual MCP (definition and
         member changes are notified on it, so they do not end it)."""
         token = bearer_token(exchange.headers.get("authorization"))
-        return self._runtime.streams.hold(token, frozenset(), lambda principal: _may_enter(principal, definition))
+        return self._streams.hold(token, frozenset(), lambda principal: _may_enter(principal, definition))
 
     async def _request(
         self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange, definition: VirtualMcp
@@ -217,7 +230,7 @@ class VirtualEndpoint:
         exchange.label = target.connection_id
         envelope = Envelope(method, asked.envelope.id, params)
         try:
-            return await self._runtime.calls.request(
+            return await self._calls.request(
                 principal,
                 target,
                 envelope,
