@@ -33,6 +33,7 @@ from meshgate.proxy.interactions import (
     INTERACTIVE,
     STATE_PREFIX,
     CallChannel,
+    InFlightKey,
     Interactions,
     Outcome,
     Suspended,
@@ -40,6 +41,7 @@ from meshgate.proxy.interactions import (
     caller_of,
     drive,
     expired,
+    in_flight_key,
 )
 
 _NO_SUCH_REQUEST = "no request with this id is waiting for an answer on this gateway process"
@@ -64,7 +66,7 @@ class BridgedCalls:
         self._metrics = metrics
         self._public_url = public_url
         # Calls in flight, by (client session id, request id): a notifications/cancelled finds them.
-        self._in_flight: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
+        self._in_flight: dict[InFlightKey, asyncio.Future[Any]] = {}
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, client: UpstreamClient, call: Call) -> None:
         """Serve the client from meshgate's own upstream session."""
@@ -90,8 +92,8 @@ class BridgedCalls:
             await _send(send, call, expired(envelope), {}, streaming=False)
             return
         work, channel = started
-        session = call.headers.get("mcp-session-id")
-        key = None if session is None else (session, orjson.dumps(envelope.id))
+        assert call.principal is not None  # noqa: S101  (admitted before bridging)
+        key = in_flight_key(call.principal, call.headers.get("mcp-session-id"), envelope.id)
         if key is not None:
             self._in_flight[key] = work
         try:
@@ -123,9 +125,10 @@ class BridgedCalls:
             await send({"type": "http.response.start", "status": status, "headers": allow})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         elif envelope.id is None:
-            session = call.headers.get("mcp-session-id")
-            if envelope.method == "notifications/cancelled" and session is not None:
-                waiting = self._in_flight.get((session, orjson.dumps(as_dict(envelope.params).get("requestId"))))
+            named = as_dict(envelope.params).get("requestId")
+            key = in_flight_key(principal, call.headers.get("mcp-session-id"), named)
+            if envelope.method == "notifications/cancelled" and key is not None:
+                waiting = self._in_flight.get(key)
                 if waiting is not None:
                     waiting.cancel()  # the upstream hears notifications/cancelled for meshgate's own id
             await _status(send, 202)

@@ -188,6 +188,15 @@ async def drive(  # noqa: PLR0917
     return Outcome(streaming, answer=work.result())
 
 
+InFlightKey = tuple[str, str, bytes]
+
+
+def in_flight_key(principal: Principal, session: str | None, message_id: Any) -> InFlightKey | None:
+    """How a `notifications/cancelled` finds the call it names: the caller, its session and the request id
+    (a session id alone is whatever the client sends, so another caller who learnt it could cancel)."""
+    return None if session is None else (caller_of(principal), session, orjson.dumps(message_id))
+
+
 def caller_of(principal: Principal) -> str:
     """Who may answer or resume a call: the credential (API key or OAuth grant), else the user."""
     return principal.credential_id or principal.user_id

@@ -39,11 +39,13 @@ from meshgate.proxy.interactions import (
     INTERACTIVE,
     STATE_PREFIX,
     CallChannel,
+    InFlightKey,
     Interactions,
     Suspended,
     caller_of,
     drive,
     expired,
+    in_flight_key,
 )
 from meshgate.proxy.telemetry import RequestTelemetry, Telemetry
 from meshgate.virtual._answers import Asked, answer
@@ -78,7 +80,7 @@ class VirtualEndpoint:
         self._metrics = metrics
         self._public_url = public_url
         # Calls in flight by (client session id, request id): notifications/cancelled finds them.
-        self._in_flight: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
+        self._in_flight: dict[InFlightKey, asyncio.Future[Any]] = {}
         self._interactions = Interactions()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -170,8 +172,7 @@ class VirtualEndpoint:
                 )
 
             work = asyncio.ensure_future(self._answer(asked, forward))
-        session = exchange.headers.get("mcp-session-id")
-        key = None if session is None else (session, orjson.dumps(envelope.id))
+        key = in_flight_key(principal, exchange.headers.get("mcp-session-id"), envelope.id)
         if key is not None:
             self._in_flight[key] = work
         try:
@@ -255,10 +256,11 @@ class VirtualEndpoint:
         await self._error(scope, receive, send, error, exchange)
 
     def _cancel(self, exchange: _Exchange) -> None:
-        session = exchange.headers.get("mcp-session-id")
-        if exchange.envelope.method == "notifications/cancelled" and session is not None:
-            request_id = as_dict(exchange.envelope.params).get("requestId")
-            waiting = self._in_flight.get((session, orjson.dumps(request_id)))
+        assert exchange.principal is not None  # noqa: S101  (admitted before)
+        named = as_dict(exchange.envelope.params).get("requestId")
+        key = in_flight_key(exchange.principal, exchange.headers.get("mcp-session-id"), named)
+        if exchange.envelope.method == "notifications/cancelled" and key is not None:
+            waiting = self._in_flight.get(key)
             if waiting is not None:
                 waiting.cancel()  # an upstream reached over a session hears notifications/cancelled
 
