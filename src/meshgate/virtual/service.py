@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshgate.access import Principal
 from meshgate.db.database import announce_change
 from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import connections, virtual_mcp_connections, virtual_mcps
-from meshgate.errors import NotFound
+from meshgate.errors import NotFound, PermissionDenied
 from meshgate.virtual.models import Member, ToolOverride, VirtualMcp
 
 
@@ -27,8 +28,12 @@ class VirtualMcpService:
         self._session = session
         self._org = organization_id
 
-    async def create(self, values: Mapping[str, Any], members: Sequence[Member], created_by: str | None) -> VirtualMcp:
-        """`values` holds title, description, instructions, status (already validated)."""
+    async def create(self, values: Mapping[str, Any], members: Sequence[Member], by: Principal | str) -> VirtualMcp:
+        """`values` holds title, description, instructions, status (already validated). `by` is who creates it
+        (their grants must cover every member, see `require_grants`), or a user id for set-up code."""
+        if isinstance(by, Principal):
+            require_grants(by, members)
+        created_by = by.user_id if isinstance(by, Principal) else by
         virtual_id = new_id()
         when = utc_now()
         await self._session.execute(
@@ -69,9 +74,15 @@ class VirtualMcpService:
         return await self._with_members(rows), int(total or 0)
 
     async def update(
-        self, virtual_id: str, values: Mapping[str, Any], members: Sequence[Member] | None = None
+        self,
+        virtual_id: str,
+        values: Mapping[str, Any],
+        members: Sequence[Member] | None = None,
+        by: Principal | None = None,
     ) -> VirtualMcp:
         await self.get(virtual_id)
+        if by is not None and members is not None:
+            require_grants(by, members)
         await self._session.execute(
             update(virtual_mcps).where(virtual_mcps.c.id == virtual_id).values({**values, "updated_at": utc_now()})
         )
@@ -153,6 +164,28 @@ class VirtualMcpService:
             )
             for row in rows
         ]
+
+
+def require_grants(principal: Principal, members: Sequence[Member]) -> None:
+    """Nobody puts into a virtual MCP what they may not use themselves: a grant on the virtual MCP hands on
+    every tool it exposes, so exposing a connection's tools needs a grant on each of them (all of its tools
+    when none are selected) and exposing its resources and prompts needs a grant on the connection."""
+    for member in members:
+        connection_id = member.connection_id
+        if member.selected_tools is None:
+            if not principal.allows(connection_id, "*"):
+                raise PermissionDenied(
+                    f"exposing every tool of connection {connection_id} needs the permission {connection_id}:*; "
+                    "name the tools you may call in selected_tools instead"
+                )
+        else:
+            for tool in sorted(member.selected_tools):
+                if not principal.allows(connection_id, tool):
+                    raise PermissionDenied(
+                        f"exposing {tool} of connection {connection_id} needs the permission {connection_id}:{tool}"
+                    )
+        if not principal.can_reach(connection_id):
+            raise PermissionDenied(f"this credential has no permission on connection {connection_id}")
 
 
 def _listed(values: Iterable[str] | None) -> list[str] | None:

@@ -42,7 +42,7 @@ async def virtual_create(ctx: ToolContext, args: CreateInput) -> Any:
     data = args.data
     if not data.title:
         raise InvalidInput("data.title is required")
-    created = await _service(ctx).create(_values(data), _members(data.connections or []), ctx.principal.user_id)
+    created = await _service(ctx).create(_values(data), _members(data.connections or []), ctx.principal)
     return created.to_dict(ctx.runtime.settings.public_url)
 
 
@@ -65,7 +65,7 @@ async def virtual_update(ctx: ToolContext, args: UpdateInput) -> Any:
     if "title" in data.model_fields_set and not data.title:
         raise InvalidInput("data.title cannot be removed")
     members = None if data.connections is None else _members(data.connections)
-    updated = await _service(ctx).update(args.id, _values(data), members)
+    updated = await _service(ctx).update(args.id, _values(data), members, by=ctx.principal)
     return updated.to_dict(ctx.runtime.settings.public_url)
 
 
