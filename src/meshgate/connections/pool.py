@@ -20,6 +20,8 @@ from meshgate.vault import Vault
 
 log = logging.getLogger(__name__)
 
+_MAX_UNKNOWN = 10_000
+
 
 class UpstreamPool:
     """Connection id → `UpstreamClient`, organization-checked on every lookup."""
@@ -38,27 +40,38 @@ class UpstreamPool:
         self._vault = vault
         self.addresses = addresses or AddressPolicy()
         self._clients: dict[str, UpstreamClient] = {}
+        self._unknown: set[tuple[str, str]] = set()  # (organization, connection id) pairs known not to exist
         self._generation = 0
         self._grace = close_grace_s
         self._retiring: set[asyncio.Task[None]] = set()
         db.subscribe(self._on_change)
 
     async def get(self, organization_id: str, connection_id: str) -> UpstreamClient:
-        """The client for a connection of this organization; other organizations' ids are not found."""
+        """The client for a connection of this organization; other organizations' ids are not found.
+
+        Another organization's pooled id takes the same path as an id that does not exist (one scoped query,
+        then the same negative cache), so how fast the answer comes tells nothing about other tenants."""
         client = self._clients.get(connection_id)
-        if client is None:
-            generation = self._generation
+        if client is not None and client.config.organization_id == organization_id:
+            return client
+        if (organization_id, connection_id) in self._unknown:
+            raise NotFound(f"connection {connection_id} not found")
+        generation = self._generation
+        try:
             async with self._db.transaction() as session:
                 config = await ConnectionService(session, organization_id, self._vault).upstream_config(connection_id)
-            client = UpstreamClient(config, self.addresses, self.stdio)
-            if generation == self._generation and connection_id not in self._clients:
-                self._clients[connection_id] = client
-            else:
-                self._retire(client)
-                client = self._clients.get(connection_id, client)
-        if client.config.organization_id != organization_id:
-            raise NotFound(f"connection {connection_id} not found")
-        return client
+        except NotFound:
+            if generation == self._generation:
+                if len(self._unknown) >= _MAX_UNKNOWN:
+                    self._unknown.clear()
+                self._unknown.add((organization_id, connection_id))
+            raise
+        client = UpstreamClient(config, self.addresses, self.stdio)
+        if generation == self._generation and connection_id not in self._clients:
+            self._clients[connection_id] = client
+            return client
+        self._retire(client)
+        return self._clients.get(connection_id, client)
 
     def clients(self) -> list[UpstreamClient]:
         """The clients in the pool now (for metrics)."""
@@ -66,6 +79,7 @@ class UpstreamPool:
 
     def drop(self, connection_id: str) -> None:
         self._generation += 1
+        self._unknown.clear()
         client = self._clients.pop(connection_id, None)
         if client is not None:
             self._retire(client)
@@ -81,6 +95,8 @@ class UpstreamPool:
         if topic.startswith("connection:"):
             self.drop(topic.split(":", 1)[1])
         elif topic == EVERYTHING:
+            self._generation += 1
+            self._unknown.clear()
             for connection_id in list(self._clients):
                 self.drop(connection_id)
 
