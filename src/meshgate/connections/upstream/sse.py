@@ -82,24 +82,33 @@ def response_for(body: bytes, content_type: str, request_id: Any) -> dict[str, A
 
 
 class EventReader:
-    """Incremental SSE parsing for a stream that arrives in chunks; events may span chunks."""
+    """Incremental SSE parsing for a stream that arrives in chunks; events may span chunks.
+
+    Linear in the bytes received: each chunk's line ends are normalised once, only the new bytes (and the
+    one before them) are searched for the end of an event, and an event over `max_event_bytes` is refused
+    as soon as it grows past the limit. Text is decoded per complete event, so a UTF-8 character split
+    between chunks stays whole."""
 
     def __init__(self, max_event_bytes: int = 16 * 1024 * 1024) -> None:
-        self._buffer = ""
+        self._buffer = bytearray()
         self._max = max_event_bytes
         self._pending_cr = False
 
     def feed(self, chunk: bytes) -> list[Event]:
-        text = chunk.decode("utf-8", errors="replace")
         if self._pending_cr:
-            text = "\r" + text
+            chunk = b"\r" + chunk
             self._pending_cr = False
-        if text.endswith("\r"):
-            text, self._pending_cr = text[:-1], True
-        self._buffer += text.replace("\r\n", "\n").replace("\r", "\n")
-        if "\n\n" not in self._buffer:
+        if chunk.endswith(b"\r"):
+            chunk, self._pending_cr = chunk[:-1], True  # may be the first half of a CRLF
+        start = max(len(self._buffer) - 1, 0)
+        self._buffer += chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = self._buffer.rfind(b"\n\n", start)
+        if end < 0:
             if len(self._buffer) > self._max:
                 raise ValueError(f"an event is larger than {self._max} bytes")
             return []
-        complete, _, self._buffer = self._buffer.rpartition("\n\n")
-        return list(parse_events(complete.encode()))
+        complete = bytes(self._buffer[:end])
+        del self._buffer[: end + 2]
+        if len(self._buffer) > self._max:
+            raise ValueError(f"an event is larger than {self._max} bytes")
+        return list(parse_events(complete))
