@@ -2,9 +2,12 @@
 
 meshgate initializes the session itself and multiplexes requests over it: each gets a fresh id and
 the answer is handed to the waiting caller. Progress notifications go to the caller whose request
-carried the progress token. Requests from the server to a client (sampling, elicitation, roots) and log
-messages name no call on these transports: they go to the caller while exactly one call is in flight and
-are refused otherwise; `notifications/elicitation/complete` goes to the caller that was sent to the URL.
+carried the progress token. The session declares what meshgate's callers can answer (`CLIENT_CAPABILITIES`:
+sampling, form and URL elicitation, roots), or nothing for sessions no caller uses (discovery). Requests
+from the server to a client and log messages name no call on these transports: a request goes to the
+caller while exactly one call is in flight and is refused at once otherwise; a log message goes to that
+caller when it listens, else to `on_notification` (the clients' GET streams); `notifications/elicitation/complete`
+goes to the caller that was sent to the URL.
 A subclass supplies the transport: `_open()` (connect, then start a reader that calls `_receive()`
 for every message and `_ended()` when the transport ends), `_send()` and `_shut()`.
 """
@@ -27,13 +30,25 @@ from meshgate.jsonvalues import as_dict
 log = logging.getLogger(__name__)
 
 HANDSHAKE_VERSION = "2025-11-25"
+# What meshgate's sessions offer the upstream: its requests during a call go to the caller, who answers
+# (the proxy's bridged path, virtual MCPs); any it sends where no caller can answer get an error at once.
+CLIENT_CAPABILITIES: Mapping[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}}
 Listener = Callable[[dict[str, Any]], None]
 Asker = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 
 class MultiplexedSession:
-    def __init__(self, title: str, *, connect_timeout: float, call_timeout: float, version: str) -> None:
+    def __init__(
+        self,
+        title: str,
+        *,
+        connect_timeout: float,
+        call_timeout: float,
+        version: str,
+        capabilities: Mapping[str, Any],
+    ) -> None:
         self.title = title
+        self.capabilities = capabilities  # declared in initialize
         self._connect_timeout = connect_timeout
         self._call_timeout = call_timeout
         self._version = version
@@ -130,18 +145,24 @@ class MultiplexedSession:
                 listener = self._listeners.get(self._url_elicitations.get(str(elicitation), -1))
                 if listener is not None:
                     listener(message)
-            elif message.get("method") == "notifications/message" and len(self._waiting) == 1:
-                # Log messages name no request on these transports: they go to the caller only when one
-                # request is in flight, so they cannot reach the wrong caller.
-                listener = self._listeners.get(next(iter(self._waiting)))
-                if listener is not None:
-                    listener(message)
-            elif self.on_notification is not None:
+            elif not self._told_caller(message) and self.on_notification is not None:
                 self.on_notification(message)
             return
-        future = self._waiting.get(message_id) if isinstance(message_id, int) else None
+        # Popped now, not when the caller wakes: what the server sends after an answer is not that call's.
+        future = self._waiting.pop(message_id, None) if isinstance(message_id, int) else None
         if future is not None and not future.done():
             future.set_result(message)
+
+    def _told_caller(self, message: dict[str, Any]) -> bool:
+        """A log message names no request on these transports: it goes to the caller only while its call is
+        the one in flight (so it cannot reach the wrong caller) and that caller listens."""
+        if message.get("method") != "notifications/message" or len(self._waiting) != 1:
+            return False
+        listener = self._listeners.get(next(iter(self._waiting)))
+        if listener is None:
+            return False
+        listener(message)
+        return True
 
     async def _answer_server(self, request: dict[str, Any]) -> None:
         """A request of the server's (sampling, elicitation, roots). These transports do not say which call it
@@ -187,7 +208,7 @@ class MultiplexedSession:
     async def _initialize(self) -> dict[str, Any]:
         params = {
             "protocolVersion": self._version,
-            "capabilities": {},
+            "capabilities": self.capabilities,
             "clientInfo": {"name": "meshgate", "version": __version__},
         }
         message_id = 0
