@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import httpx
 import mcp_types as types
 import pytest
 from mcp.client import Client
@@ -196,12 +197,26 @@ async def test_a_log_message_sent_outside_a_call_reaches_a_listening_get_stream(
         heard.append(params)
         arrived.set()
 
-    # The listener makes no call: what it hears can only come on its GET stream.
-    async with _client(stack, path, logging_callback=on_log) as listener:
-        await listener.send_ping()
+    # The listener makes no call: what it hears can only come on its GET stream. (Not over HTTP: there each
+    # client has its own upstream session, whose log messages the listener's session never carries.)
+    async with _client(stack, path, logging_callback=on_log):
         async with _client(stack, path) as other:
             started = _text(await other.call_tool("toggle-simulated-logging", {}))
         assert started.startswith("Started simulated"), started
         with anyio.fail_after(20):  # the server logs at a 5 s pace, each message outside any call
             await arrived.wait()
     assert "-level message" in str(heard[0].data) or "level-message" in str(heard[0].data)
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_request_no_caller_can_answer_is_refused_at_once(stack: Stack, path: str) -> None:
+    # The REST call-tool route has no way to put the server's sampling request to its caller.
+    url = f"{stack.url(path)}/call-tool/trigger-sampling-request"
+    headers = {"authorization": f"Bearer {stack.owner.api_key}"}
+    async with httpx.AsyncClient(timeout=60) as http:
+        with anyio.fail_after(30):  # a generous "never stalls" bound: the answer takes milliseconds
+            answered = await http.post(url, json={"prompt": "Say hi", "maxTokens": 20}, headers=headers)
+    assert answered.status_code == 200, answered.text
+    result = answered.json()
+    assert result["isError"] is True
+    assert "cannot answer server-to-client requests" in result["content"][0]["text"]

@@ -33,6 +33,8 @@ HANDSHAKE_VERSION = "2025-11-25"
 # What meshgate's sessions offer the upstream: its requests during a call go to the caller, who answers
 # (the proxy's bridged path, virtual MCPs); any it sends where no caller can answer get an error at once.
 CLIENT_CAPABILITIES: Mapping[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}}
+_WHOSE_UNKNOWN = "meshgate cannot tell which caller this request is for (no call, or several, are in flight)"
+_CANNOT_ANSWER = "the caller whose call is in flight cannot answer server-to-client requests through meshgate"
 Listener = Callable[[dict[str, Any]], None]
 Asker = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
@@ -174,8 +176,8 @@ class MultiplexedSession:
             self._url_elicitations[str(params["elicitationId"])] = call
         answer = None if handler is None else await handler(request)
         if answer is None:
-            error = {"code": -32601, "message": "meshgate cannot tell which caller this request is for"}
-            answer = {"error": error}
+            reason = _WHOSE_UNKNOWN if call is None else _CANNOT_ANSWER
+            answer = {"error": {"code": -32601, "message": reason}}
         await self._send_quietly({**answer, "jsonrpc": "2.0", "id": request["id"]})
 
     def _ended(self, failure: UpstreamError) -> None:
