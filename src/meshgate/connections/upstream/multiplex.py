@@ -35,6 +35,7 @@ HANDSHAKE_VERSION = "2025-11-25"
 CLIENT_CAPABILITIES: Mapping[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}}
 _WHOSE_UNKNOWN = "meshgate cannot tell which caller this request is for (no call, or several, are in flight)"
 _CANNOT_ANSWER = "the caller whose call is in flight cannot answer server-to-client requests through meshgate"
+_UNANSWERED = "the caller did not answer before its call ended or its wait ran out"
 Listener = Callable[[dict[str, Any]], None]
 Asker = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
@@ -60,6 +61,7 @@ class MultiplexedSession:
         self._listeners: dict[int, Listener] = {}
         self._askers: dict[int, Asker] = {}  # requests whose callers can answer the server's requests
         self._answering: set[asyncio.Task[None]] = set()  # requests whose callers hear what the server says meanwhile
+        self._asking: dict[int, set[asyncio.Future[dict[str, Any] | None]]] = {}  # callers asked, by call
         self._url_elicitations: dict[str, int] = {}  # elicitationId -> the call whose caller was sent to the URL
         self._lock = asyncio.Lock()
         self._open_now = False
@@ -105,6 +107,8 @@ class MultiplexedSession:
             self._waiting.pop(message_id, None)
             self._listeners.pop(message_id, None)
             self._askers.pop(message_id, None)
+            for asking in self._asking.pop(message_id, set()):
+                asking.cancel()  # the server's request is answered with an error now, not after the caller's wait
             self._progress.release(progress_key)
             for elicitation in [key for key, call in self._url_elicitations.items() if call == message_id]:
                 del self._url_elicitations[elicitation]
@@ -137,7 +141,8 @@ class MultiplexedSession:
         message_id = message.get("id")
         if "method" in message:
             if message_id is not None:
-                task = asyncio.get_running_loop().create_task(self._answer_server(message))
+                call = next(iter(self._waiting)) if len(self._waiting) == 1 else None  # as it stands on arrival
+                task = asyncio.get_running_loop().create_task(self._answer_server(message, call))
                 self._answering.add(task)
                 task.add_done_callback(self._answering.discard)
             elif message.get("method") == "notifications/progress":
@@ -166,19 +171,34 @@ class MultiplexedSession:
         listener(message)
         return True
 
-    async def _answer_server(self, request: dict[str, Any]) -> None:
+    async def _answer_server(self, request: dict[str, Any], call: int | None) -> None:
         """A request of the server's (sampling, elicitation, roots). These transports do not say which call it
-        belongs to, so it goes to the caller only while one call is in flight; otherwise it is refused."""
-        call = next(iter(self._waiting)) if len(self._waiting) == 1 else None
+        belongs to, so it goes to the caller of `call`, the one call in flight when it came; otherwise (and
+        when that caller cannot be asked) it is refused at once."""
         handler = None if call is None else self._askers.get(call)
         params = as_dict(request.get("params"))
         if handler is not None and call is not None and params.get("mode") == "url" and "elicitationId" in params:
             self._url_elicitations[str(params["elicitationId"])] = call
-        answer = None if handler is None else await handler(request)
-        if answer is None:
+        if handler is None or call is None:
             reason = _WHOSE_UNKNOWN if call is None else _CANNOT_ANSWER
-            answer = {"error": {"code": -32601, "message": reason}}
+            answer: dict[str, Any] = {"error": {"code": -32601, "message": reason}}
+        else:
+            answer = await self._ask(call, handler, request)
         await self._send_quietly({**answer, "jsonrpc": "2.0", "id": request["id"]})
+
+    async def _ask(self, call: int, handler: Asker, request: dict[str, Any]) -> dict[str, Any]:
+        """The caller's answer, or an error when it cannot answer, its call ends first or its wait runs out."""
+        asking = asyncio.ensure_future(handler(request))
+        self._asking.setdefault(call, set()).add(asking)
+        try:
+            await asyncio.wait({asking})
+        finally:
+            asking.cancel()
+            self._asking.get(call, set()).discard(asking)
+        if asking.cancelled() or asking.exception() is not None:
+            return {"error": {"code": -32603, "message": _UNANSWERED}}
+        answer = asking.result()
+        return answer if answer is not None else {"error": {"code": -32601, "message": _CANNOT_ANSWER}}
 
     def _ended(self, failure: UpstreamError) -> None:
         """The transport is gone: fail the waiting calls; the next call opens a new session."""
