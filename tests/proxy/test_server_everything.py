@@ -1,7 +1,9 @@
 """The MCP reference server (npm `@modelcontextprotocol/server-everything`) through meshgate over Streamable
 HTTP, legacy HTTP+SSE and stdio: its tools that need client capabilities (sampling, form and URL
 elicitation, roots) are listed and round-trip through meshgate's shared session on SSE and STDIO as they do
-through the byte-forwarded HTTP path, and log messages it sends outside any call reach clients' GET streams.
+through the byte-forwarded HTTP path (and on a virtual MCP); a request of the server's that no caller can
+answer is refused at once; discovery declares nothing; log messages it sends outside any call reach
+clients' GET streams.
 
 The server (and node ≥ 22) lives in `.tools/`, installed by `scripts/test`; without it these tests skip,
 and fail under CI=true or MESHGATE_REQUIRE_ALL_BACKENDS.
@@ -220,3 +222,17 @@ async def test_a_request_no_caller_can_answer_is_refused_at_once(stack: Stack, p
     result = answered.json()
     assert result["isError"] is True
     assert "cannot answer server-to-client requests" in result["content"][0]["text"]
+
+
+@pytest.mark.parametrize("path", BRIDGED)
+async def test_a_virtual_mcp_lists_and_answers_the_gated_tools_over_the_shared_session(stack: Stack, path: str) -> None:
+    data = {"title": f"Everything virtual {path}", "connections": [{"connection_id": stack.connections[path]}]}
+    async with connect(stack.gateway.mcp_url, stack.owner.api_key) as admin:
+        virtual_id = str((await call(admin, "COLLECTION_VIRTUAL_MCP_CREATE", {"data": data}))["id"])
+    url = f"{stack.gateway.url}/mcp/virtual/{virtual_id}"
+    async with connect_answering(url, stack.owner.api_key, "legacy", sampling_callback=_sample) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert all(any(name.endswith(gated) for name in names) for gated in GATED), sorted(names)
+        sampling = next(name for name in names if name.endswith("trigger-sampling-request"))
+        said = _text(await client.call_tool(sampling, {"prompt": "Say hi", "maxTokens": 20}))
+    assert MODEL_SAID in said
