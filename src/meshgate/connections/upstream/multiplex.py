@@ -107,7 +107,7 @@ class MultiplexedSession:
             self._waiting.pop(message_id, None)
             self._listeners.pop(message_id, None)
             self._askers.pop(message_id, None)
-            for asking in self._asking.pop(message_id, set()):
+            for asking in self._asking.pop(message_id, ()):
                 asking.cancel()  # the server's request is answered with an error now, not after the caller's wait
             self._progress.release(progress_key)
             for elicitation in [key for key, call in self._url_elicitations.items() if call == message_id]:
