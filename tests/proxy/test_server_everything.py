@@ -3,7 +3,8 @@ HTTP, legacy HTTP+SSE and stdio: its tools that need client capabilities (sampli
 elicitation, roots) are listed and round-trip through meshgate's shared session on SSE and STDIO as they do
 through the byte-forwarded HTTP path (and on a virtual MCP); a request of the server's that no caller can
 answer is refused at once; discovery declares nothing; log messages it sends outside any call reach
-clients' GET streams.
+clients' GET streams. server-everything speaks only the handshake era, so for `2026-07-28` clients the
+HTTP path is bridged over meshgate's own HTTP session too.
 
 The server (and node ≥ 22) lives in `.tools/`, installed by `scripts/test`; without it these tests skip,
 and fail under CI=true or MESHGATE_REQUIRE_ALL_BACKENDS.
@@ -37,6 +38,7 @@ BRIDGED = ("sse", "stdio")  # reached over meshgate's own session with the upstr
 GATED = frozenset(
     {"get-roots-list", "trigger-elicitation-request", "trigger-url-elicitation", "trigger-sampling-request"}
 )
+EXPECTED_TOOLS = 17  # what the pinned version lists for a client that declares all three
 ROOT = "file:///work/everything"
 MODEL_SAID = "hello from the test model"
 CONSENT_URL = "https://consent.example/approve?ticket=7"
@@ -145,6 +147,7 @@ async def test_a_bridged_upstream_lists_the_same_tools_as_streamable_http(stack:
         f"server-everything through meshgate ({mode}): {len(through_http)} tools over HTTP, {len(bridged)} over {path}"
     )
     assert through_http >= GATED
+    assert len(through_http) == EXPECTED_TOOLS
     assert bridged == through_http
 
 
