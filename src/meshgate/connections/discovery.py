@@ -1,12 +1,22 @@
-"""Contacting an upstream to learn its server info, instructions and tools."""
+"""Contacting an upstream to learn its server info, instructions and tools.
+
+Which session asks, and what it declares: discovery when a connection is saved (or authorized) uses a
+client of its own that declares no capabilities, since no caller could answer a request on it; so a
+server that gates tools on client capabilities records only its other tools (callers see all of them in
+`tools/list` through meshgate). CONNECTION_TEST pings on the shared session callers use, which declares
+what they can answer: the test is of that session, a ping carries no caller, and whatever the upstream
+asks while only the ping is in flight is refused at once.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from meshgate.connections.models import Discovery
+from meshgate.connections.addresses import AddressPolicy
+from meshgate.connections.models import Discovery, UpstreamConfig
 from meshgate.connections.upstream.client import UpstreamClient
+from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.errors import UpstreamInvalidResponse
 from meshgate.jsonvalues import as_dict, as_list
 
@@ -34,6 +44,17 @@ async def discover(client: UpstreamClient) -> Discovery:
         tools=tools,
         protocol_version=init.get("protocolVersion"),
     )
+
+
+async def discover_once(
+    config: UpstreamConfig, addresses: AddressPolicy | None, stdio: StdioSupervisor | None
+) -> Discovery:
+    """`discover` with a throw-away client that declares no capabilities (it closes afterwards)."""
+    client = UpstreamClient(config, addresses, stdio, capabilities={})
+    try:
+        return await discover(client)
+    finally:
+        await client.close()
 
 
 async def ping(client: UpstreamClient) -> float:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from meshgate.connections.addresses import AddressRefused
-from meshgate.connections.discovery import discover, ping
+from meshgate.connections.discovery import discover_once, ping
 from meshgate.connections.inputs import (
     ConfigureInput,
     ConnectionDataInput,
@@ -29,7 +29,6 @@ from meshgate.connections.models import (
     UpstreamConfig,
 )
 from meshgate.connections.service import ConnectionService
-from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream_tokens import UpstreamTokenStore
 from meshgate.errors import InvalidInput, UpstreamError
 from meshgate.mcp.registry import ToolContext, ToolSpec
@@ -108,13 +107,10 @@ async def _check_address(ctx: ToolContext, url: str | None) -> None:
 
 async def _probe(ctx: ToolContext, config: UpstreamConfig) -> tuple[Discovery | None, str | None]:
     """Contact a server with a throw-away client; an unreachable server is an answer, not an error."""
-    client = UpstreamClient(config, ctx.runtime.upstreams.addresses, ctx.runtime.upstreams.stdio)
     try:
-        return await discover(client), None
+        return await discover_once(config, ctx.runtime.upstreams.addresses, ctx.runtime.upstreams.stdio), None
     except UpstreamError as error:
         return None, error.message
-    finally:
-        await client.close()
 
 
 async def connection_create(ctx: ToolContext, args: CreateInput) -> Any:

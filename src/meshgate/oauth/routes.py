@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from meshgate.connections.discovery import discover
+from meshgate.connections.discovery import discover_once
 from meshgate.connections.models import Connection
 from meshgate.connections.service import ConnectionService
 from meshgate.errors import InvalidInput, MeshgateError, OAuthError, UpstreamError
@@ -296,7 +296,9 @@ class OAuthEndpoints:
         """Learn the newly authorized server's tools now (nothing could be discovered before)."""
         found, problem = None, None
         try:
-            found = await discover(await self._runtime.upstreams.get(organization_id, connection_id))
+            upstreams = self._runtime.upstreams
+            config = (await upstreams.get(organization_id, connection_id)).config
+            found = await discover_once(config, upstreams.addresses, upstreams.stdio)
         except UpstreamError as error:
             problem = error.message
         async with self._runtime.db.transaction() as session:

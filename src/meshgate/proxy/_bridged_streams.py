@@ -18,6 +18,7 @@ from meshgate.jsonvalues import as_dict, as_list
 from meshgate.observability.metrics import GatewayMetrics
 from meshgate.proxy.announcements import (
     LIST_CHANGED,
+    LOG_MESSAGE,
     MAX_URI,
     MAX_URIS,
     SUBSCRIPTION_ID,
@@ -27,7 +28,7 @@ from meshgate.proxy.announcements import (
     offers_subscriptions,
 )
 
-_EVERY_LIST = frozenset(LIST_CHANGED.values())
+_SESSION_STREAM = frozenset({*LIST_CHANGED.values(), LOG_MESSAGE})
 
 
 async def session_stream(  # noqa: PLR0917
@@ -39,8 +40,9 @@ async def session_stream(  # noqa: PLR0917
     metrics: GatewayMetrics | None,
     ended: asyncio.Event,
 ) -> None:
-    """The handshake-era GET stream: every list_changed, and updates of the resources its session subscribed to."""
-    async with announcements.listening(client, _EVERY_LIST, set(), session=session) as listener:
+    """The handshake-era GET stream: every list_changed, log messages sent outside a call, and updates of the
+    resources its session subscribed to."""
+    async with announcements.listening(client, _SESSION_STREAM, set(), session=session) as listener:
         await _serve(receive, send, listener, metrics, ended)
 
 

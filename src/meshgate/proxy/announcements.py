@@ -2,9 +2,10 @@
 
 On the bridged path (SSE and STDIO upstreams, and HTTP upstreams of the other generation) meshgate holds
 one session with the upstream for all callers, so an announcement arrives once and goes to every client
-stream that wants it: a handshake-era client's GET stream (every `*/list_changed`, and
-`notifications/resources/updated` for the URIs its session subscribed to) or a `2026-07-28` client's
-`subscriptions/listen` stream (what its filter names, stamped with its subscription id). meshgate
+stream that wants it: a handshake-era client's GET stream (every `*/list_changed`, log messages sent
+outside a call, and `notifications/resources/updated` for the URIs its session subscribed to) or a
+`2026-07-28` client's `subscriptions/listen` stream (what its filter names, stamped with its subscription
+id; a filter has no log messages, and 2026-07-28 servers send them only to requests that ask). meshgate
 subscribes upstream once per URI while any stream of this process wants it, and again when the upstream
 session is re-opened (a restarted STDIO process, a reconnected SSE stream).
 
@@ -40,6 +41,7 @@ LIST_CHANGED = {
     "promptsListChanged": "notifications/prompts/list_changed",
     "resourcesListChanged": "notifications/resources/list_changed",
 }
+LOG_MESSAGE = "notifications/message"  # outside a call (one during a call goes to its caller)
 SUBSCRIPTION_ID = SUBSCRIPTION_ID_META
 MAX_URI = 2048
 MAX_URIS = 256  # per session or listen stream

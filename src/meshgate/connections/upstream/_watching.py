@@ -138,4 +138,10 @@ class WatchedSession:
         flight (as on SSE and STDIO sessions), so it never reaches the wrong caller; otherwise it is refused."""
         handlers = list(self._in_flight.values())
         handler = handlers[0] if len(handlers) == 1 else None
-        await self._answer_server(request, None if handler is None else await handler(request))
+        answer = None
+        if handler is not None:
+            try:
+                answer = await handler(request)
+            except TimeoutError:  # the caller's wait ran out: the upstream still gets an answer
+                answer = {"error": {"code": -32603, "message": "the caller did not answer in time"}}
+        await self._answer_server(request, answer)

@@ -24,7 +24,7 @@ from meshgate.connections.upstream._watching import Notification, ServerRequestH
 from meshgate.connections.upstream.breaker import CircuitBreaker
 from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, Response
 from meshgate.connections.upstream.legacy_sse import LegacySseSession
-from meshgate.connections.upstream.multiplex import MultiplexedSession
+from meshgate.connections.upstream.multiplex import CLIENT_CAPABILITIES, MultiplexedSession
 from meshgate.connections.upstream.progress import ProgressRoutes
 from meshgate.connections.upstream.sse import EventReader, messages, response_for
 from meshgate.connections.upstream.stdio import StdioSession, StdioSupervisor
@@ -48,9 +48,6 @@ _SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
 # Notifications that belong to the caller whose call they arrive with (not to meshgate's session).
 CALLERS_NOTIFICATIONS = frozenset({"notifications/message", "notifications/elicitation/complete"})
 _NAMED_BY = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-# What meshgate's own session offers the upstream: requests it sends during a call are relayed to the
-# caller where the caller can answer (virtual MCPs), and refused with an error otherwise.
-_CLIENT_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}}
 
 
 def shared_ssl_context() -> ssl.SSLContext:
@@ -62,10 +59,19 @@ def shared_ssl_context() -> ssl.SSLContext:
 
 
 class UpstreamClient(WatchedSession):
-    """The connection to one upstream MCP server."""
+    """The connection to one upstream MCP server.
+
+    Its session declares `capabilities` to the upstream: by default what meshgate's callers can answer
+    (sampling, elicitation, roots); `{}` for a client no caller uses (discovery when a connection is saved).
+    """
 
     def __init__(
-        self, config: UpstreamConfig, addresses: AddressPolicy | None = None, stdio: StdioSupervisor | None = None
+        self,
+        config: UpstreamConfig,
+        addresses: AddressPolicy | None = None,
+        stdio: StdioSupervisor | None = None,
+        *,
+        capabilities: Mapping[str, Any] = CLIENT_CAPABILITIES,
     ) -> None:
         if config.url is None and config.connection_type != "STDIO":
             raise UpstreamInvalidResponse(f"connection {config.title} has no URL")
@@ -74,6 +80,7 @@ class UpstreamClient(WatchedSession):
         self.breaker = CircuitBreaker(config.title)
         self.credential_headers = self._credential_headers()
         self.call_timeout = config.call_timeout_ms / 1000
+        self.capabilities = capabilities
         self._pool = Pool(
             self.url,
             ssl_context=shared_ssl_context(),
@@ -106,6 +113,7 @@ class UpstreamClient(WatchedSession):
                 stdio,
                 connect_timeout=config.connect_timeout_ms / 1000,
                 call_timeout=self.call_timeout,
+                capabilities=capabilities,
             )
         elif config.connection_type == "SSE":
             self.session = LegacySseSession(
@@ -116,6 +124,7 @@ class UpstreamClient(WatchedSession):
                 connect_timeout=config.connect_timeout_ms / 1000,
                 call_timeout=self.call_timeout,
                 addresses=addresses,
+                capabilities=capabilities,
             )
 
     def _credential_headers(self) -> dict[str, str]:
@@ -384,7 +393,7 @@ class UpstreamClient(WatchedSession):
                 return
             params = {
                 "protocolVersion": HANDSHAKE_VERSION,
-                "capabilities": _CLIENT_CAPABILITIES,
+                "capabilities": self.capabilities,
                 "clientInfo": {"name": "meshgate", "version": __version__},
             }
             status, content_type, body = await self._post(
@@ -457,7 +466,7 @@ def _stateless(message: dict[str, Any], headers: dict[str, str]) -> dict[str, An
     meta = {
         **as_dict(params.get("_meta")),
         "io.modelcontextprotocol/protocolVersion": STATELESS_VERSION,
-        "io.modelcontextprotocol/clientCapabilities": _CLIENT_CAPABILITIES,
+        "io.modelcontextprotocol/clientCapabilities": CLIENT_CAPABILITIES,
         "io.modelcontextprotocol/clientInfo": {"name": "meshgate", "version": __version__},
     }
     headers["mcp-method"] = method

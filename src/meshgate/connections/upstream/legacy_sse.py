@@ -35,8 +35,15 @@ class LegacySseSession(MultiplexedSession):
         connect_timeout: float,
         call_timeout: float,
         addresses: AddressPolicy | None,
+        capabilities: Mapping[str, Any],
     ) -> None:
-        super().__init__(title, connect_timeout=connect_timeout, call_timeout=call_timeout, version=LEGACY_VERSION)
+        super().__init__(
+            title,
+            connect_timeout=connect_timeout,
+            call_timeout=call_timeout,
+            version=LEGACY_VERSION,
+            capabilities=capabilities,
+        )
         self._url = url
         self._headers = dict(headers)
         self._ssl = ssl_context

@@ -2,9 +2,12 @@
 
 meshgate initializes the session itself and multiplexes requests over it: each gets a fresh id and
 the answer is handed to the waiting caller. Progress notifications go to the caller whose request
-carried the progress token. Requests from the server to a client (sampling, elicitation, roots) and log
-messages name no call on these transports: they go to the caller while exactly one call is in flight and
-are refused otherwise; `notifications/elicitation/complete` goes to the caller that was sent to the URL.
+carried the progress token. The session declares what meshgate's callers can answer (`CLIENT_CAPABILITIES`:
+sampling, form and URL elicitation, roots), or nothing for sessions no caller uses (discovery). Requests
+from the server to a client and log messages name no call on these transports: a request goes to the
+caller while exactly one call is in flight and is refused at once otherwise; a log message goes to that
+caller when it listens, else to `on_notification` (the clients' GET streams); `notifications/elicitation/complete`
+goes to the caller that was sent to the URL.
 A subclass supplies the transport: `_open()` (connect, then start a reader that calls `_receive()`
 for every message and `_ended()` when the transport ends), `_send()` and `_shut()`.
 """
@@ -27,13 +30,28 @@ from meshgate.jsonvalues import as_dict
 log = logging.getLogger(__name__)
 
 HANDSHAKE_VERSION = "2025-11-25"
+# What meshgate's sessions offer the upstream: its requests during a call go to the caller, who answers
+# (the proxy's bridged path, virtual MCPs); any it sends where no caller can answer get an error at once.
+CLIENT_CAPABILITIES: Mapping[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}}
+_WHOSE_UNKNOWN = "meshgate cannot tell which caller this request is for (no call, or several, are in flight)"
+_CANNOT_ANSWER = "the caller whose call is in flight cannot answer server-to-client requests through meshgate"
+_UNANSWERED = "the caller did not answer before its call ended or its wait ran out"
 Listener = Callable[[dict[str, Any]], None]
 Asker = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 
 class MultiplexedSession:
-    def __init__(self, title: str, *, connect_timeout: float, call_timeout: float, version: str) -> None:
+    def __init__(
+        self,
+        title: str,
+        *,
+        connect_timeout: float,
+        call_timeout: float,
+        version: str,
+        capabilities: Mapping[str, Any],
+    ) -> None:
         self.title = title
+        self.capabilities = capabilities  # declared in initialize
         self._connect_timeout = connect_timeout
         self._call_timeout = call_timeout
         self._version = version
@@ -43,6 +61,7 @@ class MultiplexedSession:
         self._listeners: dict[int, Listener] = {}
         self._askers: dict[int, Asker] = {}  # requests whose callers can answer the server's requests
         self._answering: set[asyncio.Task[None]] = set()  # requests whose callers hear what the server says meanwhile
+        self._asking: dict[int, set[asyncio.Future[dict[str, Any] | None]]] = {}  # callers asked, by call
         self._url_elicitations: dict[str, int] = {}  # elicitationId -> the call whose caller was sent to the URL
         self._lock = asyncio.Lock()
         self._open_now = False
@@ -88,6 +107,8 @@ class MultiplexedSession:
             self._waiting.pop(message_id, None)
             self._listeners.pop(message_id, None)
             self._askers.pop(message_id, None)
+            for asking in self._asking.pop(message_id, ()):
+                asking.cancel()  # the server's request is answered with an error now, not after the caller's wait
             self._progress.release(progress_key)
             for elicitation in [key for key, call in self._url_elicitations.items() if call == message_id]:
                 del self._url_elicitations[elicitation]
@@ -120,7 +141,8 @@ class MultiplexedSession:
         message_id = message.get("id")
         if "method" in message:
             if message_id is not None:
-                task = asyncio.get_running_loop().create_task(self._answer_server(message))
+                call = next(iter(self._waiting)) if len(self._waiting) == 1 else None  # as it stands on arrival
+                task = asyncio.get_running_loop().create_task(self._answer_server(message, call))
                 self._answering.add(task)
                 task.add_done_callback(self._answering.discard)
             elif message.get("method") == "notifications/progress":
@@ -130,32 +152,53 @@ class MultiplexedSession:
                 listener = self._listeners.get(self._url_elicitations.get(str(elicitation), -1))
                 if listener is not None:
                     listener(message)
-            elif message.get("method") == "notifications/message" and len(self._waiting) == 1:
-                # Log messages name no request on these transports: they go to the caller only when one
-                # request is in flight, so they cannot reach the wrong caller.
-                listener = self._listeners.get(next(iter(self._waiting)))
-                if listener is not None:
-                    listener(message)
-            elif self.on_notification is not None:
+            elif not self._told_caller(message) and self.on_notification is not None:
                 self.on_notification(message)
             return
-        future = self._waiting.get(message_id) if isinstance(message_id, int) else None
+        # Popped now, not when the caller wakes: what the server sends after an answer is not that call's.
+        future = self._waiting.pop(message_id, None) if isinstance(message_id, int) else None
         if future is not None and not future.done():
             future.set_result(message)
 
-    async def _answer_server(self, request: dict[str, Any]) -> None:
+    def _told_caller(self, message: dict[str, Any]) -> bool:
+        """A log message names no request on these transports: it goes to the caller only while its call is
+        the one in flight (so it cannot reach the wrong caller) and that caller listens."""
+        if message.get("method") != "notifications/message" or len(self._waiting) != 1:
+            return False
+        listener = self._listeners.get(next(iter(self._waiting)))
+        if listener is None:
+            return False
+        listener(message)
+        return True
+
+    async def _answer_server(self, request: dict[str, Any], call: int | None) -> None:
         """A request of the server's (sampling, elicitation, roots). These transports do not say which call it
-        belongs to, so it goes to the caller only while one call is in flight; otherwise it is refused."""
-        call = next(iter(self._waiting)) if len(self._waiting) == 1 else None
+        belongs to, so it goes to the caller of `call`, the one call in flight when it came; otherwise (and
+        when that caller cannot be asked) it is refused at once."""
         handler = None if call is None else self._askers.get(call)
         params = as_dict(request.get("params"))
         if handler is not None and call is not None and params.get("mode") == "url" and "elicitationId" in params:
             self._url_elicitations[str(params["elicitationId"])] = call
-        answer = None if handler is None else await handler(request)
-        if answer is None:
-            error = {"code": -32601, "message": "meshgate cannot tell which caller this request is for"}
-            answer = {"error": error}
+        if handler is None or call is None:
+            reason = _WHOSE_UNKNOWN if call is None else _CANNOT_ANSWER
+            answer: dict[str, Any] = {"error": {"code": -32601, "message": reason}}
+        else:
+            answer = await self._ask(call, handler, request)
         await self._send_quietly({**answer, "jsonrpc": "2.0", "id": request["id"]})
+
+    async def _ask(self, call: int, handler: Asker, request: dict[str, Any]) -> dict[str, Any]:
+        """The caller's answer, or an error when it cannot answer, its call ends first or its wait runs out."""
+        asking = asyncio.ensure_future(handler(request))
+        self._asking.setdefault(call, set()).add(asking)
+        try:
+            await asyncio.wait({asking})
+        finally:
+            asking.cancel()
+            self._asking.get(call, set()).discard(asking)
+        if asking.cancelled() or asking.exception() is not None:
+            return {"error": {"code": -32603, "message": _UNANSWERED}}
+        answer = asking.result()
+        return answer if answer is not None else {"error": {"code": -32601, "message": _CANNOT_ANSWER}}
 
     def _ended(self, failure: UpstreamError) -> None:
         """The transport is gone: fail the waiting calls; the next call opens a new session."""
@@ -187,7 +230,7 @@ class MultiplexedSession:
     async def _initialize(self) -> dict[str, Any]:
         params = {
             "protocolVersion": self._version,
-            "capabilities": {},
+            "capabilities": self.capabilities,
             "clientInfo": {"name": "meshgate", "version": __version__},
         }
         message_id = 0

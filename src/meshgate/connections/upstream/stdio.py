@@ -68,8 +68,15 @@ class StdioSession(MultiplexedSession):
         *,
         connect_timeout: float,
         call_timeout: float,
+        capabilities: Mapping[str, Any],
     ) -> None:
-        super().__init__(title, connect_timeout=connect_timeout, call_timeout=call_timeout, version=HANDSHAKE_VERSION)
+        super().__init__(
+            title,
+            connect_timeout=connect_timeout,
+            call_timeout=call_timeout,
+            version=HANDSHAKE_VERSION,
+            capabilities=capabilities,
+        )
         self._command = str(spec.get("command", ""))
         self._args = [str(arg) for arg in as_list(spec.get("args"))]
         self._cwd = spec.get("cwd")
