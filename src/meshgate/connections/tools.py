@@ -218,13 +218,16 @@ async def connection_delete(ctx: ToolContext, args: IdInput) -> Any:
 
 
 async def connection_test(ctx: ToolContext, args: IdInput) -> Any:
+    """Ping the server and keep what was found as the connection's status (error with its reason, or active)."""
     service = _service(ctx)
     await service.get(args.id)
     client = await ctx.runtime.upstreams.get(ctx.principal.organization_id, args.id)
     try:
         latency = await ping(client)
     except UpstreamError as error:
+        await service.record_health(args.id, error.message)
         return {"id": args.id, "healthy": False, "latencyMs": None, "error": error.message}
+    await service.record_health(args.id, None)
     return {"id": args.id, "healthy": True, "latencyMs": latency}
 
 
@@ -264,7 +267,13 @@ TOOLS: list[ToolSpec[Any]] = [
         connection_update,
     ),
     ToolSpec("COLLECTION_CONNECTIONS_DELETE", "Delete a connection.", IdInput, connection_delete),
-    ToolSpec("CONNECTION_TEST", "Ping the server: {id, healthy, latencyMs}.", IdInput, connection_test, read_only=True),
+    ToolSpec(
+        "CONNECTION_TEST",
+        "Ping the server: {id, healthy, latencyMs, error?}; the connection's status then shows what was found.",
+        IdInput,
+        connection_test,
+        read_only=True,
+    ),
     ToolSpec(
         "CONNECTION_CONFIGURE",
         "Store the server's configuration state and scopes.",
