@@ -166,6 +166,12 @@ async def test_connection_test_status_and_page_show_a_dead_upstream_and_its_retu
         assert (await call(admin, "CONNECTION_TEST", {"id": conn["id"]}))["healthy"] is True
         phoenix.kill()
 
+        page = (await http.get(f"{root}/connections/{conn['id']}")).text
+        tested = await http.post(
+            f"{root}/connections/{conn['id']}/test", data={"csrf_token": forms_of(page).fields["csrf_token"]}
+        )
+        assert "Not healthy: upstream Phoenix is unreachable" in tested.text  # the page's Test button
+        assert '<span class="badge bad">error</span>' in tested.text
         down = await call(admin, "CONNECTION_TEST", {"id": conn["id"]})
         assert down["healthy"] is False
         assert "upstream Phoenix is unreachable" in down["error"]
