@@ -189,3 +189,24 @@ async def test_connection_test_status_and_page_show_a_dead_upstream_and_its_retu
         page = (await http.get(f"{root}/connections/{conn['id']}")).text
         assert '<span class="badge ok">active</span>' in page
         assert "unreachable" not in page
+
+
+async def test_reads_show_an_upstream_whose_calls_fail_as_error_until_a_call_gets_through(
+    gateway: Gateway, phoenix: Upstream
+) -> None:
+    owner = await new_owner(gateway)
+    conn = await add_connection(gateway, owner.api_key, phoenix, title="Phoenix")
+    async with connect(gateway.mcp_url, owner.api_key) as admin:
+        assert (await _rest_echo(gateway, owner.api_key, conn["id"], "before"))[0] == 200
+        assert (await call(admin, "COLLECTION_CONNECTIONS_GET", {"id": conn["id"]}))["status"] == "active"
+        phoenix.kill()
+        assert (await _rest_echo(gateway, owner.api_key, conn["id"], "down"))[0] == 502
+        seen = await call(admin, "COLLECTION_CONNECTIONS_GET", {"id": conn["id"]})
+        assert seen["status"] == "error"
+        assert seen["status_reason"].startswith("calls to the server are failing: unreachable:")
+        listed = await call(admin, "COLLECTION_CONNECTIONS_LIST", {})
+        assert [item["status"] for item in listed["items"] if item["id"] == conn["id"]] == ["error"]
+        _restart(phoenix)
+        assert (await _rest_echo(gateway, owner.api_key, conn["id"], "after"))[0] == 200
+        seen = await call(admin, "COLLECTION_CONNECTIONS_GET", {"id": conn["id"]})
+    assert (seen["status"], seen["status_reason"]) == ("active", None)

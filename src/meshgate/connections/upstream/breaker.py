@@ -69,6 +69,7 @@ class CircuitBreaker:
         self._opened_at: float | None = None
         self._probe_since: float | None = None
         self.last_error: str | None = None  # why the last call failed; None once one succeeds
+        self.reachable: bool | None = None  # whether the last call reached the upstream (None: no call yet)
 
     @property
     def failures(self) -> int:
@@ -103,10 +104,12 @@ class CircuitBreaker:
         self._probe_since = None
         self._cool_down = self._base_cool_down
         self.last_error = None
+        self.reachable = True
 
     def record_failure(self, reason: str | None = None) -> None:
         """A call failed to reach the upstream (refused, reset, timed out, 5xx)."""
-        self.last_error = reason or self.last_error
+        self.last_error = reason or self.last_error or "no answer"
+        self.reachable = False
         if self._probe_since is not None:  # the probe failed: stay open, longer
             self._probe_since = None
             self._cool_down = min(self._cool_down * 2, self._max_cool_down)
