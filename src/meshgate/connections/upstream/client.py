@@ -261,9 +261,7 @@ class UpstreamClient(WatchedSession):
                         continue
                     return self._expect_response(status, content_type, body, message_id)
         except TimeoutError as exc:
-            raise UpstreamTimeout(
-                f"upstream {self.config.title} did not answer within its call timeout ({self.call_timeout:g} s)"
-            ) from exc
+            raise self._past_call_timeout() from exc
         raise UpstreamInvalidResponse(f"upstream {self.config.title} keeps rejecting meshgate's session")
 
     async def _answer_server(self, request: dict[str, Any], answer: dict[str, Any] | None) -> None:
@@ -375,12 +373,19 @@ class UpstreamClient(WatchedSession):
             else:
                 body = await response.read(_MAX_OWN_RESPONSE, idle_s=self.call_timeout, deadline=deadline)
         except HttpTimeout as exc:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise self._past_call_timeout() from exc
             raise UpstreamTimeout(f"upstream {self.config.title} did not finish its answer in time") from exc
         except (HttpError, ValueError) as exc:
             raise UpstreamInvalidResponse(f"upstream {self.config.title} broke off its answer: {exc}") from exc
         finally:
             response.release()
         return response.status, content_type, body
+
+    def _past_call_timeout(self) -> UpstreamTimeout:
+        return UpstreamTimeout(
+            f"upstream {self.config.title} did not answer within its call timeout ({self.call_timeout:g} s)"
+        )
 
     async def _read_events(
         self,

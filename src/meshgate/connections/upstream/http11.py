@@ -283,9 +283,9 @@ class Pool:
                 raise HttpTimeout("upstream did not answer in time") from exc
             except HttpError:
                 connection.close()
-                # A kept-alive connection the server closed (it restarted, or dropped it as idle) before
-                # sending a single byte back: the request never reached a live server, so it is safe
-                # to send it once more on a fresh connection.
+                # A kept-alive connection that died before a single byte came back: the server had closed
+                # it (idle, or restarting) as the request went out. Sent once more on a fresh connection,
+                # as HTTP clients do for idle connections; once any byte came back it is never repeated.
                 if reused and attempt == 0 and not connection.answered:
                     continue
                 raise
