@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import anyio
 import pytest
 
 from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool
@@ -133,3 +134,74 @@ async def test_silence_is_a_timeout_and_a_closed_port_an_error() -> None:
     closed = Pool(f"http://127.0.0.1:{free_port()}/mcp", ssl_context=None, connect_timeout=5)
     with pytest.raises(HttpError):
         await _request(closed)
+
+
+def _answers_once_then(second_answer: bytes) -> Handler:
+    """Answers the first request on each connection; the second gets `second_answer` and the connection closes."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(_ok(b'{"ok":1}'))
+        await writer.drain()
+        await _read_request(reader)  # the pooled connection is reused ...
+        writer.write(second_answer)  # ... and dies (after these bytes, if any)
+        await writer.drain()
+
+    return handler
+
+
+async def test_a_reused_connection_that_dies_before_any_answer_byte_is_retried_on_a_fresh_one() -> None:
+    async for server in _serve(_answers_once_then(b"")):
+        pool = Pool(server.url, ssl_context=None, connect_timeout=5)
+        first = await _request(pool)
+        second = await _request(pool)
+        pool.close()
+        assert first == second == (200, b'{"ok":1}')
+        assert server.connections == 2
+
+
+async def test_a_reused_connection_that_dies_in_the_middle_of_an_answer_is_not_retried() -> None:
+    async for server in _serve(_answers_once_then(b"HTTP/1.1 200 OK\r\ncontent-")):
+        pool = Pool(server.url, ssl_context=None, connect_timeout=5)
+        await _request(pool)
+        with pytest.raises(HttpError, match="closed the connection"):
+            await _request(pool)  # the server may have acted on it: not sent twice
+        pool.close()
+        assert server.connections == 1
+
+
+async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An event stream that never ends: one small event about every millisecond."""
+    await _read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+    part = b"data: more\n\n"
+    while True:
+        writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+        await writer.drain()
+        await asyncio.sleep(0.001)
+
+
+async def test_an_enclosing_timeout_ends_a_chatty_stream() -> None:
+    async for server in _serve(chatty):
+        pool = Pool(server.url, ssl_context=None, connect_timeout=5)
+        response = await pool.request("POST", {}, b"{}", head_timeout=5)
+        chunks = 0
+        with anyio.fail_after(10), pytest.raises(TimeoutError):  # anyio's scope is the "never stalls" bound
+            async with asyncio.timeout(0.5):  # what the proxy wraps around its pump
+                async for _chunk in response.iter_chunks(5):
+                    chunks += 1
+        response.release()
+        pool.close()
+        assert chunks > 10  # it was streaming all along
+
+
+async def test_a_chatty_stream_ends_at_its_deadline() -> None:
+    async for server in _serve(chatty):
+        pool = Pool(server.url, ssl_context=None, connect_timeout=5)
+        response = await pool.request("POST", {}, b"{}", head_timeout=5)
+        deadline = asyncio.get_running_loop().time() + 0.5
+        with anyio.fail_after(10), pytest.raises(HttpTimeout, match="within the call timeout"):
+            async for _chunk in response.iter_chunks(5, deadline=deadline):
+                pass
+        response.release()
+        pool.close()

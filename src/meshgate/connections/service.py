@@ -126,6 +126,22 @@ class ConnectionService:
                 values["status"] = "active"
         return await self.update(connection_id, values)
 
+    async def record_health(self, connection_id: str, reason: str | None) -> Connection:
+        """What a test of the connection found: `reason` why the server could not be reached, or None when it
+        answered. An inactive connection stays inactive; nothing is written when nothing changed."""
+        current = await self.get(connection_id)
+        if current.status == "inactive":
+            return current
+        if reason is not None:
+            wanted = ("error", reason)
+        elif current.status == "error":
+            wanted = ("active", None)
+        else:
+            return current
+        if (current.status, current.status_reason) == wanted:
+            return current
+        return await self.update(connection_id, {"status": wanted[0], "status_reason": wanted[1]})
+
     async def delete(self, connection_id: str) -> Connection:
         connection = await self.get(connection_id)
         users = (

@@ -24,6 +24,7 @@ from meshgate.connections.inputs import (
 from meshgate.connections.models import (
     DEFAULT_CALL_TIMEOUT_MS,
     DEFAULT_CONNECT_TIMEOUT_MS,
+    Connection,
     ConnectionSecrets,
     Discovery,
     UpstreamConfig,
@@ -152,18 +153,37 @@ async def connection_create(ctx: ToolContext, args: CreateInput) -> Any:
     return (await service.create(values, secrets, ctx.principal.user_id)).to_dict()
 
 
+def _shown(ctx: ToolContext, connections: list[Connection]) -> list[dict[str, Any]]:
+    """Reads of connections, with what this process's calls found since the status was stored (a stored
+    change replaces the process's client): an active connection whose last call here could not reach its
+    server shows `error` and why. CONNECTION_TEST stores the state it finds, for every process."""
+    failing = {
+        client.config.id: client.breaker.last_error
+        for client in ctx.runtime.upstreams.clients()
+        if client.breaker.reachable is False
+    }
+    shown: list[dict[str, Any]] = []
+    for connection in connections:
+        item = connection.to_dict()
+        reason = failing.get(connection.id)
+        if reason is not None and connection.status == "active":
+            item.update(status="error", status_reason=f"calls to the server are failing: {reason}")
+        shown.append(item)
+    return shown
+
+
 async def connection_list(ctx: ToolContext, args: ListInput) -> Any:
     order: list[Mapping[str, Any]] | None = None if args.orderBy is None else list(args.orderBy)
     items, total = await _service(ctx).list(where=args.where, order=order, limit=args.limit, offset=args.offset)
     return {
-        "items": [item.to_dict() for item in items],
+        "items": _shown(ctx, items),
         "totalCount": total,
         "hasMore": args.offset + len(items) < total,
     }
 
 
 async def connection_get(ctx: ToolContext, args: IdInput) -> Any:
-    return (await _service(ctx).get(args.id)).to_dict()
+    return _shown(ctx, [await _service(ctx).get(args.id)])[0]
 
 
 async def connection_update(ctx: ToolContext, args: UpdateInput) -> Any:
@@ -214,13 +234,16 @@ async def connection_delete(ctx: ToolContext, args: IdInput) -> Any:
 
 
 async def connection_test(ctx: ToolContext, args: IdInput) -> Any:
+    """Ping the server and keep what was found as the connection's status (error with its reason, or active)."""
     service = _service(ctx)
     await service.get(args.id)
     client = await ctx.runtime.upstreams.get(ctx.principal.organization_id, args.id)
     try:
         latency = await ping(client)
     except UpstreamError as error:
+        await service.record_health(args.id, error.message)
         return {"id": args.id, "healthy": False, "latencyMs": None, "error": error.message}
+    await service.record_health(args.id, None)
     return {"id": args.id, "healthy": True, "latencyMs": latency}
 
 
@@ -260,7 +283,13 @@ TOOLS: list[ToolSpec[Any]] = [
         connection_update,
     ),
     ToolSpec("COLLECTION_CONNECTIONS_DELETE", "Delete a connection.", IdInput, connection_delete),
-    ToolSpec("CONNECTION_TEST", "Ping the server: {id, healthy, latencyMs}.", IdInput, connection_test, read_only=True),
+    ToolSpec(
+        "CONNECTION_TEST",
+        "Ping the server: {id, healthy, latencyMs, error?}; the connection's status then shows what was found.",
+        IdInput,
+        connection_test,
+        read_only=True,
+    ),
     ToolSpec(
         "CONNECTION_CONFIGURE",
         "Store the server's configuration state and scopes.",

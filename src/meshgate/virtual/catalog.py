@@ -1,7 +1,8 @@
 """What each upstream offers (tools, resources, templates, prompts, instructions), cached per process.
 
 Lists are fetched in parallel, on first use, with a deadline; an upstream that fails or is too slow is
-remembered as left out (with its reason) and asked again after a short pause. Entries are refreshed in
+remembered as left out (with its reason) and asked again every couple of seconds (on use and in the
+background), so a member that comes back is included again within seconds, not at the list TTL. Entries are refreshed in
 the background before they go stale, at once when the upstream announces a `list_changed`, and dropped
 when the connection changes. Watchers hear which connection's lists changed.
 """
@@ -9,6 +10,7 @@ when the connection changes. Watchers hear which connection's lists changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshgate.connections.upstream import UpstreamClient
+from meshgate.connections.upstream.breaker import one_call
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.errors import NotFound, UpstreamError
 from meshgate.jsonvalues import as_dict, as_list
@@ -24,7 +27,7 @@ from meshgate.observability.metrics import GatewayMetrics
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 50
-RETRY_AFTER_S = 10.0
+RETRY_AFTER_S = 2.0  # a left-out upstream is asked again this long after it failed
 _LISTS = (
     ("tools", "tools/list", "tools"),
     ("resources", "resources/list", "resources"),
@@ -78,6 +81,7 @@ class UpstreamCatalog:
         self._fetching: dict[str, asyncio.Task[UpstreamLists]] = {}
         self._watchers: list[Watcher] = []
         self._refresher: asyncio.Task[None] | None = None
+        self._left_out = asyncio.Event()  # an upstream was just left out: the refresher retries it soon
         db.subscribe(self._on_change)
 
     def watch(self, watcher: Watcher) -> None:
@@ -129,8 +133,10 @@ class UpstreamCatalog:
             client = await self._clients(organization_id, connection_id)
             if not client.watching("catalog"):
                 client.watch("catalog", lambda message: self._heard(organization_id, connection_id, message))
-            async with asyncio.timeout(self._timeout):
-                entry = await _fetch_lists(client, organization_id)
+            # One fetch is one call for the upstream's circuit breaker, however many lists it asks for.
+            with one_call():
+                async with asyncio.timeout(self._timeout):
+                    entry = await _fetch_lists(client, organization_id)
         except NotFound:
             raise
         except (UpstreamError, TimeoutError) as error:
@@ -144,6 +150,7 @@ class UpstreamCatalog:
         self._entries[entry.connection_id] = entry
         if entry.error is not None and (previous is None or previous.error is None):
             log.warning("virtual MCPs leave out connection %s for now: %s", entry.connection_id, entry.error)
+            self._left_out.set()
             if self._metrics is not None:
                 self._metrics.virtual_left_out.labels(entry.organization_id, entry.connection_id).inc()
         elif entry.error is None and previous is not None and previous.error is not None:
@@ -172,7 +179,11 @@ class UpstreamCatalog:
         """Refresh lists in use before they go stale; forget lists nobody asked for in a while."""
         period = max(min(self._ttl / 4, 30.0), 0.5)
         while True:
-            await asyncio.sleep(period)
+            left_out = any(entry.error is not None for entry in self._entries.values())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(period, RETRY_AFTER_S) if left_out else period):
+                    await self._left_out.wait()
+            self._left_out.clear()
             now = time.monotonic()
             for connection_id, entry in list(self._entries.items()):
                 if now - self._used.get(connection_id, 0.0) > 3 * self._ttl:

@@ -138,24 +138,32 @@ class UpstreamClient(WatchedSession):
     ) -> Response:
         """Send one HTTP request upstream and return the response with its body unread.
 
-        The caller releases it. `stream` (long-lived GET streams) lifts the wait for the response head.
+        The caller releases it. `stream` (long-lived GET streams) lifts the wait for the response head. The
+        body is the caller's to bound: `call_deadline()` is when a call's whole answer is due.
         """
-        self.breaker.before_call()
+        probe = self.breaker.before_call()
         try:
             response = await self._pool.request(
                 method, headers, body, head_timeout=None if stream else self.call_timeout
             )
         except HttpTimeout as exc:
-            self.breaker.record_failure()
+            self.breaker.record_failure("no answer within its timeout")
             raise UpstreamTimeout(f"upstream {self.config.title} did not answer within its timeout") from exc
         except HttpError as exc:
-            self.breaker.record_failure()
+            self.breaker.record_failure(f"unreachable: {exc}")
             raise UpstreamUnreachable(f"upstream {self.config.title} is unreachable: {exc}") from exc
+        except BaseException:
+            self.breaker.abandon(probe)  # cancelled: no outcome to learn from
+            raise
         if response.status >= 500:
-            self.breaker.record_failure()
+            self.breaker.record_failure(f"answered HTTP {response.status}")
         else:
             self.breaker.record_success()
         return response
+
+    def call_deadline(self) -> float:
+        """When a call sent now must have its whole answer (event loop time): the connection's call timeout."""
+        return asyncio.get_running_loop().time() + self.call_timeout
 
     async def request(
         self,
@@ -235,18 +243,34 @@ class UpstreamClient(WatchedSession):
         extra_headers: Mapping[str, str] | None,
         on_message: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> dict[str, Any]:
-        for attempt in range(2):
-            message_id = next(self._ids)
-            message: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id, "method": method}
-            if params is not None:
-                message["params"] = params
-            status, content_type, body = await self._post(message, extra_headers, on_message)
-            if status == 404 and attempt == 0 and self._session_id is not None:
-                # The upstream forgot our session (restart, idle timeout): start a new one, once.
-                await self._reset_session()
-                await self._ensure_session()
-                continue
-            return self._expect_response(status, content_type, body, message_id)
+        """One request within the connection's call timeout, however chatty or slow the upstream is."""
+        deadline = self.call_deadline()
+        try:
+            async with asyncio.timeout_at(deadline):
+                for attempt in range(2):
+                    message_id = next(self._ids)
+                    message: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id, "method": method}
+                    if params is not None:
+                        message["params"] = params
+                    sent_session = self._session_id
+                    status, content_type, body = await self._post(message, extra_headers, on_message, deadline)
+                    if (
+                        attempt == 0
+                        and sent_session is not None
+                        and _session_gone(status, content_type, body, message_id)
+                    ):
+                        # The upstream forgot our session (restart, idle timeout): start a new one, once.
+                        log.info(
+                            "upstream %s forgot meshgate's session (HTTP %s): opening a new one",
+                            self.config.title,
+                            status,
+                        )
+                        await self._reset_session(sent_session)
+                        await self._ensure_session()
+                        continue
+                    return self._expect_response(status, content_type, body, message_id)
+        except TimeoutError as exc:
+            raise self._past_call_timeout() from exc
         raise UpstreamInvalidResponse(f"upstream {self.config.title} keeps rejecting meshgate's session")
 
     async def _answer_server(self, request: dict[str, Any], answer: dict[str, Any] | None) -> None:
@@ -328,9 +352,13 @@ class UpstreamClient(WatchedSession):
         message: dict[str, Any],
         extra_headers: Mapping[str, str] | None = None,
         on_message: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        deadline: float | None = None,
     ) -> tuple[int, str, bytes]:
         """POST one message on meshgate's session. An SSE answer is read event by event: other messages
-        go to `on_message` as they come, and the response to `message` is returned as JSON."""
+        go to `on_message` as they come, and the response to `message` is returned as JSON. The answer
+        must be whole by `deadline` (event loop time; by default the call timeout from now)."""
+        if deadline is None:
+            deadline = self.call_deadline()
         headers = {
             **self.credential_headers,
             **(extra_headers or {}),
@@ -349,11 +377,13 @@ class UpstreamClient(WatchedSession):
                 self._session_id = response.headers["mcp-session-id"]
             content_type = response.headers.get("content-type", "")
             if on_message is not None and response.status < 400 and content_type.startswith("text/event-stream"):
-                body = await self._read_events(response, message, on_message)
+                body = await self._read_events(response, message, on_message, deadline)
                 content_type = "application/json"
             else:
-                body = await response.read(_MAX_OWN_RESPONSE, idle_s=self.call_timeout)
+                body = await response.read(_MAX_OWN_RESPONSE, idle_s=self.call_timeout, deadline=deadline)
         except HttpTimeout as exc:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise self._past_call_timeout() from exc
             raise UpstreamTimeout(f"upstream {self.config.title} did not finish its answer in time") from exc
         except (HttpError, ValueError) as exc:
             raise UpstreamInvalidResponse(f"upstream {self.config.title} broke off its answer: {exc}") from exc
@@ -361,11 +391,20 @@ class UpstreamClient(WatchedSession):
             response.release()
         return response.status, content_type, body
 
+    def _past_call_timeout(self) -> UpstreamTimeout:
+        return UpstreamTimeout(
+            f"upstream {self.config.title} did not answer within its call timeout ({self.call_timeout:g} s)"
+        )
+
     async def _read_events(
-        self, response: Response, message: dict[str, Any], on_message: Callable[[dict[str, Any]], Awaitable[None]]
+        self,
+        response: Response,
+        message: dict[str, Any],
+        on_message: Callable[[dict[str, Any]], Awaitable[None]],
+        deadline: float,
     ) -> bytes:
         reader = EventReader(_MAX_OWN_RESPONSE)
-        async for chunk in response.iter_chunks(self.call_timeout):
+        async for chunk in response.iter_chunks(self.call_timeout, deadline=deadline):
             for event in reader.feed(chunk):
                 data = event.data.encode()
                 for found in messages(data, "application/json"):
@@ -433,8 +472,11 @@ class UpstreamClient(WatchedSession):
             found["instructions"] = result["instructions"]
         return found
 
-    async def _reset_session(self) -> None:
+    async def _reset_session(self, gone: str | None = None) -> None:
+        """Forget meshgate's session (`gone`: only if it is still that one, not one a concurrent call opened)."""
         async with self._init_lock:
+            if gone is not None and self._session_id != gone:
+                return
             self._session_id = None
             self.initialize_result = None
 
@@ -452,11 +494,18 @@ class UpstreamClient(WatchedSession):
                 "mcp-protocol-version": self._version,
             }
             try:
-                response = await asyncio.wait_for(self._pool.request("DELETE", headers, None, head_timeout=2), 3)
+                async with asyncio.timeout(3):
+                    response = await self._pool.request("DELETE", headers, None, head_timeout=2)
                 response.release()
             except (TimeoutError, HttpError):
                 pass  # the upstream will expire the session by itself
         self._pool.close()
+
+
+def _session_gone(status: int, content_type: str, body: bytes, message_id: int) -> bool:
+    """Whether an answer says the upstream no longer knows the session the request carried: 404 (the spec's
+    answer), or 400 that is no JSON-RPC answer to the request (what some servers send for unknown ids)."""
+    return status == 404 or (status == 400 and response_for(body, content_type, message_id) is None)
 
 
 def _stateless(message: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:

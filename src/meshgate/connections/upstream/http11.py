@@ -44,12 +44,14 @@ class _Connection(asyncio.Protocol):
         self.response: Response | None = None
         self._parser = httptools.HttpResponseParser(self)  # pyright: ignore[reportUnknownMemberType]
         self._paused = False
+        self.answered = False  # a byte of the current response has arrived
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self.answered = True
         if self.response is None:
             self._close()  # bytes nobody asked for: the connection is not reusable
             return
@@ -107,6 +109,7 @@ class _Connection(asyncio.Protocol):
 
     def start(self, response: Response) -> None:
         self.response = response
+        self.answered = False
         self._parser = httptools.HttpResponseParser(self)  # pyright: ignore[reportUnknownMemberType]
 
     def _fail(self, error: HttpError) -> None:
@@ -160,9 +163,18 @@ class Response:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def iter_chunks(self, idle_s: float | None = None) -> AsyncIterator[bytes]:
-        """Body chunks as they arrive; `idle_s` bounds each wait for more data."""
+    async def iter_chunks(self, idle_s: float | None = None, *, deadline: float | None = None) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive; `idle_s` bounds each wait for more data, `deadline` (event loop time,
+        `loop.time()`) the whole answer.
+
+        The waits use `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11 `wait_for` swallows the
+        cancellation of an enclosing timeout when the awaited future completes in the same loop iteration,
+        which a chatty upstream makes happen all the time (a call then outlives its deadline for good).
+        """
+        loop = asyncio.get_running_loop()
         while True:
+            if deadline is not None and loop.time() >= deadline:
+                raise HttpTimeout("upstream did not finish its answer within the call timeout")
             if self._chunks:
                 chunk = self._chunks.popleft()
                 self.buffered -= len(chunk)
@@ -174,18 +186,24 @@ class Response:
                 return
             if self._error is not None:
                 raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
+            wait = idle_s
+            if deadline is not None:
+                wait = deadline - loop.time() if wait is None else min(wait, deadline - loop.time())
+            self._waiter = loop.create_future()
             try:
-                await asyncio.wait_for(self._waiter, idle_s)
+                async with asyncio.timeout(wait):
+                    await self._waiter
             except TimeoutError as exc:
+                if deadline is not None and loop.time() >= deadline:
+                    raise HttpTimeout("upstream did not finish its answer within the call timeout") from exc
                 raise HttpTimeout("upstream stopped sending") from exc
             finally:
                 self._waiter = None
 
-    async def read(self, limit: int, idle_s: float | None = None) -> bytes:
+    async def read(self, limit: int, idle_s: float | None = None, *, deadline: float | None = None) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        async for chunk in self.iter_chunks(idle_s):
+        async for chunk in self.iter_chunks(idle_s, deadline=deadline):
             size += len(chunk)
             if size > limit:
                 raise HttpError(f"upstream answered more than {limit} bytes")
@@ -258,15 +276,21 @@ class Pool:
             assert connection.transport is not None  # noqa: S101  (set by connection_made)
             connection.transport.write(request)
             try:
-                await asyncio.wait_for(response.head_ready, head_timeout)
+                async with asyncio.timeout(head_timeout):
+                    await response.head_ready
             except TimeoutError as exc:
                 connection.close()
                 raise HttpTimeout("upstream did not answer in time") from exc
             except HttpError:
                 connection.close()
-                # A kept-alive connection the server had already closed: try once on a fresh one.
-                if reused and attempt == 0 and response.buffered == 0:
+                # A kept-alive connection that died before a single byte came back: the server had closed
+                # it (idle, or restarting) as the request went out. Sent once more on a fresh connection,
+                # as HTTP clients do for idle connections; once any byte came back it is never repeated.
+                if reused and attempt == 0 and not connection.answered:
                     continue
+                raise
+            except BaseException:
+                connection.close()  # cancelled while waiting: the answer would arrive for nobody
                 raise
             return response
         raise HttpError("upstream closed the connection twice")

@@ -1,0 +1,112 @@
+"""A handshake-era MCP server whose one tool never answers: `tools/call endless` streams a log notification
+about every millisecond until the client goes away (a chatty upstream, to test call deadlines).
+
+Run: python -m support.chatty_upstream --port N [--token T]
+Raw ASGI on uvicorn, so nothing between the test and the bytes on the wire.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+from typing import Any
+
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+TOOLS = [
+    {"name": "endless", "description": "Streams notifications and never answers", "inputSchema": {"type": "object"}}
+]
+TOKEN: list[str | None] = [None]
+
+
+async def _json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = b"" if payload is None else json.dumps(payload).encode()
+    start = [(b"content-type", b"application/json"), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _chatter(receive: Receive, send: Send) -> None:
+    """One `notifications/message` event about every millisecond, until the client disconnects."""
+    headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    gone = asyncio.Event()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    count = 0
+    try:
+        while not gone.is_set():
+            count += 1
+            note = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": count}}
+            await send(
+                {"type": "http.response.body", "body": f"data: {json.dumps(note)}\n\n".encode(), "more_body": True}
+            )
+            await asyncio.sleep(0.001)
+    finally:
+        watcher.cancel()
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await receive()  # lifespan.startup
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    headers = dict(scope["headers"])
+    if TOKEN[0] is not None and headers.get(b"authorization") != f"Bearer {TOKEN[0]}".encode():
+        await _json(send, 401, {"error": "unauthorized"})
+        return
+    if scope["method"] != "POST":
+        await _json(send, 405 if scope["method"] == "GET" else 200, None)
+        return
+    message = json.loads(await _body(receive))
+    if "id" not in message:
+        await _json(send, 202, None)
+        return
+    method, answer = message.get("method"), {"jsonrpc": "2.0", "id": message["id"]}
+    if method == "initialize":
+        result = {
+            "protocolVersion": message["params"].get("protocolVersion", "2025-11-25"),
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "chatty", "version": "1"},
+        }
+        await _json(send, 200, {**answer, "result": result}, [(b"mcp-session-id", secrets.token_hex(8).encode())])
+    elif method == "tools/list":
+        await _json(send, 200, {**answer, "result": {"tools": TOOLS}})
+    elif method == "ping":
+        await _json(send, 200, {**answer, "result": {}})
+    elif method == "tools/call":
+        await _chatter(receive, send)
+    else:
+        await _json(send, 200, {**answer, "error": {"code": -32601, "message": f"no method {method}"}})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token", default=None)
+    args = parser.parse_args()
+    TOKEN[0] = args.token
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
