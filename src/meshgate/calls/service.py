@@ -141,8 +141,8 @@ class CallService:
         upstream's JSON-RPC error), with the id meshgate used. A `tools/list` answer lists only the tools this
         caller may call.
 
-        The call ends by the connection's call timeout (paused while the caller answers a request the upstream
-        sent it). Refusals and failures raise a `MeshgateError`; audited methods are recorded either way."""
+        The whole call ends by the connection's call timeout. Refusals and failures raise a `MeshgateError`;
+        audited methods are recorded either way."""
         method = envelope.method or ""
         audited = method in AUDITED_METHODS
         try:
@@ -150,13 +150,13 @@ class CallService:
             headers = self.caller_headers(principal, target, context)
             span = {"server.address": client.config.title, "meshgate.connection": target.connection_id}
             with context.trace.child(f"mcp.upstream {method}", SpanKind.CLIENT, **span):
-                async with _deadline(client) as pause:
+                async with _deadline(client):
                     message = await client.request(
                         method,
                         handshake_params(envelope.params) if envelope.params is not None else None,
                         extra_headers=headers,
                         on_progress=on_progress,
-                        on_server_request=None if on_server_request is None else pause(on_server_request),
+                        on_server_request=on_server_request,
                         answer_input_required=answer_input_required,
                     )
         except MeshgateError as error:
@@ -277,35 +277,15 @@ def _listed(principal: Principal, target: Target, message: dict[str, Any]) -> di
     return {**message, "result": {**result, "tools": tools}}
 
 
-Pause = Callable[[ServerRequestHandler], ServerRequestHandler]
-
-
 @asynccontextmanager
-async def _deadline(client: UpstreamClient) -> AsyncGenerator[Pause]:
-    """The connection's call timeout over a whole call, paused while the caller answers the upstream's request
-    (a person may take a while to answer an elicitation). `asyncio.timeout`, not `wait_for`: on Python 3.11
-    `wait_for` can swallow the cancellation of a deadline."""
+async def _deadline(client: UpstreamClient) -> AsyncGenerator[None]:
+    """The connection's call timeout over a whole call, whatever the transport (requests the upstream sends
+    the caller meanwhile included). `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` can swallow
+    the cancellation of a deadline."""
     seconds = client.call_timeout
-    loop = asyncio.get_running_loop()
-    asking = 0
     try:
-        async with asyncio.timeout(seconds) as scope:
-
-            def pause(handler: ServerRequestHandler) -> ServerRequestHandler:
-                async def paused(message: dict[str, Any]) -> dict[str, Any] | None:
-                    nonlocal asking
-                    asking += 1
-                    scope.reschedule(None)
-                    try:
-                        return await handler(message)
-                    finally:
-                        asking -= 1
-                        if asking == 0:
-                            scope.reschedule(loop.time() + seconds)
-
-                return paused
-
-            yield pause
+        async with asyncio.timeout(seconds):
+            yield
     except TimeoutError as exc:
         title = client.config.title
         raise UpstreamTimeout(f"upstream {title} did not answer within its call timeout ({seconds:g} s)") from exc

@@ -287,8 +287,7 @@ TOOLS: list[ToolSpec[Any]] = [
         "CONNECTION_TEST",
         "Ping the server: {id, healthy, latencyMs, error?}; the connection's status then shows what was found.",
         IdInput,
-        connection_test,
-        read_only=True,
+        connection_test,  # not read-only: it records the status it found
     ),
     ToolSpec(
         "CONNECTION_CONFIGURE",

@@ -258,9 +258,9 @@ class ProxyEndpoint:
             else:
                 await pump()
         except (HttpError, TimeoutError) as error:
-            log.warning("upstream answer broke off (request %s): %s", call.request_id, error or "deadline passed")
+            log.warning("upstream answer broke off (request %s): %s", call.request_id, str(error) or "deadline passed")
             if streaming and call.envelope.id is not None:
-                reason = f"upstream answer broke off: {error or 'call timeout passed'}"
+                reason = f"upstream answer broke off: {str(error) or 'the call timeout passed'}"
                 failure = {
                     "jsonrpc": "2.0",
                     "id": call.envelope.id,

@@ -96,7 +96,8 @@ class MultiplexedSession:
         self._waiting[message_id] = future
         try:
             await self._send(message, extra_headers)
-            return await asyncio.wait_for(future, self._call_timeout)
+            async with asyncio.timeout(self._call_timeout):  # not wait_for: it can swallow a cancel on 3.11
+                return await future
         except TimeoutError as exc:
             await self._notify("notifications/cancelled", {"requestId": message_id, "reason": "timed out"})
             raise UpstreamTimeout(f"upstream {self.title} did not answer within its timeout") from exc
@@ -238,7 +239,8 @@ class MultiplexedSession:
         self._waiting[message_id] = future
         try:
             await self._send({"jsonrpc": "2.0", "id": message_id, "method": "initialize", "params": params})
-            response = await asyncio.wait_for(future, self._connect_timeout)
+            async with asyncio.timeout(self._connect_timeout):
+                response = await future
         except TimeoutError as exc:
             raise UpstreamTimeout(f"upstream {self.title} did not answer initialize in time") from exc
         finally:

@@ -201,7 +201,8 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, sig)
         try:
-            await asyncio.wait_for(process.wait(), _STOP_GRACE_S)
+            async with asyncio.timeout(_STOP_GRACE_S):
+                await process.wait()
         except TimeoutError:
             continue
         break
