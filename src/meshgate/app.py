@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from meshgate.connections.tools import TOOLS as CONNECTION_TOOLS
 from meshgate.dashboard import DashboardPages
-from meshgate.http import health, metrics
+from meshgate.http import health, jwks, metrics
 from meshgate.http.guard import Admission, McpGuard, OriginPolicy
 from meshgate.http.web import Web
 from meshgate.identity.routes import LoginPages
@@ -109,7 +109,7 @@ class _Gateway:
             requests.labels(_route_label(scope["path"]), str(status)).inc()
 
 
-_KNOWN_ROUTES = frozenset({"/mcp", "/health", "/health/live", "/health/ready", "/metrics"})
+_KNOWN_ROUTES = frozenset({"/mcp", "/health", "/health/live", "/health/ready", "/metrics", "/.well-known/jwks.json"})
 
 
 def _route_label(path: str) -> str:
@@ -170,6 +170,7 @@ def create_app(settings: Settings) -> Any:
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),
             Route("/metrics", metrics.metrics),
+            Route("/.well-known/jwks.json", jwks.jwks, methods=["GET", "OPTIONS"]),
             Route("/mcp", _ManagementEndpoint(guard), methods=["GET", "POST", "DELETE"]),
         ],
         lifespan=lifespan,

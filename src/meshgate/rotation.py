@@ -15,7 +15,7 @@ from functools import partial
 from sqlalchemy import Table, func, select, update
 
 from meshgate.db.database import Database
-from meshgate.db.tables import connection_oauth, connections, meta, oauth_upstream_flows
+from meshgate.db.tables import connection_oauth, connections, mesh_signing_keys, meta, oauth_upstream_flows
 from meshgate.vault import KEY_CHECK_PLAINTEXT, Vault
 
 BATCH = 100
@@ -42,6 +42,7 @@ SEALED = (
     _Sealed(connections, "id", "secrets", "id", "connection"),
     _Sealed(connection_oauth, "connection_id", "sealed", "connection_id", "connection-oauth"),
     _Sealed(oauth_upstream_flows, "state_hash", "sealed", "connection_id", "connection-oauth-flow"),
+    _Sealed(mesh_signing_keys, "kid", "private_key", "kid", "mesh-signing-key"),
 )
 
 

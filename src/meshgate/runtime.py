@@ -21,6 +21,7 @@ from meshgate.oauth.clients import ClientRegistry
 from meshgate.oauth.upstream import UpstreamOAuth
 from meshgate.observability.metrics import CIRCUIT_STATES, CallbackCollector, GatewayMetrics
 from meshgate.observability.tracing import Tracing, instrument_database
+from meshgate.proxy.mesh_keys import MeshSigningKeys
 from meshgate.proxy.mesh_token import MeshTokenIssuer
 from meshgate.settings import Settings
 from meshgate.vault import Vault
@@ -71,7 +72,7 @@ class Runtime:
             metrics=metrics,
         )
         audit = AuditWriter(db)
-        mesh_tokens = MeshTokenIssuer(settings.secret, settings.public_url)
+        mesh_tokens = MeshTokenIssuer(MeshSigningKeys(db, vault), settings.public_url)
         upstream_oauth = UpstreamOAuth(db, vault, addresses, settings.public_url)
         authenticator = Authenticator(
             db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens
@@ -148,6 +149,7 @@ class Runtime:
 
     async def start(self) -> None:
         await self.db.start_listening()
+        await self.mesh_tokens.keys.start()
         self.authenticator.start()
         self.audit.start()
         await self.replicas.beat()
@@ -159,6 +161,7 @@ class Runtime:
         await self.audit.stop()
         await self.authenticator.stop()
         await self.replicas.stop()
+        await self.mesh_tokens.keys.stop()
         await self.virtual.stop()
         await self.upstreams.close()
         await self.db.close()

@@ -87,8 +87,9 @@ async def test_rotate_key_reseals_secrets_and_the_old_key_is_no_longer_needed(
     rotating = {**gw.env, "ENCRYPTION_KEY": new_key, "ENCRYPTION_KEYS_PREVIOUS": old_key}
     result = run_cli(rotating, "rotate-key")
     assert result.returncode == 0, result.stderr
-    assert "checked 2/2 sealed values" in result.stdout
-    assert "re-encrypted 2 secret(s)" in result.stdout
+    # the connection's secrets, the upstream OAuth tokens and the gateway's x-mesh-token signing key
+    assert "checked 3/3 sealed values" in result.stdout
+    assert "re-encrypted 3 secret(s)" in result.stdout
     db = Database(tmp_db)
     try:
         async with db.transaction() as session:

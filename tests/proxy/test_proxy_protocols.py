@@ -76,7 +76,9 @@ async def test_upstream_sees_meshgate_credentials_and_mesh_token_never_the_clien
     assert last["x-team"] == "blue"
     for request in seen["requests"]:
         assert owner.api_key not in json.dumps(request)
-    claims = jwt.decode(last["x-mesh-token"], gateway.env["MESHGATE_SECRET"], algorithms=["HS256"], audience=conn["id"])
+    jwks = jwt.PyJWKClient(f"{gateway.url}/.well-known/jwks.json", cache_keys=False)
+    key = await anyio.to_thread.run_sync(jwks.get_signing_key_from_jwt, last["x-mesh-token"])
+    claims = jwt.decode(last["x-mesh-token"], key, algorithms=["EdDSA"], audience=conn["id"], issuer=gateway.url)
     assert claims["sub"] == owner.user_id
     assert claims["org"] == owner.organization_id
     assert claims["connection"] == conn["id"]

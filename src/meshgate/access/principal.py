@@ -24,6 +24,7 @@ class Principal:
     api_key_id: str | None = None
     expires_at: datetime | None = None
     grant_id: str | None = None  # OAuth grant behind an access token
+    client_id: str | None = None  # the OAuth client that grant was given to
     audience: str | None = None  # the one MCP endpoint URL an access token is for (RFC 8707); None for API keys
 
     @property

@@ -325,3 +325,16 @@ invitations = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Index(None, "organization_id"),
 )
+
+# --- x-mesh-token signing keys (Ed25519, shared by every replica; see meshgate.proxy.mesh_keys) ----------
+
+mesh_signing_keys = Table(
+    "mesh_signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),  # RFC 7638 thumbprint of the public key
+    Column("generation", Integer, nullable=False, unique=True),  # one successor per key, even under races
+    Column("public_key", String(64), nullable=False),  # base64url of the 32-byte Ed25519 public key
+    Column("private_key", Text, nullable=False),  # sealed by the vault, context "mesh-signing-key:<kid>"
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("activates_at", UTCDateTime, nullable=False),  # signs from then; published from creation
+)

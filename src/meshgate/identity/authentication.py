@@ -172,7 +172,13 @@ class Authenticator:
 
     async def _load_grant(self, claims: AccessClaims) -> Principal:
         query = (
-            select(oauth_grants.c.permissions, oauth_grants.c.revoked_at, organizations.c.slug, members.c.role)
+            select(
+                oauth_grants.c.permissions,
+                oauth_grants.c.revoked_at,
+                oauth_grants.c.client_id,
+                organizations.c.slug,
+                members.c.role,
+            )
             .join(organizations, organizations.c.id == oauth_grants.c.organization_id)
             .join(
                 members,
@@ -199,6 +205,7 @@ class Authenticator:
             grants=grants,
             expires_at=datetime.fromtimestamp(claims.expires_at, UTC),
             grant_id=claims.grant_id,
+            client_id=row.client_id,
             audience=claims.audience,
         )
 

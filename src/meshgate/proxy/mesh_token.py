@@ -1,21 +1,27 @@
-"""`x-mesh-token`: a signed JWT (HS256, 5 minutes) telling an upstream who called through meshgate.
+"""`x-mesh-token`: an EdDSA (Ed25519) JWT telling an upstream who called through meshgate, for 5 minutes.
 
-Tokens are cached per caller and connection and reused until a minute before they expire, so the hot
-path signs at most once per caller and connection every four minutes.
+Header `{"alg": "EdDSA", "typ": "mesh+jwt", "kid": …}`; the public keys are at `/.well-known/jwks.json`
+(see `meshgate.proxy.mesh_keys`). Tokens are cached per credential, grant and connection (everything
+that feeds the claims is in the cache key) and reused until a minute before they expire, so the hot
+path signs at most once per (credential, grant, connection) every four minutes.
 """
 
 from __future__ import annotations
 
-import time
+import secrets
 from typing import Any
 
 import jwt
 
 from meshgate.access import WILDCARD, Principal
+from meshgate.proxy.mesh_keys import TOKEN_LIFETIME_S, MeshSigningKeys
 
-LIFETIME_S = 300
+LIFETIME_S = TOKEN_LIFETIME_S
+JWT_TYPE = "mesh+jwt"  # the `typ` header (RFC 8725 3.11: explicit typing)
 _REUSE_MARGIN_S = 60
 _MAX_CACHED = 10_000
+
+_CacheKey = tuple[str, str, str, str, str, str | None, str | None, str | None, tuple[str, ...]]
 
 
 def allowed_tools(principal: Principal, resource: str) -> list[str]:
@@ -29,18 +35,44 @@ def allowed_tools(principal: Principal, resource: str) -> list[str]:
     return [WILDCARD] if result is None else sorted(result)
 
 
+def caller_type(principal: Principal) -> str:
+    """`api_key`, `oauth` (an access token of an OAuth grant) or `user` (a browser session)."""
+    if principal.api_key_id is not None:
+        return "api_key"
+    return "oauth" if principal.grant_id is not None else "user"
+
+
 class MeshTokenIssuer:
-    def __init__(self, secret: bytes, issuer: str) -> None:
-        self._secret = secret
+    def __init__(self, keys: MeshSigningKeys, issuer: str) -> None:
+        self.keys = keys
         self._issuer = issuer
-        self._cache: dict[tuple[str, str | None, str, str], tuple[str, float]] = {}
+        self._cache: dict[_CacheKey, tuple[str, float]] = {}
 
     def token(self, principal: Principal, connection_id: str) -> str:
-        key = (principal.user_id, principal.api_key_id, principal.organization_id, connection_id)
-        now = time.time()
+        """The caller's token for one connection (synchronous: signs only when no fresh one is cached)."""
+        permissions = allowed_tools(principal, connection_id)
+        key: _CacheKey = (
+            connection_id,
+            principal.user_id,
+            principal.organization_id,
+            principal.organization_slug,
+            principal.role,
+            principal.api_key_id,
+            principal.grant_id,
+            principal.client_id,
+            tuple(permissions),
+        )
+        now = self.keys.clock()
         cached = self._cache.get(key)
         if cached is not None and cached[1] - now > _REUSE_MARGIN_S:
             return cached[0]
+        token = self._sign(principal, connection_id, permissions, int(now))
+        if len(self._cache) >= _MAX_CACHED:
+            self._cache.clear()
+        self._cache[key] = (token, int(now) + LIFETIME_S)
+        return token
+
+    def _sign(self, principal: Principal, connection_id: str, permissions: list[str], now: int) -> str:
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "aud": connection_id,
@@ -48,17 +80,17 @@ class MeshTokenIssuer:
             "org": principal.organization_id,
             "org_slug": principal.organization_slug,
             "connection": connection_id,
-            "caller": {"type": "api_key" if principal.api_key_id else "user", "key_id": principal.api_key_id},
+            "caller": {"type": caller_type(principal), "key_id": principal.api_key_id},
+            "grant_id": principal.grant_id,
+            "client_id": principal.client_id,
             "role": principal.role,
-            "permissions": allowed_tools(principal, connection_id),
-            "iat": int(now),
-            "exp": int(now) + LIFETIME_S,
+            "permissions": permissions,
+            "iat": now,
+            "exp": now + LIFETIME_S,
+            "jti": secrets.token_urlsafe(16),
         }
-        token = jwt.encode(claims, self._secret, algorithm="HS256")
-        if len(self._cache) >= _MAX_CACHED:
-            self._cache.clear()
-        self._cache[key] = (token, now + LIFETIME_S)
-        return token
+        signing = self.keys.signing_key()
+        return jwt.encode(claims, signing.private, algorithm="EdDSA", headers={"kid": signing.kid, "typ": JWT_TYPE})
 
     def clear(self) -> None:
         """Forget every token (permissions may have changed)."""
