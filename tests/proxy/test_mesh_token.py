@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -311,3 +312,15 @@ async def test_a_credential_reuses_its_token_for_four_minutes_then_gets_a_new_on
         assert issuer.token(PRINCIPAL, "c-2") != first
         clock.now += 1
         assert issuer.token(PRINCIPAL, "c-1") != first
+
+
+async def test_a_principal_with_other_permissions_gets_its_own_token_and_an_equal_one_shares(tmp_db: str) -> None:
+    async with replicas(tmp_db, 1) as (_clock, (keys,)):
+        await keys.refresh()
+        issuer = MeshTokenIssuer(keys, "http://127.0.0.1:3000")
+        first = issuer.token(PRINCIPAL, "c-1")
+        narrowed = issuer.token(replace(PRINCIPAL, grants=(*PRINCIPAL.grants, {"c-1": ["echo"]})), "c-1")
+        other_grant = issuer.token(replace(PRINCIPAL, api_key_id=None, grant_id="g-2", client_id="cl"), "c-1")
+        assert len({first, narrowed, other_grant}) == 3
+        assert jwt.decode(narrowed, options={"verify_signature": False})["permissions"] == ["echo"]
+        assert issuer.token(replace(PRINCIPAL), "c-1") == first  # an equal principal (re-authenticated)

@@ -47,9 +47,25 @@ class MeshTokenIssuer:
         self.keys = keys
         self._issuer = issuer
         self._cache: dict[_CacheKey, tuple[str, float]] = {}
+        # The authenticator hands out one Principal object per credential until something changes, so a
+        # second map by object identity answers a repeated caller without recomputing the claims' key. The
+        # entry holds the principal itself: its id cannot be reused while the entry exists.
+        self._by_principal: dict[tuple[int, str], tuple[Principal, str, float]] = {}
 
     def token(self, principal: Principal, connection_id: str) -> str:
         """The caller's token for one connection (synchronous: signs only when no fresh one is cached)."""
+        now = self.keys.clock()
+        seen = self._by_principal.get((id(principal), connection_id))
+        if seen is not None and seen[0] is principal and seen[2] - now > _REUSE_MARGIN_S:
+            return seen[1]
+        token, expires = self._token(principal, connection_id, now)
+        if len(self._by_principal) >= _MAX_CACHED:
+            self._by_principal.clear()
+        self._by_principal[(id(principal), connection_id)] = (principal, token, expires)
+        return token
+
+    def _token(self, principal: Principal, connection_id: str, now: float) -> tuple[str, float]:
+        """A token from the cache keyed by everything that feeds the claims, or a new one."""
         permissions = allowed_tools(principal, connection_id)
         key: _CacheKey = (
             connection_id,
@@ -62,15 +78,14 @@ class MeshTokenIssuer:
             principal.client_id,
             tuple(permissions),
         )
-        now = self.keys.clock()
         cached = self._cache.get(key)
         if cached is not None and cached[1] - now > _REUSE_MARGIN_S:
-            return cached[0]
+            return cached
         token = self._sign(principal, connection_id, permissions, int(now))
         if len(self._cache) >= _MAX_CACHED:
             self._cache.clear()
         self._cache[key] = (token, int(now) + LIFETIME_S)
-        return token
+        return self._cache[key]
 
     def _sign(self, principal: Principal, connection_id: str, permissions: list[str], now: int) -> str:
         claims: dict[str, Any] = {
@@ -95,3 +110,4 @@ class MeshTokenIssuer:
     def clear(self) -> None:
         """Forget every token (permissions may have changed)."""
         self._cache.clear()
+        self._by_principal.clear()
