@@ -52,9 +52,9 @@ def _raw_public(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def thumbprint(public: Ed25519PublicKey) -> str:
-    """The RFC 7638 JWK thumbprint (SHA-256) of an Ed25519 public key: its `kid`."""
-    canonical = f'{{"crv":"Ed25519","kty":"OKP","x":"{_b64url(_raw_public(public))}"}}'
+def thumbprint(x: str) -> str:
+    """The RFC 7638 JWK thumbprint (SHA-256) of an Ed25519 public key (`x`, base64url): its `kid`."""
+    canonical = f'{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}'
     return _b64url(hashlib.sha256(canonical.encode()).digest())
 
 
@@ -68,11 +68,16 @@ class SigningKey:
     generation: int
     activates_at: float
     private: Ed25519PrivateKey
+    x: str  # the public key, base64url
+
+    @classmethod
+    def of(cls, private: Ed25519PrivateKey, generation: int, activates_at: float) -> SigningKey:
+        x = _b64url(_raw_public(private.public_key()))
+        return cls(thumbprint(x), generation, activates_at, private, x)
 
     def jwk(self) -> dict[str, str]:
         """The public half as an RFC 8037 OKP JWK."""
-        x = _b64url(_raw_public(self.private.public_key()))
-        return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid, "use": "sig", "alg": "EdDSA"}
+        return {"kty": "OKP", "crv": "Ed25519", "x": self.x, "kid": self.kid, "use": "sig", "alg": "EdDSA"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,33 +173,33 @@ class MeshSigningKeys:
 
     def _open(self, row: Any) -> SigningKey:
         raw = self._vault.open(row.private_key, context=_sealing_context(row.kid))
-        private = Ed25519PrivateKey.from_private_bytes(raw)
-        if thumbprint(private.public_key()) != row.kid:
-            raise ConfigurationError(f"x-mesh-token signing key {row.kid} does not match its stored key id")
-        return SigningKey(row.kid, row.generation, row.activates_at.timestamp(), private)
+        key = SigningKey.of(Ed25519PrivateKey.from_private_bytes(raw), row.generation, row.activates_at.timestamp())
+        if (key.kid, key.x) != (row.kid, row.public_key):
+            raise ConfigurationError(f"x-mesh-token signing key {row.kid} does not match its stored public key")
+        return key
 
     async def _create_next(self, keys: list[SigningKey], now: float) -> list[SigningKey]:
         """Add the successor of the newest key (the first key signs at once); a replica that loses the race
         to create the same generation takes the winner's key."""
-        private = Ed25519PrivateKey.generate()
-        kid = thumbprint(private.public_key())
         generation = keys[-1].generation + 1 if keys else 1
         activates_at = self.times.successor_activates_at(keys[-1], now) if keys else now
-        raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        # Stored with microseconds: the value every replica, this one included, reads back.
+        activates_at = datetime.fromtimestamp(activates_at, UTC).timestamp()
+        key = SigningKey.of(Ed25519PrivateKey.generate(), generation, activates_at)
+        raw = key.private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         try:
             async with self._db.transaction() as session:
                 await session.execute(
                     insert(mesh_signing_keys).values(
-                        kid=kid,
+                        kid=key.kid,
                         generation=generation,
-                        public_key=_b64url(_raw_public(private.public_key())),
-                        private_key=self._vault.seal(raw, context=_sealing_context(kid)),
+                        public_key=key.x,
+                        private_key=self._vault.seal(raw, context=_sealing_context(key.kid)),
                         created_at=datetime.fromtimestamp(now, UTC),
                         activates_at=datetime.fromtimestamp(activates_at, UTC),
                     )
                 )
         except IntegrityError:
             return await self._load()
-        log.info("created x-mesh-token signing key %s (generation %d)", kid, generation)
-        stored = datetime.fromtimestamp(activates_at, UTC).timestamp()  # what other replicas read back
-        return [*keys, SigningKey(kid, generation, stored, private)]
+        log.info("created x-mesh-token signing key %s (generation %d)", key.kid, generation)
+        return [*keys, key]
