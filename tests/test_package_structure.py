@@ -161,3 +161,27 @@ def test_core_packages_form_no_import_cycle() -> None:
     remaining = strongly_connected(graph)
     print(f"import cycles outside the core (information): {[sorted(c) for c in remaining]}")
     assert not cycles, f"import cycles among {sorted(CORE)}: {[sorted(c) for c in cycles]}"
+
+
+def test_the_call_service_knows_no_transport() -> None:
+    # Every adapter depends on the call pipeline, never the other way round; and it sees no HTTP request.
+    assert not package_graph()["calls"] & {"http", "proxy", "virtual", "dashboard", "mcp", "app", "runtime"}
+    third_party = {found.imported.split(".")[0] for found in all_imports_of_third_parties("calls")}
+    assert "starlette" not in third_party
+
+
+def test_adapters_are_composed_not_handed_the_runtime() -> None:
+    assert "runtime" not in package_graph()["proxy"] and "runtime" not in package_graph()["calls"]
+
+
+def all_imports_of_third_parties(package: str) -> Iterator[Import]:
+    root = Path(meshgate.__file__).parent / package
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            yield from (Import(module_name(path), name) for name in names if not name.startswith("meshgate"))

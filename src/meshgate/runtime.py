@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily
 
 from meshgate.access.ratelimit import RateLimiter
+from meshgate.calls.mesh_keys import MeshSigningKeys
+from meshgate.calls.mesh_token import MeshTokenIssuer
 from meshgate.calls.service import CallService
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.pool import UpstreamPool
@@ -21,8 +23,6 @@ from meshgate.oauth.clients import ClientRegistry
 from meshgate.oauth.upstream import UpstreamOAuth
 from meshgate.observability.metrics import CIRCUIT_STATES, CallbackCollector, GatewayMetrics
 from meshgate.observability.tracing import Tracing, instrument_database
-from meshgate.proxy.mesh_keys import MeshSigningKeys
-from meshgate.proxy.mesh_token import MeshTokenIssuer
 from meshgate.settings import Settings
 from meshgate.vault import Vault
 from meshgate.virtual.catalog import UpstreamCatalog

@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conftest import add_connection, key_for_user, new_owner
 from meshgate.access import Principal
+from meshgate.calls.mesh_keys import MeshSigningKeys
+from meshgate.calls.mesh_token import MeshTokenIssuer
 from meshgate.db.database import Database
 from meshgate.db.migrate import apply_migrations
-from meshgate.proxy.mesh_keys import MeshSigningKeys
-from meshgate.proxy.mesh_token import MeshTokenIssuer
 from meshgate.vault import Vault
 from support.gateway import Gateway, Upstream, free_port
 from support.mcp_client import connect

@@ -326,7 +326,7 @@ invitations = Table(
     Index(None, "organization_id"),
 )
 
-# --- x-mesh-token signing keys (Ed25519, shared by every replica; see meshgate.proxy.mesh_keys) ----------
+# --- x-mesh-token signing keys (Ed25519, shared by every replica; see meshgate.calls.mesh_keys) ----------
 
 mesh_signing_keys = Table(
     "mesh_signing_keys",

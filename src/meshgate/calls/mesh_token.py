@@ -1,7 +1,7 @@
 """`x-mesh-token`: an EdDSA (Ed25519) JWT telling an upstream who called through meshgate, for 5 minutes.
 
 Header `{"alg": "EdDSA", "typ": "mesh+jwt", "kid": …}`; the public keys are at `/.well-known/jwks.json`
-(see `meshgate.proxy.mesh_keys`). Tokens are cached per credential, grant and connection (everything
+(see `meshgate.calls.mesh_keys`). Tokens are cached per credential, grant and connection (everything
 that feeds the claims is in the cache key) and reused until a minute before they expire, so the hot
 path signs at most once per (credential, grant, connection) every four minutes.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 
 from meshgate.access import WILDCARD, Principal
-from meshgate.proxy.mesh_keys import TOKEN_LIFETIME_S, MeshSigningKeys
+from meshgate.calls.mesh_keys import TOKEN_LIFETIME_S, MeshSigningKeys
 
 LIFETIME_S = TOKEN_LIFETIME_S
 JWT_TYPE = "mesh+jwt"  # the `typ` header (RFC 8725 3.11: explicit typing)
