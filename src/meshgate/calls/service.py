@@ -240,23 +240,28 @@ def authorize(principal: Principal, target: Target, envelope: Envelope) -> None:
         tool = envelope.tool_name
         if tool is None:
             raise InvalidInput("tools/call needs params.name")
-        if principal.allows(connection_id, tool):
+        if visible(principal, target, tool):
             return
         if virtual_id is not None:
             exposed = target.exposed_name or tool
-            if principal.allows(virtual_id, exposed):
-                return
             raise PermissionDenied(f"calling {exposed} needs the permission {virtual_id}:{exposed}")
         raise PermissionDenied(f"calling {tool} needs the permission {connection_id}:{tool}")
-    if principal.can_reach(connection_id) or (virtual_id is not None and principal.can_reach(virtual_id)):
-        return
-    raise PermissionDenied(f"this credential has no permission on connection {connection_id}")
+    if not reachable(principal, target):
+        raise PermissionDenied(f"this credential has no permission on connection {connection_id}")
 
 
 def visible(principal: Principal, target: Target, tool: str) -> bool:
     """Whether `tools/list` shows this tool of the target to this caller (exactly when tools/call allows it)."""
     return principal.allows(target.connection_id, tool) or (
         target.virtual_mcp_id is not None and principal.allows(target.virtual_mcp_id, target.exposed_name or tool)
+    )
+
+
+def reachable(principal: Principal, target: Target) -> bool:
+    """Whether this caller may use the target's resources and prompts: any grant on the connection, or on the
+    virtual MCP it came through."""
+    return principal.can_reach(target.connection_id) or (
+        target.virtual_mcp_id is not None and principal.can_reach(target.virtual_mcp_id)
     )
 
 

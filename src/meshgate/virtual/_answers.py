@@ -17,7 +17,7 @@ import orjson
 from meshgate import __version__
 from meshgate.access import Principal
 from meshgate.calls.models import Target as CallTarget
-from meshgate.calls.service import visible
+from meshgate.calls.service import reachable, visible
 from meshgate.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Envelope, rpc_error
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.protocol import SERVER_INFO_META, SUPPORTED_VERSIONS, handshake_version, is_stateless
@@ -74,8 +74,8 @@ def tool_allowed(principal: Principal, virtual_id: str, exposed: str, route: Rou
 
 
 def reaches(principal: Principal, virtual_id: str, connection_id: str) -> bool:
-    """Resources and prompts: any grant on the virtual MCP or on the connection."""
-    return principal.can_reach(virtual_id) or principal.can_reach(connection_id)
+    """Resources and prompts: any grant on the virtual MCP or on the connection (the call service's rule)."""
+    return reachable(principal, CallTarget(connection_id, virtual_id))
 
 
 def visible_tools(asked: Asked) -> list[dict[str, Any]]:
