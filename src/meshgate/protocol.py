@@ -66,8 +66,10 @@ def header_value(value: str) -> str:
 
 
 def routing_headers(method: str, params: Any) -> dict[str, str]:
-    """`Mcp-Method` and (for methods that name something) `Mcp-Name` for one stateless-era request."""
-    headers = {"mcp-method": method}
+    """`Mcp-Method` and (for methods that name something) `Mcp-Name` for one stateless-era request.
+
+    The method is the client's text too: encoded like a name, a CR/LF in it cannot add a header upstream."""
+    headers = {"mcp-method": header_value(method)}
     key = NAMED_BY.get(method)
     name = params.get(key) if key is not None and isinstance(params, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     if isinstance(name, str):
