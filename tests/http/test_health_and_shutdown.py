@@ -71,7 +71,7 @@ def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(tmp_path: Path) -
             time.sleep(0.3)
             gw.terminate()
             time.sleep(0.3)
-            assert gw.process.poll() is None, "gateway exited with a request in flight"
+            assert gw.process is not None and gw.process.poll() is None, "gateway exited with a request in flight"
             sock.sendall(body[20:])
             reply = b""
             while b"\r\n\r\n" not in reply or owner.organization_id.encode() not in reply:

@@ -49,6 +49,7 @@ def oauth_upstream() -> Iterator[OAuthUpstream]:
 async def _whoami(gateway: Gateway, key: str, conn_id: str) -> tuple[bool, str]:
     """(refused, text): a refusal comes as an error of the handshake or as an isError result of the call."""
     refusal: list[str] = []
+    result = None
     try:
         async with connect(f"{gateway.url}/mcp/{conn_id}", key) as client:
             result = await client.call_tool("whoami", {})
@@ -56,6 +57,7 @@ async def _whoami(gateway: Gateway, key: str, conn_id: str) -> tuple[bool, str]:
         refusal.append(str(_first(group)))
     if refusal:
         return True, refusal[0]
+    assert result is not None
     return bool(result.is_error), str(result.content[0])
 
 

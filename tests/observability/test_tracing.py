@@ -14,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext
 
 from meshgate.runtime import Runtime
 from support.databases import fresh_database
@@ -83,6 +84,11 @@ async def never(tmp_path: Path, upstream: Upstream) -> AsyncIterator[InProcess]:
         yield gateway
 
 
+def _context(span: ReadableSpan) -> SpanContext:
+    assert span.context is not None  # a finished span always has one; the SDK types it optional
+    return span.context
+
+
 def _by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
     return {span.name: span for span in spans}
 
@@ -96,11 +102,11 @@ async def test_span_tree_of_a_proxied_call(always: InProcess) -> None:
     auth = named["meshgate.authenticate"]
     upstream_call = named["mcp.upstream tools/call"]
     assert server.parent is None
-    assert auth.parent is not None and auth.parent.span_id == server.context.span_id
-    assert upstream_call.parent is not None and upstream_call.parent.span_id == server.context.span_id
+    assert auth.parent is not None and auth.parent.span_id == _context(server).span_id
+    assert upstream_call.parent is not None and upstream_call.parent.span_id == _context(server).span_id
     db_spans = [s for s in spans if s.name.startswith("db.query")]
     assert db_spans, "the first call loads the key and the connection from the database"
-    assert all(s.context.trace_id == server.context.trace_id for s in spans)
+    assert all(_context(s).trace_id == _context(server).trace_id for s in spans)
     attributes = server.attributes or {}
     assert attributes["gen_ai.tool.name"] == "add"
     assert attributes["mcp.method.name"] == "tools/call"
@@ -118,14 +124,14 @@ async def test_upstream_receives_trace_context_in_headers_and_meta(always: InPro
     response = await always.call("echo", {"text": "t"})
     received_meta = response.json()["result"]["structuredContent"]["receivedMeta"]
     upstream_span = _by_name(always.exporter.get_finished_spans())["mcp.upstream tools/call"]
-    trace_id = format(upstream_span.context.trace_id, "032x")
-    span_id = format(upstream_span.context.span_id, "016x")
+    trace_id = format(_context(upstream_span).trace_id, "032x")
+    span_id = format(_context(upstream_span).span_id, "016x")
     version, meta_trace, meta_span, flags = received_meta["traceparent"].split("-")
     assert (version, meta_trace, meta_span) == ("00", trace_id, span_id)
     assert int(flags, 16) & 1 == 1  # sampled
     headers = (await always.call("headers", {})).json()["result"]["structuredContent"]["requests"][-1]
     assert headers["traceparent"].split("-")[1] == format(
-        _by_name(always.exporter.get_finished_spans())["mcp.upstream tools/call"].context.trace_id, "032x"
+        _context(_by_name(always.exporter.get_finished_spans())["mcp.upstream tools/call"]).trace_id, "032x"
     )
 
 
@@ -134,7 +140,7 @@ async def test_client_trace_context_is_continued(never: InProcess) -> None:
     await never.call("add", {"a": 1, "b": 1}, headers={"traceparent": parent})
     spans = never.exporter.get_finished_spans()
     server = _by_name(spans)["POST /mcp/{connection_id}"]
-    assert format(server.context.trace_id, "032x") == CLIENT_TRACE
+    assert format(_context(server).trace_id, "032x") == CLIENT_TRACE
     assert server.parent is not None and format(server.parent.span_id, "016x") == "00f067aa0ba902b7"
 
 

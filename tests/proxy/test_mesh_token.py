@@ -211,7 +211,7 @@ def signature_valid(keys: MeshSigningKeys, token: str) -> bool:
     """Signature and audience against the published set (the clock here is fake, so PyJWT's own time checks
     are off; when a key stops being published is what these tests assert)."""
     published = jwt.PyJWKSet.from_dict(keys.jwks())
-    kid = jwt.get_unverified_header(token)["kid"]
+    kid: str = jwt.get_unverified_header(token)["kid"]
     if kid not in [key.key_id for key in published.keys]:
         return False
     options: Any = {"verify_exp": False, "verify_iat": False}

@@ -96,10 +96,10 @@ async def test_progress_reaches_the_client_before_the_upstream_finishes(gateway:
     owner = await new_owner(gateway)
     conn = await add_connection(gateway, owner.api_key, upstream)
     url = f"{gateway.url}/mcp/{conn['id']}"
-    progress: list[float] = []
+    seen: list[float] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
         # The upstream is still waiting: only now, having seen progress, let it finish.
         async with connect(url, owner.api_key) as other:
             await other.call_tool("release", {})
@@ -107,7 +107,7 @@ async def test_progress_reaches_the_client_before_the_upstream_finishes(gateway:
     with anyio.fail_after(20):
         async with connect(url, owner.api_key, mode) as client:
             result = await client.call_tool("slow", {}, progress_callback=on_progress)
-    assert progress == [1.0]
+    assert seen == [1.0]
     assert result.content[0].text == "done"  # type: ignore[union-attr]
 
 
@@ -171,7 +171,7 @@ async def test_cancellation_reaches_the_upstream(gateway: Gateway, upstream: Ups
     before = await cancellations()
     started = anyio.Event()
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         started.set()
 
     with anyio.fail_after(20):

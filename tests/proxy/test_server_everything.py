@@ -24,6 +24,7 @@ import httpx
 import mcp_types as types
 import pytest
 from mcp.client import Client
+from pydantic import FileUrl
 
 from conftest import new_owner
 from support import server_everything
@@ -112,7 +113,7 @@ async def _elicit(_context: Any, params: types.ElicitRequestParams) -> types.Eli
 
 
 async def _roots(_context: Any) -> types.ListRootsResult:
-    return types.ListRootsResult(roots=[types.Root(uri=ROOT, name="everything")])
+    return types.ListRootsResult(roots=[types.Root(uri=FileUrl(ROOT), name="everything")])
 
 
 def _client(stack: Stack, path: str, mode: str = "legacy", **more: Any) -> AbstractAsyncContextManager[Client]:

@@ -21,6 +21,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
+from pydantic import FileUrl
 
 from conftest import new_owner
 from support.databases import fresh_database
@@ -102,7 +103,7 @@ async def _register(gateway: Gateway, owner: Owner, ports: dict[str, int]) -> di
 
 
 async def _roots(_context: Any) -> types.ListRootsResult:
-    return types.ListRootsResult(roots=[types.Root(uri=ROOT, name="project")])
+    return types.ListRootsResult(roots=[types.Root(uri=FileUrl(ROOT), name="project")])
 
 
 URL_ELICITATIONS: list[tuple[str, str | None]] = []

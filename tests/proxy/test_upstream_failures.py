@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import httpx
 import pytest
@@ -69,8 +71,9 @@ async def test_hanging_upstream_times_out_cleanly_while_others_answer(
         connect(f"{gateway.url}/mcp/{hanging['id']}", owner.api_key, mode) as slow_client,
         connect(f"{gateway.url}/mcp/{other['id']}", owner.api_key, mode) as fast_client,
     ):
+        outcome: list[str] = []
+        answers: list[dict[str, Any] | None] = []
         async with anyio.create_task_group() as group:
-            outcome: list[str] = []
 
             async def wait_for_slow() -> None:
                 try:

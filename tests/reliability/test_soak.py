@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -56,9 +57,9 @@ async def _drive(url: str, key: str, calls: int) -> tuple[int, int]:
 
 
 @pytest.fixture
-def json_upstream() -> Upstream:
+def json_upstream() -> Iterator[Upstream]:
     server = start_upstream(token="soak-token", json_response=True)
-    yield server  # type: ignore[misc]
+    yield server
     server.kill()
 
 

@@ -100,7 +100,7 @@ def document_server(authority: Authority) -> Iterator[DocumentServer]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: Any) -> None:
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base class's name)
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
