@@ -136,6 +136,7 @@ async def test_every_adapter_refuses_and_audits_the_same_way(
     assert allowed["virtualMcpId"] == (setup.virtual if adapter == "virtual" else None)
 
 
+@pytest.mark.finding(13)
 async def test_routing_headers_upstream_are_rebuilt_from_the_authorized_message(
     gateway: Gateway, upstream: Upstream, legacy_upstream: Upstream
 ) -> None:

@@ -19,6 +19,7 @@ from support.inprocess import in_process_gateway
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.finding(14)
 async def test_a_foreign_pooled_id_takes_the_path_of_an_unknown_one(tmp_path: Path, upstream: Upstream) -> None:
     statements: list[str] = []
 

@@ -18,12 +18,14 @@ def _feed_all(reader: EventReader, body: bytes, size: int) -> list[str]:
     return out
 
 
+@pytest.mark.finding(4)
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 4096])
 def test_events_come_out_whole_whatever_the_chunking(size: int) -> None:
     body = 'id: 1\r\ndata: {"a": "é€😀"}\r\n\r\n: a comment\n\nevent: message\rdata: two\rdata: lines\r\r\n'.encode()
     assert _feed_all(EventReader(), body, size) == ['{"a": "é€😀"}', "two\nlines"]
 
 
+@pytest.mark.finding(4)
 def test_a_huge_event_in_small_chunks_is_parsed_in_linear_time() -> None:
     payload = orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": {"text": "x" * (15 * 1024 * 1024)}})
     body = b"event: message\ndata: " + payload + b"\n\n"
@@ -36,6 +38,7 @@ def test_a_huge_event_in_small_chunks_is_parsed_in_linear_time() -> None:
     assert spent < 20, f"parsing a 15 MiB event in 1 KiB chunks took {spent:.1f} s of CPU"
 
 
+@pytest.mark.finding(4)
 def test_an_event_over_the_limit_is_refused_as_soon_as_it_grows_past_it() -> None:
     reader = EventReader(max_event_bytes=10_000)
     reader.feed(b"data: " + b"x" * 9_000)

@@ -36,6 +36,7 @@ def _message(message_id: int | None, method: str, params: dict[str, object]) -> 
     return message
 
 
+@pytest.mark.finding(27)
 async def test_another_credential_cannot_cancel_a_call_by_naming_its_session(
     gateway: Gateway, sse_upstream: Upstream
 ) -> None:

@@ -47,6 +47,7 @@ async def _chatty_connection(gateway: Gateway, owner: Owner, url: str) -> str:
     return str(made["id"])
 
 
+@pytest.mark.finding(11)
 async def test_a_proxied_call_to_a_chatty_upstream_ends_with_a_timeout_at_its_call_timeout(
     gateway: Gateway, chatty: str
 ) -> None:
@@ -60,6 +61,7 @@ async def test_a_proxied_call_to_a_chatty_upstream_ends_with_a_timeout_at_its_ca
     assert ended.value.error.code == -32001  # the proxy's error for an answer cut at the call deadline
 
 
+@pytest.mark.finding(11)
 async def test_a_rest_call_to_a_chatty_upstream_ends_with_a_timeout_at_its_call_timeout(
     gateway: Gateway, chatty: str
 ) -> None:
@@ -79,6 +81,7 @@ async def test_a_rest_call_to_a_chatty_upstream_ends_with_a_timeout_at_its_call_
     assert "did not answer within its call timeout (3 s)" in error["message"]
 
 
+@pytest.mark.finding(11)
 async def test_a_virtual_mcp_call_to_a_chatty_upstream_ends_with_a_timeout_at_its_call_timeout(
     gateway: Gateway, chatty: str
 ) -> None:

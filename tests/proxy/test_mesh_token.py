@@ -66,6 +66,7 @@ def thumbprint(jwk: dict[str, str]) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
+@pytest.mark.finding(6)
 async def test_the_jwks_is_public_cacheable_and_holds_only_ed25519_public_keys(gateway: Gateway) -> None:
     async with httpx.AsyncClient() as http:
         answer = await http.get(jwks_url(gateway.url))
@@ -79,6 +80,7 @@ async def test_the_jwks_is_public_cacheable_and_holds_only_ed25519_public_keys(g
         assert jwk["kid"] == thumbprint(jwk)
 
 
+@pytest.mark.finding(6)
 async def test_an_upstream_verifies_the_mesh_token_with_only_the_gateways_jwks(
     gateway: Gateway, upstream: Upstream
 ) -> None:
@@ -96,6 +98,7 @@ async def test_an_upstream_verifies_the_mesh_token_with_only_the_gateways_jwks(
     assert len(claims["jti"]) >= 16
 
 
+@pytest.mark.finding(6)
 async def test_a_token_from_another_key_or_algorithm_does_not_verify(gateway: Gateway, upstream: Upstream) -> None:
     owner = await new_owner(gateway)
     conn = await add_connection(gateway, owner.api_key, upstream)
@@ -115,6 +118,7 @@ async def test_a_token_from_another_key_or_algorithm_does_not_verify(gateway: Ga
         await verify(gateway.url, old_style, conn["id"])
 
 
+@pytest.mark.finding(7)
 async def test_narrow_and_broad_oauth_grants_of_one_user_send_their_own_permissions(
     gateway: Gateway, upstream: Upstream
 ) -> None:
@@ -137,6 +141,7 @@ async def test_narrow_and_broad_oauth_grants_of_one_user_send_their_own_permissi
     assert broad_claims["sub"] == narrow_claims["sub"] == person.user_id
 
 
+@pytest.mark.finding(7)
 async def test_an_api_key_with_narrowed_permissions_sends_them_and_the_full_key_does_not(
     gateway: Gateway, upstream: Upstream
 ) -> None:
@@ -154,6 +159,7 @@ async def test_an_api_key_with_narrowed_permissions_sends_them_and_the_full_key_
     assert narrow["caller"]["key_id"] != full["caller"]["key_id"]
 
 
+@pytest.mark.finding(6)
 async def test_every_replica_signs_with_keys_that_every_replica_publishes(
     gateway: Gateway, upstream: Upstream, tmp_path: Path
 ) -> None:
@@ -219,6 +225,7 @@ def signature_valid(keys: MeshSigningKeys, token: str) -> bool:
     return True
 
 
+@pytest.mark.finding(6)
 async def test_the_first_key_is_created_once_and_signs_at_once(tmp_db: str) -> None:
     async with replicas(tmp_db, 2) as (_clock, (first, second)):
         await first.refresh()
@@ -227,6 +234,7 @@ async def test_the_first_key_is_created_once_and_signs_at_once(tmp_db: str) -> N
         assert second.signing_key().kid == first.signing_key().kid
 
 
+@pytest.mark.finding(6)
 async def test_a_successor_is_published_on_every_replica_before_it_signs(tmp_db: str) -> None:
     async with replicas(tmp_db, 2) as (clock, (first, second)):
         await first.refresh()
@@ -246,6 +254,7 @@ async def test_a_successor_is_published_on_every_replica_before_it_signs(tmp_db:
         assert first.signing_key().kid == second.signing_key().kid == new
 
 
+@pytest.mark.finding(6)
 async def test_a_token_signed_by_the_old_key_still_verifies_after_the_rotation(tmp_db: str) -> None:
     async with replicas(tmp_db, 1) as (clock, (keys,)):
         await keys.start()
@@ -266,6 +275,7 @@ async def test_a_token_signed_by_the_old_key_still_verifies_after_the_rotation(t
         assert signature_valid(keys, old_token) and signature_valid(keys, new_token)
 
 
+@pytest.mark.finding(6)
 async def test_the_old_key_leaves_the_jwks_only_after_every_token_it_signed_expired(tmp_db: str) -> None:
     async with replicas(tmp_db, 2) as (clock, (keys, later)):
         issuer = MeshTokenIssuer(keys, "http://127.0.0.1:3000")
@@ -292,6 +302,7 @@ async def test_the_old_key_leaves_the_jwks_only_after_every_token_it_signed_expi
         assert kids(later) == kids(keys) == [keys.signing_key().kid]
 
 
+@pytest.mark.finding(6)
 async def test_replicas_racing_to_create_the_successor_agree_on_one(tmp_db: str) -> None:
     async with replicas(tmp_db, 2) as (clock, (first, second)):
         await first.refresh()
@@ -302,6 +313,7 @@ async def test_replicas_racing_to_create_the_successor_agree_on_one(tmp_db: str)
         assert kids(first) == kids(second)
 
 
+@pytest.mark.finding(7)
 async def test_a_credential_reuses_its_token_for_four_minutes_then_gets_a_new_one(tmp_db: str) -> None:
     async with replicas(tmp_db, 1) as (clock, (keys,)):
         await keys.refresh()
@@ -314,6 +326,7 @@ async def test_a_credential_reuses_its_token_for_four_minutes_then_gets_a_new_on
         assert issuer.token(PRINCIPAL, "c-1") != first
 
 
+@pytest.mark.finding(7)
 async def test_a_principal_with_other_permissions_gets_its_own_token_and_an_equal_one_shares(tmp_db: str) -> None:
     async with replicas(tmp_db, 1) as (_clock, (keys,)):
         await keys.refresh()

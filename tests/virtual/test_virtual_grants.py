@@ -25,6 +25,7 @@ async def _error(gateway: Gateway, key: str, name: str, arguments: dict[str, Any
         return await call_error(client, name, arguments)
 
 
+@pytest.mark.finding(1)
 async def test_a_narrow_key_cannot_expose_or_rename_tools_it_may_not_call(gateway: Gateway, upstream: Upstream) -> None:
     owner = await new_owner(gateway)
     guarded = (await add_connection(gateway, owner.api_key, upstream, title="Guarded"))["id"]
