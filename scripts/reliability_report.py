@@ -97,30 +97,35 @@ def decided_items() -> dict[int, str]:
     return found
 
 
+def summary(outcomes: list[str]) -> str:
+    """The outcomes of one test over its parameters: `3 passed, 2 skipped (why; why)`."""
+    counts = Counter(outcome.partition(":")[0] for outcome in outcomes)
+    reasons = sorted({outcome.split(":")[1].strip() for outcome in outcomes if outcome.startswith("skipped:")})
+    why = f" ({'; '.join(reasons)})" if reasons else ""
+    return ", ".join(f"{count} {outcome}" + (why if outcome == "skipped" else "") for outcome, count in counts.items())
+
+
 def finding_rows(results: dict[str, dict[str, Any]]) -> tuple[list[str], list[int]]:
     """One table row per review item: its tests (grouped over parameters) and their outcomes; and the items
     with neither a test nor a decision."""
     decided = decided_items()
-    by_item: dict[int, dict[str, Counter[str]]] = {}
+    by_item: dict[int, dict[str, list[str]]] = {}
     for nodeid, result in results.items():
         test = nodeid.split("[", 1)[0].removeprefix("tests/")
-        outcome = result["outcome"] if not result["outcome"].startswith("skipped") else result["outcome"][:90]
         for item in result["findings"]:
-            by_item.setdefault(item, {}).setdefault(test, Counter())[outcome] += 1
+            by_item.setdefault(item, {}).setdefault(test, []).append(result["outcome"])
     rows: list[str] = []
     untested: list[int] = []
     for number, (severity, title) in enumerate(FINDINGS, start=1):
         tests = by_item.get(number, {})
-        cells = [
-            f"`{test}`: " + ", ".join(f"{count} {outcome}" for outcome, count in counts.items())
-            for test, counts in sorted(tests.items())
-        ]
+        cells = [f"`{test}`: {summary(outcomes)}" for test, outcomes in sorted(tests.items())]
         if not tests and number in decided:
             cells.append(f"documented in docs/decisions.md ({decided[number]})")
         elif not tests:
             untested.append(number)
             cells.append("no test yet")
-        rows.append(f"| {number} | {severity} | {title} | {'<br>'.join(cells)} |")
+        tested = "<br>".join(cells).replace("|", r"\|")  # a skip reason must not end the table cell
+        rows.append(f"| {number} | {severity} | {title} | {tested} |")
     return rows, untested
 
 
