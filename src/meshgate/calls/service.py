@@ -23,7 +23,7 @@ from meshgate.access import Principal
 from meshgate.calls.models import CallContext, MeshTokens, Target, Trace
 from meshgate.connections.pool import UpstreamPool
 from meshgate.connections.upstream import UpstreamClient
-from meshgate.connections.upstream.client import ServerRequestHandler
+from meshgate.connections.upstream.session import ServerRequestHandler
 from meshgate.errors import (
     InvalidInput,
     MeshgateError,

@@ -18,7 +18,6 @@ replica it is (or reconnects to), delivers what its session asked for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
@@ -46,7 +45,6 @@ SUBSCRIPTION_ID = SUBSCRIPTION_ID_META
 MAX_URI = 2048
 MAX_URIS = 256  # per session or listen stream
 MAX_SESSIONS = 10_000  # remembered per process; the oldest are forgotten first
-STREAM_WAIT_S = 3.0
 _BACKLOG = 256  # events waiting for one slow client stream; more are dropped (logged)
 
 SessionKey = tuple[str, str, str]  # (connection id, client session id, caller)
@@ -144,7 +142,7 @@ class Announcements:
         if session is not None:
             self._session_streams.setdefault(session, set()).add(listener)
         try:
-            await _stream_ready(client)
+            await client.stream_ready()  # what the upstream announces before its stream is read is lost
             await self._retarget(connection_id, listener, uris)
             yield listener
         finally:
@@ -164,8 +162,7 @@ class Announcements:
         self._clients[connection_id] = client
         if not client.watching("announcements"):
             client.watch("announcements", lambda message: self._heard(connection_id, message))
-            if client.session is not None:
-                client.session.on_reopen = lambda: self._spawn(self._resubscribe(connection_id))
+            client.on_reopen(lambda: self._spawn(self._resubscribe(connection_id)))
 
     def _heard(self, connection_id: str, message: dict[str, Any]) -> None:
         for listener in self._listeners.get(connection_id, set()):
@@ -209,16 +206,6 @@ class Announcements:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-async def _stream_ready(client: UpstreamClient) -> None:
-    """For an HTTP upstream, wait (briefly) until meshgate's GET stream is read: what the upstream announces
-    before that is lost, so a client's stream should not be acknowledged earlier."""
-    if client.session is not None or client.stream_refused or client.stream_open.is_set():
-        return
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(STREAM_WAIT_S):
-            await client.stream_open.wait()
 
 
 async def offers_subscriptions(client: UpstreamClient) -> bool:

@@ -126,7 +126,7 @@ class ProxyEndpoint:
             if body:
                 call.envelope = parse_envelope(body)
             client = await self._calls.connection(call.principal, Target(conn_id), call.envelope, telemetry)
-            bridged = client.session is not None or await self._across_generations(client, call)
+            bridged = client.multiplexed or await self._across_generations(client, call)
             given = call.headers.get("mcp-session-id")
             if given is not None and not bridged:
                 call.upstream_session = self._sessions.open(given, conn_id, _caller(call))
