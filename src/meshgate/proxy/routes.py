@@ -322,4 +322,4 @@ class ProxyEndpoint:
 
 def _caller(call: Call) -> str:
     assert call.principal is not None  # noqa: S101  (admitted before sessions are opened or sealed)
-    return call.principal.credential_id or call.principal.user_id
+    return call.principal.caller

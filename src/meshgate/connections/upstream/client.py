@@ -5,13 +5,18 @@ proxy's hot path). `request()` is meshgate's own JSON-RPC client, over an `Upstr
 HTTP a `StreamableHttpSession` on the connection's pooled HTTP client, for legacy SSE and STDIO a
 `MultiplexedSession` over their `Transport`. The client holds what all of them share: the configuration,
 the circuit breaker and meshgate's credential headers.
+
+Requests made for a caller (`caller=`: its credential) go on that caller's own session (`callers.py`), since
+an upstream keeps state per session; only a stateless-era HTTP upstream, which keeps none, is shared. meshgate's
+own requests (discovery, tests, the virtual catalog) go on meshgate's session, `session`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -20,15 +25,11 @@ from meshgate import __version__
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.models import UpstreamConfig
 from meshgate.connections.upstream.breaker import CircuitBreaker
+from meshgate.connections.upstream.callers import CallerSessions, SessionLimits
 from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, Response
 from meshgate.connections.upstream.legacy_sse import LEGACY_VERSION, LegacySseTransport
 from meshgate.connections.upstream.multiplex import MultiplexedSession
-from meshgate.connections.upstream.session import (
-    CLIENT_CAPABILITIES,
-    Notification,
-    ServerRequestHandler,
-    UpstreamSession,
-)
+from meshgate.connections.upstream.session import CLIENT_CAPABILITIES, ServerRequestHandler, UpstreamSession
 from meshgate.connections.upstream.sse import response_for
 from meshgate.connections.upstream.stdio import StdioSupervisor, StdioTransport
 from meshgate.connections.upstream.streamable import MAX_OWN_RESPONSE, StreamableHttpSession, stateless_message
@@ -43,6 +44,8 @@ from meshgate.protocol import HANDSHAKE_VERSION, STATELESS_VERSION
 
 _ssl_context: ssl.SSLContext | None = None
 _MAX_INPUT_ROUNDS = 8
+# Hears what the upstream says outside a call, and on whose session: a caller's, or None for meshgate's own.
+Heard = Callable[[dict[str, Any], str | None], None]
 
 
 def shared_ssl_context() -> ssl.SSLContext:
@@ -67,6 +70,7 @@ class UpstreamClient:
         stdio: StdioSupervisor | None = None,
         *,
         capabilities: Mapping[str, Any] = CLIENT_CAPABILITIES,
+        sessions: SessionLimits | None = None,
     ) -> None:
         if config.url is None and config.connection_type != "STDIO":
             raise UpstreamInvalidResponse(f"connection {config.title} has no URL")
@@ -81,9 +85,10 @@ class UpstreamClient:
         self.capabilities = capabilities
         self._addresses = addresses
         self._stdio = stdio
-        self._watchers: dict[str, Notification] = {}
-        self._reopened: Callable[[], None] | None = None
+        self._watchers: dict[str, Heard] = {}
+        self._reopened: Callable[[str | None], None] | None = None
         self._serves_stateless: bool | None = None
+        self._stateless_era: bool | None = None  # a Streamable HTTP upstream's era, once meshgate's session knows
         # Streamable HTTP only: the pooled HTTP client the proxy forwards through (none for SSE and STDIO).
         self._pool: Pool | None = None
         if config.connection_type not in ("SSE", "STDIO"):
@@ -94,6 +99,13 @@ class UpstreamClient:
                 addresses=addresses,
             )
         self.session: UpstreamSession = self._new_session()  # meshgate's own session
+        self.session.on_reopen = lambda: self._session_reopened(None)
+        self.callers = CallerSessions(
+            config.title,
+            sessions or SessionLimits(),
+            self._caller_session,
+            prepare=None if self._pool is None else _stream_ready,
+        )
 
     @property
     def multiplexed(self) -> bool:
@@ -148,6 +160,31 @@ class UpstreamClient:
             capabilities=self.capabilities,
         )
 
+    def _caller_session(self, caller: str) -> UpstreamSession:
+        session = self._new_session()
+        session.on_reopen = lambda: self._session_reopened(caller)
+        # Always watched: what the upstream tells this caller's session (its log messages, updates of its
+        # subscriptions) is for this caller's streams; an HTTP session reads its GET stream for it.
+        session.watch(lambda message: self._tell_watchers(message, caller))
+        return session
+
+    @asynccontextmanager
+    async def session_for(self, caller: str | None) -> AsyncGenerator[UpstreamSession]:
+        """The session requests for `caller` go on, in use for the block: the caller's own, or meshgate's
+        (`caller` None, or a stateless-era HTTP upstream, which keeps no per-session state)."""
+        if caller is None or not await self._per_caller():
+            yield self.session
+            return
+        async with self.callers.lease(caller) as session:
+            yield session
+
+    async def _per_caller(self) -> bool:
+        if self._pool is None:
+            return True
+        if self._stateless_era is None:
+            self._stateless_era = await self.refuses_handshake()
+        return not self._stateless_era
+
     # --- the proxy's hot path (Streamable HTTP) ------------------------------------------------------------
 
     async def open(
@@ -197,8 +234,10 @@ class UpstreamClient:
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         on_server_request: ServerRequestHandler | None = None,
         answer_input_required: bool = False,
+        caller: str | None = None,
     ) -> dict[str, Any]:
-        """A JSON-RPC request on meshgate's own session; returns the response message (result or error).
+        """A JSON-RPC request on `caller`'s session (meshgate's own without one); returns the response message
+        (result or error).
 
         Progress notifications for the request go to `on_progress` as they arrive; a request the server
         sends meanwhile (sampling, elicitation, roots) goes to `on_server_request`, whose answer is sent
@@ -206,7 +245,21 @@ class UpstreamClient:
         `input_required` result is answered the same way (each input request through `on_server_request`)
         and the request retried with the responses, for callers that cannot take such a result.
         """
-        session = self.session
+        async with self.session_for(caller) as session:
+            return await self._request(
+                session, method, params, extra_headers, on_progress, on_server_request, answer_input_required
+            )
+
+    async def _request(  # noqa: PLR0917  (request()'s arguments, on the session chosen)
+        self,
+        session: UpstreamSession,
+        method: str,
+        params: Mapping[str, Any] | None,
+        extra_headers: Mapping[str, str] | None,
+        on_progress: Callable[[dict[str, Any]], None] | None,
+        on_server_request: ServerRequestHandler | None,
+        answer_input_required: bool,
+    ) -> dict[str, Any]:
         response = await session.request(
             method, params, extra_headers=extra_headers, on_progress=on_progress, on_server_request=on_server_request
         )
@@ -238,9 +291,10 @@ class UpstreamClient:
             )
         return response
 
-    async def upstream_info(self) -> dict[str, Any]:
-        """The upstream's initialize result (opening meshgate's session when needed)."""
-        return await self.session.upstream_info()
+    async def upstream_info(self, caller: str | None = None) -> dict[str, Any]:
+        """The upstream's initialize result (opening `caller`'s session, or meshgate's, when needed)."""
+        async with self.session_for(caller) as session:
+            return await session.upstream_info()
 
     async def refuses_handshake(self) -> bool:
         """Whether a Streamable HTTP upstream speaks only the stateless era (meshgate's session tells)."""
@@ -273,9 +327,10 @@ class UpstreamClient:
 
     # --- what the upstream says outside a call -------------------------------------------------------------
 
-    def watch(self, watcher: str, listener: Notification) -> None:
-        """Let `watcher` (one per part of meshgate) hear the upstream's notifications to meshgate's own
-        session (list_changed, resources/updated ...); a second call for the same watcher changes nothing.
+    def watch(self, watcher: str, listener: Heard) -> None:
+        """Let `watcher` (one per part of meshgate) hear the upstream's notifications outside calls
+        (list_changed, resources/updated ...) with the caller whose session they came on (None: meshgate's);
+        a second call for the same watcher changes nothing.
 
         For HTTP upstreams meshgate's session's GET stream is opened (servers that do not offer one answer
         405 and are not asked again; some send list_changed without announcing `listChanged`), and
@@ -289,19 +344,28 @@ class UpstreamClient:
     def watching(self, watcher: str) -> bool:
         return watcher in self._watchers
 
-    def on_reopen(self, callback: Callable[[], None]) -> None:
-        """Call `callback` whenever meshgate's session is replaced by a new one (subscriptions are gone)."""
-        self.session.on_reopen = callback
+    def on_reopen(self, callback: Callable[[str | None], None]) -> None:
+        """Call `callback(caller)` whenever a session is replaced by a new one (its subscriptions are gone)."""
+        self._reopened = callback
 
-    async def stream_ready(self) -> None:
-        """Wait (briefly) until what the upstream says outside a call is heard (an HTTP GET stream is read)."""
-        await self.session.stream_ready()
+    def _session_reopened(self, caller: str | None) -> None:
+        if self._reopened is not None:
+            self._reopened(caller)
 
-    def _tell_watchers(self, message: dict[str, Any]) -> None:
+    def _tell_watchers(self, message: dict[str, Any], caller: str | None = None) -> None:
         for listener in list(self._watchers.values()):
-            listener(message)
+            listener(message, caller)
+
+    def retire(self) -> None:
+        """The connection changed: callers' sessions close now (those in use once their calls end)."""
+        self.callers.retire()
 
     async def close(self) -> None:
+        await self.callers.close()
         await self.session.close()
         if self._pool is not None:
             self._pool.close()
+
+
+async def _stream_ready(session: UpstreamSession) -> None:
+    await session.stream_ready()  # a new HTTP caller session: its GET stream is read before its first call

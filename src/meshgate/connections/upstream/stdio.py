@@ -1,6 +1,6 @@
 """Local MCP servers started as processes (STDIO connections, only with `--local-mode`).
 
-One long-lived process per connection and gateway process, started on first use, with requests
+One long-lived process per connection, caller and gateway process, started on first use, with requests
 multiplexed over its stdin/stdout (newline-delimited JSON-RPC, ids remapped by the session). The
 process runs in its own process group with a minimal environment (PATH, HOME, LANG and the
 connection's `envVars` — never meshgate's own secrets); its stderr goes to meshgate's log. When it
