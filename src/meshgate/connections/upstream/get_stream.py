@@ -33,7 +33,7 @@ class GetStream:
         headers: Callable[[], dict[str, str]],
         ensure_session: Callable[[], Awaitable[None]],
         forget_session: Callable[[], Awaitable[None]],
-        heard: Callable[[list[dict[str, Any]]], None],
+        heard: Callable[[list[dict[str, Any]], int], None],
         *,
         head_timeout: float,
     ) -> None:
@@ -94,7 +94,8 @@ class GetStream:
             reader = EventReader()
             async for chunk in response.iter_chunks(None):
                 for event in reader.feed(chunk):
-                    self._heard(list(messages(event.data.encode(), "application/json")))
+                    data = event.data.encode()
+                    self._heard(list(messages(data, "application/json")), len(data))
             return True
         finally:
             self.open.clear()

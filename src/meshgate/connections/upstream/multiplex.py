@@ -1,4 +1,4 @@
-"""One meshgate-owned MCP session with an upstream, shared by every caller of a connection.
+"""One meshgate-owned MCP session with an upstream: a caller's own (`callers.py`), or meshgate's.
 
 meshgate initializes the session itself and multiplexes requests over it: each gets a fresh id and
 the answer is handed to the waiting caller. Progress notifications go to the caller whose request
@@ -19,6 +19,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import orjson
@@ -26,6 +27,7 @@ import orjson
 from meshgate import __version__
 from meshgate.connections.upstream.breaker import CircuitBreaker
 from meshgate.connections.upstream.progress import ProgressRoutes
+from meshgate.connections.upstream.server_requests import ServerRequests
 from meshgate.connections.upstream.session import Notification
 from meshgate.errors import UpstreamError, UpstreamInvalidResponse, UpstreamTimeout, UpstreamUnreachable
 from meshgate.jsonvalues import as_dict
@@ -89,7 +91,7 @@ class MultiplexedSession:
         self._progress = ProgressRoutes()
         self._listeners: dict[int, Listener] = {}
         self._askers: dict[int, Asker] = {}  # requests whose callers can answer the server's requests
-        self._answering: set[asyncio.Task[None]] = set()  # requests whose callers hear what the server says meanwhile
+        self._server_requests = ServerRequests(title, self._send_quietly)  # bounded (security review 15)
         self._asking: dict[int, set[asyncio.Future[dict[str, Any] | None]]] = {}  # callers asked, by call
         self._url_elicitations: dict[str, int] = {}  # elicitationId -> the call whose caller was sent to the URL
         self._lock = asyncio.Lock()
@@ -177,6 +179,7 @@ class MultiplexedSession:
             self._open_now = False
             self.initialize_result = None
             await self.transport.shut()
+        await self._server_requests.close()
         self._fail_waiting(UpstreamUnreachable(f"the session with {self.title} was closed"))
 
     # --- what the transport calls -------------------------------------------------------------------------
@@ -192,9 +195,7 @@ class MultiplexedSession:
         if "method" in message:
             if message_id is not None:
                 call = next(iter(self._waiting)) if len(self._waiting) == 1 else None  # as it stands on arrival
-                task = asyncio.get_running_loop().create_task(self._answer_server(message, call))
-                self._answering.add(task)
-                task.add_done_callback(self._answering.discard)
+                self._server_requests.take(message, len(data), partial(self._answer_server, message, call))
             elif message.get("method") == "notifications/progress":
                 self._progress.deliver(message)
             elif message.get("method") == "notifications/elicitation/complete":

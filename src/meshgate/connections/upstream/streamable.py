@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from meshgate import __version__
 from meshgate.connections.upstream.get_stream import GetStream
 from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, Response
 from meshgate.connections.upstream.progress import ProgressRoutes
+from meshgate.connections.upstream.server_requests import ServerRequests
 from meshgate.connections.upstream.session import Notification, ServerRequestHandler
 from meshgate.connections.upstream.sse import EventReader, messages, response_for
 from meshgate.errors import UpstreamError, UpstreamInvalidResponse, UpstreamTimeout
@@ -92,7 +94,7 @@ class StreamableHttpSession:
         self._watcher: Notification | None = None
         self._in_flight: dict[int, ServerRequestHandler | None] = {}  # requests of this session, by a local key
         self._in_flight_keys = itertools.count()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._server_requests = ServerRequests(title, self._send_quietly)  # bounded (security review 15)
         self.stream = GetStream(
             title,
             pool,
@@ -152,6 +154,7 @@ class StreamableHttpSession:
 
     async def close(self) -> None:
         await self.stream.close()
+        await self._server_requests.close()
         if self._session_id is None:
             return
         headers = {**self._credentials, "mcp-session-id": self._session_id, "mcp-protocol-version": self.version}
@@ -200,8 +203,11 @@ class StreamableHttpSession:
         if answer is None:
             error = {"code": -32601, "message": "this client of meshgate cannot answer server-to-client requests"}
             answer = {"jsonrpc": "2.0", "id": request["id"], "error": error}
+        await self._send_quietly({**answer, "jsonrpc": "2.0", "id": request["id"]})
+
+    async def _send_quietly(self, message: dict[str, Any]) -> None:
         try:
-            await self._post({**answer, "jsonrpc": "2.0", "id": request["id"]})
+            await self._post(message)
         except UpstreamError as error:
             log.info("could not answer a request of upstream %s: %s", self.title, error.message)
 
@@ -350,15 +356,14 @@ class StreamableHttpSession:
             headers["mcp-session-id"] = self._session_id
         return headers
 
-    def _heard(self, found: list[dict[str, Any]]) -> None:
+    def _heard(self, found: list[dict[str, Any]], size: int = 0) -> None:
         """Messages outside a call: progress to its request's caller, requests to the one caller in flight,
         the rest to the watcher."""
         for message in found:
             if "method" not in message:
                 continue
             if "id" in message:  # a request on the GET stream (the SDK sends roots/list there)
-                self._tasks.add(task := asyncio.get_running_loop().create_task(self._answer_outside(message)))
-                task.add_done_callback(self._tasks.discard)
+                self._server_requests.take(message, size, partial(self._answer_outside, message))
             elif message["method"] == "notifications/progress":
                 self._progress.deliver(message)
             elif self._watcher is not None:
