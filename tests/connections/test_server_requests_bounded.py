@@ -5,16 +5,20 @@ The upstream is a real STDIO process (tests/support/flood_upstream.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from meshgate.connections.models import ConnectionSecrets, UpstreamConfig
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.stdio import StdioSupervisor
+from support.gateway import free_port, spawn_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.finding(15)]
 TESTS = str(Path(__file__).resolve().parents[1])
@@ -108,5 +112,48 @@ async def test_an_oversized_server_request_is_refused() -> None:
             )
         assert answer["result"]["content"][0]["text"] == "results=0 errors=1"
         assert asked == 0
+    finally:
+        await client.close()
+
+
+@pytest.fixture(scope="module")
+def flood_http_url() -> Iterator[str]:
+    port = free_port()
+    process = spawn_server("support.flood_http_upstream", port, ["--port", str(port), "--count", str(FLOOD)])
+    yield f"http://127.0.0.1:{port}/mcp"
+    process.kill()
+    process.wait(timeout=10)
+
+
+async def test_a_flood_on_the_get_stream_creates_no_task_per_request(flood_http_url: str) -> None:
+    """The review's case: requests that name no call, on meshgate's GET stream with an HTTP upstream."""
+    config = UpstreamConfig(
+        id="conn-flood-http",
+        organization_id="org",
+        title="Flood HTTP",
+        connection_type="HTTP",
+        url=flood_http_url,
+        status="active",
+        secrets=ConnectionSecrets(),
+        connect_timeout_ms=10_000,
+        call_timeout_ms=10_000,
+    )
+    client = UpstreamClient(config)
+    peak = 0
+    before = len(asyncio.all_tasks())
+
+    async def count_answers() -> str:
+        answer = await client.request("tools/call", {"name": "answers", "arguments": {}})
+        return str(answer["result"]["content"][0]["text"])
+
+    try:
+        client.watch("test", lambda _message, _caller: None)  # opens meshgate's GET stream
+        with anyio.fail_after(30):
+            while True:
+                peak = max(peak, len(asyncio.all_tasks()) - before)
+                if await count_answers() == f"results=0 errors={FLOOD}":  # every one refused, none dropped
+                    break
+                await anyio.lowlevel.checkpoint()
+        assert peak <= 16 + 8, peak  # the answering tasks, the sender of refusals, the stream reader
     finally:
         await client.close()
