@@ -12,6 +12,7 @@ from meshgate.calls.mesh_token import MeshTokenIssuer
 from meshgate.calls.service import CallService
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.pool import UpstreamPool
+from meshgate.connections.upstream.callers import SessionLimits
 from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.replicas import ReplicaRegistry
@@ -63,6 +64,7 @@ class Runtime:
             stdio=StdioSupervisor(settings.stdio_max_processes, settings.stdio_idle_seconds)
             if settings.local_mode
             else None,
+            sessions=SessionLimits(settings.upstream_sessions_max, settings.upstream_session_idle_seconds),
         )
         catalog = UpstreamCatalog(
             db,

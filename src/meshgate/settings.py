@@ -58,6 +58,8 @@ class Settings:
     session_seconds: int = 12 * 3600
     stdio_max_processes: int = 20
     stdio_idle_seconds: float = 600.0
+    upstream_sessions_max: int = 100
+    upstream_session_idle_seconds: float = 300.0
     virtual_list_ttl_seconds: float = 300.0
     virtual_list_timeout_seconds: float = 5.0
 
@@ -106,6 +108,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         session_seconds=_bounded(env, "MESHGATE_SESSION_SECONDS", 12 * 3600, 60, 30 * 24 * 3600),
         stdio_max_processes=_bounded(env, "MESHGATE_STDIO_MAX_PROCESSES", 20, 1, 10_000),
         stdio_idle_seconds=_float(env, "MESHGATE_STDIO_IDLE_SECONDS", 600.0),
+        upstream_sessions_max=_bounded(env, "MESHGATE_UPSTREAM_SESSIONS_MAX", 100, 1, 100_000),
+        upstream_session_idle_seconds=_float(env, "MESHGATE_UPSTREAM_SESSION_IDLE_SECONDS", 300.0),
         virtual_list_ttl_seconds=_float(env, "MESHGATE_VIRTUAL_LIST_TTL_SECONDS", 300.0),
         virtual_list_timeout_seconds=_float(env, "MESHGATE_VIRTUAL_LIST_TIMEOUT_SECONDS", 5.0),
         previous_encryption_keys=tuple(

@@ -138,3 +138,27 @@ async def test_cancellation_reaches_the_sse_upstream(gateway: Gateway, sse_upstr
             if await cancellations() > before:
                 break
             await anyio.sleep(0.05)
+
+
+async def test_each_api_key_gets_its_own_upstream_session(gateway: Gateway, sse_upstream: SseUpstream) -> None:
+    """An upstream keeps state per session: two credentials bridged onto it never share one, while the same
+    credential (over any number of client sessions, of either generation) keeps its own."""
+    owner = await new_owner(gateway)
+    conn = await _connection(gateway, owner.api_key, sse_upstream)
+    async with connect(gateway.mcp_url, owner.api_key) as admin:
+        second = remember_secret((await call(admin, "API_KEY_CREATE", {"name": "second caller"}))["key"])
+    url = f"{gateway.url}/mcp/{conn['id']}"
+
+    async def upstream_session(key: str, mode: str) -> str:
+        async with connect(url, key, mode) as client:  # `headers` tells the session its call was posted to
+            seen = json.loads((await client.call_tool("headers", {})).content[0].text)  # type: ignore[union-attr]
+        assert seen["session"]
+        return str(seen["session"])
+
+    first_legacy = await upstream_session(owner.api_key, "legacy")
+    first_modern = await upstream_session(owner.api_key, "2026-07-28")
+    other = await upstream_session(second, "legacy")
+    other_again = await upstream_session(second, "2026-07-28")
+    assert first_legacy == first_modern
+    assert other == other_again
+    assert other != first_legacy

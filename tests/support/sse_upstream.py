@@ -2,7 +2,7 @@
 
 Run: python -m support.sse_upstream --port N --token T [--tools K]
 Tools: echo, progress (reports three progress steps, then answers), headers (what the last message POST
-carried, so tests can see meshgate's headers).
+carried, so tests can see meshgate's headers, and as `session` the session id it was posted to).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from urllib.parse import parse_qs
 
 import anyio
 import mcp_types as types
@@ -86,7 +87,8 @@ def build(token: str, generated: int = 0) -> ASGIApp:
         if scope["type"] == "http":
             seen = {k.decode(): v.decode() for k, v in scope["headers"]}
             if scope["method"] == "POST":
-                SEEN.append(seen)
+                query = parse_qs(scope.get("query_string", b"").decode())
+                SEEN.append({**seen, "session": query.get("session_id", [""])[0]})
             if seen.get("authorization") != f"Bearer {token}":
                 await send(
                     {"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]}

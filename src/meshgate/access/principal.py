@@ -32,6 +32,12 @@ class Principal:
         """The API key or OAuth grant this request came with (rate limits count per credential)."""
         return self.api_key_id or self.grant_id
 
+    @property
+    def caller(self) -> str:
+        """Whom upstream sessions and open interactions belong to: the API key or OAuth grant, else the user
+        (a browser session acts with the user's own role)."""
+        return self.api_key_id or self.grant_id or self.user_id
+
     def allows(self, resource: str, tool: str) -> bool:
         """Whether this caller may use `tool` on `resource` now."""
         return all(map_allows(grant, resource, tool) for grant in self.grants)

@@ -23,7 +23,7 @@ from meshgate.access import Principal
 from meshgate.calls.models import CallContext, MeshTokens, Target, Trace
 from meshgate.connections.pool import UpstreamPool
 from meshgate.connections.upstream import UpstreamClient
-from meshgate.connections.upstream.client import ServerRequestHandler
+from meshgate.connections.upstream.session import ServerRequestHandler
 from meshgate.errors import (
     InvalidInput,
     MeshgateError,
@@ -137,8 +137,9 @@ class CallService:
         on_server_request: ServerRequestHandler | None = None,
         answer_input_required: bool = False,
     ) -> dict[str, Any]:
-        """One request over meshgate's own session with the upstream: the response message (a result, or the
-        upstream's JSON-RPC error), with the id meshgate used. A `tools/list` answer lists only the tools this
+        """One request over the caller's own upstream session (one per credential; see
+        `connections/upstream/callers.py`): the response message (a result, or the upstream's JSON-RPC error),
+        with the id meshgate used. A `tools/list` answer lists only the tools this
         caller may call.
 
         The whole call ends by the connection's call timeout. Refusals and failures raise a `MeshgateError`;
@@ -158,6 +159,7 @@ class CallService:
                         on_progress=on_progress,
                         on_server_request=on_server_request,
                         answer_input_required=answer_input_required,
+                        caller=principal.caller,  # the caller's own upstream session
                     )
         except MeshgateError as error:
             context.trace.error = error.code

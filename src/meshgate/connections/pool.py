@@ -1,8 +1,9 @@
 """The in-memory pool of upstream clients, one per connection, dropped when the connection changes.
 
 A proxied call finds its client here without touching the database. A change to a connection is
-announced with `connection_topic(id)`; every process drops that client (and closes it once calls that
-are still using it have had time to finish).
+announced with `connection_topic(id)`; every process drops that client: its callers' upstream sessions close
+at once (those in use when their calls end), the rest once calls still using it have had time to finish.
+The pool also closes callers' sessions that have been idle too long (`SessionLimits`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.service import ConnectionService
 from meshgate.connections.upstream import UpstreamClient
+from meshgate.connections.upstream.callers import SessionLimits
 from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.errors import NotFound
@@ -34,8 +36,11 @@ class UpstreamPool:
         addresses: AddressPolicy | None = None,
         close_grace_s: float = 300.0,
         stdio: StdioSupervisor | None = None,
+        sessions: SessionLimits | None = None,
     ) -> None:
         self.stdio = stdio  # None unless meshgate runs with --local-mode
+        self.sessions = sessions or SessionLimits()
+        self._sweeper: asyncio.Task[None] | None = None
         self._db = db
         self._vault = vault
         self.addresses = addresses or AddressPolicy()
@@ -66,7 +71,9 @@ class UpstreamPool:
                     self._unknown.clear()
                 self._unknown.add((organization_id, connection_id))
             raise
-        client = UpstreamClient(config, self.addresses, self.stdio)
+        client = UpstreamClient(config, self.addresses, self.stdio, sessions=self.sessions)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         if generation == self._generation and connection_id not in self._clients:
             self._clients[connection_id] = client
             return client
@@ -84,7 +91,23 @@ class UpstreamPool:
         if client is not None:
             self._retire(client)
 
+    async def sweep(self) -> int:
+        """Close callers' upstream sessions idle for longer than allowed; returns how many."""
+        closed = 0
+        for client in list(self._clients.values()):
+            closed += await client.callers.sweep()
+        return closed
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(max(self.sessions.idle_s / 4, 0.05), 30.0))
+            await self.sweep()
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         clients, self._clients = list(self._clients.values()), {}
         for task in self._retiring:
             task.cancel()
@@ -101,15 +124,18 @@ class UpstreamPool:
                 self.drop(connection_id)
 
     def _retire(self, client: UpstreamClient) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop (closing at exit): nothing runs to close
+        client.retire()
+
         async def later() -> None:
             try:
                 await asyncio.sleep(self._grace)
             finally:
                 await client.close()
 
-        try:
-            task = asyncio.get_running_loop().create_task(later())
-        except RuntimeError:
-            return
+        task = loop.create_task(later())
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)

@@ -36,13 +36,14 @@ async def session_stream(  # noqa: PLR0917
     send: Send,
     announcements: Announcements,
     client: UpstreamClient,
+    caller: str,
     session: SessionKey | None,
     metrics: GatewayMetrics | None,
     ended: asyncio.Event,
 ) -> None:
-    """The handshake-era GET stream: every list_changed, log messages sent outside a call, and updates of the
-    resources its session subscribed to."""
-    async with announcements.listening(client, _SESSION_STREAM, set(), session=session) as listener:
+    """The handshake-era GET stream: every list_changed, log messages sent outside a call on the caller's
+    upstream session, and updates of the resources its session subscribed to."""
+    async with announcements.listening(client, caller, _SESSION_STREAM, set(), session=session) as listener:
         await _serve(receive, send, listener, metrics, ended)
 
 
@@ -51,6 +52,7 @@ async def listen_stream(  # noqa: PLR0917
     send: Send,
     announcements: Announcements,
     client: UpstreamClient,
+    caller: str,
     envelope: Envelope,
     metrics: GatewayMetrics | None,
     ended: asyncio.Event,
@@ -63,7 +65,7 @@ async def listen_stream(  # noqa: PLR0917
     if len(uris) > MAX_URIS or not all(isinstance(uri, str) and 0 < len(uri) <= MAX_URI for uri in uris):
         reason = f"resourceSubscriptions must be at most {MAX_URIS} URIs of 1 to {MAX_URI} characters"
         return rpc_error(envelope.id, INVALID_PARAMS, reason)
-    if uris and await offers_subscriptions(client):
+    if uris and await offers_subscriptions(client, caller):
         honoured["resourceSubscriptions"] = list(dict.fromkeys(str(uri) for uri in uris))
     meta = {SUBSCRIPTION_ID: envelope.id}
     acknowledgement = {
@@ -74,7 +76,7 @@ async def listen_stream(  # noqa: PLR0917
     methods = frozenset(LIST_CHANGED[key] for key in LIST_CHANGED if key in honoured)
     wanted = set(honoured.get("resourceSubscriptions", []))
     closing = {"jsonrpc": "2.0", "id": envelope.id, "result": {"_meta": meta}}
-    async with announcements.listening(client, methods, wanted, meta) as listener:
+    async with announcements.listening(client, caller, methods, wanted, meta) as listener:
         await _serve(receive, send, listener, metrics, ended, first=acknowledgement, last=closing)
     return None
 

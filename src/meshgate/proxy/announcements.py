@@ -1,13 +1,16 @@
 """What a bridged upstream announces, fanned out to the client streams that asked for it.
 
-On the bridged path (SSE and STDIO upstreams, and HTTP upstreams of the other generation) meshgate holds
-one session with the upstream for all callers, so an announcement arrives once and goes to every client
-stream that wants it: a handshake-era client's GET stream (every `*/list_changed`, log messages sent
-outside a call, and `notifications/resources/updated` for the URIs its session subscribed to) or a
-`2026-07-28` client's `subscriptions/listen` stream (what its filter names, stamped with its subscription
-id; a filter has no log messages, and 2026-07-28 servers send them only to requests that ask). meshgate
-subscribes upstream once per URI while any stream of this process wants it, and again when the upstream
-session is re-opened (a restarted STDIO process, a reconnected SSE stream).
+On the bridged path (SSE and STDIO upstreams, and HTTP upstreams of the other generation) meshgate holds the
+upstream side on a session of the caller's own (one per credential, `connections/upstream/callers.py`), so
+what an upstream says on it goes only to that caller's client streams: a handshake-era client's GET stream
+(log messages sent outside a call, and `notifications/resources/updated` for the URIs its session subscribed
+to) or a `2026-07-28` client's `subscriptions/listen` stream (what its filter names, stamped with its
+subscription id; a filter has no log messages, and 2026-07-28 servers send them only to requests that ask).
+`*/list_changed` carries nothing of a caller's and goes to every stream of the connection that wants it, as
+does everything said on meshgate's own session (a stateless-era upstream's, shared). meshgate subscribes
+upstream on the caller's session, once per URI while any stream of this process of that caller wants it,
+and again when that session is re-opened (a restarted STDIO process, a reconnected SSE stream). A stream
+keeps its caller's session in use, so it is not closed as idle under it.
 
 A handshake-era session's subscriptions arrive as POSTs that may land on any replica while its GET stream
 is held by one of them: each change is announced as a change topic (PostgreSQL NOTIFY between replicas)
@@ -18,11 +21,10 @@ replica it is (or reconnects to), delivers what its session asked for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +43,12 @@ LIST_CHANGED = {
     "promptsListChanged": "notifications/prompts/list_changed",
     "resourcesListChanged": "notifications/resources/list_changed",
 }
+_FOR_EVERYONE = frozenset(LIST_CHANGED.values())
 LOG_MESSAGE = "notifications/message"  # outside a call (one during a call goes to its caller)
 SUBSCRIPTION_ID = SUBSCRIPTION_ID_META
 MAX_URI = 2048
 MAX_URIS = 256  # per session or listen stream
 MAX_SESSIONS = 10_000  # remembered per process; the oldest are forgotten first
-STREAM_WAIT_S = 3.0
 _BACKLOG = 256  # events waiting for one slow client stream; more are dropped (logged)
 
 SessionKey = tuple[str, str, str]  # (connection id, client session id, caller)
@@ -59,6 +61,7 @@ class Listener:
     methods: frozenset[str]
     uris: set[str]
     meta: dict[str, Any] | None = None  # stamped into every event's `_meta` (2026-07-28 subscription id)
+    caller: str | None = None  # whose upstream session it hears (`Principal.caller`)
     events: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue[dict[str, Any]](_BACKLOG))
 
     def offer(self, message: dict[str, Any]) -> None:
@@ -90,7 +93,7 @@ class Announcements:
         self._listeners: dict[str, set[Listener]] = {}  # connection id -> its streams here
         self._session_streams: dict[SessionKey, set[Listener]] = {}
         self._sessions: OrderedDict[SessionKey, set[str]] = OrderedDict()  # handshake sessions' URIs
-        self._wanted: dict[tuple[str, str], int] = {}  # (connection id, uri) -> streams here that want it
+        self._wanted: dict[tuple[str, str | None, str], int] = {}  # (connection, caller, uri) -> streams wanting it
         self._clients: dict[str, UpstreamClient] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         db.subscribe(self._on_change)
@@ -126,9 +129,10 @@ class Announcements:
     # --- streams ------------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def listening(
+    async def listening(  # noqa: PLR0917  (what one stream wants)
         self,
         client: UpstreamClient,
+        caller: str,
         methods: frozenset[str],
         uris: set[str],
         meta: dict[str, Any] | None = None,
@@ -139,14 +143,22 @@ class Announcements:
         self.watch(client)
         if session is not None:
             uris = set(self._sessions.get(session, set()))
-        listener = Listener(methods, set(), meta)
+        listener = Listener(methods, set(), meta, caller)
         self._listeners.setdefault(connection_id, set()).add(listener)
         if session is not None:
             self._session_streams.setdefault(session, set()).add(listener)
         try:
-            await _stream_ready(client)
-            await self._retarget(connection_id, listener, uris)
-            yield listener
+            async with AsyncExitStack() as held:
+                try:
+                    upstream = await held.enter_async_context(client.session_for(caller))
+                    await upstream.stream_ready()  # what the upstream says before its stream is read is lost
+                except UpstreamError as error:
+                    log.info("a stream of upstream %s starts without its session: %s", client.config.title, error)
+                await self._retarget(connection_id, listener, uris)
+                try:
+                    yield listener
+                finally:
+                    await asyncio.shield(self._retarget(connection_id, listener, set()))
         finally:
             self._listeners[connection_id].discard(listener)
             if not self._listeners[connection_id]:
@@ -155,7 +167,6 @@ class Announcements:
                 self._session_streams[session].discard(listener)
                 if not self._session_streams[session]:
                     del self._session_streams[session]
-            await asyncio.shield(self._retarget(connection_id, listener, set()))
 
     def watch(self, client: UpstreamClient) -> None:
         """Hear what `client`'s upstream announces (for HTTP upstreams this opens meshgate's GET stream, where
@@ -163,41 +174,47 @@ class Announcements:
         connection_id = client.config.id
         self._clients[connection_id] = client
         if not client.watching("announcements"):
-            client.watch("announcements", lambda message: self._heard(connection_id, message))
-            if client.session is not None:
-                client.session.on_reopen = lambda: self._spawn(self._resubscribe(connection_id))
+            client.watch("announcements", lambda message, caller: self._heard(connection_id, message, caller))
+            client.on_reopen(lambda caller: self._spawn(self._resubscribe(connection_id, caller)))
 
-    def _heard(self, connection_id: str, message: dict[str, Any]) -> None:
+    def _heard(self, connection_id: str, message: dict[str, Any], caller: str | None) -> None:
+        """What an upstream said on `caller`'s session goes to that caller's streams (list_changed to all)."""
+        everyone = caller is None or message.get("method") in _FOR_EVERYONE
         for listener in self._listeners.get(connection_id, set()):
-            listener.offer(message)
+            if everyone or listener.caller == caller:
+                listener.offer(message)
 
     async def _retarget(self, connection_id: str, listener: Listener, uris: set[str]) -> None:
         """Make `listener` want exactly `uris`, subscribing or unsubscribing upstream where that changes."""
         added, removed = uris - listener.uris, listener.uris - uris
         listener.uris = uris
+        caller = listener.caller
         for uri in sorted(added):
-            self._wanted[connection_id, uri] = self._wanted.get((connection_id, uri), 0) + 1
-            if self._wanted[connection_id, uri] == 1:
-                await self._upstream(connection_id, "resources/subscribe", uri)
+            key = (connection_id, caller, uri)
+            self._wanted[key] = self._wanted.get(key, 0) + 1
+            if self._wanted[key] == 1:
+                await self._upstream(connection_id, caller, "resources/subscribe", uri)
         for uri in sorted(removed):
-            left = self._wanted.get((connection_id, uri), 1) - 1
+            key = (connection_id, caller, uri)
+            left = self._wanted.get(key, 1) - 1
             if left > 0:
-                self._wanted[connection_id, uri] = left
+                self._wanted[key] = left
                 continue
-            self._wanted.pop((connection_id, uri), None)
-            await self._upstream(connection_id, "resources/unsubscribe", uri)
+            self._wanted.pop(key, None)
+            await self._upstream(connection_id, caller, "resources/unsubscribe", uri)
 
-    async def _resubscribe(self, connection_id: str) -> None:
-        for connection, uri in list(self._wanted):
-            if connection == connection_id:
-                await self._upstream(connection_id, "resources/subscribe", uri)
+    async def _resubscribe(self, connection_id: str, caller: str | None) -> None:
+        for connection, who, uri in list(self._wanted):
+            if connection == connection_id and who == caller:
+                await self._upstream(connection_id, caller, "resources/subscribe", uri)
 
-    async def _upstream(self, connection_id: str, method: str, uri: str) -> None:
+    async def _upstream(self, connection_id: str, caller: str | None, method: str, uri: str) -> None:
+        """Subscribe or unsubscribe on the caller's own upstream session."""
         client = self._clients.get(connection_id)
         if client is None:
             return
         try:
-            answer = await client.request(method, {"uri": uri})
+            answer = await client.request(method, {"uri": uri}, caller=caller)
         except UpstreamError as error:
             log.info("%s %s on upstream %s failed: %s", method, uri, client.config.title, error.message)
             return
@@ -211,17 +228,7 @@ class Announcements:
         task.add_done_callback(self._tasks.discard)
 
 
-async def _stream_ready(client: UpstreamClient) -> None:
-    """For an HTTP upstream, wait (briefly) until meshgate's GET stream is read: what the upstream announces
-    before that is lost, so a client's stream should not be acknowledged earlier."""
-    if client.session is not None or client.stream_refused or client.stream_open.is_set():
-        return
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(STREAM_WAIT_S):
-            await client.stream_open.wait()
-
-
-async def offers_subscriptions(client: UpstreamClient) -> bool:
-    """Whether the upstream announced `resources.subscribe` when meshgate's session opened."""
-    capabilities = as_dict((await client.upstream_info()).get("capabilities"))
+async def offers_subscriptions(client: UpstreamClient, caller: str) -> bool:
+    """Whether the upstream announced `resources.subscribe` when the caller's session opened."""
+    capabilities = as_dict((await client.upstream_info(caller)).get("capabilities"))
     return as_dict(capabilities.get("resources")).get("subscribe") is True

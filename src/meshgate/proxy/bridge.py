@@ -21,10 +21,13 @@ CACHEABLE = frozenset(
 )
 
 
-async def local_answer(client: UpstreamClient, envelope: Envelope) -> tuple[dict[str, Any], dict[str, str]] | None:
-    """meshgate's own answer to `initialize` or `server/discover` (and headers to add); None for anything else."""
+async def local_answer(
+    client: UpstreamClient, envelope: Envelope, caller: str
+) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """meshgate's own answer to `initialize` or `server/discover` (and headers to add), from what `caller`'s
+    upstream session was told; None for anything else."""
     if envelope.method == "initialize":
-        upstream = await client.upstream_info()
+        upstream = await client.upstream_info(caller)
         version = handshake_version(as_dict(envelope.params).get("protocolVersion"))
         result = {
             "protocolVersion": version,
@@ -36,7 +39,7 @@ async def local_answer(client: UpstreamClient, envelope: Envelope) -> tuple[dict
         session = "mg-" + secrets.token_urlsafe(16)
         return result_message(envelope.id, result), {"mcp-session-id": session, "mcp-protocol-version": version}
     if envelope.method == "server/discover":
-        upstream = await client.upstream_info()
+        upstream = await client.upstream_info(caller)
         result = {
             "supportedVersions": list(SUPPORTED_VERSIONS),
             "capabilities": upstream.get("capabilities", {}),

@@ -78,8 +78,10 @@ class BridgedCalls:
         version = call.headers.get("mcp-protocol-version")
         if envelope.method == "subscriptions/listen" and is_stateless(version):
             with held_stream(self._streams, call) as ended:
+                assert call.principal is not None  # noqa: S101  (admitted before bridging)
+                caller = call.principal.caller
                 refusal = await listen_stream(
-                    receive, send, self._announcements, client, envelope, self._metrics, ended
+                    receive, send, self._announcements, client, caller, envelope, self._metrics, ended
                 )
             if refusal is not None:
                 await _send(send, call, refusal, {}, streaming=False)
@@ -115,7 +117,8 @@ class BridgedCalls:
         if scope["method"] == "GET" and "text/event-stream" in call.headers.get("accept", ""):
             with held_stream(self._streams, call) as ended:
                 key = _session_key(call)
-                await session_stream(receive, send, self._announcements, client, key, self._metrics, ended)
+                caller = principal.caller
+                await session_stream(receive, send, self._announcements, client, caller, key, self._metrics, ended)
         elif scope["method"] != "POST":
             key = _session_key(call)
             if scope["method"] == "DELETE" and key is not None:
@@ -147,7 +150,7 @@ class BridgedCalls:
             if key is None:
                 raise InvalidInput(f"{envelope.method} needs the Mcp-Session-Id of an initialized session")
             uri = checked_uri(envelope.params)
-            if not await offers_subscriptions(client):
+            if call.principal is None or not await offers_subscriptions(client, call.principal.caller):
                 reason = f"upstream {client.config.title} does not offer resource subscriptions"
                 await _send(send, call, rpc_error(envelope.id, METHOD_NOT_FOUND, reason), {}, streaming=False)
                 return
@@ -198,7 +201,7 @@ class BridgedCalls:
         async def answering() -> tuple[dict[str, Any], dict[str, str], MeshgateError | None]:
             assert principal is not None  # noqa: S101
             try:
-                local = await local_answer(client, envelope)
+                local = await local_answer(client, envelope, principal.caller)
                 if local is not None:
                     return local[0], local[1], None
                 message = await self._calls.request(

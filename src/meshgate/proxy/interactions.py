@@ -199,7 +199,7 @@ def in_flight_key(principal: Principal, session: str | None, message_id: Any) ->
 
 def caller_of(principal: Principal) -> str:
     """Who may answer or resume a call: the credential (API key or OAuth grant), else the user."""
-    return principal.credential_id or principal.user_id
+    return principal.caller
 
 
 def expired(envelope: Envelope) -> dict[str, Any]:

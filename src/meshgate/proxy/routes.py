@@ -126,7 +126,7 @@ class ProxyEndpoint:
             if body:
                 call.envelope = parse_envelope(body)
             client = await self._calls.connection(call.principal, Target(conn_id), call.envelope, telemetry)
-            bridged = client.session is not None or await self._across_generations(client, call)
+            bridged = client.multiplexed or await self._across_generations(client, call)
             given = call.headers.get("mcp-session-id")
             if given is not None and not bridged:
                 call.upstream_session = self._sessions.open(given, conn_id, _caller(call))
@@ -322,4 +322,4 @@ class ProxyEndpoint:
 
 def _caller(call: Call) -> str:
     assert call.principal is not None  # noqa: S101  (admitted before sessions are opened or sealed)
-    return call.principal.credential_id or call.principal.user_id
+    return call.principal.caller

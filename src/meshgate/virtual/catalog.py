@@ -132,7 +132,7 @@ class UpstreamCatalog:
         try:
             client = await self._clients(organization_id, connection_id)
             if not client.watching("catalog"):
-                client.watch("catalog", lambda message: self._heard(organization_id, connection_id, message))
+                client.watch("catalog", lambda message, _caller: self._heard(organization_id, connection_id, message))
             # One fetch is one call for the upstream's circuit breaker, however many lists it asks for.
             with one_call():
                 async with asyncio.timeout(self._timeout):

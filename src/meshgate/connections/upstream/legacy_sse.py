@@ -1,4 +1,4 @@
-"""The legacy HTTP+SSE transport (2024-11-05) for meshgate's multiplexed upstream session.
+"""The legacy HTTP+SSE transport (2024-11-05) under meshgate's multiplexed upstream session.
 
 The server streams events on a GET; its first `endpoint` event names the URL (same origin only) to
 POST messages to, and answers arrive as `message` events on the stream. Each POST carries the
@@ -17,14 +17,16 @@ import orjson
 from meshgate import __version__
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, Response
-from meshgate.connections.upstream.multiplex import MultiplexedSession
+from meshgate.connections.upstream.multiplex import TransportLink
 from meshgate.connections.upstream.sse import EventReader
 from meshgate.errors import UpstreamError, UpstreamInvalidResponse, UpstreamTimeout, UpstreamUnreachable
 
 LEGACY_VERSION = "2024-11-05"
 
 
-class LegacySseSession(MultiplexedSession):
+class LegacySseTransport:
+    """A `Transport`: one GET event stream to read, and POSTs to the endpoint it names."""
+
     def __init__(
         self,
         url: str,
@@ -35,15 +37,10 @@ class LegacySseSession(MultiplexedSession):
         connect_timeout: float,
         call_timeout: float,
         addresses: AddressPolicy | None,
-        capabilities: Mapping[str, Any],
     ) -> None:
-        super().__init__(
-            title,
-            connect_timeout=connect_timeout,
-            call_timeout=call_timeout,
-            version=LEGACY_VERSION,
-            capabilities=capabilities,
-        )
+        self.title = title
+        self._connect_timeout = connect_timeout
+        self._call_timeout = call_timeout
         self._url = url
         self._headers = dict(headers)
         self._ssl = ssl_context
@@ -53,7 +50,7 @@ class LegacySseSession(MultiplexedSession):
         self._post_pool: Pool | None = None
         self._stream: Response | None = None
 
-    async def _open(self) -> None:
+    async def open(self, link: TransportLink) -> None:
         pool = Pool(self._url, ssl_context=self._ssl, connect_timeout=self._connect_timeout, addresses=self._addresses)
         self._stream_pool = pool
         headers = {**self._headers, "accept": "text/event-stream", "user-agent": f"meshgate/{__version__}"}
@@ -86,7 +83,7 @@ class LegacySseSession(MultiplexedSession):
         self._post_pool = Pool(
             endpoint, ssl_context=self._ssl, connect_timeout=self._connect_timeout, addresses=self._addresses
         )
-        self._reader = asyncio.get_running_loop().create_task(self._read(events, chunks))
+        self._reader = asyncio.get_running_loop().create_task(self._read(events, chunks, link))
 
     def _endpoint(self, data: str) -> str:
         endpoint = urljoin(self._url, data)
@@ -97,21 +94,21 @@ class LegacySseSession(MultiplexedSession):
             )
         return endpoint
 
-    async def _read(self, events: EventReader, chunks: Any) -> None:
+    async def _read(self, events: EventReader, chunks: Any, link: TransportLink) -> None:
         failure: UpstreamError = UpstreamUnreachable(f"upstream {self.title} closed its event stream")
         try:
             async for chunk in chunks:
                 for event in events.feed(chunk):
                     if event.event in (None, "message") and event.data:
-                        self._receive(event.data)
+                        link.receive(event.data)
         except HttpError as exc:
             failure = UpstreamUnreachable(f"upstream {self.title} event stream broke: {exc}")
         except ValueError as exc:
             failure = UpstreamInvalidResponse(f"upstream {self.title}: {exc}")
         finally:
-            self._ended(failure)
+            link.ended(failure)
 
-    async def _send(self, message: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None) -> None:
+    async def send(self, message: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None) -> None:
         pool = self._post_pool
         if pool is None:
             raise UpstreamUnreachable(f"no session with upstream {self.title}")
@@ -139,7 +136,7 @@ class LegacySseSession(MultiplexedSession):
                 f"{body[:200].decode('utf-8', errors='replace')!r}"
             )
 
-    async def _shut(self) -> None:
+    async def shut(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)

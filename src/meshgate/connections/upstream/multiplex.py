@@ -1,4 +1,4 @@
-"""One meshgate-owned MCP session with an upstream, shared by every caller of a connection.
+"""One meshgate-owned MCP session with an upstream: a caller's own (`callers.py`), or meshgate's.
 
 meshgate initializes the session itself and multiplexes requests over it: each gets a fresh id and
 the answer is handed to the waiting caller. Progress notifications go to the caller whose request
@@ -8,8 +8,8 @@ from the server to a client and log messages name no call on these transports: a
 caller while exactly one call is in flight and is refused at once otherwise; a log message goes to that
 caller when it listens, else to `on_notification` (the clients' GET streams); `notifications/elicitation/complete`
 goes to the caller that was sent to the URL.
-A subclass supplies the transport: `_open()` (connect, then start a reader that calls `_receive()`
-for every message and `_ended()` when the transport ends), `_send()` and `_shut()`.
+The transport is composed in: a `Transport` opens with a `TransportLink` (what it calls for every message
+and when it ends), sends, and shuts; `LegacySseTransport` and `StdioTransport` are the two.
 """
 
 from __future__ import annotations
@@ -18,39 +18,70 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
 
 import orjson
 
 from meshgate import __version__
+from meshgate.connections.upstream.breaker import CircuitBreaker
 from meshgate.connections.upstream.progress import ProgressRoutes
+from meshgate.connections.upstream.server_requests import ServerRequests
+from meshgate.connections.upstream.session import Notification
 from meshgate.errors import UpstreamError, UpstreamInvalidResponse, UpstreamTimeout, UpstreamUnreachable
 from meshgate.jsonvalues import as_dict
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_VERSION = "2025-11-25"
-# What meshgate's sessions offer the upstream: its requests during a call go to the caller, who answers
-# (the proxy's bridged path, virtual MCPs); any it sends where no caller can answer get an error at once.
-CLIENT_CAPABILITIES: Mapping[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}}
 _WHOSE_UNKNOWN = "meshgate cannot tell which caller this request is for (no call, or several, are in flight)"
 _CANNOT_ANSWER = "the caller whose call is in flight cannot answer server-to-client requests through meshgate"
 _UNANSWERED = "the caller did not answer before its call ended or its wait ran out"
-Listener = Callable[[dict[str, Any]], None]
+Listener = Notification
 Asker = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 
+@dataclass(frozen=True, slots=True)
+class TransportLink:
+    """What a transport tells its session: each message as it arrives, the end of the transport, and (asked)
+    whether calls are in flight (an idle STDIO process may be stopped only when none are)."""
+
+    receive: Callable[[str | bytes], None]
+    ended: Callable[[UpstreamError], None]
+    busy: Callable[[], bool]
+
+
+class Transport(Protocol):
+    """The wire under a multiplexed session: legacy HTTP+SSE or a STDIO process."""
+
+    async def open(self, link: TransportLink) -> None:
+        """Connect, then hand every message to `link.receive` and the end to `link.ended` (once)."""
+        ...
+
+    async def send(self, message: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None) -> None: ...
+
+    async def shut(self) -> None:
+        """Disconnect (a no-op when not connected); `link.ended` is not called for it."""
+        ...
+
+
 class MultiplexedSession:
+    """An `UpstreamSession` over a `Transport`."""
+
     def __init__(
         self,
+        transport: Transport,
         title: str,
+        breaker: CircuitBreaker,
         *,
         connect_timeout: float,
         call_timeout: float,
         version: str,
         capabilities: Mapping[str, Any],
     ) -> None:
+        self.transport = transport
         self.title = title
+        self._breaker = breaker
         self.capabilities = capabilities  # declared in initialize
         self._connect_timeout = connect_timeout
         self._call_timeout = call_timeout
@@ -60,7 +91,7 @@ class MultiplexedSession:
         self._progress = ProgressRoutes()
         self._listeners: dict[int, Listener] = {}
         self._askers: dict[int, Asker] = {}  # requests whose callers can answer the server's requests
-        self._answering: set[asyncio.Task[None]] = set()  # requests whose callers hear what the server says meanwhile
+        self._server_requests = ServerRequests(title, self._send_quietly)  # bounded (security review 15)
         self._asking: dict[int, set[asyncio.Future[dict[str, Any] | None]]] = {}  # callers asked, by call
         self._url_elicitations: dict[str, int] = {}  # elicitationId -> the call whose caller was sent to the URL
         self._lock = asyncio.Lock()
@@ -69,6 +100,7 @@ class MultiplexedSession:
         self.on_notification: Listener | None = None  # what the upstream announces (list_changed ...)
         self.on_reopen: Callable[[], None] | None = None  # a new session replaced one (subscriptions are gone)
         self._opened_before = False
+        self._link = TransportLink(self._receive, self._ended, lambda: bool(self._waiting))
 
     # --- what callers use ---------------------------------------------------------------------------------
 
@@ -81,7 +113,35 @@ class MultiplexedSession:
         on_progress: Listener | None = None,
         on_server_request: Asker | None = None,
     ) -> dict[str, Any]:
-        """Send a request; returns the upstream's response message (its id is meshgate's, not the caller's)."""
+        """Send a request; returns the upstream's response message (its id is meshgate's, not the caller's).
+        The connection's circuit breaker counts whether the upstream answered."""
+        self._breaker.before_call()
+        try:
+            response = await self._request(method, params, extra_headers, on_progress, on_server_request)
+        except (UpstreamUnreachable, UpstreamTimeout):
+            self._breaker.record_failure()
+            raise
+        self._breaker.record_success()
+        return response
+
+    async def upstream_info(self) -> dict[str, Any]:
+        await self.request("ping")
+        return self.initialize_result or {}
+
+    def watch(self, listener: Notification) -> None:
+        self.on_notification = listener
+
+    async def stream_ready(self) -> None:
+        return  # what the upstream says outside a call arrives on the session itself
+
+    async def _request(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        extra_headers: Mapping[str, str] | None,
+        on_progress: Listener | None,
+        on_server_request: Asker | None,
+    ) -> dict[str, Any]:
         await self._ensure_open()
         message_id = next(self._ids)
         params, progress_key = self._progress.register(params, on_progress)
@@ -95,7 +155,7 @@ class MultiplexedSession:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[message_id] = future
         try:
-            await self._send(message, extra_headers)
+            await self.transport.send(message, extra_headers)
             async with asyncio.timeout(self._call_timeout):  # not wait_for: it can swallow a cancel on 3.11
                 return await future
         except TimeoutError as exc:
@@ -118,19 +178,11 @@ class MultiplexedSession:
         async with self._lock:
             self._open_now = False
             self.initialize_result = None
-            await self._shut()
+            await self.transport.shut()
+        await self._server_requests.close()
         self._fail_waiting(UpstreamUnreachable(f"the session with {self.title} was closed"))
 
-    # --- for subclasses -----------------------------------------------------------------------------------
-
-    async def _open(self) -> None:
-        raise NotImplementedError
-
-    async def _send(self, message: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None) -> None:
-        raise NotImplementedError
-
-    async def _shut(self) -> None:
-        raise NotImplementedError
+    # --- what the transport calls -------------------------------------------------------------------------
 
     def _receive(self, data: str | bytes) -> None:
         """One message from the upstream."""
@@ -143,9 +195,7 @@ class MultiplexedSession:
         if "method" in message:
             if message_id is not None:
                 call = next(iter(self._waiting)) if len(self._waiting) == 1 else None  # as it stands on arrival
-                task = asyncio.get_running_loop().create_task(self._answer_server(message, call))
-                self._answering.add(task)
-                task.add_done_callback(self._answering.discard)
+                self._server_requests.take(message, len(data), partial(self._answer_server, message, call))
             elif message.get("method") == "notifications/progress":
                 self._progress.deliver(message)
             elif message.get("method") == "notifications/elicitation/complete":
@@ -215,14 +265,14 @@ class MultiplexedSession:
         async with self._lock:
             if self._open_now and self.initialize_result is not None:
                 return
-            await self._shut()
-            await self._open()
+            await self.transport.shut()
+            await self.transport.open(self._link)
             self._open_now = True
             try:
                 self.initialize_result = await self._initialize()
             except BaseException:
                 self._open_now = False
-                await self._shut()
+                await self.transport.shut()
                 raise
             if self._opened_before and self.on_reopen is not None:
                 self.on_reopen()
@@ -238,7 +288,7 @@ class MultiplexedSession:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[message_id] = future
         try:
-            await self._send({"jsonrpc": "2.0", "id": message_id, "method": "initialize", "params": params})
+            await self.transport.send({"jsonrpc": "2.0", "id": message_id, "method": "initialize", "params": params})
             async with asyncio.timeout(self._connect_timeout):
                 response = await future
         except TimeoutError as exc:
@@ -259,7 +309,7 @@ class MultiplexedSession:
 
     async def _send_quietly(self, message: Mapping[str, Any]) -> None:
         try:
-            await self._send(message)
+            await self.transport.send(message)
         except UpstreamError as error:
             log.info("could not send to %s: %s", self.title, error.message)
 

@@ -1,6 +1,6 @@
 """Local MCP servers started as processes (STDIO connections, only with `--local-mode`).
 
-One long-lived process per connection and gateway process, started on first use, with requests
+One long-lived process per connection, caller and gateway process, started on first use, with requests
 multiplexed over its stdin/stdout (newline-delimited JSON-RPC, ids remapped by the session). The
 process runs in its own process group with a minimal environment (PATH, HOME, LANG and the
 connection's `envVars` — never meshgate's own secrets); its stderr goes to meshgate's log. When it
@@ -18,12 +18,12 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
-from meshgate.connections.upstream.multiplex import HANDSHAKE_VERSION, MultiplexedSession
+from meshgate.connections.upstream.multiplex import TransportLink
 from meshgate.errors import UpstreamError, UpstreamUnavailable, UpstreamUnreachable
 from meshgate.jsonvalues import as_dict, as_list
 
@@ -34,23 +34,40 @@ _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 _STOP_GRACE_S = 2.0
 
 
-class StdioSupervisor:
-    """How many local processes run, against the cap; and how long an idle one may live."""
+Clock = Callable[[], float]
 
-    def __init__(self, max_processes: int, idle_s: float) -> None:
+
+class StdioSupervisor:
+    """How many local processes run, against the cap; and how long an idle one may live (by `clock`)."""
+
+    def __init__(self, max_processes: int, idle_s: float, *, clock: Clock = time.monotonic) -> None:
         self.max_processes = max_processes
         self.idle_s = idle_s
+        self.clock = clock
         self.running = 0
+        self._transports: set[StdioTransport] = set()
 
-    def admit(self, title: str) -> None:
+    async def stop_idle(self) -> int:
+        """Stop every process idle for `idle_s` with no call in flight (each also checks by itself); how many."""
+        stopped = [transport for transport in list(self._transports) if transport.idle()]
+        for transport in stopped:
+            await transport.stop_idle()
+        return len(stopped)
+
+    def admit(self, transport: StdioTransport) -> None:
+        """Count a process about to start (refused at the cap)."""
         if self.running >= self.max_processes:
             raise UpstreamUnavailable(
-                f"cannot start {title}: {self.running} local processes already run "
+                f"cannot start {transport.title}: {self.running} local processes already run "
                 f"(MESHGATE_STDIO_MAX_PROCESSES={self.max_processes})"
             )
         self.running += 1
 
-    def release(self) -> None:
+    def started(self, transport: StdioTransport) -> None:
+        self._transports.add(transport)
+
+    def release(self, transport: StdioTransport) -> None:
+        self._transports.discard(transport)
         self.running = max(0, self.running - 1)
 
 
@@ -59,24 +76,11 @@ def restart_delay(crashes: int) -> float:
     return 0.0 if crashes <= 1 else min(10.0, 0.1 * 2 ** (crashes - 2))
 
 
-class StdioSession(MultiplexedSession):
-    def __init__(
-        self,
-        title: str,
-        spec: Mapping[str, Any],
-        supervisor: StdioSupervisor,
-        *,
-        connect_timeout: float,
-        call_timeout: float,
-        capabilities: Mapping[str, Any],
-    ) -> None:
-        super().__init__(
-            title,
-            connect_timeout=connect_timeout,
-            call_timeout=call_timeout,
-            version=HANDSHAKE_VERSION,
-            capabilities=capabilities,
-        )
+class StdioTransport:
+    """A `Transport`: newline-delimited JSON-RPC over a local process's stdin and stdout."""
+
+    def __init__(self, title: str, spec: Mapping[str, Any], supervisor: StdioSupervisor) -> None:
+        self.title = title
         self._command = str(spec.get("command", ""))
         self._args = [str(arg) for arg in as_list(spec.get("args"))]
         self._cwd = spec.get("cwd")
@@ -87,18 +91,19 @@ class StdioSession(MultiplexedSession):
         self._stopping = False
         self._crashes = 0
         self._next_start = 0.0
-        self._last_used = time.monotonic()
+        self._last_used = supervisor.clock()
+        self._link: TransportLink | None = None
 
     @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
-    async def _open(self) -> None:
-        wait = self._next_start - time.monotonic()
+    async def open(self, link: TransportLink) -> None:
+        wait = self._next_start - self._supervisor.clock()
         if wait > 0:
             raise UpstreamUnavailable(f"{self.title} exited {self._crashes} times in a row; restarting in {wait:.1f} s")
         env = {name: os.environ[name] for name in _INHERITED if name in os.environ} | self._env_vars
-        self._supervisor.admit(self.title)
+        self._supervisor.admit(self)
         try:
             self._process = await asyncio.create_subprocess_exec(
                 self._command,
@@ -112,40 +117,39 @@ class StdioSession(MultiplexedSession):
                 limit=_LINE_LIMIT,
             )
         except OSError as exc:
-            self._supervisor.release()
+            self._supervisor.release(self)
             raise UpstreamUnreachable(f"cannot start {self.title} ({self._command}): {exc.strerror or exc}") from exc
         self._stopping = False
-        self._last_used = time.monotonic()
+        self._last_used = self._supervisor.clock()
+        self._link = link
+        self._supervisor.started(self)
         log.info("started %s (pid %s)", self.title, self._process.pid)
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._read(self._process)),
+            loop.create_task(self._read(self._process, link)),
             loop.create_task(self._log_stderr(self._process)),
             loop.create_task(self._stop_when_idle()),
         ]
 
-    def _receive(self, data: str | bytes) -> None:
-        self._crashes = 0
-        super()._receive(data)
-
-    async def _send(self, message: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None) -> None:
+    async def send(self, message: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None) -> None:
         process = self._process
         if process is None or process.stdin is None or process.stdin.is_closing():
             raise UpstreamUnreachable(f"{self.title} is not running")
-        self._last_used = time.monotonic()
+        self._last_used = self._supervisor.clock()
         try:
             process.stdin.write(orjson.dumps(message) + b"\n")
             await process.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise UpstreamUnreachable(f"{self.title} stopped reading its input") from exc
 
-    async def _read(self, process: asyncio.subprocess.Process) -> None:
+    async def _read(self, process: asyncio.subprocess.Process, link: TransportLink) -> None:
         assert process.stdout is not None  # noqa: S101  (created with a pipe)
         failure: UpstreamError | None = None
         try:
             while line := await process.stdout.readline():
                 if line.strip():
-                    self._receive(line)
+                    self._crashes = 0
+                    link.receive(line)
         except (ValueError, asyncio.LimitOverrunError) as exc:
             failure = UpstreamUnreachable(f"{self.title} wrote a line over {_LINE_LIMIT} bytes: {exc}")
         code = await process.wait()
@@ -153,10 +157,10 @@ class StdioSession(MultiplexedSession):
             os.killpg(process.pid, signal.SIGKILL)  # whatever it started in its group goes with it
         if not self._stopping:
             self._crashes += 1
-            self._next_start = time.monotonic() + restart_delay(self._crashes)
+            self._next_start = self._supervisor.clock() + restart_delay(self._crashes)
             log.warning("%s exited with %s; it restarts on the next call", self.title, code)
             await self._release(process)
-        self._ended(failure or UpstreamUnreachable(f"{self.title} exited with code {code}"))
+        link.ended(failure or UpstreamUnreachable(f"{self.title} exited with code {code}"))
 
     async def _log_stderr(self, process: asyncio.subprocess.Process) -> None:
         assert process.stderr is not None  # noqa: S101  (created with a pipe)
@@ -164,16 +168,30 @@ class StdioSession(MultiplexedSession):
             while line := await process.stderr.readline():
                 log.info("%s: %s", self.title, line.decode("utf-8", errors="replace").rstrip()[:2000])
 
+    def idle(self) -> bool:
+        """Running, with no call in flight, and unused for the supervisor's idle time."""
+        link = self._link
+        if self._process is None or link is None or link.busy():
+            return False
+        return self._supervisor.clock() - self._last_used >= self._supervisor.idle_s
+
+    async def stop_idle(self) -> None:
+        """Stop the idle process; the session opens a new one on its next call."""
+        link = self._link
+        log.info("stopping %s after %.0f s without calls", self.title, self._supervisor.idle_s)
+        await self.shut()
+        if link is not None:
+            link.ended(UpstreamUnreachable(f"{self.title} was stopped after being idle"))
+
     async def _stop_when_idle(self) -> None:
-        idle_s = self._supervisor.idle_s
         while True:
-            await asyncio.sleep(max(0.05, idle_s / 4))
-            if not self._waiting and time.monotonic() - self._last_used >= idle_s:
-                log.info("stopping %s after %.0f s without calls", self.title, idle_s)
-                asyncio.get_running_loop().create_task(self.close())
+            await asyncio.sleep(max(0.05, self._supervisor.idle_s / 4))
+            if self.idle():
+                # Not from this task: stopping cancels it.
+                asyncio.get_running_loop().create_task(self.stop_idle())
                 return
 
-    async def _shut(self) -> None:
+    async def shut(self) -> None:
         process = self._process
         self._stopping = True
         if process is not None:
@@ -189,7 +207,8 @@ class StdioSession(MultiplexedSession):
     async def _release(self, process: asyncio.subprocess.Process) -> None:
         if self._process is process:
             self._process = None
-            self._supervisor.release()
+            self._link = None
+            self._supervisor.release(self)
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
