@@ -70,7 +70,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     port = _int(env, "PORT", 3000)
     database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'meshgate.db'}"
     if database_url.startswith("sqlite"):
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(data_dir)
     return Settings(
         database_url=database_url,
         data_dir=data_dir,
@@ -126,6 +126,20 @@ def with_overrides(settings: Settings, *, host: str | None, port: int | None, lo
     )
 
 
+def make_private_dir(path: Path) -> None:
+    """Create `path` readable by this user only (0700): it holds the database, its keys and audit payloads.
+
+    A directory that exists already is left as the operator made it."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:  # another process made it first
+        return
+    path.chmod(0o700)  # an unusual umask could have left the owner without write access
+
+
 def _encryption_key(env: Mapping[str, str], data_dir: Path) -> bytes:
     given = env.get("ENCRYPTION_KEY")
     if given:
@@ -156,7 +170,7 @@ def _decode_key(text: str, where: str) -> bytes:
 def _read_or_generate(path: Path, variable: str) -> str:
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     value = base64.b64encode(secrets.token_bytes(32)).decode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
