@@ -17,6 +17,8 @@ from meshgate.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_LOGIN_RATE_ADDRESS = Rate(per_second=10 / 60, burst=30)  # failed logins per client address
+DEFAULT_LOGIN_RATE_ACCOUNT = Rate(per_second=2 / 60, burst=10)  # failed logins per account (email)
 _KEY_FILE = "encryption.key"
 _SECRET_FILE = "secret.key"  # noqa: S105  (a file name, not a secret)
 
@@ -43,6 +45,8 @@ class Settings:
     block_private_networks: bool = False
     rate_limit_key: Rate | None = None
     rate_limit_organization: Rate | None = None
+    login_rate_address: Rate = DEFAULT_LOGIN_RATE_ADDRESS
+    login_rate_account: Rate = DEFAULT_LOGIN_RATE_ACCOUNT
     replica_heartbeat_seconds: float = 5.0
     log_format: str = "auto"
     tracing_enabled: bool = True
@@ -89,6 +93,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         block_private_networks=_flag(env, "MESHGATE_BLOCK_PRIVATE_NETWORKS"),
         rate_limit_key=_rate(env, "MESHGATE_RATE_LIMIT_KEY"),
         rate_limit_organization=_rate(env, "MESHGATE_RATE_LIMIT_ORG"),
+        login_rate_address=_rate(env, "MESHGATE_LOGIN_RATE_ADDRESS") or DEFAULT_LOGIN_RATE_ADDRESS,
+        login_rate_account=_rate(env, "MESHGATE_LOGIN_RATE_ACCOUNT") or DEFAULT_LOGIN_RATE_ACCOUNT,
         replica_heartbeat_seconds=_float(env, "MESHGATE_REPLICA_HEARTBEAT_SECONDS", 5.0),
         log_format=_choice(env, "MESHGATE_LOG_FORMAT", ("auto", "json", "text")),
         tracing_enabled=not _flag(env, "OTEL_SDK_DISABLED"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -71,11 +72,11 @@ def _private_sqlite_file(database: str | None) -> None:
     try:
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
-        for path in (database, f"{database}-wal", f"{database}-shm"):
+        for path in (Path(database), Path(f"{database}-wal"), Path(f"{database}-shm")):
             try:
-                mode = stat.S_IMODE(os.stat(path).st_mode)
+                mode = stat.S_IMODE(path.stat().st_mode)
                 if mode & 0o077:
-                    os.chmod(path, mode & 0o700)
+                    path.chmod(mode & 0o700)
                     log.warning("%s was readable by other users (mode %o): now %o", path, mode, mode & 0o700)
             except FileNotFoundError:
                 continue
