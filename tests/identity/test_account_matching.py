@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -15,6 +16,7 @@ from conftest import new_owner
 from support.gateway import Gateway
 from support.mcp_client import call, connect
 from support.oauth import forms_of, logged_in, new_person
+from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
 
@@ -141,3 +143,21 @@ async def test_member_add_by_user_id_is_an_invitation_only_that_user_accepts(gat
     async with logged_in(gateway, bob.email, bob.password) as http:
         assert (await _open_link(http, invited["url"])).status_code == 303
     assert bob.email in await _members(gateway, alice.api_key)
+
+
+@pytest.mark.finding(24)
+async def test_invitation_tokens_are_masked_in_the_access_log(gateway: Gateway) -> None:
+    owner = await new_owner(gateway, org="Logged")
+    invited = await _invite(gateway, owner.api_key, "INVITATION_CREATE", {"role": "member"})
+    token = remember_secret(invited["url"].rsplit("/", 1)[1])
+    code = remember_secret(f"code-{uuid.uuid4().hex}")
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.get(invited["url"])).status_code == 200
+        await http.get(f"{gateway.url}/oauth/callback?code={code}&state=some-state")
+    with anyio.fail_after(10):  # the access line is written after the answer
+        while True:
+            if "GET /oauth/callback?code=[redacted]&state=[redacted] HTTP/1.1" in gateway.logs():
+                break
+            await anyio.sleep(0.05)
+    assert "GET /invite/[redacted] HTTP/1.1" in gateway.logs()
+    assert token not in gateway.logs() and code not in gateway.logs()
