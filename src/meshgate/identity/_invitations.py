@@ -94,7 +94,7 @@ class InvitationService:
 
     async def list(self) -> list[Invitation]:
         """Open invitations, newest first (expired ones are removed on the way)."""
-        expired = (invitations.c.organization_id == self._org) & (invitations.c.expires_at < self._clock())
+        expired = (invitations.c.organization_id == self._org) & (invitations.c.expires_at <= self._clock())
         await self._session.execute(delete(invitations).where(expired))
         rows = await self._session.execute(
             select(invitations)
