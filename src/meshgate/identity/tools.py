@@ -169,7 +169,8 @@ async def member_add(ctx: ToolContext, args: MemberAddInput) -> Any:
             raise InvalidInput(f"no user with id {args.userId}")
         already = await members.find_by_user(user.id)
     else:
-        already = next((m for m in await members.list() if m.email == clean_email(args.email or "")), None)
+        address = clean_email(args.email or "")
+        already = next((m for m in await members.list() if m.email == address), None)
     if already is not None:
         raise Conflict(f"that user is already a member of this organization (member {already.id})")
     invitation, token = await InvitationService(ctx.session, org_id).create(
