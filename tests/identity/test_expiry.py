@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
 
 from meshgate.db.database import Database
-from meshgate.db.migrate import apply_migrations
 from meshgate.db.rows import utc_now
 from meshgate.errors import NotFound
 from meshgate.identity.service import InvitationService, OrganizationService, UserService, open_invitation
@@ -25,14 +23,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def db(tmp_db: str) -> AsyncIterator[Database]:
-    database = Database(tmp_db)
-    await apply_migrations(database.engine)
-    yield database
-    await database.close()
 
 
 async def test_an_invitation_works_until_it_expires_and_then_leaves_the_list(db: Database) -> None:

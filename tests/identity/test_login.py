@@ -12,7 +12,6 @@ import pytest
 
 from meshgate.access.ratelimit import Rate
 from meshgate.db.database import Database
-from meshgate.db.migrate import apply_migrations
 from meshgate.errors import RateLimited
 from meshgate.identity.login import LoginThrottle, PasswordLogin
 from meshgate.identity.passwords import Passwords
@@ -34,14 +33,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def db(tmp_db: str) -> AsyncIterator[Database]:
-    database = Database(tmp_db)
-    await apply_migrations(database.engine)
-    yield database
-    await database.close()
 
 
 @pytest.fixture

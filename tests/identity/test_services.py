@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import select, text
 
 from meshgate.access.ratelimit import Rate
 from meshgate.db.database import Database
-from meshgate.db.migrate import apply_migrations
 from meshgate.db.tables import api_keys, users
 from meshgate.errors import Conflict, InvalidInput
 from meshgate.identity.login import LoginThrottle, PasswordLogin
@@ -18,14 +15,6 @@ from meshgate.identity.passwords import Passwords
 from meshgate.identity.service import ApiKeyService, OrganizationService, RoleService, UserService
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def db(tmp_db: str) -> AsyncIterator[Database]:
-    database = Database(tmp_db)
-    await apply_migrations(database.engine)
-    yield database
-    await database.close()
 
 
 async def test_passwords_are_stored_as_argon2id_and_checked(db: Database) -> None:
