@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from meshgate.bootstrap import bootstrap_owner
 from meshgate.db.database import Database
-from meshgate.identity.service import ApiKeyService
+from meshgate.identity.service import ApiKeyService, MemberService, UserService
 from support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from support.databases import BACKENDS, fresh_database
 from support.gateway import Gateway, Owner, Upstream, start_gateway, start_upstream
@@ -84,6 +85,31 @@ async def key_for_user(gateway: Gateway, organization_id: str, user_id: str, per
     finally:
         await db.close()
     return remember_secret(value)
+
+
+@dataclass(frozen=True)
+class Joined:
+    member_id: str
+    user_id: str
+    email: str
+    api_key: str
+
+
+async def new_member(gateway: Gateway, organization_id: str, role: str, user_id: str | None = None) -> Joined:
+    """A member with `role` (a new user unless `user_id` is given) and an API key of theirs.
+
+    Through the services: the management tools only invite, and the person accepts (tests/identity)."""
+    db = Database(gateway.env["DATABASE_URL"])
+    try:
+        async with db.transaction() as session:
+            users = UserService(session)
+            user = await users.get(user_id) if user_id else await users.create(f"m-{uuid.uuid4().hex[:10]}@example.com")
+            assert user is not None
+            member = await MemberService(session, organization_id).add(user.id, role)
+            _key, value = await ApiKeyService(session, organization_id).create(user.id, "member")
+    finally:
+        await db.close()
+    return Joined(member.id, user.id, user.email, remember_secret(value))
 
 
 @pytest.fixture(scope="session")

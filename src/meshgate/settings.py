@@ -17,6 +17,8 @@ from meshgate.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_LOGIN_RATE_ADDRESS = Rate(per_second=10 / 60, burst=30)  # failed logins per client address
+DEFAULT_LOGIN_RATE_ACCOUNT = Rate(per_second=2 / 60, burst=10)  # failed logins per account (email)
 _KEY_FILE = "encryption.key"
 _SECRET_FILE = "secret.key"  # noqa: S105  (a file name, not a secret)
 
@@ -43,6 +45,8 @@ class Settings:
     block_private_networks: bool = False
     rate_limit_key: Rate | None = None
     rate_limit_organization: Rate | None = None
+    login_rate_address: Rate = DEFAULT_LOGIN_RATE_ADDRESS
+    login_rate_account: Rate = DEFAULT_LOGIN_RATE_ACCOUNT
     replica_heartbeat_seconds: float = 5.0
     log_format: str = "auto"
     tracing_enabled: bool = True
@@ -72,7 +76,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     port = _int(env, "PORT", 3000)
     database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'meshgate.db'}"
     if database_url.startswith("sqlite"):
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(data_dir)
     return Settings(
         database_url=database_url,
         data_dir=data_dir,
@@ -91,6 +95,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         block_private_networks=_flag(env, "MESHGATE_BLOCK_PRIVATE_NETWORKS"),
         rate_limit_key=_rate(env, "MESHGATE_RATE_LIMIT_KEY"),
         rate_limit_organization=_rate(env, "MESHGATE_RATE_LIMIT_ORG"),
+        login_rate_address=_rate(env, "MESHGATE_LOGIN_RATE_ADDRESS") or DEFAULT_LOGIN_RATE_ADDRESS,
+        login_rate_account=_rate(env, "MESHGATE_LOGIN_RATE_ACCOUNT") or DEFAULT_LOGIN_RATE_ACCOUNT,
         replica_heartbeat_seconds=_float(env, "MESHGATE_REPLICA_HEARTBEAT_SECONDS", 5.0),
         log_format=_choice(env, "MESHGATE_LOG_FORMAT", ("auto", "json", "text")),
         tracing_enabled=not _flag(env, "OTEL_SDK_DISABLED"),
@@ -130,6 +136,20 @@ def with_overrides(settings: Settings, *, host: str | None, port: int | None, lo
     )
 
 
+def make_private_dir(path: Path) -> None:
+    """Create `path` readable by this user only (0700): it holds the database, its keys and audit payloads.
+
+    A directory that exists already is left as the operator made it."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:  # another process made it first
+        return
+    path.chmod(0o700)  # an unusual umask could have left the owner without write access
+
+
 def _encryption_key(env: Mapping[str, str], data_dir: Path) -> bytes:
     given = env.get("ENCRYPTION_KEY")
     if given:
@@ -160,7 +180,7 @@ def _decode_key(text: str, where: str) -> bytes:
 def _read_or_generate(path: Path, variable: str) -> str:
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     value = base64.b64encode(secrets.token_bytes(32)).decode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import new_owner
+from conftest import new_member, new_owner
 from support.gateway import Gateway
 from support.mcp_client import call, connect
 
@@ -85,11 +85,7 @@ async def test_every_id_taking_tool_treats_other_org_ids_as_missing(gateway: Gat
 async def test_a_user_in_two_orgs_sees_only_the_keys_org(gateway: Gateway) -> None:
     a = await new_owner(gateway, org="Home")
     b = await new_owner(gateway, org="Elsewhere")
-    async with connect(gateway.mcp_url, b.api_key) as client:
-        members = await call(client, "ORGANIZATION_MEMBER_LIST")
-        b_email = members["items"][0]["email"]
-    async with connect(gateway.mcp_url, a.api_key) as client:
-        await call(client, "ORGANIZATION_MEMBER_ADD", {"email": b_email, "role": "admin"})
+    await new_member(gateway, a.organization_id, "admin", user_id=b.user_id)
     async with connect(gateway.mcp_url, b.api_key) as client:
         listed = await call(client, "ORGANIZATION_LIST")
     assert [o["id"] for o in listed["items"]] == [b.organization_id]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 import anyio
 import httpx
 import pytest
 
-from conftest import key_for_user, new_owner
+from conftest import key_for_user, new_member, new_owner
 from support.gateway import Gateway, rpc
 from support.mcp_client import call, call_error, connect, tool_names
 
@@ -17,13 +15,10 @@ pytestmark = pytest.mark.anyio
 LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 
 
-async def _add_member(gateway: Gateway, owner_key: str, org_id: str, role: str) -> tuple[str, str, str]:
+async def _add_member(gateway: Gateway, _owner_key: str, org_id: str, role: str) -> tuple[str, str, str]:
     """Add a new user with `role`; returns (member id, user id, that user's API key)."""
-    async with connect(gateway.mcp_url, owner_key) as owner:
-        member = await call(
-            owner, "ORGANIZATION_MEMBER_ADD", {"email": f"m-{uuid.uuid4().hex[:8]}@example.com", "role": role}
-        )
-    return member["id"], member["userId"], await key_for_user(gateway, org_id, member["userId"])
+    joined = await new_member(gateway, org_id, role)
+    return joined.member_id, joined.user_id, joined.api_key
 
 
 async def test_member_with_narrow_custom_role_neither_sees_nor_calls_other_tools(gateway: Gateway) -> None:

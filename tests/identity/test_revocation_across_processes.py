@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_connection, key_for_user, new_owner
+from conftest import add_connection, new_member, new_owner
 from support.databases import fresh_database
 from support.gateway import Gateway, Upstream, free_port, rpc, start_gateway
 from support.mcp_client import call, connect
@@ -49,9 +49,8 @@ async def test_role_change_through_one_process_narrows_the_other(two_gateways: t
         role = await call(
             client, "ROLE_CREATE", {"name": "ops", "permissions": {"self": ["ROLE_LIST", "API_KEY_LIST"]}}
         )
-        member = await call(client, "ORGANIZATION_MEMBER_ADD", {"email": "ops@example.com", "role": "ops"})
-
-    key = await key_for_user(first, owner.organization_id, member["userId"])
+    member = await new_member(first, owner.organization_id, "ops")
+    key = member.api_key
     listed = rpc(second.mcp_url, LIST, key=key).json()["result"]["tools"]
     assert {t["name"] for t in listed} == {"ROLE_LIST", "API_KEY_LIST"}
     async with connect(first.mcp_url, owner.api_key) as client:
@@ -59,7 +58,7 @@ async def test_role_change_through_one_process_narrows_the_other(two_gateways: t
     listed = rpc(second.mcp_url, LIST, key=key).json()["result"]["tools"]
     assert {t["name"] for t in listed} == {"ROLE_LIST"}
     async with connect(first.mcp_url, owner.api_key) as client:
-        await call(client, "ORGANIZATION_MEMBER_REMOVE", {"memberId": member["id"]})
+        await call(client, "ORGANIZATION_MEMBER_REMOVE", {"memberId": member.member_id})
     assert rpc(second.mcp_url, LIST, key=key).status_code == 401
 
 

@@ -2,42 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import select, text
 
+from meshgate.access.ratelimit import Rate
 from meshgate.db.database import Database
-from meshgate.db.migrate import apply_migrations
 from meshgate.db.tables import api_keys, users
 from meshgate.errors import Conflict, InvalidInput
+from meshgate.identity.login import LoginThrottle, PasswordLogin
 from meshgate.identity.models import MAX_CUSTOM_ROLES
+from meshgate.identity.passwords import Passwords
 from meshgate.identity.service import ApiKeyService, OrganizationService, RoleService, UserService
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def db(tmp_db: str) -> AsyncIterator[Database]:
-    database = Database(tmp_db)
-    await apply_migrations(database.engine)
-    yield database
-    await database.close()
-
-
 async def test_passwords_are_stored_as_argon2id_and_checked(db: Database) -> None:
+    passwords = Passwords(workers=1)
+    login = PasswordLogin(db, passwords, LoginThrottle(Rate(1, 100), Rate(1, 100)))
+    password_hash = await passwords.hash("correct horse battery")
     async with db.transaction() as session:
-        await UserService(session).create("Pat@Example.com", password="correct horse battery")
+        await UserService(session).create("Pat@Example.com", password_hash=password_hash)
     async with db.transaction() as session:
         stored = await session.scalar(select(users.c.password_hash).where(users.c.email == "pat@example.com"))
-        service = UserService(session)
-        assert await service.check_password("pat@example.com", "correct horse battery") is not None
-        assert await service.check_password("pat@example.com", "wrong password!") is None
-        assert await service.check_password("nobody@example.com", "correct horse battery") is None
+    assert await login.log_in("pat@example.com", "correct horse battery", "127.0.0.1") is not None
+    assert await login.log_in("pat@example.com", "wrong password!", "127.0.0.1") is None
+    assert await login.log_in("nobody@example.com", "correct horse battery", "127.0.0.1") is None
     assert stored is not None and stored.startswith("$argon2id$")
     with pytest.raises(InvalidInput, match="password must be 8 to 1024 characters"):
-        async with db.transaction() as session:
-            await UserService(session).create("short@example.com", password="short")
+        await passwords.hash("short")
+    passwords.close()
 
 
 async def test_api_keys_have_256_bits_and_only_their_hash_is_stored(db: Database) -> None:

@@ -10,7 +10,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import add_connection, key_for_user, new_owner
+from conftest import add_connection, new_member, new_owner
 from support.databases import fresh_database
 from support.gateway import Gateway, Upstream, start_gateway
 from support.mcp_client import call, connect
@@ -42,8 +42,7 @@ async def test_metrics_after_known_traffic(gateway: Gateway, upstream: Upstream)
     role = f"r{uuid.uuid4().hex[:6]}"
     async with connect(gateway.mcp_url, owner.api_key) as client:
         await call(client, "ROLE_CREATE", {"name": role, "permissions": {conn["id"]: ["add"]}})
-        member = await call(client, "ORGANIZATION_MEMBER_ADD", {"email": f"{role}@example.com", "role": role})
-    member_key = await key_for_user(gateway, owner.organization_id, member["userId"])
+    member_key = (await new_member(gateway, owner.organization_id, role)).api_key
     async with connect(f"{gateway.url}/mcp/{conn['id']}", owner.api_key, "2026-07-28") as client:
         for n in range(3):
             await client.call_tool("add", {"a": n, "b": 1})

@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from conftest import add_connection, key_for_user, new_owner, wait_for_logs
+from conftest import add_connection, new_member, new_owner, wait_for_logs
 from support.gateway import Gateway, Upstream, rpc
 from support.mcp_client import MODES, call, connect
 
@@ -18,8 +18,7 @@ async def _member_key(gateway: Gateway, owner_key: str, org_id: str, permissions
     name = f"r{uuid.uuid4().hex[:8]}"
     async with connect(gateway.mcp_url, owner_key) as client:
         await call(client, "ROLE_CREATE", {"name": name, "permissions": permissions})
-        member = await call(client, "ORGANIZATION_MEMBER_ADD", {"email": f"{name}@example.com", "role": name})
-    return await key_for_user(gateway, org_id, member["userId"])
+    return (await new_member(gateway, org_id, name)).api_key
 
 
 @pytest.mark.parametrize("mode", MODES)

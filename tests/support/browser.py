@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from meshgate.db.database import Database
+from meshgate.identity.passwords import hash_password
 from meshgate.identity.service import MemberService, UserService
 from support.gateway import Gateway
 from support.oauth import PASSWORD
@@ -59,7 +60,7 @@ async def add_member(gateway: Gateway, organization_id: str, role: str = "member
     db = Database(gateway.env["DATABASE_URL"])
     try:
         async with db.transaction() as session:
-            user = await UserService(session).create(email, password=PASSWORD)
+            user = await UserService(session).create(email, password_hash=hash_password(PASSWORD))
             await MemberService(session, organization_id).add(user.id, role)
     finally:
         await db.close()

@@ -78,6 +78,17 @@ def forms_of(html: str) -> _Forms:
     return parser
 
 
+@asynccontextmanager
+async def logged_in(gateway: Gateway, email: str, password: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client with a browser session of `email` (logged in on `/login`)."""
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        login = await http.get("/login")
+        fields = {**forms_of(login.text).fields, "email": email, "password": password, "next": "/app"}
+        answer = await http.post("/login", data=fields)
+        assert answer.status_code == 303, answer.text
+        yield http
+
+
 @dataclass
 class Browser:
     """Logs in on `/login` and answers the consent page; stops at the redirect back to the client."""

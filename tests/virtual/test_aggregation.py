@@ -23,7 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
-from conftest import key_for_user, new_owner, wait_for_logs
+from conftest import new_member, new_owner, wait_for_logs
 from support.databases import fresh_database
 from support.gateway import Gateway, Owner, Upstream, free_port, rpc, spawn_server, start_gateway, start_upstream
 from support.mcp_client import MODES, call, connect, connect_answering
@@ -237,8 +237,7 @@ async def _member(stack: Stack, permissions: dict[str, list[str]]) -> AsyncItera
     name = f"r{uuid.uuid4().hex[:8]}"
     async with connect(stack.gateway.mcp_url, stack.owner.api_key) as client:
         await call(client, "ROLE_CREATE", {"name": name, "permissions": permissions})
-        member = await call(client, "ORGANIZATION_MEMBER_ADD", {"email": f"{name}@example.com", "role": name})
-    yield await key_for_user(stack.gateway, stack.owner.organization_id, member["userId"])
+    yield (await new_member(stack.gateway, stack.owner.organization_id, name)).api_key
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -12,19 +10,9 @@ import pytest
 from conftest import key_for_user
 from support.browser import add_member
 from support.gateway import Gateway, Upstream, connection_request, rpc
-from support.oauth import forms_of, new_person
+from support.oauth import forms_of, logged_in, new_person
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def logged_in(gateway: Gateway, email: str, password: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
-        login = await http.get("/login")
-        fields = {**forms_of(login.text).fields, "email": email, "password": password, "next": "/app"}
-        answer = await http.post("/login", data=fields)
-        assert answer.status_code == 303, answer.text
-        yield http
 
 
 async def test_a_visit_without_a_session_goes_to_the_login_page(web_gateway: Gateway) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from meshgate.errors import ConfigurationError, RateLimited
@@ -45,29 +46,20 @@ class _Bucket:
         self.updated = now
 
 
-class RateLimiter:
-    """Token buckets for keys and organizations; `check` raises `RateLimited` with a retry delay."""
+class TokenBuckets:
+    """Named token buckets, refilled continuously on an injectable clock.
 
-    def __init__(self, per_key: Rate | None, per_organization: Rate | None) -> None:
-        self._per_key = per_key
-        self._per_org = per_organization
+    At most 100,000 are kept; past that all are forgotten at once (memory stays bounded)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
-        self.share = 1.0  # this process's slice of every limit (1/N for N live replicas)
 
-    @property
-    def enabled(self) -> bool:
-        return self._per_key is not None or self._per_org is not None
-
-    def check(self, organization_id: str, key_id: str | None) -> None:
-        now = time.monotonic()
-        if self._per_org is not None:
-            self._take(f"o:{organization_id}", self._per_org, now, "organization")
-        if self._per_key is not None and key_id is not None:
-            self._take(f"k:{key_id}", self._per_key, now, "API key")
-
-    def _take(self, name: str, rate: Rate, now: float, what: str) -> None:
-        per_second = rate.per_second * self.share
-        burst = max(1.0, rate.burst * self.share)
+    def take(self, name: str, rate: Rate, share: float = 1.0) -> float | None:
+        """Take one token: None when there was one, else the seconds until there is (nothing is taken)."""
+        per_second = rate.per_second * share
+        burst = max(1.0, rate.burst * share)
+        now = self._clock()
         bucket = self._buckets.get(name)
         if bucket is None:
             if len(self._buckets) >= _MAX_BUCKETS:
@@ -77,6 +69,37 @@ class RateLimiter:
             bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * per_second)
             bucket.updated = now
         if bucket.tokens < 1:
-            wait = (1 - bucket.tokens) / per_second
-            raise RateLimited(f"rate limit of this {what} reached; retry in {wait:.1f} s", retry_after=wait)
+            return (1 - bucket.tokens) / per_second
         bucket.tokens -= 1
+        return None
+
+    def give_back(self, name: str, rate: Rate) -> None:
+        """Return a token taken earlier (the attempt it paid for turned out not to count)."""
+        bucket = self._buckets.get(name)
+        if bucket is not None:
+            bucket.tokens = min(max(1.0, rate.burst), bucket.tokens + 1)
+
+
+class RateLimiter:
+    """Token buckets for keys and organizations; `check` raises `RateLimited` with a retry delay."""
+
+    def __init__(self, per_key: Rate | None, per_organization: Rate | None) -> None:
+        self._per_key = per_key
+        self._per_org = per_organization
+        self._buckets = TokenBuckets()
+        self.share = 1.0  # this process's slice of every limit (1/N for N live replicas)
+
+    @property
+    def enabled(self) -> bool:
+        return self._per_key is not None or self._per_org is not None
+
+    def check(self, organization_id: str, key_id: str | None) -> None:
+        if self._per_org is not None:
+            self._take(f"o:{organization_id}", self._per_org, "organization")
+        if self._per_key is not None and key_id is not None:
+            self._take(f"k:{key_id}", self._per_key, "API key")
+
+    def _take(self, name: str, rate: Rate, what: str) -> None:
+        wait = self._buckets.take(name, rate, self.share)
+        if wait is not None:
+            raise RateLimited(f"rate limit of this {what} reached; retry in {wait:.1f} s", retry_after=wait)

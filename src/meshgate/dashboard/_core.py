@@ -45,7 +45,6 @@ NOTICES = {
     "virtual-updated": "Virtual MCP saved.",
     "virtual-deleted": "Virtual MCP deleted.",
     "key-revoked": "API key revoked. It stops working on its next request.",
-    "member-added": "Member added.",
     "member-updated": "Role changed.",
     "member-removed": "Member removed.",
     "invitation-withdrawn": "Invitation withdrawn. Its link no longer works.",

@@ -6,11 +6,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from meshgate.errors import Conflict, MeshgateError
+from meshgate.errors import MeshgateError
 from meshgate.http.forms import read_form, single
 from meshgate.http.web import Web
 from meshgate.identity.models import Invitation, Organization, User
-from meshgate.identity.service import UserService, accept_invitation, open_invitation
+from meshgate.identity.service import accept_as_new_account, accept_invitation, open_invitation
 from meshgate.identity.sessions import BrowserSessionService
 from meshgate.identity.validation import clean_password
 
@@ -43,19 +43,19 @@ class InvitationPages:
             if not self._web.form_is_genuine(request, form):
                 return self._web.refused(request)
             user = await self._web.user(request)
-            session_value: str | None = None
             async with self._web.runtime.db.transaction() as session:
-                invitation, organization = await open_invitation(session, token)
-                if user is None:
-                    email = invitation.email or (single(form, "email") or "").strip()
-                    password = clean_password(single(form, "password") or "")
-                    users = UserService(session)
-                    if await users.find_by_email(email) is not None:
-                        raise Conflict("an account with this email exists already: log in first, then open the link")
-                    user = await users.create(email, password=password)
+                _invitation, organization = await open_invitation(session, token)
+            session_value: str | None = None
+            if user is None:
+                # Hashed before the transaction, off the event loop, and only for a link that is valid.
+                password_hash = await self._web.passwords.hash(clean_password(single(form, "password") or ""))
+                async with self._web.runtime.db.transaction() as session:
+                    user, _member = await accept_as_new_account(session, token, single(form, "email"), password_hash)
                     sessions = BrowserSessionService(session)
                     session_value = await sessions.start(user.id, self._web.runtime.settings.session_seconds)
-                await accept_invitation(session, token, user)
+            else:
+                async with self._web.runtime.db.transaction() as session:
+                    await accept_invitation(session, token, user)
         except MeshgateError as error:
             return await self._refused_join(request, token, error, "".join(form.get("email", []))[:320])
         target = f"{self._web.base}/app/{organization.slug}/connections?notice=joined"

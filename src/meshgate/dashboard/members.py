@@ -58,15 +58,16 @@ class MemberPages:
         )
 
     async def add(self, request: Request, visit: Visit, form: Form) -> Response:
+        """An invitation for that address: its link is shown once, like one made below."""
         try:
-            await self._d.tool(
+            invited = await self._d.tool(
                 visit, "ORGANIZATION_MEMBER_ADD", {"email": field(form, "email"), "role": field(form, "role")}
             )
         except MeshgateError as error:
             return await self.members(
                 request, visit, error.http_status, error=error.message, email=field(form, "email")
             )
-        return self._d.back(visit, "/members", "member-added")
+        return await self.members(request, visit, invited=invited)
 
     async def change_role(self, request: Request, visit: Visit, form: Form) -> Response:
         member_id = str(request.path_params["id"])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -11,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
 
 from meshgate.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -48,12 +54,34 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         kwargs["connect_args"] = {"timeout": 30}
         if ":memory:" in full or full.endswith("://"):
             kwargs["poolclass"] = NullPool
+        _private_sqlite_file(make_url(full).database)
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
     engine = create_async_engine(full, **kwargs)
     if dialect == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _private_sqlite_file(database: str | None) -> None:
+    """Create the database file 0600 before SQLite opens it (its WAL and SHM files take the same mode).
+
+    The file holds password hashes and audit payloads. An existing file readable by others is tightened."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for path in (Path(database), Path(f"{database}-wal"), Path(f"{database}-shm")):
+            try:
+                mode = stat.S_IMODE(path.stat().st_mode)
+                if mode & 0o077:
+                    path.chmod(mode & 0o700)
+                    log.warning("%s was readable by other users (mode %o): now %o", path, mode, mode & 0o700)
+            except FileNotFoundError:
+                continue
+    except FileNotFoundError:  # its directory does not exist: SQLite will say so when it connects
+        return
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -72,6 +72,7 @@ users = Table(
     Column("email", String(320), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
     Column("password_hash", String(255), nullable=True),
+    Column("email_verified_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -319,6 +320,7 @@ invitations = Table(
     Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
     Column("role", String(64), nullable=False),
     Column("email", String(320), nullable=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_by", ID, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),

@@ -10,7 +10,9 @@ from starlette.responses import Response
 from meshgate.http import csrf
 from meshgate.http.forms import single
 from meshgate.http.pages import render
+from meshgate.identity.login import LoginThrottle, PasswordLogin
 from meshgate.identity.models import User
+from meshgate.identity.passwords import Passwords
 from meshgate.identity.sessions import COOKIE as SESSION_COOKIE
 from meshgate.identity.sessions import BrowserSessionService
 from meshgate.runtime import Runtime
@@ -22,6 +24,9 @@ class Web:
         self.csrf = csrf.Csrf(runtime.settings.secret)
         self.secure = runtime.settings.public_url.startswith("https://")
         self.base = _path_of(runtime.settings.public_url)
+        self.passwords = Passwords()
+        throttle = LoginThrottle(runtime.settings.login_rate_address, runtime.settings.login_rate_account)
+        self.login = PasswordLogin(runtime.db, self.passwords, throttle)
 
     async def user(self, request: Request) -> User | None:
         value = request.cookies.get(SESSION_COOKIE)

@@ -27,13 +27,18 @@ class NoInput(ToolInput):
     pass
 
 
+def invitation_url(ctx: ToolContext, token: str) -> str:
+    """The link a person opens to accept; it is in this answer only."""
+    return f"{ctx.runtime.settings.public_url}/invite/{token}"
+
+
 async def invitation_create(ctx: ToolContext, args: InvitationCreateInput) -> Any:
     await _policy.require_may_grant_role(ctx.session, ctx.principal, args.role)
     service = InvitationService(ctx.session, ctx.principal.organization_id)
     invitation, token = await service.create(
         args.role, ctx.principal.user_id, email=args.email, expires_in=args.expiresIn
     )
-    return {**invitation.to_dict(), "url": f"{ctx.runtime.settings.public_url}/invite/{token}"}
+    return {**invitation.to_dict(), "url": invitation_url(ctx, token)}
 
 
 async def invitation_list(ctx: ToolContext, _args: NoInput) -> Any:

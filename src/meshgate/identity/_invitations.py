@@ -1,11 +1,18 @@
 """Invitation links: a random token (stored as SHA-256) that adds the person who opens it to an organization.
 
-A link is used once; it names a role and, optionally, the one email address that may use it."""
+A link is used once and names a role. It may be bound:
+- to nobody: whoever holds the link joins (with an existing account or a new one);
+- to an email address: a new account with that address, or an existing account whose owner proved the
+  address (`User.email_verified`); an unproved account with that address cannot take it;
+- to one existing user (`ORGANIZATION_MEMBER_ADD` by user id): only that user, logged in.
+An account created from a link keeps an unverified address: holding a link proves nothing about a mailbox.
+"""
 
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, delete, func, insert, select
@@ -17,6 +24,7 @@ from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from meshgate.identity import _rows
 from meshgate.identity._api_keys import hash_key
 from meshgate.identity._members import MemberService
+from meshgate.identity._users import UserService
 from meshgate.identity.models import Invitation, Member, Organization, User
 from meshgate.identity.validation import clean_email
 
@@ -30,14 +38,23 @@ MAX_PENDING = 1000
 class InvitationService:
     """Creates, lists and withdraws the invitations of one organization."""
 
-    def __init__(self, session: AsyncSession, organization_id: str) -> None:
+    def __init__(self, session: AsyncSession, organization_id: str, clock: Callable[[], datetime] = utc_now) -> None:
         self._session = session
         self._org = organization_id
+        self._clock = clock
 
     async def create(
-        self, role: str, created_by: str, *, email: str | None = None, expires_in: int | None = None
+        self,
+        role: str,
+        created_by: str,
+        *,
+        email: str | None = None,
+        user_id: str | None = None,
+        expires_in: int | None = None,
     ) -> tuple[Invitation, str]:
         """A new invitation and its token; the token is not stored and cannot be shown again."""
+        if email is not None and user_id is not None:
+            raise InvalidInput("an invitation is for an email address or for a user id, not both")
         await MemberService(self._session, self._org).require_role(role)
         seconds = DEFAULT_SECONDS if expires_in is None else expires_in
         if not MIN_SECONDS <= seconds <= MAX_SECONDS:
@@ -49,12 +66,13 @@ class InvitationService:
         if int(pending or 0) >= MAX_PENDING:
             raise Conflict(f"an organization can have at most {MAX_PENDING} open invitations; withdraw old ones")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        now = utc_now()
+        now = self._clock()
         invitation = Invitation(
             id=new_id(),
             organization_id=self._org,
             role=role,
             email=address,
+            user_id=user_id,
             created_by=created_by,
             created_at=now,
             expires_at=now + timedelta(seconds=seconds),
@@ -65,6 +83,7 @@ class InvitationService:
                 organization_id=self._org,
                 role=role,
                 email=address,
+                user_id=user_id,
                 token_hash=hash_key(token),
                 created_by=created_by,
                 created_at=now,
@@ -75,7 +94,7 @@ class InvitationService:
 
     async def list(self) -> list[Invitation]:
         """Open invitations, newest first (expired ones are removed on the way)."""
-        expired = (invitations.c.organization_id == self._org) & (invitations.c.expires_at < utc_now())
+        expired = (invitations.c.organization_id == self._org) & (invitations.c.expires_at <= self._clock())
         await self._session.execute(delete(invitations).where(expired))
         rows = await self._session.execute(
             select(invitations)
@@ -96,11 +115,13 @@ class InvitationService:
         return _invitation(row)
 
 
-async def open_invitation(session: AsyncSession, token: str) -> tuple[Invitation, Organization]:
+async def open_invitation(
+    session: AsyncSession, token: str, clock: Callable[[], datetime] = utc_now
+) -> tuple[Invitation, Organization]:
     """The invitation a token belongs to and its organization, while it lasts."""
     query = select(invitations).where(invitations.c.token_hash == hash_key(token))
     row = (await session.execute(query)).first() if len(token) <= 100 else None
-    if row is None or utc_now() >= row.expires_at:
+    if row is None or clock() >= row.expires_at:
         raise NotFound("this invitation link is not valid: it was used, withdrawn or has expired")
     organization = (
         await session.execute(select(organizations).where(organizations.c.id == row.organization_id))
@@ -109,11 +130,44 @@ async def open_invitation(session: AsyncSession, token: str) -> tuple[Invitation
     return _invitation(row), _rows.organization(organization)
 
 
-async def accept_invitation(session: AsyncSession, token: str, user: User) -> Member:
-    """Add `user` to the invitation's organization with its role; the link is used up."""
-    invitation, _organization = await open_invitation(session, token)
-    if invitation.email is not None and invitation.email != user.email:
-        raise PermissionDenied(f"this invitation is for {invitation.email}; log in with that address")
+async def accept_invitation(
+    session: AsyncSession, token: str, user: User, clock: Callable[[], datetime] = utc_now
+) -> Member:
+    """Add the logged-in `user` to the invitation's organization with its role; the link is used up."""
+    invitation, _organization = await open_invitation(session, token, clock)
+    if invitation.user_id is not None and invitation.user_id != user.id:
+        raise PermissionDenied("this invitation is for another account; log in with the account it was made for")
+    if invitation.email is not None:
+        if invitation.email != user.email:
+            raise PermissionDenied(f"this invitation is for {invitation.email}; log in with that address")
+        if not user.email_verified:
+            raise PermissionDenied(
+                f"this invitation is for {invitation.email}, and this account has not yet proved that the "
+                "address is its own; once it is verified, open the link again"
+            )
+    return await _join(session, invitation, user)
+
+
+async def accept_as_new_account(
+    session: AsyncSession,
+    token: str,
+    email: str | None,
+    password_hash: str,
+    clock: Callable[[], datetime] = utc_now,
+) -> tuple[User, Member]:
+    """Create an account from the link and join with it. Its address stays unverified."""
+    invitation, _organization = await open_invitation(session, token, clock)
+    if invitation.user_id is not None:
+        raise PermissionDenied("this invitation is for an existing account: log in first, then open the link")
+    users = UserService(session)
+    address = clean_email(invitation.email or email or "")
+    if await users.find_by_email(address) is not None:
+        raise Conflict("an account with this email exists already: log in first, then open the link")
+    user = await users.create(address, password_hash=password_hash)
+    return user, await _join(session, invitation, user)
+
+
+async def _join(session: AsyncSession, invitation: Invitation, user: User) -> Member:
     members = MemberService(session, invitation.organization_id)
     if await members.find_by_user(user.id) is not None:
         raise Conflict("you are already a member of this organization")
@@ -128,6 +182,7 @@ def _invitation(row: Row[Any]) -> Invitation:
         organization_id=row.organization_id,
         role=row.role,
         email=row.email,
+        user_id=row.user_id,
         created_by=row.created_by,
         created_at=row.created_at,
         expires_at=row.expires_at,

@@ -10,7 +10,13 @@ from meshgate.identity.models import ApiKey, Member, Organization, Role, User
 
 
 def user(row: Row[Any]) -> User:
-    return User(id=row.id, email=row.email, name=row.name, created_at=row.created_at)
+    return User(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        created_at=row.created_at,
+        email_verified=row.email_verified_at is not None,
+    )
 
 
 def organization(row: Row[Any]) -> Organization:

@@ -28,9 +28,16 @@ class User:
     email: str
     name: str
     created_at: datetime
+    email_verified: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "email": self.email, "name": self.name, "createdAt": _iso(self.created_at)}
+        return {
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "emailVerified": self.email_verified,
+            "createdAt": _iso(self.created_at),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +133,13 @@ class ApiKey:
 
 @dataclass(frozen=True, slots=True)
 class Invitation:
-    """A link that adds whoever opens it (or only `email`, when set) to an organization with a role."""
+    """A link that adds whoever opens it (or only `email`, or only the user `user_id`) to an organization."""
 
     id: str
     organization_id: str
     role: str
     email: str | None
+    user_id: str | None
     created_by: str | None
     created_at: datetime
     expires_at: datetime
@@ -142,6 +150,7 @@ class Invitation:
             "organizationId": self.organization_id,
             "role": self.role,
             "email": self.email,
+            "userId": self.user_id,
             "createdBy": self.created_by,
             "createdAt": _iso(self.created_at),
             "expiresAt": _iso(self.expires_at),

@@ -6,10 +6,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from meshgate.errors import MeshgateError
+from meshgate.errors import MeshgateError, RateLimited
+from meshgate.http.errors import retry_after
 from meshgate.http.forms import read_form, single
 from meshgate.http.web import Web
-from meshgate.identity.service import UserService
 from meshgate.identity.sessions import COOKIE as SESSION_COOKIE
 from meshgate.identity.sessions import BrowserSessionService
 
@@ -50,23 +50,32 @@ class LoginPages:
             return self._web.refused(request)
         user = None
         if email and password:
-            async with self._web.runtime.db.transaction() as session:
-                user = await UserService(session).check_password(email, password)
+            try:
+                user = await self._web.login.log_in(email, password, _client_address(request))
+            except RateLimited as error:
+                page = self._login_page(request, 429, email, next_url, f"{error.message}.")
+                page.headers["Retry-After"] = retry_after(error)
+                return page
         if user is None:
-            return self._web.page(
-                request,
-                "login.html",
-                401,
-                user=None,
-                next=safe_next(next_url),
-                email=(email or "")[:320],
-                error="The email or password is wrong.",
-            )
+            return self._login_page(request, 401, email, next_url, "The email or password is wrong.")
         async with self._web.runtime.db.transaction() as session:
             value = await BrowserSessionService(session).start(user.id, self._web.runtime.settings.session_seconds)
         response = RedirectResponse(self._web.base + safe_next(next_url), status_code=303)
         self._web.set_session(response, value)
         return response
+
+    def _login_page(
+        self, request: Request, status: int, email: str | None, next_url: str | None, error: str
+    ) -> Response:
+        return self._web.page(
+            request,
+            "login.html",
+            status,
+            user=None,
+            next=safe_next(next_url),
+            email=(email or "")[:320],
+            error=error,
+        )
 
     async def logout(self, request: Request) -> Response:
         try:
@@ -82,3 +91,8 @@ class LoginPages:
         response = RedirectResponse(self._web.base + "/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+
+def _client_address(request: Request) -> str:
+    """The peer address (behind a reverse proxy: the proxy's, so the per-account budget does the work)."""
+    return request.client.host if request.client is not None else "unknown"

@@ -1,7 +1,12 @@
 """Identity services: each takes a database session (and an organization where it is scoped to one)."""
 
 from meshgate.identity._api_keys import ApiKeyService, hash_key
-from meshgate.identity._invitations import InvitationService, accept_invitation, open_invitation
+from meshgate.identity._invitations import (
+    InvitationService,
+    accept_as_new_account,
+    accept_invitation,
+    open_invitation,
+)
 from meshgate.identity._members import MemberService
 from meshgate.identity._organizations import IDENTITY, OrganizationService
 from meshgate.identity._principals import member_principal
@@ -16,6 +21,7 @@ __all__ = [
     "OrganizationService",
     "RoleService",
     "UserService",
+    "accept_as_new_account",
     "accept_invitation",
     "hash_key",
     "member_principal",

@@ -7,11 +7,13 @@ Logging out deletes the row, so a stolen cookie stops working at once; deleting 
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshgate.db.rows import utc_now
 from meshgate.db.tables import browser_sessions, users
 from meshgate.identity import _rows
 from meshgate.identity.models import User
@@ -21,13 +23,14 @@ COOKIE = "meshgate_session"
 
 
 class BrowserSessionService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, clock: Callable[[], datetime] = utc_now) -> None:
         self._session = session
+        self._clock = clock
 
     async def start(self, user_id: str, lifetime_s: int) -> str:
         """A new session for `user_id`; the returned value goes into the cookie and nowhere else."""
         value = "mgs_" + secrets.token_urlsafe(32)
-        now = datetime.now(UTC)
+        now = self._clock()
         await self._session.execute(
             browser_sessions.insert().values(
                 id_hash=hash_key(value), user_id=user_id, created_at=now, expires_at=now + timedelta(seconds=lifetime_s)
@@ -48,7 +51,7 @@ class BrowserSessionService:
                 .where(browser_sessions.c.id_hash == hash_key(value))
             )
         ).first()
-        if row is None or row.expires_at <= datetime.now(UTC):
+        if row is None or row.expires_at <= self._clock():
             return None
         return _rows.user(row)
 

@@ -6,10 +6,18 @@ from typing import Any
 
 from pydantic import Field
 
-from meshgate.errors import InvalidInput, NotFound, PermissionDenied
+from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from meshgate.identity import _policy
-from meshgate.identity._invitation_tools import INVITATION_TOOLS
-from meshgate.identity.service import ApiKeyService, MemberService, OrganizationService, RoleService, UserService
+from meshgate.identity._invitation_tools import INVITATION_TOOLS, invitation_url
+from meshgate.identity.service import (
+    ApiKeyService,
+    InvitationService,
+    MemberService,
+    OrganizationService,
+    RoleService,
+    UserService,
+)
+from meshgate.identity.validation import clean_email
 from meshgate.mcp.registry import ToolContext, ToolInput, ToolSpec
 
 PermissionMapInput = dict[str, list[str]]
@@ -49,7 +57,7 @@ class MemberAddInput(ToolInput):
     organizationId: str | None = Field(None, description="Organization id; defaults to the caller's", max_length=36)  # noqa: N815  (MCP Mesh's wire name)
     userId: str | None = Field(None, description="Id of an existing user (give this or email)", max_length=36)  # noqa: N815
     email: str | None = Field(
-        None, description="Email of the user; a user without password is created if new", max_length=320
+        None, description="Email to invite; only its proved owner (or a new account) can accept", max_length=320
     )
     role: str = Field(description="owner, admin, member or the name of a custom role", max_length=64)
 
@@ -147,21 +155,28 @@ async def settings_update(ctx: ToolContext, args: SettingsUpdateInput) -> Any:
 
 
 async def member_add(ctx: ToolContext, args: MemberAddInput) -> Any:
+    """An invitation the person accepts, never a membership: the answer is the same whether or not an
+    account has the email, and says nothing about the user (review findings 3 and 19)."""
     org_id = _policy.require_same_org(ctx.principal, args.organizationId)
     if (args.userId is None) == (args.email is None):
         raise InvalidInput("give exactly one of userId or email")
     members = MemberService(ctx.session, org_id)
     await members.require_role(args.role)
     await _policy.require_may_grant_role(ctx.session, ctx.principal, args.role)
-    users = UserService(ctx.session)
     if args.userId is not None:
-        user = await users.get(args.userId)
+        user = await UserService(ctx.session).get(args.userId)
         if user is None:
             raise InvalidInput(f"no user with id {args.userId}")
+        already = await members.find_by_user(user.id)
     else:
-        email = args.email or ""
-        user = await users.find_by_email(email) or await users.create(email)
-    return (await members.add(user.id, args.role)).to_dict()
+        address = clean_email(args.email or "")
+        already = next((m for m in await members.list() if m.email == address), None)
+    if already is not None:
+        raise Conflict(f"that user is already a member of this organization (member {already.id})")
+    invitation, token = await InvitationService(ctx.session, org_id).create(
+        args.role, ctx.principal.user_id, email=args.email, user_id=args.userId
+    )
+    return {**invitation.to_dict(), "status": "invited", "url": invitation_url(ctx, token)}
 
 
 async def member_remove(ctx: ToolContext, args: MemberIdInput) -> Any:
@@ -300,7 +315,8 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     ToolSpec(
         "ORGANIZATION_MEMBER_ADD",
-        "Add a user (by id or email) to the organization with a role.",
+        "Invite a person (by user id or email) with a role: they join when they open the link in the answer"
+        " and accept. The answer is the same whether or not the email has an account.",
         MemberAddInput,
         member_add,
     ),

@@ -8,6 +8,7 @@ of the test run for every secret it used).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +75,25 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{' '.join(extra)}]" if extra else line
 
 
+# Secrets that travel in URLs: invitation tokens in the path, OAuth codes and states in the query.
+_SECRET_IN_URL = re.compile(r"(/invite/)[^/?#\s]+|([?&](?:code|state)=)[^&#\s]+")
+
+
+def redact_url(path: str) -> str:
+    """`path` with the secrets it may carry replaced by `[redacted]`."""
+    return _SECRET_IN_URL.sub(lambda match: (match.group(1) or match.group(2)) + "[redacted]", path)
+
+
+class AccessLogRedaction(logging.Filter):
+    """uvicorn's access lines carry the full path and query (`MESHGATE_ACCESS_LOG=1`): mask their secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_url(args[2]), *args[3:])
+        return True
+
+
 def configure_logging(level: str, log_format: str = "auto") -> None:
     """`log_format` is json, text, or auto (text on a terminal, JSON otherwise)."""
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
@@ -91,6 +111,9 @@ def configure_logging(level: str, log_format: str = "auto") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, AccessLogRedaction) for f in access.filters):
+        access.addFilter(AccessLogRedaction())
 
 
 def uvicorn_log_config() -> dict[str, Any]:
