@@ -378,6 +378,7 @@ event_subscriptions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index(None, "organization_id", "connection_id"),
+    Index(None, "organization_id", "event_type"),
 )
 
 event_deliveries = Table(

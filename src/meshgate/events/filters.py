@@ -25,14 +25,12 @@ _DIALECTS = (*_COMPARISONS, "all", "any", "not")
 
 def checked_filter(given: Any) -> Any:
     """The filter as given, or a refusal that says where it is wrong and what is allowed."""
-    if given is None:
-        return None
     nodes = [0]
     if isinstance(given, list):
         _check_list(cast("list[Any]", given), "filter", 1, nodes)
-    else:
+    elif given is not None:
         _check(given, "filter", 1, nodes)
-    return given
+    return cast("Any", given)
 
 
 def matches(given: Any, attributes: Mapping[str, str]) -> bool:
@@ -45,17 +43,21 @@ def matches(given: Any, attributes: Mapping[str, str]) -> bool:
     dialect, operand = next(iter(expression.items()))
     if dialect in _COMPARISONS:
         name, value = next(iter(cast("dict[str, str]", operand).items()))
-        found = attributes.get(name)
-        if found is None:
-            return False
-        if dialect == "exact":
-            return found == value
-        return found.startswith(value) if dialect == "prefix" else found.endswith(value)
+        return _compared(dialect, attributes.get(name), value)
     if dialect == "all":
         return all(matches(item, attributes) for item in operand)
     if dialect == "any":
         return any(matches(item, attributes) for item in operand)
     return not matches(operand, attributes)
+
+
+def _compared(dialect: str, found: str | None, value: str) -> bool:
+    """An event without the attribute matches no comparison."""
+    if found is None:
+        return False
+    if dialect == "exact":
+        return found == value
+    return found.startswith(value) if dialect == "prefix" else found.endswith(value)
 
 
 def _check(expression: Any, where: str, depth: int, nodes: list[int]) -> None:
@@ -68,7 +70,7 @@ def _check(expression: Any, where: str, depth: int, nodes: list[int]) -> None:
     inner = f"{where}.{dialect}"
     if dialect in _COMPARISONS:
         if not isinstance(operand, dict) or len(cast("dict[str, Any]", operand)) != 1:
-            raise InvalidInput(f"{inner} must name exactly one attribute, e.g. {{\"type\": \"order.created\"}}")
+            raise InvalidInput(f'{inner} must name exactly one attribute, e.g. {{"type": "order.created"}}')
         name, value = next(iter(cast("dict[str, Any]", operand).items()))
         if not _ATTRIBUTE.fullmatch(name):
             raise InvalidInput(f"{inner}: {name[:40]!r} is not an attribute name (a-z and 0-9, up to 20)")

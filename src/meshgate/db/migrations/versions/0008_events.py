@@ -78,6 +78,9 @@ def upgrade() -> None:
         "event_subscriptions",
         ["organization_id", "connection_id"],
     )
+    op.create_index(
+        "ix_event_subscriptions_organization_id_event_type", "event_subscriptions", ["organization_id", "event_type"]
+    )
     op.create_table(
         "event_deliveries",
         sa.Column("id", ID, nullable=False),

@@ -1,0 +1,378 @@
+"""Delivering events at least once: claim due deliveries, call each subscriber's ON_EVENTS, record the outcome.
+
+Every process runs one worker. A claim leases deliveries for `lease` seconds (PostgreSQL and MariaDB claim with
+`FOR UPDATE SKIP LOCKED`, so workers never take the same rows; SQLite has one process); a worker killed
+mid-delivery loses nothing: its leases run out and any worker takes the deliveries again. Workers wake when a
+publish announces due deliveries (in this process, and on PostgreSQL through NOTIFY) and otherwise poll.
+
+A delivery is a tool call through the call pipeline, as the subscription's creator with that person's
+permissions at the time (narrowed to the subscriber's ON_EVENTS), so it is permission-checked and audited.
+The subscriber's answer (the ON_EVENTS binding) decides: `{success: true}` delivered; `{success: false, error}`
+failed for good (dead letter); `{retryAfter: ms}` again later, not counted as an attempt; `results` per event
+id, with the batch fields for the rest. A failed call is retried with exponential backoff and jitter; a refusal
+that cannot heal (no such tool, no permission, the person left) is a dead letter at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import orjson
+from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meshgate.access import Principal
+from meshgate.calls.models import CallContext, Target
+from meshgate.calls.service import CallService
+from meshgate.db.database import EVERYTHING, Database, rows_changed
+from meshgate.db.rows import new_id, utc_now
+from meshgate.db.tables import event_deliveries, event_subscriptions, events, organizations
+from meshgate.errors import MeshgateError, NotFound, PermissionDenied, UpstreamRpcError
+from meshgate.events.models import DEAD, DELIVERED, PENDING, CloudEvent
+from meshgate.events.service import DELIVERY_TOOL, WAKE_TOPIC, EventService, event_of, next_firing
+from meshgate.identity.service import member_principal
+from meshgate.jsonvalues import as_dict
+
+log = logging.getLogger(__name__)
+
+_PERMANENT_RPC = (-32601, -32602)  # method or tool not found, invalid params: retrying changes nothing
+_MAX_ERROR = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """How the worker delivers; every figure is a setting."""
+
+    batch_size: int = 50  # events per ON_EVENTS call
+    claim_size: int = 500  # deliveries claimed at once
+    concurrency: int = 8  # subscribers called at the same time
+    lease_s: float = 60.0
+    poll_s: float = 1.0
+    first_retry_s: float = 1.0
+    max_retry_s: float = 3600.0
+    max_attempts: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    delivery_id: str
+    organization_id: str
+    subscription_id: str
+    connection_id: str
+    created_by: str
+    attempts: int
+    event: CloudEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # delivered | dead | pending
+    error: str | None = None
+    retry_in_s: float | None = None  # for pending
+    counts: bool = True  # whether this retry counts as a failed attempt
+
+
+class EventWorker:
+    """Fires due schedules and delivers due events, until stopped."""
+
+    def __init__(
+        self,
+        db: Database,
+        calls: CallService,
+        policy: DeliveryPolicy | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._db = db
+        self._calls = calls
+        self.policy = policy or DeliveryPolicy()
+        self._clock = clock
+        self._jitter = jitter
+        self.name = f"worker-{secrets.token_hex(6)}"
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        db.subscribe(self._heard)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run_once(self) -> int:
+        """Fire what is due and deliver one claim of due deliveries; returns how many deliveries were tried."""
+        await self.fire_due()
+        claimed = await self._claim()
+        if not claimed:
+            return 0
+        groups: dict[str, list[_Claimed]] = defaultdict(list)
+        for item in claimed:
+            groups[item.subscription_id].append(item)
+        batches = [
+            group[start : start + self.policy.batch_size]
+            for group in groups.values()
+            for start in range(0, len(group), self.policy.batch_size)
+        ]
+        limit = asyncio.Semaphore(self.policy.concurrency)
+
+        async def deliver(batch: list[_Claimed]) -> None:
+            async with limit:
+                await self._deliver(batch)
+
+        async with asyncio.TaskGroup() as group:
+            for batch in batches:
+                group.create_task(deliver(batch))
+        return len(claimed)
+
+    async def fire_due(self) -> int:
+        """Publish scheduled events whose time has come and fire recurring ones (once each, however late)."""
+        now = self._clock()
+        async with self._db.transaction() as session:
+            due = (
+                await session.execute(
+                    select(events)
+                    .where(events.c.status.in_(("scheduled", "recurring")), events.c.due_at <= now)
+                    .order_by(events.c.due_at)
+                    .limit(100)
+                )
+            ).all()
+        fired = 0
+        for row in due:
+            async with self._db.transaction() as session:
+                fired += await self._fire(session, row, now)
+        return fired
+
+    async def _fire(self, session: AsyncSession, row: Row[Any], now: datetime) -> int:
+        service = EventService(session, row.organization_id, self._clock)
+        guard = (events.c.id == row.id) & (events.c.status == row.status) & (events.c.due_at == row.due_at)
+        if row.status == "scheduled":
+            claimed = await session.execute(update(events).where(guard).values(status="published", due_at=None))
+            if not rows_changed(claimed):
+                return 0  # another worker fired it
+            await service.fan_out(event_of(row, row.due_at))
+            return 1
+        following = next_firing(str(row.cron), row.timezone, max(now, row.due_at))
+        claimed = await session.execute(update(events).where(guard).values(due_at=following))
+        if not rows_changed(claimed):
+            return 0
+        occurrence = new_id()
+        await session.execute(
+            insert(events).values(
+                id=occurrence,
+                organization_id=row.organization_id,
+                type=row.type,
+                source=row.source,
+                subject=row.subject,
+                time=row.due_at,
+                datacontenttype=row.datacontenttype,
+                data=row.data,
+                status="published",
+                recurrence_of=row.id,
+                published_by=row.published_by,
+                created_at=now,
+            )
+        )
+        fired = event_of(row, row.due_at)
+        await service.fan_out(CloudEvent(occurrence, fired.source, fired.type, fired.time, fired.subject, fired.data))
+        return 1
+
+    async def _claim(self) -> list[_Claimed]:
+        now = self._clock()
+        until = now + timedelta(seconds=self.policy.lease_s)
+        async with self._db.transaction() as session:
+            query = (
+                select(event_deliveries.c.id)
+                .where(
+                    event_deliveries.c.status == PENDING,
+                    event_deliveries.c.next_attempt_at <= now,
+                    or_(event_deliveries.c.lease_until.is_(None), event_deliveries.c.lease_until <= now),
+                )
+                .order_by(event_deliveries.c.next_attempt_at)
+                .limit(self.policy.claim_size)
+            )
+            if self._db.dialect != "sqlite":
+                query = query.with_for_update(skip_locked=True)
+            ids = list((await session.scalars(query)).all())
+            if not ids:
+                return []
+            await session.execute(
+                update(event_deliveries)
+                .where(event_deliveries.c.id.in_(ids))
+                .values(lease_owner=self.name, lease_until=until)
+            )
+            rows = (
+                await session.execute(
+                    select(
+                        event_deliveries.c.id.label("delivery_id"),
+                        event_deliveries.c.organization_id,
+                        event_deliveries.c.subscription_id,
+                        event_deliveries.c.attempts,
+                        event_subscriptions.c.connection_id,
+                        event_subscriptions.c.created_by,
+                        events.c.id,
+                        events.c.source,
+                        events.c.type,
+                        events.c.subject,
+                        events.c.time,
+                        events.c.data,
+                        events.c.datacontenttype,
+                    )
+                    .join(event_subscriptions, event_subscriptions.c.id == event_deliveries.c.subscription_id)
+                    .join(events, events.c.id == event_deliveries.c.event_id)
+                    .where(event_deliveries.c.id.in_(ids))
+                    .order_by(events.c.time, events.c.id)
+                )
+            ).all()
+        return [
+            _Claimed(
+                delivery_id=row.delivery_id,
+                organization_id=row.organization_id,
+                subscription_id=row.subscription_id,
+                connection_id=row.connection_id,
+                created_by=row.created_by,
+                attempts=row.attempts,
+                event=event_of(row),
+            )
+            for row in rows
+        ]
+
+    async def _deliver(self, batch: Sequence[_Claimed]) -> None:
+        first = batch[0]
+        try:
+            principal = await self._principal(first)
+            result = await self._calls.call_tool(
+                principal,
+                Target(first.connection_id),
+                DELIVERY_TOOL,
+                {"events": [item.event.to_dict() for item in batch]},
+                CallContext(user_agent=f"meshgate-events/{self.name}"),
+            )
+        except MeshgateError as error:
+            outcome = self._failed(error)
+            outcomes = {item.delivery_id: outcome for item in batch}
+        else:
+            answer = _answer(result)
+            outcomes = {item.delivery_id: self._decided(answer, item.event.id) for item in batch}
+        await self._record(batch, outcomes)
+
+    async def _principal(self, claimed: _Claimed) -> Principal:
+        """The subscription's creator as they are now, allowed nothing but the subscriber's ON_EVENTS."""
+        async with self._db.transaction() as session:
+            slug = await session.scalar(
+                select(organizations.c.slug).where(organizations.c.id == claimed.organization_id)
+            )
+            if slug is None:
+                raise NotFound("the organization is gone")
+            try:
+                member = await member_principal(session, claimed.created_by, str(slug))
+            except NotFound as exc:
+                raise PermissionDenied("the person who subscribed is no longer a member of the organization") from exc
+        narrowed = {claimed.connection_id: [DELIVERY_TOOL]}
+        return Principal(
+            user_id=member.user_id,
+            organization_id=member.organization_id,
+            organization_slug=member.organization_slug,
+            role=member.role,
+            grants=(*member.grants, narrowed),
+        )
+
+    def _failed(self, error: MeshgateError) -> Outcome:
+        permanent = isinstance(error, PermissionDenied | NotFound) or (
+            isinstance(error, UpstreamRpcError) and error.rpc.get("code") in _PERMANENT_RPC
+        )
+        if permanent:
+            return Outcome(DEAD, error.message)
+        return Outcome(PENDING, error.message)
+
+    def _decided(self, answer: Mapping[str, Any], event_id: str) -> Outcome:
+        own = as_dict(as_dict(answer.get("results")).get(event_id))
+        for found in (own, answer):
+            if found.get("success") is True:
+                return Outcome(DELIVERED)
+            if found.get("success") is False:
+                return Outcome(DEAD, str(found.get("error") or "the subscriber reported a failure"))
+            retry = found.get("retryAfter")
+            if isinstance(retry, int | float) and not isinstance(retry, bool) and retry > 0:
+                return Outcome(PENDING, None, min(float(retry) / 1000, self.policy.max_retry_s), counts=False)
+        if answer.get("isError") is True:
+            return Outcome(PENDING, "ON_EVENTS answered with an error: " + str(answer.get("error", ""))[:200])
+        return Outcome(PENDING, "ON_EVENTS answered neither success nor retryAfter")
+
+    async def _record(self, batch: Sequence[_Claimed], outcomes: Mapping[str, Outcome]) -> None:
+        now = self._clock()
+        async with self._db.transaction() as session:
+            for item in batch:
+                outcome = outcomes[item.delivery_id]
+                values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+                values["last_error"] = None if outcome.error is None else outcome.error[:_MAX_ERROR]
+                if outcome.status == DELIVERED:
+                    values |= {"status": DELIVERED, "delivered_at": now}
+                elif outcome.status == DEAD:
+                    values |= {"status": DEAD, "attempts": item.attempts + 1}
+                else:
+                    attempts = item.attempts + 1 if outcome.counts else item.attempts
+                    if attempts >= self.policy.max_attempts:
+                        values |= {"status": DEAD, "attempts": attempts}
+                    else:
+                        wait = outcome.retry_in_s if outcome.retry_in_s is not None else self._backoff(attempts)
+                        values |= {"attempts": attempts, "next_attempt_at": now + timedelta(seconds=wait)}
+                await session.execute(
+                    update(event_deliveries)
+                    .where(event_deliveries.c.id == item.delivery_id, event_deliveries.c.lease_owner == self.name)
+                    .values(**values)
+                )
+
+    def _backoff(self, attempts: int) -> float:
+        """Full delay doubles from the first retry up to the cap; the wait is half of it plus random jitter."""
+        delay = min(self.policy.max_retry_s, self.policy.first_retry_s * 2 ** max(attempts - 1, 0))
+        return delay / 2 + delay / 2 * self._jitter()
+
+    def _heard(self, topic: str) -> None:
+        if topic in (WAKE_TOPIC, EVERYTHING):
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = await self.run_once()
+            except Exception:  # a background loop's boundary: log with the traceback and go on
+                log.exception("event delivery round failed")
+                busy = 0
+            if busy:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.policy.poll_s):
+                    await self._wake.wait()
+
+
+def _answer(result: Mapping[str, Any]) -> dict[str, Any]:
+    """ON_EVENTS's answer: its structured content, else the JSON in its text, plus `isError`."""
+    found = as_dict(result.get("structuredContent"))
+    if not found:
+        for item in cast("list[Any]", result.get("content") or []):
+            text = as_dict(item).get("text")
+            if isinstance(text, str):
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    found = as_dict(orjson.loads(text))
+                if not found and result.get("isError"):
+                    found = {"error": text}
+                break
+    if result.get("isError") is True:
+        found = {k: v for k, v in found.items() if k != "success"} | {"isError": True}
+    return found
