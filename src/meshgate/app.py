@@ -18,6 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from meshgate.connections.tools import TOOLS as CONNECTION_TOOLS
 from meshgate.dashboard import DashboardPages
+from meshgate.events.tools import TOOLS as EVENT_TOOLS
 from meshgate.http import health, jwks, metrics
 from meshgate.http.guard import Admission, McpGuard, OriginPolicy
 from meshgate.http.web import Web
@@ -48,7 +49,9 @@ log = logging.getLogger("meshgate")
 
 def build_registry() -> ToolRegistry:
     """Every management tool of every package."""
-    return ToolRegistry([*IDENTITY_TOOLS, *CONNECTION_TOOLS, *VIRTUAL_TOOLS, *OAUTH_TOOLS, *MONITORING_TOOLS])
+    return ToolRegistry(
+        [*IDENTITY_TOOLS, *CONNECTION_TOOLS, *VIRTUAL_TOOLS, *OAUTH_TOOLS, *MONITORING_TOOLS, *EVENT_TOOLS]
+    )
 
 
 class _ManagementEndpoint:
