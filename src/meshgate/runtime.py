@@ -169,7 +169,8 @@ class Runtime:
         await self.replicas.beat()
         self.replicas.start()
         self.virtual.catalog.start()
-        self.events.start()
+        if self.settings.event_delivery:
+            self.events.start()
 
     async def stop(self) -> None:
         """Drain the audit queue and key-usage times, close upstream clients and the database, flush spans."""

@@ -60,6 +60,7 @@ class Settings:
     stdio_idle_seconds: float = 600.0
     virtual_list_ttl_seconds: float = 300.0
     virtual_list_timeout_seconds: float = 5.0
+    event_delivery: bool = True  # off: this process publishes but leaves deliveries to the other processes
     event_batch_size: int = 50
     event_retry_first_seconds: float = 1.0
     event_retry_max_seconds: float = 3600.0
@@ -114,6 +115,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stdio_idle_seconds=_float(env, "MESHGATE_STDIO_IDLE_SECONDS", 600.0),
         virtual_list_ttl_seconds=_float(env, "MESHGATE_VIRTUAL_LIST_TTL_SECONDS", 300.0),
         virtual_list_timeout_seconds=_float(env, "MESHGATE_VIRTUAL_LIST_TIMEOUT_SECONDS", 5.0),
+        event_delivery=env.get("MESHGATE_EVENT_DELIVERY", "on").strip().lower() not in ("0", "off", "false", "no"),
         event_batch_size=_bounded(env, "MESHGATE_EVENT_BATCH_SIZE", 50, 1, 1000),
         event_retry_first_seconds=_float(env, "MESHGATE_EVENT_RETRY_FIRST_SECONDS", 1.0),
         event_retry_max_seconds=_float(env, "MESHGATE_EVENT_RETRY_MAX_SECONDS", 3600.0),

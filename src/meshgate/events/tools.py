@@ -71,7 +71,7 @@ class EventListInput(ToolInput):
 
 
 def _service(ctx: ToolContext) -> EventService:
-    return EventService(ctx.session, ctx.principal.organization_id)
+    return EventService(ctx.session, ctx.principal.organization_id, ctx.runtime.events.clock)
 
 
 def _published(found: Published) -> dict[str, Any]:

@@ -96,8 +96,8 @@ class EventWorker:
         self._db = db
         self._calls = calls
         self.policy = policy or DeliveryPolicy()
-        self._clock = clock
-        self._jitter = jitter
+        self.clock = clock  # the event bus's time in this process (tools publish and schedule by it too)
+        self.jitter = jitter
         self.name = f"worker-{secrets.token_hex(6)}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -141,7 +141,7 @@ class EventWorker:
 
     async def fire_due(self) -> int:
         """Publish scheduled events whose time has come and fire recurring ones (once each, however late)."""
-        now = self._clock()
+        now = self.clock()
         async with self._db.transaction() as session:
             due = (
                 await session.execute(
@@ -158,7 +158,7 @@ class EventWorker:
         return fired
 
     async def _fire(self, session: AsyncSession, row: Row[Any], now: datetime) -> int:
-        service = EventService(session, row.organization_id, self._clock)
+        service = EventService(session, row.organization_id, self.clock)
         guard = (events.c.id == row.id) & (events.c.status == row.status) & (events.c.due_at == row.due_at)
         if row.status == "scheduled":
             claimed = await session.execute(update(events).where(guard).values(status="published", due_at=None))
@@ -192,7 +192,7 @@ class EventWorker:
         return 1
 
     async def _claim(self) -> list[_Claimed]:
-        now = self._clock()
+        now = self.clock()
         until = now + timedelta(seconds=self.policy.lease_s)
         async with self._db.transaction() as session:
             query = (
@@ -314,7 +314,7 @@ class EventWorker:
         return Outcome(PENDING, "ON_EVENTS answered neither success nor retryAfter")
 
     async def _record(self, batch: Sequence[_Claimed], outcomes: Mapping[str, Outcome]) -> None:
-        now = self._clock()
+        now = self.clock()
         async with self._db.transaction() as session:
             for item in batch:
                 outcome = outcomes[item.delivery_id]
@@ -340,7 +340,7 @@ class EventWorker:
     def _backoff(self, attempts: int) -> float:
         """Full delay doubles from the first retry up to the cap; the wait is half of it plus random jitter."""
         delay = min(self.policy.max_retry_s, self.policy.first_retry_s * 2 ** max(attempts - 1, 0))
-        return delay / 2 + delay / 2 * self._jitter()
+        return delay / 2 + delay / 2 * self.jitter()
 
     def _heard(self, topic: str) -> None:
         if topic in (WAKE_TOPIC, EVERYTHING):
