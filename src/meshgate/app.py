@@ -18,6 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from meshgate.connections.tools import TOOLS as CONNECTION_TOOLS
 from meshgate.dashboard import DashboardPages
+from meshgate.events.routes import EventRoutes
 from meshgate.events.tools import TOOLS as EVENT_TOOLS
 from meshgate.http import health, jwks, metrics
 from meshgate.http.guard import Admission, McpGuard, OriginPolicy
@@ -169,6 +170,7 @@ def create_app(settings: Settings) -> Any:
             *LoginPages(web).routes(),
             *DashboardPages(web, registry).routes(),
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
+            *EventRoutes(runtime.db, runtime.events, admission).routes(),
             Route("/health", health.live),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),

@@ -39,6 +39,7 @@ from meshgate.events.models import (
     Subscription,
     checked_pattern,
     checked_type,
+    iso_time,
     type_matches,
 )
 
@@ -54,6 +55,19 @@ class Published:
     status: str  # published | scheduled | recurring
     due_at: datetime | None
     deliveries: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """What publishing answers (the tool and the HTTP route alike)."""
+        answer: dict[str, Any] = {
+            "id": self.event.id,
+            "type": self.event.type,
+            "source": self.event.source,
+            "time": iso_time(self.event.time),
+            "status": self.status,
+        }
+        if self.due_at is not None:
+            answer["nextAt"] = iso_time(self.due_at)
+        return answer
 
 
 def source_of(principal: Principal) -> str:

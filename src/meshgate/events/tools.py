@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import Field
 
 from meshgate.errors import InvalidInput
-from meshgate.events.models import DELIVERY_STATES, iso_time
-from meshgate.events.service import EventService, Published, source_of
+from meshgate.events.models import DELIVERY_STATES
+from meshgate.events.service import EventService, source_of
 from meshgate.mcp.registry import ToolContext, ToolInput, ToolSpec
 
 EVENT_STATES = ("published", "scheduled", "recurring", "cancelled")
@@ -74,19 +74,6 @@ def _service(ctx: ToolContext) -> EventService:
     return EventService(ctx.session, ctx.principal.organization_id, ctx.runtime.events.clock)
 
 
-def _published(found: Published) -> dict[str, Any]:
-    answer: dict[str, Any] = {
-        "id": found.event.id,
-        "type": found.event.type,
-        "source": found.event.source,
-        "time": iso_time(found.event.time),
-        "status": found.status,
-    }
-    if found.due_at is not None:
-        answer["nextAt"] = iso_time(found.due_at)
-    return answer
-
-
 async def event_publish(ctx: ToolContext, args: PublishInput) -> Any:
     found = await _service(ctx).publish(
         source_of(ctx.principal),
@@ -98,7 +85,7 @@ async def event_publish(ctx: ToolContext, args: PublishInput) -> Any:
         timezone=args.timezone,
         published_by=ctx.principal.user_id,
     )
-    return _published(found)
+    return found.to_dict()
 
 
 async def event_subscribe(ctx: ToolContext, args: SubscribeInput) -> Any:
