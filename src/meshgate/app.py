@@ -20,6 +20,7 @@ from meshgate.connections.tools import TOOLS as CONNECTION_TOOLS
 from meshgate.dashboard import DashboardPages
 from meshgate.events.routes import EventRoutes
 from meshgate.events.tools import TOOLS as EVENT_TOOLS
+from meshgate.events.watch import WatchHub
 from meshgate.http import health, jwks, metrics
 from meshgate.http.guard import Admission, McpGuard, OriginPolicy
 from meshgate.http.web import Web
@@ -162,8 +163,10 @@ def create_app(settings: Settings) -> Any:
             async with sessions.run():
                 yield
         finally:
+            await watch.stop()
             await runtime.stop()
 
+    watch = WatchHub(runtime.db, admission, runtime.events.clock)
     web = Web(runtime)
     app = Starlette(
         routes=[
@@ -171,6 +174,7 @@ def create_app(settings: Settings) -> Any:
             *DashboardPages(web, registry).routes(),
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
             *EventRoutes(runtime.db, runtime.events, admission).routes(),
+            Route("/api/{org_slug}/watch", watch, methods=["GET"]),
             Route("/health", health.live),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),

@@ -13,6 +13,8 @@ SPEC_VERSION = "1.0"
 JSON_CONTENT = "application/json"
 MESHGATE_SOURCE = "meshgate"  # the source of meshgate's own events (connection created, member added ...)
 
+TOPIC_PREFIX = "event:"
+
 MAX_TYPE = 200
 MAX_SUBJECT = 1024
 MAX_DATA_BYTES = 256 * 1024
@@ -23,6 +25,11 @@ _TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*")
 # (`dead`: failed permanently or out of attempts, until someone redelivers it); `cancelled` by EVENT_CANCEL.
 PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled"
 DELIVERY_STATES = (PENDING, DELIVERED, DEAD, CANCELLED)
+
+
+def published_topic(organization_id: str, event_id: str) -> str:
+    """The change topic that tells every replica's live streams about a newly published event."""
+    return f"{TOPIC_PREFIX}{organization_id}:{event_id}"
 
 
 def checked_type(value: str, field: str = "type") -> str:

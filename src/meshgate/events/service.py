@@ -40,6 +40,7 @@ from meshgate.events.models import (
     checked_pattern,
     checked_type,
     iso_time,
+    published_topic,
     type_matches,
 )
 
@@ -131,7 +132,9 @@ class EventService:
         return Published(event, "published", None, await self.fan_out(event))
 
     async def fan_out(self, event: CloudEvent) -> int:
-        """One pending delivery per subscription that wants `event`; returns how many."""
+        """Release a published event: live streams hear of it, and each subscription that wants it gets a
+        pending delivery; returns how many."""
+        await announce_change(self._session, published_topic(self._org, event.id))
         candidates = ["*", event.type, *(event.type[: i + 1] + "*" for i, c in enumerate(event.type) if c == ".")]
         rows = (
             await self._session.execute(
