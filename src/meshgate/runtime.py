@@ -117,6 +117,7 @@ class Runtime:
                     max_retry_s=settings.event_retry_max_seconds,
                     max_attempts=settings.event_max_attempts,
                 ),
+                metrics=metrics,
             ),
         )
         db.subscribe(runtime._on_change)

@@ -118,6 +118,11 @@ async def test_a_published_event_reaches_matching_subscribers_through_on_events(
         )
         assert {item["status"] for item in await deliveries(gateway, published["id"])} == {"delivered"}
         assert await worker.run_once() == 0  # nothing is delivered twice
+        assert gateway.runtime.metrics is not None
+        scraped = gateway.runtime.metrics.render().decode()
+        assert "meshgate_events_published_total 1.0" in scraped
+        assert 'meshgate_event_deliveries_total{outcome="delivered"} 2.0' in scraped
+        assert "meshgate_event_delivery_latency_seconds_count 2.0" in scraped
 
         logs = await tool(gateway, "MONITORING_LOGS_LIST", {"connectionId": conn, "toolName": "ON_EVENTS"})
         with anyio.fail_after(10):
@@ -150,6 +155,10 @@ async def test_failures_back_off_then_land_in_the_dead_letter_state_and_can_be_r
         assert await worker.run_once() == 1
         [dead] = await deliveries(gateway, event_id)
         assert (dead["status"], dead["attempts"]) == ("dead", 3)
+        assert gateway.runtime.metrics is not None
+        scraped = gateway.runtime.metrics.render().decode()
+        assert 'meshgate_event_deliveries_total{outcome="retried"} 2.0' in scraped
+        assert 'meshgate_event_deliveries_total{outcome="dead"} 1.0' in scraped
 
         clock.advance(3600)
         assert await worker.run_once() == 0  # a dead letter stays until someone redelivers it

@@ -43,6 +43,7 @@ from meshgate.events.models import (
     published_topic,
     type_matches,
 )
+from meshgate.observability.metrics import GatewayMetrics
 
 WAKE_TOPIC = "events:due"  # announced when deliveries are due now: every worker looks (PostgreSQL NOTIFY)
 DELIVERY_TOOL = "ON_EVENTS"
@@ -79,10 +80,17 @@ def source_of(principal: Principal) -> str:
 class EventService:
     """Events, subscriptions and deliveries of one organization; `clock` is injectable for schedules."""
 
-    def __init__(self, session: AsyncSession, organization_id: str, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        organization_id: str,
+        clock: Clock = utc_now,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
         self._session = session
         self._org = organization_id
         self._clock = clock
+        self._metrics = metrics
 
     # -- publishing ---------------------------------------------------------------------------------------
 
@@ -135,6 +143,8 @@ class EventService:
         """Release a published event: live streams hear of it, and each subscription that wants it gets a
         pending delivery; returns how many."""
         await announce_change(self._session, published_topic(self._org, event.id))
+        if self._metrics is not None:
+            self._metrics.events_published.inc()
         candidates = ["*", event.type, *(event.type[: i + 1] + "*" for i, c in enumerate(event.type) if c == ".")]
         rows = (
             await self._session.execute(

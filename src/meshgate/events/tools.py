@@ -71,7 +71,8 @@ class EventListInput(ToolInput):
 
 
 def _service(ctx: ToolContext) -> EventService:
-    return EventService(ctx.session, ctx.principal.organization_id, ctx.runtime.events.clock)
+    events = ctx.runtime.events
+    return EventService(ctx.session, ctx.principal.organization_id, events.clock, events.metrics)
 
 
 async def event_publish(ctx: ToolContext, args: PublishInput) -> Any:

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import random
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy import Row, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import Principal
@@ -41,6 +42,7 @@ from meshgate.events.models import DEAD, DELIVERED, PENDING, CloudEvent
 from meshgate.events.service import DELIVERY_TOOL, WAKE_TOPIC, EventService, event_of, next_firing
 from meshgate.identity.service import member_principal
 from meshgate.jsonvalues import as_dict
+from meshgate.observability.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +94,12 @@ class EventWorker:
         *,
         clock: Callable[[], datetime] = utc_now,
         jitter: Callable[[], float] = random.random,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._db = db
         self._calls = calls
+        self.metrics = metrics
+        self._counted_at = 0.0
         self.policy = policy or DeliveryPolicy()
         self.clock = clock  # the event bus's time in this process (tools publish and schedule by it too)
         self.jitter = jitter
@@ -117,6 +122,7 @@ class EventWorker:
     async def run_once(self) -> int:
         """Fire what is due and deliver one claim of due deliveries; returns how many deliveries were tried."""
         await self.fire_due()
+        await self._count_pending()
         claimed = await self._claim()
         if not claimed:
             return 0
@@ -158,7 +164,7 @@ class EventWorker:
         return fired
 
     async def _fire(self, session: AsyncSession, row: Row[Any], now: datetime) -> int:
-        service = EventService(session, row.organization_id, self.clock)
+        service = EventService(session, row.organization_id, self.clock, self.metrics)
         guard = (events.c.id == row.id) & (events.c.status == row.status) & (events.c.due_at == row.due_at)
         if row.status == "scheduled":
             claimed = await session.execute(update(events).where(guard).values(status="published", due_at=None))
@@ -336,6 +342,29 @@ class EventWorker:
                     .where(event_deliveries.c.id == item.delivery_id, event_deliveries.c.lease_owner == self.name)
                     .values(**values)
                 )
+                self._counted(item, outcome, values, now)
+
+    def _counted(self, item: _Claimed, outcome: Outcome, values: Mapping[str, Any], now: datetime) -> None:
+        if self.metrics is None:
+            return
+        if values.get("status") == DELIVERED:
+            self.metrics.event_deliveries.labels("delivered").inc()
+            self.metrics.event_latency.observe(max((now - item.event.time).total_seconds(), 0.0))
+        elif values.get("status") == DEAD:
+            self.metrics.event_deliveries.labels("dead").inc()
+        else:
+            self.metrics.event_deliveries.labels("retried" if outcome.counts else "later").inc()
+
+    async def _count_pending(self) -> None:
+        """The pending gauge, read at most every 5 s (a count is not free on a large table)."""
+        if self.metrics is None or time.monotonic() - self._counted_at < 5:
+            return
+        self._counted_at = time.monotonic()
+        async with self._db.transaction() as session:
+            pending = await session.scalar(
+                select(func.count()).select_from(event_deliveries).where(event_deliveries.c.status == PENDING)
+            )
+        self.metrics.event_pending.set(int(pending or 0))
 
     def _backoff(self, attempts: int) -> float:
         """Full delay doubles from the first retry up to the cap; the wait is half of it plus random jitter."""
