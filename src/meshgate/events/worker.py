@@ -100,6 +100,7 @@ class EventWorker:
         self._calls = calls
         self.metrics = metrics
         self._counted_at = 0.0
+        self._principals: dict[tuple[str, str, str], asyncio.Future[Principal]] = {}
         self.policy = policy or DeliveryPolicy()
         self.clock = clock  # the event bus's time in this process (tools publish and schedule by it too)
         self.jitter = jitter
@@ -126,6 +127,7 @@ class EventWorker:
         claimed = await self._claim()
         if not claimed:
             return 0
+        self._principals.clear()  # permissions are read again every round
         groups: dict[str, list[_Claimed]] = defaultdict(list)
         for item in claimed:
             groups[item.subscription_id].append(item)
@@ -277,7 +279,15 @@ class EventWorker:
         await self._record(batch, outcomes)
 
     async def _principal(self, claimed: _Claimed) -> Principal:
-        """The subscription's creator as they are now, allowed nothing but the subscriber's ON_EVENTS."""
+        """The subscription's creator as they are now (read once per round), allowed nothing but the subscriber's
+        ON_EVENTS."""
+        key = (claimed.organization_id, claimed.created_by, claimed.connection_id)
+        found = self._principals.get(key)
+        if found is None:
+            found = self._principals[key] = asyncio.ensure_future(self._load_principal(claimed))
+        return await asyncio.shield(found)
+
+    async def _load_principal(self, claimed: _Claimed) -> Principal:
         async with self._db.transaction() as session:
             slug = await session.scalar(
                 select(organizations.c.slug).where(organizations.c.id == claimed.organization_id)
@@ -320,29 +330,33 @@ class EventWorker:
         return Outcome(PENDING, "ON_EVENTS answered neither success nor retryAfter")
 
     async def _record(self, batch: Sequence[_Claimed], outcomes: Mapping[str, Outcome]) -> None:
+        """Store each outcome; deliveries that end alike are updated together (one statement, not one each)."""
         now = self.clock()
-        async with self._db.transaction() as session:
-            for item in batch:
-                outcome = outcomes[item.delivery_id]
-                values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
-                values["last_error"] = None if outcome.error is None else outcome.error[:_MAX_ERROR]
-                if outcome.status == DELIVERED:
-                    values |= {"status": DELIVERED, "delivered_at": now}
-                elif outcome.status == DEAD:
-                    values |= {"status": DEAD, "attempts": item.attempts + 1}
+        alike: dict[tuple[tuple[str, Any], ...], list[str]] = defaultdict(list)
+        for item in batch:
+            outcome = outcomes[item.delivery_id]
+            values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+            values["last_error"] = None if outcome.error is None else outcome.error[:_MAX_ERROR]
+            if outcome.status == DELIVERED:
+                values |= {"status": DELIVERED, "delivered_at": now}
+            elif outcome.status == DEAD:
+                values |= {"status": DEAD, "attempts": item.attempts + 1}
+            else:
+                attempts = item.attempts + 1 if outcome.counts else item.attempts
+                if attempts >= self.policy.max_attempts:
+                    values |= {"status": DEAD, "attempts": attempts}
                 else:
-                    attempts = item.attempts + 1 if outcome.counts else item.attempts
-                    if attempts >= self.policy.max_attempts:
-                        values |= {"status": DEAD, "attempts": attempts}
-                    else:
-                        wait = outcome.retry_in_s if outcome.retry_in_s is not None else self._backoff(attempts)
-                        values |= {"attempts": attempts, "next_attempt_at": now + timedelta(seconds=wait)}
+                    wait = outcome.retry_in_s if outcome.retry_in_s is not None else self._backoff(attempts)
+                    values |= {"attempts": attempts, "next_attempt_at": now + timedelta(seconds=wait)}
+            alike[tuple(sorted(values.items()))].append(item.delivery_id)
+            self._counted(item, outcome, values, now)
+        async with self._db.transaction() as session:
+            for values_key, ids in alike.items():
                 await session.execute(
                     update(event_deliveries)
-                    .where(event_deliveries.c.id == item.delivery_id, event_deliveries.c.lease_owner == self.name)
-                    .values(**values)
+                    .where(event_deliveries.c.id.in_(ids), event_deliveries.c.lease_owner == self.name)
+                    .values(**dict(values_key))
                 )
-                self._counted(item, outcome, values, now)
 
     def _counted(self, item: _Claimed, outcome: Outcome, values: Mapping[str, Any], now: datetime) -> None:
         if self.metrics is None:
