@@ -15,6 +15,7 @@ from meshgate.connections.pool import UpstreamPool
 from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.replicas import ReplicaRegistry
+from meshgate.events.webhooks import WebhookSender
 from meshgate.events.worker import DeliveryPolicy, EventWorker
 from meshgate.http.stream_grants import StreamGrants
 from meshgate.identity.authentication import Authenticator
@@ -118,6 +119,8 @@ class Runtime:
                     max_attempts=settings.event_max_attempts,
                 ),
                 metrics=metrics,
+                vault=vault,
+                webhooks=WebhookSender(addresses),
             ),
         )
         db.subscribe(runtime._on_change)

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support.gateway import Upstream, free_port, spawn_server
+from support.gateway import Upstream
 from support.inprocess import in_process_gateway
-from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
 
 MCP = {"accept": "application/json, text/event-stream"}
-
-
-@pytest.fixture
-def subscriber() -> Iterator[Upstream]:
-    port = free_port()
-    token = remember_secret("subscriber-token-http-0123456789")
-    server = Upstream(
-        port, token, spawn_server("support.event_subscriber", port, ["--port", str(port), "--token", token])
-    )
-    yield server
-    server.kill()
 
 
 async def test_http_publishing_needs_a_credential_of_that_organization_with_the_right(

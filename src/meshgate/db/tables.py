@@ -370,7 +370,9 @@ event_subscriptions = Table(
     metadata,
     Column("id", ID, primary_key=True),
     Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
-    Column("connection_id", ID, ForeignKey("connections.id", ondelete="CASCADE"), nullable=False),
+    Column("connection_id", ID, ForeignKey("connections.id", ondelete="CASCADE"), nullable=True),
+    Column("webhook_url", String(2048), nullable=True),  # instead of a connection: an https endpoint
+    Column("webhook_secret", Text, nullable=True),  # sealed by the vault (context "webhook-secret:<id>")
     Column("event_type", String(202), nullable=False),  # a type or `prefix.*`
     Column("publisher", String(200), nullable=True),  # only events of this source
     Column("filter", JSON, nullable=True),

@@ -95,11 +95,12 @@ class CloudEvent:
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """A connection (or, later, a webhook) that receives the events that match."""
+    """A connection (its ON_EVENTS tool) or an https webhook that receives the events that match."""
 
     id: str
     organization_id: str
-    connection_id: str
+    connection_id: str | None
+    webhook_url: str | None
     event_type: str
     publisher: str | None
     filter: Any  # a CloudEvents Subscriptions API filter expression (see `filters`), or None
@@ -110,6 +111,7 @@ class Subscription:
         return {
             "id": self.id,
             "connectionId": self.connection_id,
+            "url": self.webhook_url,
             "eventType": self.event_type,
             "publisher": self.publisher,
             "filter": self.filter,
@@ -125,7 +127,7 @@ class Delivery:
     id: str
     event_id: str
     subscription_id: str
-    connection_id: str
+    connection_id: str | None
     status: str
     attempts: int
     next_attempt_at: datetime | None

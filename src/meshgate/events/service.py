@@ -9,7 +9,7 @@ publishing it again changes it) and every firing is an event of its own. The wor
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,15 +17,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from cronsim import CronSim, CronSimError
-from sqlalchemy import Row, and_, delete, func, insert, select, update
+from sqlalchemy import Row, and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import Principal
 from meshgate.db.database import announce_change, rows_changed
 from meshgate.db.rows import new_id, utc_now
-from meshgate.db.tables import connections, event_deliveries, event_subscriptions, events
-from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from meshgate.events.filters import checked_filter, matches
+from meshgate.db.tables import event_deliveries, event_subscriptions, events
+from meshgate.errors import Conflict, InvalidInput, NotFound
+from meshgate.events.filters import matches
 from meshgate.events.models import (
     CANCELLED,
     DEAD,
@@ -36,18 +36,16 @@ from meshgate.events.models import (
     PENDING,
     CloudEvent,
     Delivery,
-    Subscription,
     checked_pattern,
     checked_type,
     iso_time,
     published_topic,
     type_matches,
 )
+from meshgate.events.subscriptions import SubscriptionService
 from meshgate.observability.metrics import GatewayMetrics
 
 WAKE_TOPIC = "events:due"  # announced when deliveries are due now: every worker looks (PostgreSQL NOTIFY)
-DELIVERY_TOOL = "ON_EVENTS"
-MAX_SUBSCRIPTIONS_PER_CONNECTION = 500
 Clock = Callable[[], datetime]
 
 
@@ -207,104 +205,6 @@ class EventService:
             )
         return Published(_new_event(event_id, values, now, orjson.loads(values["data"] or "null")), "recurring", due, 0)
 
-    # -- subscriptions ------------------------------------------------------------------------------------
-
-    async def subscribe(
-        self,
-        principal: Principal,
-        connection_id: str,
-        event_type: str,
-        publisher: str | None = None,
-        filter_: Any = None,
-    ) -> tuple[Subscription, bool]:
-        """Subscribe a connection; deliveries will call its ON_EVENTS as `principal`'s user, so the principal
-        must be allowed to call it. The same subscription twice is one (returned with `False`)."""
-        checked_pattern(event_type)
-        checked_filter(filter_)
-        await self._connection(principal, connection_id)
-        rows = await self._subscription_rows(connection_id)
-        for row in rows:
-            if row.event_type == event_type and row.publisher == publisher and row.filter == filter_:
-                return _subscription(row), False
-        if len(rows) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
-            raise Conflict(f"a connection has at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions")
-        now = self._clock()
-        values = {
-            "id": new_id(),
-            "organization_id": self._org,
-            "connection_id": connection_id,
-            "event_type": event_type,
-            "publisher": publisher,
-            "filter": filter_,
-            "created_by": principal.user_id,
-            "created_at": now,
-            "updated_at": now,
-        }
-        await self._session.execute(insert(event_subscriptions).values(**values))
-        return await self.subscription(str(values["id"])), True
-
-    async def unsubscribe(self, principal: Principal, subscription_id: str) -> Subscription:
-        found = await self.subscription(subscription_id)
-        await self._connection(principal, found.connection_id)
-        await self._session.execute(delete(event_subscriptions).where(event_subscriptions.c.id == subscription_id))
-        return found
-
-    async def subscription(self, subscription_id: str) -> Subscription:
-        row = (
-            await self._session.execute(
-                select(event_subscriptions).where(
-                    event_subscriptions.c.organization_id == self._org, event_subscriptions.c.id == subscription_id
-                )
-            )
-        ).first()
-        if row is None:
-            raise NotFound(f"subscription {subscription_id[:80]} not found")
-        return _subscription(row)
-
-    async def subscriptions(self, connection_id: str | None = None) -> list[Subscription]:
-        query = select(event_subscriptions).where(event_subscriptions.c.organization_id == self._org)
-        if connection_id is not None:
-            query = query.where(event_subscriptions.c.connection_id == connection_id)
-        rows = (await self._session.execute(query.order_by(event_subscriptions.c.created_at))).all()
-        return [_subscription(row) for row in rows]
-
-    async def sync(
-        self, principal: Principal, connection_id: str, wanted: Sequence[Mapping[str, Any]]
-    ) -> dict[str, list[dict[str, Any]]]:
-        """Make a connection's subscriptions exactly `wanted` (each `{eventType, publisher?, filter?}`): one per
-        type and publisher; a changed filter updates it in place, so its pending deliveries stay."""
-        await self._connection(principal, connection_id)
-        if len(wanted) > MAX_SUBSCRIPTIONS_PER_CONNECTION:
-            raise InvalidInput(f"at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection")
-        desired: dict[tuple[str, str | None], Any] = {}
-        for index, item in enumerate(wanted):
-            event_type = checked_pattern(str(item.get("eventType", "")))
-            publisher = item.get("publisher")
-            if (event_type, publisher) in desired:
-                raise InvalidInput(f"subscriptions[{index}] repeats eventType {event_type} with the same publisher")
-            desired[(event_type, publisher)] = checked_filter(item.get("filter"))
-        report: dict[str, list[dict[str, Any]]] = {"created": [], "updated": [], "deleted": [], "unchanged": []}
-        existing = {(row.event_type, row.publisher): row for row in await self._subscription_rows(connection_id)}
-        now = self._clock()
-        for key, row in existing.items():
-            if key not in desired:
-                await self._session.execute(delete(event_subscriptions).where(event_subscriptions.c.id == row.id))
-                report["deleted"].append(_subscription(row).to_dict())
-            elif row.filter != desired[key]:
-                await self._session.execute(
-                    update(event_subscriptions)
-                    .where(event_subscriptions.c.id == row.id)
-                    .values(filter=desired[key], created_by=principal.user_id, updated_at=now)
-                )
-                report["updated"].append({**_subscription(row).to_dict(), "filter": desired[key]})
-            else:
-                report["unchanged"].append(_subscription(row).to_dict())
-        for (event_type, publisher), filter_ in desired.items():
-            if (event_type, publisher) not in existing:
-                created, _ = await self.subscribe(principal, connection_id, event_type, publisher, filter_)
-                report["created"].append(created.to_dict())
-        return report
-
     # -- the state of events ------------------------------------------------------------------------------
 
     async def get(self, event_id: str) -> tuple[CloudEvent, str, list[Delivery]]:
@@ -357,7 +257,7 @@ class EventService:
     async def ack(self, principal: Principal, event_id: str, connection_id: str) -> int:
         """A subscriber's asynchronous success: its pending deliveries of the event end as delivered."""
         await self._event_row(event_id)
-        await self._connection(principal, connection_id)
+        await SubscriptionService(self._session, self._org, self._clock).may_deliver_to(principal, connection_id)
         subscriptions = select(event_subscriptions.c.id).where(event_subscriptions.c.connection_id == connection_id)
         result = await self._session.execute(
             update(event_deliveries)
@@ -386,30 +286,6 @@ class EventService:
         return rows_changed(result)
 
     # -- internals ----------------------------------------------------------------------------------------
-
-    async def _connection(self, principal: Principal, connection_id: str) -> None:
-        """The connection exists in this organization and `principal` may have meshgate call its ON_EVENTS."""
-        found = await self._session.scalar(
-            select(connections.c.id).where(
-                connections.c.organization_id == self._org, connections.c.id == connection_id
-            )
-        )
-        if found is None:
-            raise NotFound(f"connection {connection_id[:80]} not found")
-        if not principal.allows(connection_id, DELIVERY_TOOL):
-            raise PermissionDenied(
-                f"subscribing connection {connection_id} needs permission to call its {DELIVERY_TOOL} tool"
-            )
-
-    async def _subscription_rows(self, connection_id: str) -> Sequence[Row[Any]]:
-        return (
-            await self._session.execute(
-                select(event_subscriptions).where(
-                    event_subscriptions.c.organization_id == self._org,
-                    event_subscriptions.c.connection_id == connection_id,
-                )
-            )
-        ).all()
 
     async def _event_row(self, event_id: str) -> Row[Any]:
         row = (
@@ -462,19 +338,6 @@ def event_of(row: Any, when: datetime | None = None) -> CloudEvent:
 def _new_event(event_id: str, values: Mapping[str, Any], when: datetime, data: Any) -> CloudEvent:
     return CloudEvent(
         id=event_id, source=values["source"], type=values["type"], time=when, subject=values["subject"], data=data
-    )
-
-
-def _subscription(row: Row[Any]) -> Subscription:
-    return Subscription(
-        id=row.id,
-        organization_id=row.organization_id,
-        connection_id=row.connection_id,
-        event_type=row.event_type,
-        publisher=row.publisher,
-        filter=row.filter,
-        created_by=row.created_by,
-        created_at=row.created_at,
     )
 
 

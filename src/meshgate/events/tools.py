@@ -9,6 +9,7 @@ from pydantic import Field
 from meshgate.errors import InvalidInput
 from meshgate.events.models import DELIVERY_STATES
 from meshgate.events.service import EventService, source_of
+from meshgate.events.subscriptions import SubscriptionService
 from meshgate.mcp.registry import ToolContext, ToolInput, ToolSpec
 
 EVENT_STATES = ("published", "scheduled", "recurring", "cancelled")
@@ -25,7 +26,12 @@ class PublishInput(ToolInput):
 
 class SubscribeInput(ToolInput):
     eventType: str = Field(description="An event type, or prefix.* for every type under a prefix")  # noqa: N815  (MCP Mesh's field names)
-    connectionId: str = Field(description="The connection whose ON_EVENTS tool receives the events")  # noqa: N815  (MCP Mesh's field names)
+    connectionId: str | None = Field(  # noqa: N815  (MCP Mesh's field names)
+        default=None, max_length=36, description="The connection whose ON_EVENTS tool receives the events"
+    )
+    url: str | None = Field(
+        default=None, max_length=2048, description="Instead of a connection: an https webhook (signed requests)"
+    )
     publisher: str | None = Field(default=None, description="Only events from this source")
     filter: Any = Field(default=None, description="A CloudEvents Subscriptions API filter (exact, prefix, ...)")
 
@@ -70,6 +76,10 @@ class EventListInput(ToolInput):
     offset: int = Field(default=0, ge=0)
 
 
+def _subscriptions(ctx: ToolContext) -> SubscriptionService:
+    return SubscriptionService(ctx.session, ctx.principal.organization_id, ctx.runtime.events.clock)
+
+
 def _service(ctx: ToolContext) -> EventService:
     events = ctx.runtime.events
     return EventService(ctx.session, ctx.principal.organization_id, events.clock, events.metrics)
@@ -90,24 +100,38 @@ async def event_publish(ctx: ToolContext, args: PublishInput) -> Any:
 
 
 async def event_subscribe(ctx: ToolContext, args: SubscribeInput) -> Any:
-    subscription, created = await _service(ctx).subscribe(
-        ctx.principal, args.connectionId, args.eventType, args.publisher, args.filter
+    if (args.connectionId is None) == (args.url is None):
+        raise InvalidInput("give connectionId (a connection's ON_EVENTS receives the events) or url (a webhook)")
+    if args.url is not None:
+        runtime = ctx.runtime
+        subscription, secret = await _subscriptions(ctx).subscribe_webhook(
+            ctx.principal,
+            args.url,
+            args.eventType,
+            args.publisher,
+            args.filter,
+            runtime.vault,
+            runtime.upstreams.addresses,
+        )
+        return {**subscription.to_dict(), "created": True, "secret": secret}  # shown this once
+    subscription, created = await _subscriptions(ctx).subscribe(
+        ctx.principal, args.connectionId or "", args.eventType, args.publisher, args.filter
     )
     return {**subscription.to_dict(), "created": created}
 
 
 async def event_unsubscribe(ctx: ToolContext, args: SubscriptionIdInput) -> Any:
-    removed = await _service(ctx).unsubscribe(ctx.principal, args.subscriptionId)
+    removed = await _subscriptions(ctx).unsubscribe(ctx.principal, args.subscriptionId)
     return {**removed.to_dict(), "deleted": True}
 
 
 async def event_subscription_list(ctx: ToolContext, args: SubscriptionListInput) -> Any:
-    return {"items": [item.to_dict() for item in await _service(ctx).subscriptions(args.connectionId)]}
+    return {"items": [item.to_dict() for item in await _subscriptions(ctx).subscriptions(args.connectionId)]}
 
 
 async def event_sync(ctx: ToolContext, args: SyncInput) -> Any:
     wanted = [item.model_dump() for item in args.subscriptions]
-    return await _service(ctx).sync(ctx.principal, args.connectionId, wanted)
+    return await _subscriptions(ctx).sync(ctx.principal, args.connectionId, wanted)
 
 
 async def event_cancel(ctx: ToolContext, args: EventIdInput) -> Any:
@@ -152,8 +176,9 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     ToolSpec(
         "EVENT_SUBSCRIBE",
-        "Have a connection's ON_EVENTS tool receive events of a type (or prefix.*), optionally from one publisher"
-        " and matching a CloudEvents filter. Deliveries run with your permissions.",
+        "Have a connection's ON_EVENTS tool (or an https webhook, signed as Standard Webhooks says; its secret is"
+        " shown once) receive events of a type (or prefix.*), optionally from one publisher and matching a"
+        " CloudEvents filter. Deliveries run with your permissions.",
         SubscribeInput,
         event_subscribe,
     ),

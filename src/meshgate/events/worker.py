@@ -1,4 +1,5 @@
-"""Delivering events at least once: claim due deliveries, call each subscriber's ON_EVENTS, record the outcome.
+"""Delivering events at least once: claim due deliveries, call each subscriber's ON_EVENTS (or POST to its
+webhook), record the outcome.
 
 Every process runs one worker. A claim leases deliveries for `lease` seconds (PostgreSQL and MariaDB claim with
 `FOR UPDATE SKIP LOCKED`, so workers never take the same rows; SQLite has one process); a worker killed
@@ -7,10 +8,8 @@ publish announces due deliveries (in this process, and on PostgreSQL through NOT
 
 A delivery is a tool call through the call pipeline, as the subscription's creator with that person's
 permissions at the time (narrowed to the subscriber's ON_EVENTS), so it is permission-checked and audited.
-The subscriber's answer (the ON_EVENTS binding) decides: `{success: true}` delivered; `{success: false, error}`
-failed for good (dead letter); `{retryAfter: ms}` again later, not counted as an attempt; `results` per event
-id, with the batch fields for the rest. A failed call is retried with exponential backoff and jitter; a refusal
-that cannot heal (no such tool, no permission, the person left) is a dead letter at once.
+The subscriber's answer decides (`outcomes.py`); a failed attempt is retried with exponential backoff and
+jitter. A webhook gets each event as one signed request (`webhooks.py`) while its creator may still read events.
 """
 
 from __future__ import annotations
@@ -22,32 +21,37 @@ import random
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar
 
-import orjson
 from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from meshgate.access import Principal
+from meshgate.access import SELF, Principal
 from meshgate.calls.models import CallContext, Target
 from meshgate.calls.service import CallService
 from meshgate.db.database import EVERYTHING, Database, rows_changed
 from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import event_deliveries, event_subscriptions, events, organizations
-from meshgate.errors import MeshgateError, NotFound, PermissionDenied, UpstreamRpcError
+from meshgate.errors import MeshgateError, NotFound, PermissionDenied
 from meshgate.events.models import DEAD, DELIVERED, PENDING, CloudEvent
-from meshgate.events.service import DELIVERY_TOOL, WAKE_TOPIC, EventService, event_of, next_firing
+from meshgate.events.outcomes import Outcome, answer_of, decided, failed
+from meshgate.events.service import WAKE_TOPIC, EventService, event_of, next_firing
+from meshgate.events.subscriptions import DELIVERY_TOOL, webhook_context
+from meshgate.events.webhooks import WebhookSender
 from meshgate.identity.service import member_principal
-from meshgate.jsonvalues import as_dict
 from meshgate.observability.metrics import GatewayMetrics
+from meshgate.vault import Vault
 
 log = logging.getLogger(__name__)
 
-_PERMANENT_RPC = (-32601, -32602)  # method or tool not found, invalid params: retrying changes nothing
 _MAX_ERROR = 500
+_MYSQL_DEADLOCK = (1213, 1205)  # deadlock found; lock wait timeout
+_DEADLOCK_RETRIES = 3
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,18 +73,12 @@ class _Claimed:
     delivery_id: str
     organization_id: str
     subscription_id: str
-    connection_id: str
+    connection_id: str | None
+    webhook_url: str | None
+    webhook_secret: str | None  # sealed
     created_by: str
     attempts: int
     event: CloudEvent
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    status: str  # delivered | dead | pending
-    error: str | None = None
-    retry_in_s: float | None = None  # for pending
-    counts: bool = True  # whether this retry counts as a failed attempt
 
 
 class EventWorker:
@@ -95,12 +93,16 @@ class EventWorker:
         clock: Callable[[], datetime] = utc_now,
         jitter: Callable[[], float] = random.random,
         metrics: GatewayMetrics | None = None,
+        vault: Vault | None = None,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self._db = db
         self._calls = calls
+        self._vault = vault
+        self.webhooks = webhooks
         self.metrics = metrics
         self._counted_at = 0.0
-        self._principals: dict[tuple[str, str, str], asyncio.Future[Principal]] = {}
+        self._principals: dict[tuple[str, str], asyncio.Future[Principal]] = {}
         self.policy = policy or DeliveryPolicy()
         self.clock = clock  # the event bus's time in this process (tools publish and schedule by it too)
         self.jitter = jitter
@@ -119,6 +121,8 @@ class EventWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.webhooks is not None:
+            self.webhooks.close()
 
     async def run_once(self) -> int:
         """Fire what is due and deliver one claim of due deliveries; returns how many deliveries were tried."""
@@ -202,56 +206,72 @@ class EventWorker:
     async def _claim(self) -> list[_Claimed]:
         now = self.clock()
         until = now + timedelta(seconds=self.policy.lease_s)
-        async with self._db.transaction() as session:
-            query = (
-                select(event_deliveries.c.id)
-                .where(
-                    event_deliveries.c.status == PENDING,
-                    event_deliveries.c.next_attempt_at <= now,
-                    or_(event_deliveries.c.lease_until.is_(None), event_deliveries.c.lease_until <= now),
-                )
-                .order_by(event_deliveries.c.next_attempt_at)
-                .limit(self.policy.claim_size)
+        return await self._retrying(lambda session: self._claim_in(session, now, until))
+
+    async def _claim_in(self, session: AsyncSession, now: datetime, until: datetime) -> list[_Claimed]:
+        query = (
+            select(event_deliveries.c.id)
+            .where(
+                event_deliveries.c.status == PENDING,
+                event_deliveries.c.next_attempt_at <= now,
+                or_(event_deliveries.c.lease_until.is_(None), event_deliveries.c.lease_until <= now),
             )
-            if self._db.dialect != "sqlite":
-                query = query.with_for_update(skip_locked=True)
-            ids = list((await session.scalars(query)).all())
-            if not ids:
-                return []
+            .order_by(event_deliveries.c.next_attempt_at)
+            .limit(self.policy.claim_size)
+        )
+        if self._db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # rows another worker is claiming are passed over
+        candidates = list((await session.scalars(query)).all())
+        if not candidates:
+            return []
+        # The lease is taken only where no other worker holds one: each row goes to exactly one worker, whatever
+        # the backend (MariaDB 10.11's SKIP LOCKED returned no rows at all when two rows were locked).
+        await session.execute(
+            update(event_deliveries)
+            .where(
+                event_deliveries.c.id.in_(candidates),
+                event_deliveries.c.status == PENDING,
+                or_(event_deliveries.c.lease_until.is_(None), event_deliveries.c.lease_until <= now),
+            )
+            .values(lease_owner=self.name, lease_until=until)
+        )
+        rows = (
             await session.execute(
-                update(event_deliveries)
-                .where(event_deliveries.c.id.in_(ids))
-                .values(lease_owner=self.name, lease_until=until)
-            )
-            rows = (
-                await session.execute(
-                    select(
-                        event_deliveries.c.id.label("delivery_id"),
-                        event_deliveries.c.organization_id,
-                        event_deliveries.c.subscription_id,
-                        event_deliveries.c.attempts,
-                        event_subscriptions.c.connection_id,
-                        event_subscriptions.c.created_by,
-                        events.c.id,
-                        events.c.source,
-                        events.c.type,
-                        events.c.subject,
-                        events.c.time,
-                        events.c.data,
-                        events.c.datacontenttype,
-                    )
-                    .join(event_subscriptions, event_subscriptions.c.id == event_deliveries.c.subscription_id)
-                    .join(events, events.c.id == event_deliveries.c.event_id)
-                    .where(event_deliveries.c.id.in_(ids))
-                    .order_by(events.c.time, events.c.id)
+                select(
+                    event_deliveries.c.id.label("delivery_id"),
+                    event_deliveries.c.organization_id,
+                    event_deliveries.c.subscription_id,
+                    event_deliveries.c.attempts,
+                    event_subscriptions.c.connection_id,
+                    event_subscriptions.c.webhook_url,
+                    event_subscriptions.c.webhook_secret,
+                    event_subscriptions.c.created_by,
+                    events.c.id,
+                    events.c.source,
+                    events.c.type,
+                    events.c.subject,
+                    events.c.time,
+                    events.c.data,
+                    events.c.datacontenttype,
                 )
-            ).all()
+                .join(event_subscriptions, event_subscriptions.c.id == event_deliveries.c.subscription_id)
+                .join(events, events.c.id == event_deliveries.c.event_id)
+                .where(
+                    event_deliveries.c.id.in_(candidates),
+                    event_deliveries.c.lease_owner == self.name,
+                    event_deliveries.c.lease_until == until,
+                )
+                .order_by(events.c.time, events.c.id)
+            )
+        ).all()
         return [
             _Claimed(
                 delivery_id=row.delivery_id,
                 organization_id=row.organization_id,
                 subscription_id=row.subscription_id,
                 connection_id=row.connection_id,
+                webhook_url=row.webhook_url,
+                webhook_secret=row.webhook_secret,
                 created_by=row.created_by,
                 attempts=row.attempts,
                 event=event_of(row),
@@ -261,8 +281,13 @@ class EventWorker:
 
     async def _deliver(self, batch: Sequence[_Claimed]) -> None:
         first = batch[0]
+        if first.connection_id is None:
+            await self._record(batch, await self._post(batch))
+            return
         try:
-            principal = await self._principal(first)
+            member = await self._principal(first)
+            narrowed = {first.connection_id: [DELIVERY_TOOL]}
+            principal = replace(member, grants=(*member.grants, narrowed))
             result = await self._calls.call_tool(
                 principal,
                 Target(first.connection_id),
@@ -271,17 +296,36 @@ class EventWorker:
                 CallContext(user_agent=f"meshgate-events/{self.name}"),
             )
         except MeshgateError as error:
-            outcome = self._failed(error)
+            outcome = failed(error)
             outcomes = {item.delivery_id: outcome for item in batch}
         else:
-            answer = _answer(result)
-            outcomes = {item.delivery_id: self._decided(answer, item.event.id) for item in batch}
+            answer = answer_of(result)
+            outcomes = {item.delivery_id: decided(answer, item.event.id, self.policy.max_retry_s) for item in batch}
         await self._record(batch, outcomes)
 
+    async def _post(self, batch: Sequence[_Claimed]) -> dict[str, Outcome]:
+        """Each event to the webhook, one signed request each, while the creator may still read events."""
+        first = batch[0]
+        try:
+            member = await self._principal(first)
+            if not member.allows(SELF, "EVENT_LIST"):
+                raise PermissionDenied("the webhook's creator may no longer read events (self:EVENT_LIST)")
+        except MeshgateError as error:
+            return {item.delivery_id: failed(error) for item in batch}
+        if self.webhooks is None or self._vault is None or first.webhook_url is None or first.webhook_secret is None:
+            return {item.delivery_id: Outcome(PENDING, "this process sends no webhooks") for item in batch}
+        secret = self._vault.open(first.webhook_secret, context=webhook_context(first.subscription_id)).decode()
+        outcomes: dict[str, Outcome] = {}
+        for item in batch:
+            status, error, retry = await self.webhooks.send(
+                first.webhook_url, secret, item.delivery_id, item.event, self.clock()
+            )
+            outcomes[item.delivery_id] = Outcome(status, error, retry)
+        return outcomes
+
     async def _principal(self, claimed: _Claimed) -> Principal:
-        """The subscription's creator as they are now (read once per round), allowed nothing but the subscriber's
-        ON_EVENTS."""
-        key = (claimed.organization_id, claimed.created_by, claimed.connection_id)
+        """The subscription's creator as a member of the organization now (read once per round)."""
+        key = (claimed.organization_id, claimed.created_by)
         found = self._principals.get(key)
         if found is None:
             found = self._principals[key] = asyncio.ensure_future(self._load_principal(claimed))
@@ -298,36 +342,7 @@ class EventWorker:
                 member = await member_principal(session, claimed.created_by, str(slug))
             except NotFound as exc:
                 raise PermissionDenied("the person who subscribed is no longer a member of the organization") from exc
-        narrowed = {claimed.connection_id: [DELIVERY_TOOL]}
-        return Principal(
-            user_id=member.user_id,
-            organization_id=member.organization_id,
-            organization_slug=member.organization_slug,
-            role=member.role,
-            grants=(*member.grants, narrowed),
-        )
-
-    def _failed(self, error: MeshgateError) -> Outcome:
-        permanent = isinstance(error, PermissionDenied | NotFound) or (
-            isinstance(error, UpstreamRpcError) and error.rpc.get("code") in _PERMANENT_RPC
-        )
-        if permanent:
-            return Outcome(DEAD, error.message)
-        return Outcome(PENDING, error.message)
-
-    def _decided(self, answer: Mapping[str, Any], event_id: str) -> Outcome:
-        own = as_dict(as_dict(answer.get("results")).get(event_id))
-        for found in (own, answer):
-            if found.get("success") is True:
-                return Outcome(DELIVERED)
-            if found.get("success") is False:
-                return Outcome(DEAD, str(found.get("error") or "the subscriber reported a failure"))
-            retry = found.get("retryAfter")
-            if isinstance(retry, int | float) and not isinstance(retry, bool) and retry > 0:
-                return Outcome(PENDING, None, min(float(retry) / 1000, self.policy.max_retry_s), counts=False)
-        if answer.get("isError") is True:
-            return Outcome(PENDING, "ON_EVENTS answered with an error: " + str(answer.get("error", ""))[:200])
-        return Outcome(PENDING, "ON_EVENTS answered neither success nor retryAfter")
+        return member
 
     async def _record(self, batch: Sequence[_Claimed], outcomes: Mapping[str, Outcome]) -> None:
         """Store each outcome; deliveries that end alike are updated together (one statement, not one each)."""
@@ -350,13 +365,32 @@ class EventWorker:
                     values |= {"attempts": attempts, "next_attempt_at": now + timedelta(seconds=wait)}
             alike[tuple(sorted(values.items()))].append(item.delivery_id)
             self._counted(item, outcome, values, now)
-        async with self._db.transaction() as session:
+
+        async def write(session: AsyncSession) -> None:
             for values_key, ids in alike.items():
                 await session.execute(
                     update(event_deliveries)
                     .where(event_deliveries.c.id.in_(ids), event_deliveries.c.lease_owner == self.name)
                     .values(**dict(values_key))
                 )
+
+        await self._retrying(write)
+
+    async def _retrying(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """`work` in a transaction, again when MariaDB/MySQL picks it as a deadlock victim. There claims and
+        outcome writes of several workers lock index entries in different orders; READ COMMITTED (no gap
+        locks) makes that rare, and a victim's transaction is rolled back whole, so running it again is safe."""
+        for attempt in range(_DEADLOCK_RETRIES):
+            try:
+                async with self._db.transaction() as session:
+                    if self._db.dialect in ("mysql", "mariadb"):
+                        await session.connection(execution_options={"isolation_level": "READ COMMITTED"})
+                    return await work(session)
+            except OperationalError as error:
+                code = getattr(error.orig, "args", (None,))[0]
+                if code not in _MYSQL_DEADLOCK or attempt == _DEADLOCK_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _counted(self, item: _Claimed, outcome: Outcome, values: Mapping[str, Any], now: datetime) -> None:
         if self.metrics is None:
@@ -402,20 +436,3 @@ class EventWorker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.policy.poll_s):
                     await self._wake.wait()
-
-
-def _answer(result: Mapping[str, Any]) -> dict[str, Any]:
-    """ON_EVENTS's answer: its structured content, else the JSON in its text, plus `isError`."""
-    found = as_dict(result.get("structuredContent"))
-    if not found:
-        for item in cast("list[Any]", result.get("content") or []):
-            text = as_dict(item).get("text")
-            if isinstance(text, str):
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    found = as_dict(orjson.loads(text))
-                if not found and result.get("isError"):
-                    found = {"error": text}
-                break
-    if result.get("isError") is True:
-        found = {k: v for k, v in found.items() if k != "success"} | {"isError": True}
-    return found
