@@ -18,6 +18,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from meshgate.connections.tools import TOOLS as CONNECTION_TOOLS
 from meshgate.dashboard import DashboardPages
+from meshgate.events.routes import EventRoutes
+from meshgate.events.tools import TOOLS as EVENT_TOOLS
+from meshgate.events.watch import WatchHub
 from meshgate.http import health, jwks, metrics
 from meshgate.http.guard import Admission, McpGuard, OriginPolicy
 from meshgate.http.web import Web
@@ -48,7 +51,9 @@ log = logging.getLogger("meshgate")
 
 def build_registry() -> ToolRegistry:
     """Every management tool of every package."""
-    return ToolRegistry([*IDENTITY_TOOLS, *CONNECTION_TOOLS, *VIRTUAL_TOOLS, *OAUTH_TOOLS, *MONITORING_TOOLS])
+    return ToolRegistry(
+        [*IDENTITY_TOOLS, *CONNECTION_TOOLS, *VIRTUAL_TOOLS, *OAUTH_TOOLS, *MONITORING_TOOLS, *EVENT_TOOLS]
+    )
 
 
 class _ManagementEndpoint:
@@ -158,14 +163,18 @@ def create_app(settings: Settings) -> Any:
             async with sessions.run():
                 yield
         finally:
+            await watch.stop()
             await runtime.stop()
 
+    watch = WatchHub(runtime.db, admission, runtime.events.clock)
     web = Web(runtime)
     app = Starlette(
         routes=[
             *LoginPages(web).routes(),
             *DashboardPages(web, registry).routes(),
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
+            *EventRoutes(runtime.db, runtime.events, admission).routes(),
+            Route("/api/{org_slug}/watch", watch, methods=["GET"]),
             Route("/health", health.live),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),

@@ -16,6 +16,8 @@ from meshgate.connections.upstream.callers import SessionLimits
 from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.replicas import ReplicaRegistry
+from meshgate.events.webhooks import WebhookSender
+from meshgate.events.worker import DeliveryPolicy, EventWorker
 from meshgate.http.stream_grants import StreamGrants
 from meshgate.identity.authentication import Authenticator
 from meshgate.monitoring.writer import AuditWriter
@@ -49,6 +51,7 @@ class Runtime:
     virtual: VirtualDirectory
     streams: StreamGrants
     calls: CallService
+    events: EventWorker
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -105,7 +108,22 @@ class Runtime:
             upstream_oauth=upstream_oauth,
             virtual=VirtualDirectory(db, catalog),
             streams=StreamGrants(db, authenticator.authenticate),
-            calls=CallService(upstreams, mesh_tokens, audit, upstream_oauth, metrics),
+            calls=(calls := CallService(upstreams, mesh_tokens, audit, upstream_oauth, metrics)),
+            events=EventWorker(
+                db,
+                calls,
+                DeliveryPolicy(
+                    batch_size=settings.event_batch_size,
+                    lease_s=settings.event_lease_seconds,
+                    poll_s=settings.event_poll_seconds,
+                    first_retry_s=settings.event_retry_first_seconds,
+                    max_retry_s=settings.event_retry_max_seconds,
+                    max_attempts=settings.event_max_attempts,
+                ),
+                metrics=metrics,
+                vault=vault,
+                webhooks=WebhookSender(addresses),
+            ),
         )
         db.subscribe(runtime._on_change)
         instrument_database(runtime.tracing, db.engine)
@@ -157,9 +175,12 @@ class Runtime:
         await self.replicas.beat()
         self.replicas.start()
         self.virtual.catalog.start()
+        if self.settings.event_delivery:
+            self.events.start()
 
     async def stop(self) -> None:
         """Drain the audit queue and key-usage times, close upstream clients and the database, flush spans."""
+        await self.events.stop()
         await self.audit.stop()
         await self.authenticator.stop()
         await self.replicas.stop()

@@ -66,6 +66,13 @@ class Settings:
     upstream_session_idle_seconds: float = 300.0
     virtual_list_ttl_seconds: float = 300.0
     virtual_list_timeout_seconds: float = 5.0
+    event_delivery: bool = True  # off: this process publishes but leaves deliveries to the other processes
+    event_batch_size: int = 50
+    event_retry_first_seconds: float = 1.0
+    event_retry_max_seconds: float = 3600.0
+    event_max_attempts: int = 20
+    event_lease_seconds: float = 60.0
+    event_poll_seconds: float = 1.0
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +125,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upstream_session_idle_seconds=_float(env, "MESHGATE_UPSTREAM_SESSION_IDLE_SECONDS", 300.0),
         virtual_list_ttl_seconds=_float(env, "MESHGATE_VIRTUAL_LIST_TTL_SECONDS", 300.0),
         virtual_list_timeout_seconds=_float(env, "MESHGATE_VIRTUAL_LIST_TIMEOUT_SECONDS", 5.0),
+        event_delivery=env.get("MESHGATE_EVENT_DELIVERY", "on").strip().lower() not in ("0", "off", "false", "no"),
+        event_batch_size=_bounded(env, "MESHGATE_EVENT_BATCH_SIZE", 50, 1, 1000),
+        event_retry_first_seconds=_float(env, "MESHGATE_EVENT_RETRY_FIRST_SECONDS", 1.0),
+        event_retry_max_seconds=_float(env, "MESHGATE_EVENT_RETRY_MAX_SECONDS", 3600.0),
+        event_max_attempts=_bounded(env, "MESHGATE_EVENT_MAX_ATTEMPTS", 20, 1, 1000),
+        event_lease_seconds=_float(env, "MESHGATE_EVENT_LEASE_SECONDS", 60.0),
+        event_poll_seconds=_float(env, "MESHGATE_EVENT_POLL_SECONDS", 1.0),
         previous_encryption_keys=tuple(
             _decode_key(value, "ENCRYPTION_KEYS_PREVIOUS") for value in _csv(env, "ENCRYPTION_KEYS_PREVIOUS")
         ),

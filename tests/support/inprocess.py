@@ -31,10 +31,15 @@ class InProcessGateway:
 
 @asynccontextmanager
 async def in_process_gateway(
-    tmp_path: Path, upstream: Upstream, env: dict[str, str] | None = None, before_start: Any = None
+    tmp_path: Path,
+    upstream: Upstream,
+    env: dict[str, str] | None = None,
+    before_start: Any = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[InProcessGateway]:
-    """Migrated SQLite, an owner key, the app's lifespan entered and a connection to `upstream` created."""
-    url = f"sqlite:///{tmp_path / 'inprocess.db'}"
+    """A migrated database (SQLite unless `database_url`), an owner key, the app's lifespan entered and a
+    connection to `upstream` created."""
+    url = database_url or f"sqlite:///{tmp_path / 'inprocess.db'}"
     settings = load_settings(
         {
             "DATABASE_URL": url,

@@ -340,3 +340,67 @@ mesh_signing_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("activates_at", UTCDateTime, nullable=False),  # signs from then; published from creation
 )
+
+# --- the event bus (CloudEvents, subscriptions, at-least-once deliveries; see meshgate.events) ---------------
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("subject", String(1024), nullable=True),
+    Column("time", UTCDateTime, nullable=False),
+    Column("datacontenttype", String(100), nullable=False),
+    Column("data", LongText, nullable=True),  # JSON text
+    Column("status", String(16), nullable=False),  # published | scheduled | recurring | cancelled
+    Column("due_at", UTCDateTime, nullable=True),  # scheduled: when it is published; recurring: next firing
+    Column("cron", String(120), nullable=True),
+    Column("timezone", String(64), nullable=True),
+    Column("recurring_key", String(64), nullable=True),  # sha256(source, type) of a recurring event: one each
+    Column("recurrence_of", ID, nullable=True),  # the recurring event an occurrence came from
+    Column("published_by", ID, nullable=True),  # the user behind the credential that published it
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("organization_id", "recurring_key"),
+    Index(None, "organization_id", "time"),
+    Index(None, "status", "due_at"),
+)
+
+event_subscriptions = Table(
+    "event_subscriptions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("connection_id", ID, ForeignKey("connections.id", ondelete="CASCADE"), nullable=True),
+    Column("webhook_url", String(2048), nullable=True),  # instead of a connection: an https endpoint
+    Column("webhook_secret", Text, nullable=True),  # sealed by the vault (context "webhook-secret:<id>")
+    Column("event_type", String(202), nullable=False),  # a type or `prefix.*`
+    Column("publisher", String(200), nullable=True),  # only events of this source
+    Column("filter", JSON, nullable=True),
+    Column("created_by", ID, nullable=False),  # deliveries run with this user's permissions at the time
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "organization_id", "connection_id"),
+    Index(None, "organization_id", "event_type"),
+)
+
+event_deliveries = Table(
+    "event_deliveries",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", ID, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("subscription_id", ID, ForeignKey("event_subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | dead | cancelled
+    Column("attempts", Integer, nullable=False),  # failed attempts so far (a subscriber's retryAfter is not one)
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(64), nullable=True),  # the worker delivering it now ...
+    Column("lease_until", UTCDateTime, nullable=True),  # ... until then; afterwards any worker takes it over
+    Column("last_error", String(500), nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("event_id", "subscription_id"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "subscription_id", "status"),
+)

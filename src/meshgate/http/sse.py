@@ -47,8 +47,11 @@ async def serve_events(  # noqa: PLR0917
     open_streams: OpenStreams | None = None,
     ended: asyncio.Event | None = None,
     last: dict[str, Any] | None = None,
+    *,
+    encode: Callable[[dict[str, Any]], bytes] = event,
 ) -> None:
-    """Stream `frame(item)` for every queued item (None: skip it) until the client goes away or `ended`."""
+    """Stream `frame(item)` for every queued item (None: skip it) until the client goes away or `ended`.
+    `encode` writes one frame as SSE bytes (by default a `message` event of JSON-RPC)."""
     gone = asyncio.ensure_future(disconnected(receive))
     ending = asyncio.ensure_future((ended or asyncio.Event()).wait())
     if open_streams is not None:
@@ -56,13 +59,13 @@ async def serve_events(  # noqa: PLR0917
     try:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         if first is not None:
-            await send(_body(event(first)))
+            await send(_body(encode(first)))
         while not gone.done():
             waiting = asyncio.ensure_future(queue.get())
             await asyncio.wait({waiting, gone, ending}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
             if ending.done():
                 waiting.cancel()
-                await send({"type": "http.response.body", "body": b"" if last is None else event(last)})
+                await send({"type": "http.response.body", "body": b"" if last is None else encode(last)})
                 return
             if not waiting.done():
                 waiting.cancel()
@@ -71,7 +74,7 @@ async def serve_events(  # noqa: PLR0917
                 continue
             message = frame(waiting.result())
             if message is not None:
-                await send(_body(event(message)))
+                await send(_body(encode(message)))
     finally:
         gone.cancel()
         ending.cancel()

@@ -57,6 +57,26 @@ class GatewayMetrics:
             ["organization", "connection"],
             registry=self.registry,
         )
+        self.events_published = Counter(
+            "meshgate_events_published", "Events released to subscribers and watchers", registry=self.registry
+        )
+        self.event_deliveries = Counter(
+            "meshgate_event_deliveries",
+            "Event delivery attempts by outcome (delivered, retried, dead)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.event_latency = Histogram(
+            "meshgate_event_delivery_latency_seconds",
+            "From an event's time to its delivery",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.event_pending = Gauge(
+            "meshgate_event_deliveries_pending",
+            "Deliveries waiting (read by the worker now and then)",
+            registry=self.registry,
+        )
         build = Gauge("meshgate_build_info", "meshgate version", ["version", "python"], registry=self.registry)
         build.labels(__version__, platform.python_version()).set(1)
 

@@ -1,0 +1,121 @@
+"""An MCP server (official SDK) that receives events: the ON_EVENTS binding, answering as a test tells it.
+
+Run: python -m support.event_subscriber --port N [--token T] [--count-only]
+Tools: `ON_EVENTS {events}` records each batch and answers the next queued answer (default `{success: true}`;
+a queued `{"isError": true}` answers a failed tool call); `answer_with {answers: [...]}` queues answers;
+`received` returns every batch so far; `stats` counts events and measures, per event, the time from its `time`
+to its arrival (for bench/events.py; `--count-only` keeps no batches); `reset` forgets both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import warnings
+from datetime import UTC, datetime
+from typing import Any
+
+import mcp_types as types
+import uvicorn
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+
+from support.upstream import RecordHeaders
+
+BATCHES: list[list[dict[str, Any]]] = []
+ANSWERS: list[dict[str, Any]] = []
+STATS: dict[str, Any] = {"count": 0, "first": None, "last": None, "latencies_ms": []}
+KEEP_BATCHES = [True]
+
+TOOLS = [
+    types.Tool(
+        name="ON_EVENTS",
+        description="Receive a batch of CloudEvents",
+        input_schema={"type": "object", "properties": {"events": {"type": "array"}}, "required": ["events"]},
+    ),
+    types.Tool(
+        name="answer_with",
+        description="Queue the answers of the next ON_EVENTS calls",
+        input_schema={"type": "object", "properties": {"answers": {"type": "array"}}},
+    ),
+    types.Tool(name="received", description="Every batch received so far", input_schema={"type": "object"}),
+    types.Tool(name="stats", description="Events received, and their delays", input_schema={"type": "object"}),
+    types.Tool(name="reset", description="Forget what was received", input_schema={"type": "object"}),
+]
+
+
+def _count(events: list[dict[str, Any]]) -> None:
+    now, arrived = time.monotonic(), datetime.now(UTC)
+    STATS["count"] += len(events)
+    STATS["first"] = STATS["first"] or now
+    STATS["last"] = now
+    for event in events:
+        sent = datetime.fromisoformat(str(event.get("time", "")).replace("Z", "+00:00"))
+        STATS["latencies_ms"].append((arrived - sent).total_seconds() * 1000)
+
+
+def _result(text: str, structured: dict[str, Any] | None = None, *, error: bool = False) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=structured, is_error=error)
+
+
+def on_events(args: dict[str, Any]) -> types.CallToolResult:
+    events = list(args.get("events", []))
+    _count(events)
+    if KEEP_BATCHES[0]:
+        BATCHES.append(events)
+    answer = ANSWERS.pop(0) if ANSWERS else {"success": True}
+    if answer.get("isError"):
+        return _result("the subscriber broke", error=True)
+    return _result("ok", answer)
+
+
+def answer_with(args: dict[str, Any]) -> types.CallToolResult:
+    ANSWERS.extend(args.get("answers", []))
+    return _result("queued", {"queued": len(ANSWERS)})
+
+
+def reset(_args: dict[str, Any]) -> types.CallToolResult:
+    BATCHES.clear()
+    STATS.update(count=0, first=None, last=None, latencies_ms=[])
+    return _result("reset", {"reset": 1})
+
+
+HANDLERS = {
+    "ON_EVENTS": on_events,
+    "answer_with": answer_with,
+    "received": lambda _args: _result("batches", {"batches": BATCHES}),
+    "stats": lambda _args: _result("stats", dict(STATS)),
+    "reset": reset,
+}
+
+
+def build_server() -> Server[Any]:
+    async def list_tools(_ctx: ServerRequestContext[Any, Any], _params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=TOOLS)
+
+    async def call_tool(_ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
+        handler = HANDLERS.get(params.name)
+        if handler is None:
+            return _result(f"unknown tool {params.name}", error=True)
+        return handler(params.arguments or {})
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Server("event-subscriber", version="1.0.0", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--token", default=None)
+    parser.add_argument("--count-only", action="store_true", help="keep no batches, only counts and delays")
+    args = parser.parse_args()
+    KEEP_BATCHES[0] = not args.count_only
+    logging.basicConfig(level=logging.WARNING)
+    app = build_server().streamable_http_app(json_response=True, host="127.0.0.1")
+    uvicorn.run(RecordHeaders(app, args.token), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
