@@ -25,8 +25,28 @@ pytestmark = pytest.mark.anyio
 async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> None:
     db = Database(tmp_db)
     try:
-        assert await pending_migrations(db.engine) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]
-        assert await apply_migrations(db.engine) == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]
+        assert await pending_migrations(db.engine) == [
+            "0001",
+            "0002",
+            "0003",
+            "0004",
+            "0005",
+            "0006",
+            "0007",
+            "0008",
+            "0009",
+        ]
+        assert await apply_migrations(db.engine) == [
+            "0001",
+            "0002",
+            "0003",
+            "0004",
+            "0005",
+            "0006",
+            "0007",
+            "0008",
+            "0009",
+        ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []
         async with db.engine.connect() as connection:
