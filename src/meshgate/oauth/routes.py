@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -21,6 +19,7 @@ from meshgate.errors import InvalidInput, MeshgateError, OAuthError, UpstreamErr
 from meshgate.http.forms import read_form, single
 from meshgate.http.web import Web
 from meshgate.identity.service import OrganizationService
+from meshgate.keys import KeyPurpose, derive_key
 from meshgate.oauth import metadata
 from meshgate.oauth.clients import ClientRegistry, OAuthClient, Registration
 from meshgate.oauth.scopes import describe, normalize_scope, permissions_for_scope
@@ -54,7 +53,7 @@ class OAuthEndpoints:
         self._runtime = web.runtime
         self._clients = clients
         self._issuer = web.runtime.settings.public_url
-        self._consent_key = hmac.new(web.runtime.settings.secret, b"meshgate consent v1", hashlib.sha256).digest()
+        self._consent_key = derive_key(web.runtime.settings.secret, KeyPurpose.CONSENT)
 
     def routes(self) -> list[Route]:
         return [
