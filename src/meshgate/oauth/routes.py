@@ -152,6 +152,8 @@ class OAuthEndpoints:
             "consent.html",
             client_name=client.name,
             client_host=client.host,
+            client_verified=client.verified,
+            redirect_host=_redirect_host(redirect_uri),
             resource=resource,
             permissions=describe(permissions_for_scope(scope)),
             user=user,
@@ -376,6 +378,12 @@ class OAuthEndpoints:
         return AuthorizationService(
             session, self._runtime.access_tokens, self._runtime.settings.oauth_refresh_token_seconds
         )
+
+
+def _redirect_host(redirect_uri: str) -> str:
+    """Where the authorization code goes: the host, or the app scheme of a native client."""
+    parts = urlsplit(redirect_uri)
+    return parts.hostname or f"{parts.scheme}: (an app on this device)"
 
 
 async def _oauth_form(request: Request) -> dict[str, list[str]]:
