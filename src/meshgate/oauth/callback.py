@@ -3,8 +3,10 @@ an OAuth client); the code is exchanged, the tokens sealed and the newly authori
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from meshgate.connections.discovery import discover_once
@@ -30,9 +32,15 @@ class UpstreamCallback:
         state = params.get("state")
         if not state:
             return self._message(request, 400, "Cannot finish", "The authorization response has no state.")
+        # Only the person who started the flow may finish it; otherwise anyone sent the link would link their
+        # upstream account into someone else's connection.
+        user = await self._web.user(request)
+        if user is None:
+            target = request.url.path + "?" + request.url.query
+            return RedirectResponse(f"{self._web.base}/login?next={quote(target, safe='')}", status_code=303)
         try:
             organization_id, connection_id = await self._runtime.upstream_oauth.finish(
-                state, params.get("code"), params.get("iss"), params.get("error")
+                state, user.id, params.get("code"), params.get("iss"), params.get("error")
             )
         except MeshgateError as error:
             return self._message(request, 400, "Authorization failed", error.message)

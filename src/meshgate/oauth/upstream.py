@@ -230,21 +230,27 @@ class UpstreamOAuth:
 
     # --- finishing a flow -----------------------------------------------------------------------------------
 
-    async def finish(self, state: str, code: str | None, iss: str | None, error: str | None) -> tuple[str, str]:
-        """Exchange the code of a flow; returns (organization id, connection id)."""
+    async def finish(
+        self, state: str, user_id: str, code: str | None, iss: str | None, error: str | None
+    ) -> tuple[str, str]:
+        """Exchange the code of a flow `user_id` started; returns (organization id, connection id)."""
+        unknown = NotFound("this authorization is unknown or expired; start again with CONNECTION_OAUTH_START")
         async with self._db.transaction() as session:
             row = (
                 await session.execute(
                     select(oauth_upstream_flows).where(oauth_upstream_flows.c.state_hash == hash_key(state))
                 )
             ).first()
-            if row is not None:
-                await session.execute(
-                    delete(oauth_upstream_flows).where(oauth_upstream_flows.c.state_hash == row.state_hash)
-                )
-        if row is None or row.expires_at <= datetime.now(UTC):
-            raise NotFound("this authorization is unknown or expired; start again with CONNECTION_OAUTH_START")
-        flow: dict[str, Any] = orjson.loads(self._vault.open(row.sealed, context=_flow_context(row.connection_id)))
+            if row is None:
+                raise unknown
+            flow: dict[str, Any] = orjson.loads(self._vault.open(row.sealed, context=_flow_context(row.connection_id)))
+            if flow.get("user_id") != user_id:
+                raise unknown  # another person's flow: left for them, and not confirmed to exist
+            await session.execute(
+                delete(oauth_upstream_flows).where(oauth_upstream_flows.c.state_hash == row.state_hash)
+            )
+        if row.expires_at <= datetime.now(UTC):
+            raise unknown
         if error:
             raise OAuthSetupError(f"the authorization server refused: {error[:200]}")
         if iss is not None and not same_issuer(iss, flow["issuer"]):
