@@ -32,6 +32,7 @@ from meshgate.mcp.middleware import hide_internal_errors
 from meshgate.mcp.registry import ToolRegistry
 from meshgate.mcp.server import PRINCIPAL_SCOPE_KEY, build_management_server
 from meshgate.monitoring.tools import TOOLS as MONITORING_TOOLS
+from meshgate.oauth.callback import UpstreamCallback
 from meshgate.oauth.routes import OAuthEndpoints
 from meshgate.oauth.tools import TOOLS as OAUTH_TOOLS
 from meshgate.observability.metrics import GatewayMetrics
@@ -175,6 +176,7 @@ def create_app(settings: Settings) -> Any:
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
             *EventRoutes(runtime.db, runtime.events, admission).routes(),
             Route("/api/{org_slug}/watch", watch, methods=["GET"]),
+            *UpstreamCallback(web).routes(),
             Route("/health", health.live),
             Route("/health/live", health.live),
             Route("/health/ready", health.ready),

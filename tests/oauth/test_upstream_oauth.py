@@ -17,7 +17,9 @@ from sqlalchemy import select
 from conftest import new_owner
 from meshgate.db.database import Database
 from meshgate.db.tables import connection_oauth, connections
-from support.gateway import Gateway, free_port, rpc, spawn_server
+from meshgate.identity.sessions import COOKIE as SESSION_COOKIE
+from meshgate.identity.sessions import BrowserSessionService
+from support.gateway import Gateway, Owner, free_port, rpc, spawn_server
 from support.mcp_client import call, connect
 from support.secrets import remember_secret
 
@@ -67,17 +69,61 @@ def _first(error: BaseException) -> BaseException:
     return error
 
 
-async def _authorize(gateway: Gateway, key: str, conn_id: str) -> dict[str, Any]:
+async def _browser_session(gateway: Gateway, user_id: str) -> str:
+    """A meshgate browser session cookie for `user_id` (what logging in on /login gives)."""
+    db = Database(gateway.env["DATABASE_URL"])
+    try:
+        async with db.transaction() as session:
+            return remember_secret(await BrowserSessionService(session).start(user_id, 3600))
+    finally:
+        await db.close()
+
+
+async def _approve(gateway: Gateway, key: str, conn_id: str) -> tuple[dict[str, Any], str]:
+    """Start the flow and let the upstream approve; returns the start answer and the callback URL."""
     async with connect(gateway.mcp_url, key) as client:
         started = await call(client, "CONNECTION_OAUTH_START", {"id": conn_id})
     async with httpx.AsyncClient(timeout=30) as browser:
         approval = await browser.get(started["authorizationUrl"])  # the upstream approves at once
-        assert approval.status_code in (302, 307), approval.text
-        back = approval.headers["location"]
-        assert back.startswith(f"{gateway.url}/oauth/callback?")
-        landed = await browser.get(back)
+    assert approval.status_code in (302, 307), approval.text
+    back = approval.headers["location"]
+    assert back.startswith(f"{gateway.url}/oauth/callback?")
+    return started, back
+
+
+async def _authorize(gateway: Gateway, owner: Owner, conn_id: str) -> dict[str, Any]:
+    started, back = await _approve(gateway, owner.api_key, conn_id)
+    cookie = await _browser_session(gateway, owner.user_id)
+    async with httpx.AsyncClient(timeout=30) as browser:
+        landed = await browser.get(back, headers={"cookie": f"{SESSION_COOKIE}={cookie}"})
     assert landed.status_code == 200 and "now authorized" in landed.text, landed.text
     return started
+
+
+@pytest.mark.finding(9)
+async def test_the_callback_is_finished_only_by_the_person_who_started_the_flow(
+    gateway: Gateway, oauth_upstream: OAuthUpstream
+) -> None:
+    owner, other = await new_owner(gateway), await new_owner(gateway, "Other")
+    async with connect(gateway.mcp_url, owner.api_key) as client:
+        conn = await call(
+            client,
+            "COLLECTION_CONNECTIONS_CREATE",
+            {"data": {"title": "Bound", "connection_type": "HTTP", "connection_url": oauth_upstream.url, "oauth": {}}},
+        )
+    _started, back = await _approve(gateway, owner.api_key, conn["id"])
+    async with httpx.AsyncClient(timeout=30) as browser:
+        anonymous = await browser.get(back)
+        assert anonymous.status_code == 303 and "/login?next=" in anonymous.headers["location"]
+        cookie = await _browser_session(gateway, other.user_id)
+        foreign = await browser.get(back, headers={"cookie": f"{SESSION_COOKIE}={cookie}"})
+    assert foreign.status_code == 400 and "unknown or expired" in foreign.text
+    refused, _message = await _whoami(gateway, owner.api_key, conn["id"])
+    assert refused  # nothing was linked into the connection
+    cookie = await _browser_session(gateway, owner.user_id)
+    async with httpx.AsyncClient(timeout=30) as browser:
+        landed = await browser.get(back, headers={"cookie": f"{SESSION_COOKIE}={cookie}"})
+    assert landed.status_code == 200 and "now authorized" in landed.text  # the owner's flow is still there
 
 
 async def test_a_connection_authorizes_through_a_url_then_refreshes_before_expiry(
@@ -106,7 +152,7 @@ async def test_a_connection_authorizes_through_a_url_then_refreshes_before_expir
     assert "CONNECTION_OAUTH_START" in answer.text
 
     before = oauth_upstream.stats()
-    started = await _authorize(gateway, owner.api_key, conn["id"])
+    started = await _authorize(gateway, owner, conn["id"])
     assert started["redirectUri"] == f"{gateway.url}/oauth/callback"
     after = oauth_upstream.stats()
     assert after["registrations"] == before["registrations"] + 1  # meshgate registered itself (DCR)
@@ -159,7 +205,7 @@ async def test_a_pre_registered_client_is_used_and_tokens_are_sealed(
             },
         )
     before = oauth_upstream.stats()
-    started = await _authorize(gateway, owner.api_key, conn["id"])
+    started = await _authorize(gateway, owner, conn["id"])
     assert f"client_id={registered['client_id']}" in started["authorizationUrl"]
     after = oauth_upstream.stats()
     assert after["registrations"] == before["registrations"]  # no dynamic registration this time
@@ -191,7 +237,7 @@ async def test_an_ended_grant_tells_the_caller_how_to_authorize_again(
             "COLLECTION_CONNECTIONS_CREATE",
             {"data": {"title": "Ending", "connection_type": "HTTP", "connection_url": oauth_upstream.url, "oauth": {}}},
         )
-    await _authorize(gateway, owner.api_key, conn["id"])
+    await _authorize(gateway, owner, conn["id"])
     assert not (await _whoami(gateway, owner.api_key, conn["id"]))[0]
     httpx.post(f"http://127.0.0.1:{oauth_upstream.port}/forget-grants")
     refused, message = await _whoami(gateway, owner.api_key, conn["id"])  # the upstream answers 401 now
@@ -202,5 +248,5 @@ async def test_an_ended_grant_tells_the_caller_how_to_authorize_again(
     async with connect(gateway.mcp_url, owner.api_key) as client:
         shown = await call(client, "COLLECTION_CONNECTIONS_GET", {"id": conn["id"]})
     assert "grant ended" in shown["status_reason"]
-    await _authorize(gateway, owner.api_key, conn["id"])  # and authorizing again works
+    await _authorize(gateway, owner, conn["id"])  # and authorizing again works
     assert not (await _whoami(gateway, owner.api_key, conn["id"]))[0]

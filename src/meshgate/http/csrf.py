@@ -11,13 +11,15 @@ import hashlib
 import hmac
 import secrets
 
+from meshgate.keys import KeyPurpose, derive_key
+
 COOKIE = "meshgate_csrf"
 FIELD = "csrf_token"
 
 
 class Csrf:
     def __init__(self, secret: bytes) -> None:
-        self._key = hmac.new(secret, b"meshgate csrf v1", hashlib.sha256).digest()
+        self._key = derive_key(secret, KeyPurpose.CSRF)
 
     @staticmethod
     def new_cookie() -> str:

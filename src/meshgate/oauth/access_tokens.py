@@ -8,8 +8,6 @@ change (revoking a grant is one).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import time
 from typing import Any
@@ -18,6 +16,7 @@ import jwt
 
 from meshgate.errors import Unauthenticated
 from meshgate.identity.authentication import AccessClaims
+from meshgate.keys import KeyPurpose, derive_key
 
 _ALGORITHM = "HS256"
 TOKEN_TYPE = "at+jwt"  # noqa: S105  (the RFC 9068 media type, not a secret)
@@ -27,7 +26,7 @@ class AccessTokens:
     """Signs and verifies meshgate's OAuth access tokens (the authenticator's `AccessTokenVerifier`)."""
 
     def __init__(self, secret: bytes, issuer: str, lifetime_s: int) -> None:
-        self._key = hmac.new(secret, b"meshgate oauth access token v1", hashlib.sha256).digest()
+        self._key = derive_key(secret, KeyPurpose.ACCESS_TOKEN)
         self.issuer = issuer
         self.lifetime_s = lifetime_s
 

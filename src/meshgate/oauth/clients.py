@@ -50,9 +50,13 @@ class OAuthClient:
 
     @property
     def host(self) -> str | None:
-        """Where the client says it lives, shown on the consent page."""
-        source = self.client_id if self.kind == "metadata" else self.client_uri
-        return urlsplit(source).hostname if source else None
+        """The host that vouches for the client (its metadata document); a self-declared `client_uri` proves nothing."""
+        return urlsplit(self.client_id).hostname if self.kind == "metadata" else None
+
+    @property
+    def verified(self) -> bool:
+        """Whether someone other than the client itself stands behind its name (an admin, or its metadata host)."""
+        return self.kind != "dynamic"
 
     def redirect_allowed(self, uri: str) -> bool:
         """Exact match, except that a loopback redirect may use any port (RFC 8252 §7.3)."""

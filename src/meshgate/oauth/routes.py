@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -14,13 +12,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from meshgate.connections.discovery import discover_once
-from meshgate.connections.models import Connection
-from meshgate.connections.service import ConnectionService
-from meshgate.errors import InvalidInput, MeshgateError, OAuthError, UpstreamError
+from meshgate.errors import InvalidInput, MeshgateError, OAuthError
 from meshgate.http.forms import read_form, single
 from meshgate.http.web import Web
 from meshgate.identity.service import OrganizationService
+from meshgate.keys import KeyPurpose, derive_key
 from meshgate.oauth import metadata
 from meshgate.oauth.clients import ClientRegistry, OAuthClient, Registration
 from meshgate.oauth.scopes import describe, normalize_scope, permissions_for_scope
@@ -54,7 +50,7 @@ class OAuthEndpoints:
         self._runtime = web.runtime
         self._clients = clients
         self._issuer = web.runtime.settings.public_url
-        self._consent_key = hmac.new(web.runtime.settings.secret, b"meshgate consent v1", hashlib.sha256).digest()
+        self._consent_key = derive_key(web.runtime.settings.secret, KeyPurpose.CONSENT)
 
     def routes(self) -> list[Route]:
         return [
@@ -72,7 +68,6 @@ class OAuthEndpoints:
             Route("/oauth/authorize", self.decide, methods=["POST"]),
             Route("/oauth/token", self.token, methods=["POST", "OPTIONS"]),
             Route("/oauth/revoke", self.revoke, methods=["POST", "OPTIONS"]),
-            Route("/oauth/callback", self.callback, methods=["GET"]),
         ]
 
     # --- discovery ------------------------------------------------------------------------------------------
@@ -153,6 +148,8 @@ class OAuthEndpoints:
             "consent.html",
             client_name=client.name,
             client_host=client.host,
+            client_verified=client.verified,
+            redirect_host=_redirect_host(redirect_uri),
             resource=resource,
             permissions=describe(permissions_for_scope(scope)),
             user=user,
@@ -171,9 +168,6 @@ class OAuthEndpoints:
         if redirect_uri is None or not client.redirect_allowed(redirect_uri):
             raise OAuthError("invalid_request", "redirect_uri is missing or not registered for this client")
         return client, redirect_uri
-
-    def _message(self, request: Request, status: int, heading: str, message: str) -> Response:
-        return self._web.page(request, "message.html", status, heading=heading, message=message, error=True)
 
     def _check_request(
         self, client: OAuthClient, redirect_uri: str, params: Any
@@ -270,41 +264,6 @@ class OAuthEndpoints:
         separator = "&" if urlsplit(redirect_uri).query else "?"
         return RedirectResponse(redirect_uri + separator + urlencode(query), status_code=302, headers=_NO_STORE)
 
-    # --- meshgate as a client: the upstream's authorization server sends the person back here ----------------
-
-    async def callback(self, request: Request) -> Response:
-        params = request.query_params
-        state = params.get("state")
-        if not state:
-            return self._message(request, 400, "Cannot finish", "The authorization response has no state.")
-        try:
-            organization_id, connection_id = await self._runtime.upstream_oauth.finish(
-                state, params.get("code"), params.get("iss"), params.get("error")
-            )
-        except MeshgateError as error:
-            return self._message(request, 400, "Authorization failed", error.message)
-        connection = await self._discover(organization_id, connection_id)
-        return self._web.page(
-            request,
-            "message.html",
-            heading="Connected",
-            message=f"meshgate is now authorized at {connection.title}. You can close this window.",
-            error=False,
-        )
-
-    async def _discover(self, organization_id: str, connection_id: str) -> Connection:
-        """Learn the newly authorized server's tools now (nothing could be discovered before)."""
-        found, problem = None, None
-        try:
-            upstreams = self._runtime.upstreams
-            config = (await upstreams.get(organization_id, connection_id)).config
-            found = await discover_once(config, upstreams.addresses, upstreams.stdio)
-        except UpstreamError as error:
-            problem = error.message
-        async with self._runtime.db.transaction() as session:
-            service = ConnectionService(session, organization_id, self._runtime.vault)
-            return await service.record_discovery(connection_id, found, problem)
-
     # --- token and revocation -------------------------------------------------------------------------------
 
     async def token(self, request: Request) -> Response:
@@ -377,6 +336,12 @@ class OAuthEndpoints:
         return AuthorizationService(
             session, self._runtime.access_tokens, self._runtime.settings.oauth_refresh_token_seconds
         )
+
+
+def _redirect_host(redirect_uri: str) -> str:
+    """Where the authorization code goes: the host, or the app scheme of a native client."""
+    parts = urlsplit(redirect_uri)
+    return parts.hostname or f"{parts.scheme}: (an app on this device)"
 
 
 async def _oauth_form(request: Request) -> dict[str, list[str]]:

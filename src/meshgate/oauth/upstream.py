@@ -18,7 +18,6 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -35,6 +34,7 @@ from meshgate.errors import InvalidInput, NotFound, OAuthSetupError
 from meshgate.identity.service import hash_key
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.oauth.fetch import Fetched, FetchError, fetch
+from meshgate.oauth.server_metadata import ServerMetadata, check_authorization_endpoint, origin, same_issuer
 from meshgate.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -42,26 +42,6 @@ log = logging.getLogger(__name__)
 FLOW_SECONDS = 600
 _RESOURCE_METADATA = re.compile(r'resource_metadata="([^"]+)"')
 _RETRY_AFTER_FAILURE_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class ServerMetadata:
-    issuer: str
-    authorization_endpoint: str
-    token_endpoint: str
-    registration_endpoint: str | None
-    iss_parameter: bool
-    resource: str
-    scopes: str | None
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _same_issuer(a: str, b: str) -> bool:
-    return a.rstrip("/") == b.rstrip("/")
 
 
 class UpstreamOAuth:
@@ -146,7 +126,7 @@ class UpstreamOAuth:
             issuer = servers[0]
             declared = resource_doc.get("resource")
             if isinstance(declared, str):
-                if _origin(declared) != _origin(url):
+                if origin(declared) != origin(url):
                     raise OAuthSetupError(
                         f"{url}: protected resource metadata is for another server ({declared[:200]})"
                     )
@@ -154,10 +134,10 @@ class UpstreamOAuth:
             supported = [s for s in as_list(resource_doc.get("scopes_supported")) if isinstance(s, str)]
             scopes = " ".join(supported) or None
         else:
-            issuer = _origin(url)  # servers from before RFC 9728 host their authorization server at their origin
+            issuer = origin(url)  # servers from before RFC 9728 host their authorization server at their origin
         document = await self._server_metadata(issuer)
         found = str(document.get("issuer", ""))
-        if not _same_issuer(found, issuer):
+        if not same_issuer(found, issuer):
             raise OAuthSetupError(f"authorization server metadata names issuer {found[:200]!r}, expected {issuer}")
         methods = as_list(document.get("code_challenge_methods_supported"))
         if "S256" not in methods:
@@ -165,7 +145,9 @@ class UpstreamOAuth:
         try:
             return ServerMetadata(
                 issuer=found,
-                authorization_endpoint=str(document["authorization_endpoint"]),
+                authorization_endpoint=check_authorization_endpoint(
+                    str(document["authorization_endpoint"]), self._addresses
+                ),
                 token_endpoint=str(document["token_endpoint"]),
                 registration_endpoint=document.get("registration_endpoint"),
                 iss_parameter=bool(document.get("authorization_response_iss_parameter_supported")),
@@ -191,8 +173,8 @@ class UpstreamOAuth:
         except FetchError as exc:
             raise OAuthSetupError(f"cannot reach {url}: {exc}") from exc
         path = urlsplit(url).path.rstrip("/")
-        candidates += [f"{_origin(url)}/.well-known/oauth-protected-resource{path}"] if path else []
-        candidates.append(f"{_origin(url)}/.well-known/oauth-protected-resource")
+        candidates += [f"{origin(url)}/.well-known/oauth-protected-resource{path}"] if path else []
+        candidates.append(f"{origin(url)}/.well-known/oauth-protected-resource")
         for candidate in candidates:
             document = await self._json(candidate)
             if document is not None:
@@ -201,10 +183,10 @@ class UpstreamOAuth:
 
     async def _server_metadata(self, issuer: str) -> dict[str, Any]:
         path = urlsplit(issuer).path.rstrip("/")
-        origin = _origin(issuer)
+        base = origin(issuer)
         candidates = [
-            f"{origin}/.well-known/oauth-authorization-server{path}",
-            f"{origin}/.well-known/openid-configuration{path}",
+            f"{base}/.well-known/oauth-authorization-server{path}",
+            f"{base}/.well-known/openid-configuration{path}",
         ]
         if path:
             candidates.append(f"{issuer.rstrip('/')}/.well-known/openid-configuration")
@@ -248,24 +230,30 @@ class UpstreamOAuth:
 
     # --- finishing a flow -----------------------------------------------------------------------------------
 
-    async def finish(self, state: str, code: str | None, iss: str | None, error: str | None) -> tuple[str, str]:
-        """Exchange the code of a flow; returns (organization id, connection id)."""
+    async def finish(
+        self, state: str, user_id: str, code: str | None, iss: str | None, error: str | None
+    ) -> tuple[str, str]:
+        """Exchange the code of a flow `user_id` started; returns (organization id, connection id)."""
+        unknown = NotFound("this authorization is unknown or expired; start again with CONNECTION_OAUTH_START")
         async with self._db.transaction() as session:
             row = (
                 await session.execute(
                     select(oauth_upstream_flows).where(oauth_upstream_flows.c.state_hash == hash_key(state))
                 )
             ).first()
-            if row is not None:
-                await session.execute(
-                    delete(oauth_upstream_flows).where(oauth_upstream_flows.c.state_hash == row.state_hash)
-                )
-        if row is None or row.expires_at <= datetime.now(UTC):
-            raise NotFound("this authorization is unknown or expired; start again with CONNECTION_OAUTH_START")
-        flow: dict[str, Any] = orjson.loads(self._vault.open(row.sealed, context=_flow_context(row.connection_id)))
+            if row is None:
+                raise unknown
+            flow: dict[str, Any] = orjson.loads(self._vault.open(row.sealed, context=_flow_context(row.connection_id)))
+            if flow.get("user_id") != user_id:
+                raise unknown  # another person's flow: left for them, and not confirmed to exist
+            await session.execute(
+                delete(oauth_upstream_flows).where(oauth_upstream_flows.c.state_hash == row.state_hash)
+            )
+        if row.expires_at <= datetime.now(UTC):
+            raise unknown
         if error:
             raise OAuthSetupError(f"the authorization server refused: {error[:200]}")
-        if iss is not None and not _same_issuer(iss, flow["issuer"]):
+        if iss is not None and not same_issuer(iss, flow["issuer"]):
             raise OAuthSetupError("the authorization response came from another issuer (RFC 9207 iss mismatch)")
         if iss is None and flow["iss_parameter"]:
             raise OAuthSetupError("the authorization response lacks the iss parameter its server promised")

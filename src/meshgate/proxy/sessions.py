@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 from collections import OrderedDict
@@ -21,6 +20,8 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from meshgate.keys import KeyPurpose, derive_key
+
 PREFIX = "mgs1."
 _CACHE_SIZE = 4096
 _MAX_LENGTH = 2048
@@ -28,7 +29,7 @@ _MAX_LENGTH = 2048
 
 class SessionIds:
     def __init__(self, secret: bytes) -> None:
-        self._aead = AESGCM(hmac.new(secret, b"meshgate session ids v1", hashlib.sha256).digest())
+        self._aead = AESGCM(derive_key(secret, KeyPurpose.SESSION_ID))
         # Opening costs a few microseconds; the proxy sees the same ids again and again.
         self._opened: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
 
