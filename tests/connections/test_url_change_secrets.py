@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -39,7 +40,7 @@ async def _connection(db: Database, vault: Vault, secrets: ConnectionSecrets) ->
 
 
 @pytest.fixture
-async def db(tmp_db: str):  # noqa: ANN201  (an async generator fixture)
+async def db(tmp_db: str) -> AsyncIterator[Database]:
     database = Database(tmp_db)
     await apply_migrations(database.engine)
     try:
