@@ -79,3 +79,21 @@ async def test_blocking_private_networks_refuses_internal_servers(tmp_path: Path
             assert "localhost resolves only to refused addresses" in by_name
         finally:
             assert gw.stop() == 0
+
+
+@pytest.mark.finding(17)
+@pytest.mark.parametrize(
+    "address",
+    ["100.64.0.1", "2002:a9fe:a9fe::1", "2002:7f00:1::1", "fec0::1", "198.18.0.1", "192.0.2.1", "2001:db8::1"],
+)
+def test_blocking_private_networks_refuses_every_special_purpose_range(address: str) -> None:
+    AddressPolicy().check("8.8.8.8")
+    with pytest.raises(AddressRefused):
+        AddressPolicy(block_private=True).check(address)
+
+
+@pytest.mark.finding(17)
+@pytest.mark.parametrize("address", ["168.63.129.16", "192.0.0.192", "2002:a9fe:a9fe::1"])
+def test_cloud_metadata_addresses_are_always_refused(address: str) -> None:
+    with pytest.raises(AddressRefused, match="cloud metadata"):
+        AddressPolicy().check(address)

@@ -3,7 +3,9 @@
 Always refused: link-local ranges (169.254.0.0/16, fe80::/10), which include the cloud metadata
 services, plus the other well-known metadata addresses, the unspecified and multicast addresses.
 Private ranges (10/8, 172.16/12, 192.168/16, fc00::/7, and loopback) are allowed by default, since
-a self-hosted gateway usually fronts internal servers; `MESHGATE_BLOCK_PRIVATE_NETWORKS=1` refuses them.
+a self-hosted gateway usually fronts internal servers; `MESHGATE_BLOCK_PRIVATE_NETWORKS=1` refuses them and
+every other IANA special-purpose range that is not globally reachable (CGNAT, 6to4, site-local, ...). An
+IPv6 address that carries an IPv4 one (mapped, 6to4, Teredo) is also judged by the IPv4 address inside.
 The check runs when a connection is saved and again on every new TCP connection, after DNS resolution,
 so a name that later resolves somewhere else (DNS rebinding) is still caught. The upstream client never
 follows redirects.
@@ -21,7 +23,34 @@ _METADATA = {
     ipaddress.ip_address("169.254.170.2"),
     ipaddress.ip_address("100.100.100.200"),
     ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("168.63.129.16"),  # Azure WireServer
+    ipaddress.ip_address("192.0.0.192"),  # Oracle Cloud Classic metadata
 }
+
+# IANA special-purpose ranges that are not globally reachable, listed here so the answer does not depend on
+# the Python patch release's `is_private` tables. Refused when private networks are blocked.
+_SPECIAL = tuple(
+    ipaddress.ip_network(block)
+    for block in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "172.16.0.0/12", "192.0.0.0/24",
+        "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+        "203.0.113.0/24", "240.0.0.0/4", "::1/128", "64:ff9b:1::/48", "100::/64", "2001::/23",
+        "2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7", "fec0::/10",
+    )
+)  # fmt: skip
+
+
+def _embedded(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo), which is where the packets end up."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    return None
 
 
 class AddressRefused(Exception):
@@ -34,15 +63,18 @@ class AddressPolicy:
 
     def check(self, address: str) -> None:
         ip = ipaddress.ip_address(address)
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        inner = _embedded(ip)
+        if inner is not None:
+            self.check(str(inner))
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                return
         if ip in _METADATA:
             raise AddressRefused(f"{ip} is a cloud metadata address")
         if ip.is_link_local:
             raise AddressRefused(f"{ip} is a link-local address")
         if ip.is_unspecified or ip.is_multicast or (ip.is_reserved and not ip.is_loopback):
             raise AddressRefused(f"{ip} is not a unicast address")
-        if self.block_private and (ip.is_private or ip.is_loopback):
+        if self.block_private and (ip.is_private or ip.is_loopback or any(ip in block for block in _SPECIAL)):
             raise AddressRefused(f"{ip} is a private address (MESHGATE_BLOCK_PRIVATE_NETWORKS is on)")
 
     async def resolve(self, host: str, port: int) -> list[str]:

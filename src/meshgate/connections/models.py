@@ -85,9 +85,11 @@ class Connection:
     created_by: str | None
     created_at: datetime
     updated_at: datetime
+    # Secrets an update dropped because the URL moved to another origin (names only, never values).
+    dropped_secrets: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        shown: dict[str, Any] = {
             "id": self.id,
             "organization_id": self.organization_id,
             "title": self.title,
@@ -112,6 +114,13 @@ class Connection:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
+        if self.dropped_secrets:
+            shown["dropped_secrets"] = list(self.dropped_secrets)
+            shown["dropped_secrets_reason"] = (
+                "connection_url moved to another origin: secrets given for the old server are not sent to the new "
+                "one; supply them again in the same update to keep them"
+            )
+        return shown
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import Row, delete, func, insert, select, update
@@ -42,6 +43,35 @@ def _summary(secrets: ConnectionSecrets) -> dict[str, Any]:
         "configuration_state": secrets.configuration_state is not None,
         "oauth": secrets.oauth is not None,
     }
+
+
+def _origin(url: str | None) -> tuple[str, str, int | None] | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _without_old_server_secrets(secrets: ConnectionSecrets) -> tuple[ConnectionSecrets, tuple[str, ...]]:
+    """Drop what was given for one server: token, secret headers, configuration state, OAuth client secret."""
+    dropped: list[str] = []
+    if secrets.token is not None:
+        dropped.append("connection_token")
+    if secrets.headers:
+        dropped.append("connection_headers")
+    if secrets.configuration_state is not None:
+        dropped.append("configuration_state")
+    oauth = secrets.oauth
+    if oauth is not None and oauth.get("client_secret") is not None:
+        dropped.append("oauth.client_secret")
+        oauth = {name: value for name, value in oauth.items() if name != "client_secret"}
+    moved = replace(secrets, token=None, headers={}, configuration_state=None, oauth=oauth)
+    return moved, tuple(dropped)
 
 
 def _context(connection_id: str) -> bytes:
@@ -98,17 +128,45 @@ class ConnectionService:
         total = await self._session.scalar(select(func.count()).select_from(connections).where(condition))
         return [self._connection(row) for row in rows], int(total or 0)
 
+    async def secrets_for_url(self, connection_id: str, url: str | None) -> tuple[ConnectionSecrets, tuple[str, ...]]:
+        """The stored secrets that may be sent to `url`, and the names of those dropped.
+
+        Secrets were given for the server at the stored URL. When `url` has another origin (scheme, host,
+        port), sending them there would hand them to whoever runs it (anyone who may update a connection
+        could read its secrets that way), so they are dropped, and the OAuth tokens held for the old server
+        are forgotten. The caller supplies secrets again on top of what this returns."""
+        current = await self.get(connection_id)
+        secrets = await self.secrets(connection_id)
+        if _origin(url) == _origin(current.connection_url):
+            return secrets, ()
+        moved, dropped = _without_old_server_secrets(secrets)
+        tokens = UpstreamTokenStore(self._session, self._vault)
+        if await tokens.load(connection_id) is not None:
+            await tokens.forget(connection_id)
+            dropped = (*dropped, "oauth tokens")
+        return moved, dropped
+
     async def update(
-        self, connection_id: str, values: Mapping[str, Any], secrets: ConnectionSecrets | None = None
+        self,
+        connection_id: str,
+        values: Mapping[str, Any],
+        secrets: ConnectionSecrets | None = None,
+        *,
+        dropped: tuple[str, ...] = (),
     ) -> Connection:
+        """`secrets` replaces the stored ones when given; it must come from `secrets_for_url` when `values`
+        moves the URL (`dropped` names what that dropped). Without `secrets`, a move drops them here."""
         await self.get(connection_id)
+        if secrets is None and "connection_url" in values:
+            moved, dropped = await self.secrets_for_url(connection_id, values["connection_url"])
+            secrets = moved if dropped else None
         changes: dict[str, Any] = {**values, "updated_at": utc_now()}
         if secrets is not None:
             changes["secrets"] = self._seal(connection_id, secrets)
             changes["secret_summary"] = _summary(secrets)
         await self._session.execute(update(connections).where(connections.c.id == connection_id).values(changes))
         await announce_change(self._session, connection_topic(connection_id))
-        return await self.get(connection_id)
+        return replace(await self.get(connection_id), dropped_secrets=dropped)
 
     async def record_discovery(self, connection_id: str, discovery: Discovery | None, error: str | None) -> Connection:
         """Store what contacting the server found, or the reason it could not be reached."""

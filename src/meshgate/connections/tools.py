@@ -193,7 +193,11 @@ async def connection_update(ctx: ToolContext, args: UpdateInput) -> Any:
     connection_type = data.connection_type or current.connection_type
     url = data.connection_url if "connection_url" in data.model_fields_set else current.connection_url
     _check_type(ctx, connection_type, url)
-    secrets = _secrets(data, connection_type, await service.secrets(args.id))
+    given = data.model_fields_set
+    stored, dropped = await service.secrets_for_url(args.id, url)
+    secrets = _secrets(data, connection_type, stored)
+    supplied = {"oauth.client_secret": "oauth"}
+    dropped = tuple(name for name in dropped if supplied.get(name, name) not in given)
     values = _values(data)
     reachability = {"connection_url", "connection_token", "connection_headers", "connect_timeout_ms"}
     if "oauth" in data.model_fields_set or (secrets.oauth is not None and "connection_url" in data.model_fields_set):
@@ -224,8 +228,8 @@ async def connection_update(ctx: ToolContext, args: UpdateInput) -> Any:
             values.update(server_info=found.server_info, instructions=found.instructions, tools=found.tools)
             values.setdefault("status", "active" if current.status == "error" else current.status)
             values["status_reason"] = None
-    secret_changed = bool(set(_SECRET_FIELDS) & data.model_fields_set)
-    updated = await service.update(args.id, values, secrets if secret_changed else None)
+    secret_changed = bool(set(_SECRET_FIELDS) & given) or bool(dropped)
+    updated = await service.update(args.id, values, secrets if secret_changed else None, dropped=dropped)
     return updated.to_dict()
 
 
