@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +13,11 @@ import pytest
 
 from meshgate.bootstrap import bootstrap_owner
 from meshgate.db.database import Database
+from meshgate.db.migrate import apply_migrations
 from meshgate.identity.service import ApiKeyService, MemberService, UserService
 from support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from support.databases import BACKENDS, fresh_database
+from support.events import start_subscriber
 from support.gateway import Gateway, Owner, Upstream, start_gateway, start_upstream
 from support.mcp_client import call, connect
 from support.secrets import SECRETS, remember_secret
@@ -172,3 +174,18 @@ async def wait_for_logs(gateway: Gateway, key: str, count: int, **filters: Any) 
             if len(logs["items"]) >= count:
                 return list(logs["items"])
             await anyio.sleep(0.05)
+
+
+@pytest.fixture
+def subscriber() -> Iterator[Upstream]:
+    """An SDK-built ON_EVENTS server that event bus tests deliver to (tests/support/event_subscriber.py)."""
+    yield from start_subscriber()
+
+
+@pytest.fixture
+async def db(tmp_db: str) -> AsyncIterator[Database]:
+    """A migrated, empty database on the current backend (for tests that use the services directly)."""
+    database = Database(tmp_db)
+    await apply_migrations(database.engine)
+    yield database
+    await database.close()

@@ -52,7 +52,7 @@ def receiver(authority: Authority) -> Iterator[Receiver]:
             self.send_header("content-length", "0")
             self.end_headers()
 
-        def log_message(self, *args: Any) -> None:
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base class's name)
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
