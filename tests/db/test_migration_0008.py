@@ -41,7 +41,7 @@ async def test_existing_users_and_invitations_survive_and_stay_unverified(tmp_db
             )
             org = await OrganizationService(session).create("Before", user_id)
             await session.execute(insert(invitations).values(_invitation(org.id, "open")))
-        assert await apply_migrations(db.engine) == ["0008"]
+        assert (await apply_migrations(db.engine))[0] == "0008"  # and those after it
         async with db.transaction() as session:
             assert (await session.execute(select(invitations.c.token_hash))).scalars().all() == ["open" * 16]
             user = await UserService(session).get(user_id)
