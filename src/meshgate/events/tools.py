@@ -37,43 +37,43 @@ class SubscribeInput(ToolInput):
 
 
 class SubscriptionIdInput(ToolInput):
-    subscriptionId: str = Field(max_length=36)  # noqa: N815  (MCP Mesh's field names)
+    subscriptionId: str = Field(max_length=36, description="A subscription id (from EVENT_SUBSCRIPTION_LIST)")  # noqa: N815  (MCP Mesh's field names)
 
 
 class EventIdInput(ToolInput):
-    eventId: str = Field(max_length=36)  # noqa: N815  (MCP Mesh's field names)
+    eventId: str = Field(max_length=36, description="An event id (from EVENT_PUBLISH or EVENT_LIST)")  # noqa: N815  (MCP Mesh's field names)
 
 
 class AckInput(ToolInput):
-    eventId: str = Field(max_length=36)  # noqa: N815  (MCP Mesh's field names)
+    eventId: str = Field(max_length=36, description="An event id (from EVENT_PUBLISH or EVENT_LIST)")  # noqa: N815  (MCP Mesh's field names)
     connectionId: str = Field(description="The subscriber that handled the event")  # noqa: N815  (MCP Mesh's field names)
 
 
 class RedeliverInput(ToolInput):
-    eventId: str = Field(max_length=36)  # noqa: N815  (MCP Mesh's field names)
-    subscriptionId: str | None = Field(default=None, max_length=36)  # noqa: N815  (MCP Mesh's field names)
+    eventId: str = Field(max_length=36, description="An event id (from EVENT_PUBLISH or EVENT_LIST)")  # noqa: N815  (MCP Mesh's field names)
+    subscriptionId: str | None = Field(default=None, max_length=36, description="Only this subscription's delivery")  # noqa: N815  (MCP Mesh's field names)
 
 
 class SubscriptionListInput(ToolInput):
-    connectionId: str | None = Field(default=None, max_length=36)  # noqa: N815  (MCP Mesh's field names)
+    connectionId: str | None = Field(default=None, max_length=36, description="Only this connection's")  # noqa: N815  (MCP Mesh's field names)
 
 
 class WantedSubscription(ToolInput):
-    eventType: str  # noqa: N815  (MCP Mesh's field names)
-    publisher: str | None = None
-    filter: Any = None
+    eventType: str = Field(description="An event type, or prefix.* for every type under a prefix")  # noqa: N815  (MCP Mesh's field names)
+    publisher: str | None = Field(default=None, description="Only events from this source")
+    filter: Any = Field(default=None, description="A CloudEvents Subscriptions API filter")
 
 
 class SyncInput(ToolInput):
-    connectionId: str = Field(max_length=36)  # noqa: N815  (MCP Mesh's field names)
-    subscriptions: list[WantedSubscription] = Field(max_length=500)
+    connectionId: str = Field(max_length=36, description="The connection whose subscriptions these are")  # noqa: N815  (MCP Mesh's field names)
+    subscriptions: list[WantedSubscription] = Field(max_length=500, description="The whole wanted list")
 
 
 class EventListInput(ToolInput):
     type: str | None = Field(default=None, description="An event type or prefix.*")
     status: str | None = Field(default=None, description="published, scheduled, recurring or cancelled")
-    limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=1000, description="At most this many (1-1000)")
+    offset: int = Field(default=0, ge=0, description="Skip this many")
 
 
 def _subscriptions(ctx: ToolContext) -> SubscriptionService:
