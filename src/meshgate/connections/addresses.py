@@ -18,7 +18,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-_METADATA = {
+METADATA_ADDRESSES = {
     ipaddress.ip_address("169.254.169.254"),
     ipaddress.ip_address("169.254.170.2"),
     ipaddress.ip_address("100.100.100.200"),
@@ -29,7 +29,7 @@ _METADATA = {
 
 # IANA special-purpose ranges that are not globally reachable, listed here so the answer does not depend on
 # the Python patch release's `is_private` tables. Refused when private networks are blocked.
-_SPECIAL = tuple(
+SPECIAL_PURPOSE_NETWORKS = tuple(
     ipaddress.ip_network(block)
     for block in (
         "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "172.16.0.0/12", "192.0.0.0/24",
@@ -68,13 +68,15 @@ class AddressPolicy:
             self.check(str(inner))
             if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
                 return
-        if ip in _METADATA:
+        if ip in METADATA_ADDRESSES:
             raise AddressRefused(f"{ip} is a cloud metadata address")
         if ip.is_link_local:
             raise AddressRefused(f"{ip} is a link-local address")
         if ip.is_unspecified or ip.is_multicast or (ip.is_reserved and not ip.is_loopback):
             raise AddressRefused(f"{ip} is not a unicast address")
-        if self.block_private and (ip.is_private or ip.is_loopback or any(ip in block for block in _SPECIAL)):
+        if self.block_private and (
+            ip.is_private or ip.is_loopback or any(ip in block for block in SPECIAL_PURPOSE_NETWORKS)
+        ):
             raise AddressRefused(f"{ip} is a private address (MESHGATE_BLOCK_PRIVATE_NETWORKS is on)")
 
     async def resolve(self, host: str, port: int) -> list[str]:
