@@ -26,20 +26,21 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import SELF, Principal
 from meshgate.calls.models import CallContext, Target
 from meshgate.calls.service import CallService
-from meshgate.db.database import EVERYTHING, Database, rows_changed
-from meshgate.db.rows import new_id, utc_now
+from meshgate.db.database import EVERYTHING, Database
+from meshgate.db.rows import utc_now
 from meshgate.db.tables import event_deliveries, event_subscriptions, events, organizations
 from meshgate.errors import MeshgateError, NotFound, PermissionDenied
 from meshgate.events.models import DEAD, DELIVERED, PENDING, CloudEvent
 from meshgate.events.outcomes import Outcome, answer_of, decided, failed
-from meshgate.events.service import WAKE_TOPIC, EventService, event_of, next_firing
+from meshgate.events.schedules import fire_due
+from meshgate.events.service import WAKE_TOPIC, event_of
 from meshgate.events.subscriptions import DELIVERY_TOOL, webhook_context
 from meshgate.events.webhooks import WebhookSender
 from meshgate.identity.service import member_principal
@@ -153,55 +154,7 @@ class EventWorker:
 
     async def fire_due(self) -> int:
         """Publish scheduled events whose time has come and fire recurring ones (once each, however late)."""
-        now = self.clock()
-        async with self._db.transaction() as session:
-            due = (
-                await session.execute(
-                    select(events)
-                    .where(events.c.status.in_(("scheduled", "recurring")), events.c.due_at <= now)
-                    .order_by(events.c.due_at)
-                    .limit(100)
-                )
-            ).all()
-        fired = 0
-        for row in due:
-            async with self._db.transaction() as session:
-                fired += await self._fire(session, row, now)
-        return fired
-
-    async def _fire(self, session: AsyncSession, row: Row[Any], now: datetime) -> int:
-        service = EventService(session, row.organization_id, self.clock, self.metrics)
-        guard = (events.c.id == row.id) & (events.c.status == row.status) & (events.c.due_at == row.due_at)
-        if row.status == "scheduled":
-            claimed = await session.execute(update(events).where(guard).values(status="published", due_at=None))
-            if not rows_changed(claimed):
-                return 0  # another worker fired it
-            await service.fan_out(event_of(row, row.due_at))
-            return 1
-        following = next_firing(str(row.cron), row.timezone, max(now, row.due_at))
-        claimed = await session.execute(update(events).where(guard).values(due_at=following))
-        if not rows_changed(claimed):
-            return 0
-        occurrence = new_id()
-        await session.execute(
-            insert(events).values(
-                id=occurrence,
-                organization_id=row.organization_id,
-                type=row.type,
-                source=row.source,
-                subject=row.subject,
-                time=row.due_at,
-                datacontenttype=row.datacontenttype,
-                data=row.data,
-                status="published",
-                recurrence_of=row.id,
-                published_by=row.published_by,
-                created_at=now,
-            )
-        )
-        fired = event_of(row, row.due_at)
-        await service.fan_out(CloudEvent(occurrence, fired.source, fired.type, fired.time, fired.subject, fired.data))
-        return 1
+        return await fire_due(self._db, self.clock, self.metrics)
 
     async def _claim(self) -> list[_Claimed]:
         now = self.clock()
