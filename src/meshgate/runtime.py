@@ -57,7 +57,9 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         db = Database(settings.database_url)
         vault = Vault(settings.encryption_key, previous=settings.previous_encryption_keys)
-        addresses = AddressPolicy(block_private=settings.block_private_networks)
+        addresses = AddressPolicy.for_gateway(
+            settings.host, settings.port, settings.public_url, block_private=settings.block_private_networks
+        )
         access_tokens = AccessTokens(settings.secret, settings.public_url, settings.oauth_access_token_seconds)
         metrics = GatewayMetrics() if settings.metrics_enabled else None
         upstreams = UpstreamPool(

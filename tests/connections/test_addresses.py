@@ -9,7 +9,9 @@ import pytest
 
 from conftest import new_owner
 from meshgate.connections.addresses import (
+    LINK_LOCAL_NETWORKS,
     METADATA_ADDRESSES,
+    NOT_UNICAST_NETWORKS,
     SPECIAL_PURPOSE_NETWORKS,
     AddressPolicy,
     AddressRefused,
@@ -21,38 +23,81 @@ from support.mcp_client import call_error, connect
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize(
-    ("address", "reason"),
-    [
-        ("169.254.169.254", "cloud metadata"),
-        ("100.100.100.200", "cloud metadata"),
-        ("fd00:ec2::254", "cloud metadata"),
-        ("169.254.10.1", "link-local"),
-        ("fe80::1", "link-local"),
-        ("::ffff:169.254.169.254", "cloud metadata"),
-        ("0.0.0.0", "not a unicast"),  # noqa: S104  (the address under test, nothing binds to it)
-        ("224.0.0.1", "not a unicast"),
-    ],
-)
-def test_always_refused_addresses(address: str, reason: str) -> None:
-    with pytest.raises(AddressRefused, match=reason):
-        AddressPolicy().check(address)
+def _first_host(block: IPv4Network | IPv6Network) -> str:
+    return str(block.network_address + 1) if block.num_addresses > 1 else str(block.network_address)
+
+
+def _global_address() -> str:
+    """The first /8 that no special-purpose range covers: a globally reachable address, only classified."""
+    return next(
+        str(address)
+        for address in (IPv4Address(n << 24) for n in range(1, 224))
+        if not any(address in block for block in SPECIAL_PURPOSE_NETWORKS)
+    )
+
+
+# (The addresses below are taken from the guard's tables and only classified: nothing connects to them.)
+@pytest.mark.parametrize("block", LINK_LOCAL_NETWORKS, ids=str)
+def test_link_local_addresses_are_always_refused(block: IPv4Network | IPv6Network) -> None:
+    for address in (_first_host(block), str(block.broadcast_address)):
+        with pytest.raises(AddressRefused, match="link-local"):
+            AddressPolicy().check(address)
+
+
+@pytest.mark.parametrize("block", NOT_UNICAST_NETWORKS, ids=str)
+def test_unspecified_and_multicast_addresses_are_always_refused(block: IPv4Network | IPv6Network) -> None:
+    with pytest.raises(AddressRefused, match="not a unicast"):
+        AddressPolicy().check(_first_host(block))
+
+
+_PRIVATE = [block for block in SPECIAL_PURPOSE_NETWORKS if block.is_private and _first_host(block) != "0.0.0.1"]
 
 
 def test_private_and_loopback_addresses_follow_the_setting() -> None:
-    for address in ("10.1.2.3", "192.168.0.10", "172.20.0.1", "127.0.0.1", "fc00::1", "8.8.8.8"):
-        AddressPolicy().check(address)
-    for address in ("10.1.2.3", "192.168.0.10", "127.0.0.1", "::1"):
+    allowed = [_first_host(block) for block in _PRIVATE if block.prefixlen <= 16 or block.version == 6]
+    allowed = [address for address in allowed if _allowed_by_default(address)]
+    assert "127.0.0.1" in allowed and len(allowed) >= 5
+    for address in allowed:
         with pytest.raises(AddressRefused, match="private address"):
             AddressPolicy(block_private=True).check(address)
-    AddressPolicy(block_private=True).check("8.8.8.8")
+    AddressPolicy().check(_global_address())
+    AddressPolicy(block_private=True).check(_global_address())
+
+
+def _allowed_by_default(address: str) -> bool:
+    try:
+        AddressPolicy().check(address)
+    except AddressRefused:
+        return False
+    return True
+
+
+@pytest.mark.finding(10)
+async def test_the_gateways_own_listen_address_is_refused() -> None:
+    policy = AddressPolicy.for_gateway("127.0.0.1", 3100, "http://localhost:3100")
+    for host in ("127.0.0.1", "::ffff:127.0.0.1", "localhost"):
+        with pytest.raises(AddressRefused, match="meshgate's own address"):
+            await policy.resolve(host, 3100)
+    assert await policy.resolve("127.0.0.1", 3101) == ["127.0.0.1"]  # another port of the host is an upstream
+
+
+@pytest.mark.finding(10)
+async def test_a_connection_to_the_gateway_itself_is_not_saved(gateway: Gateway) -> None:
+    owner = await new_owner(gateway)
+    async with connect(gateway.mcp_url, owner.api_key) as client:
+        message = await call_error(
+            client,
+            "COLLECTION_CONNECTIONS_CREATE",
+            {"data": {"title": "me", "connection_type": "HTTP", "connection_url": f"{gateway.url}/metrics"}},
+        )
+    assert "connection_url is not allowed" in message and "meshgate's own address" in message
 
 
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("http://169.254.169.254/latest/meta-data", "169.254.169.254 is a cloud metadata address"),
-        ("http://[fe80::1]:8080/mcp", "fe80::1 is a link-local address"),
+        (f"http://{min(METADATA_ADDRESSES, key=str)}/latest/meta-data", "is a cloud metadata address"),
+        (f"http://[{LINK_LOCAL_NETWORKS[1].network_address + 1}]:8080/mcp", "is a link-local address"),
     ],
 )
 async def test_connections_to_refused_addresses_are_not_saved(gateway: Gateway, url: str, reason: str) -> None:

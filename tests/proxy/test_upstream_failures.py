@@ -103,3 +103,20 @@ async def test_an_answer_that_is_not_mcp_becomes_a_clear_error(gateway: Gateway,
     error = response.json()["error"]
     assert response.json()["id"] == 4
     assert "answered HTTP 200 with text/html, not MCP" in error["message"] and "a login page" in error["message"]
+
+
+@pytest.mark.finding(10)
+async def test_a_get_relays_only_an_event_stream(gateway: Gateway, upstream: Upstream) -> None:
+    """A connection pointed at some other HTTP service cannot be used to read it with a GET stream."""
+    owner = await new_owner(gateway)
+    html_url = upstream.url.removesuffix("/mcp") + "/html"
+    conn = await add_connection(gateway, owner.api_key, upstream, connection_url=html_url)
+    response = httpx.get(
+        f"{gateway.url}/mcp/{conn['id']}",
+        headers={"authorization": f"Bearer {owner.api_key}", "accept": "text/event-stream"},
+        timeout=10,
+    )
+    assert response.status_code == 502
+    message = response.json()["error"]["message"]
+    assert "answered HTTP 200 with text/html to GET, not an SSE stream" in message
+    assert "login page" not in response.text

@@ -53,11 +53,16 @@ async def mcp_error(  # noqa: PLR0917
     await mcp_http_error(error, resource_metadata=metadata, message_id=call.envelope.id)(scope, receive, send)
 
 
-def speaks_mcp(response: Response, envelope: Envelope) -> bool:
-    """An answer to a request must be JSON or SSE; anything else (an HTML error page ...) is not MCP."""
+def speaks_mcp(response: Response, envelope: Envelope, http_method: str = "POST") -> bool:
+    """An answer to a request must be JSON or SSE; anything else (an HTML error page ...) is not MCP.
+
+    A GET opens a stream: only an SSE stream is relayed (405, "no stream here", is answered by meshgate), so a
+    connection pointed at some other HTTP service cannot be used to read it (security review 10)."""
+    media_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
+    if http_method == "GET":
+        return response.status == 200 and media_type == "text/event-stream"
     if envelope.id is None or response.status in (202, 204):
         return True
-    media_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
     return media_type in ("application/json", "text/event-stream")
 
 
@@ -69,9 +74,13 @@ async def snippet(response: Response) -> str:
     return body[:200].decode("utf-8", errors="replace")
 
 
-def not_mcp(client: UpstreamClient, response: Response, snippet: str) -> str:
+def not_mcp(client: UpstreamClient, response: Response, snippet: str | None) -> str:
+    """The error of an answer that is not MCP; with the start of its body, except for a GET's (never relayed)."""
     media_type = response.headers.get("content-type", "no content type")
-    return f"upstream {client.config.title} answered HTTP {response.status} with {media_type}, not MCP: {snippet!r}"
+    answered = f"upstream {client.config.title} answered HTTP {response.status} with {media_type}"
+    if snippet is None:
+        return f"{answered} to GET, not an SSE stream"
+    return f"{answered}, not MCP: {snippet!r}"
 
 
 async def until_disconnect(pump: Any, receive: Receive, ended: asyncio.Event | None = None) -> None:

@@ -176,8 +176,12 @@ class ProxyEndpoint:
         captured: bytes | None = None
         failure: UpstreamError | None = None
         try:
-            if not speaks_mcp(response, call.envelope):
-                failure = UpstreamInvalidResponse(not_mcp(client, response, await snippet(response)))
+            if method == "GET" and response.status == 405:
+                await send({"type": "http.response.start", "status": 405, "headers": [(b"allow", b"POST, DELETE")]})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            elif not speaks_mcp(response, call.envelope, method):
+                start = None if method == "GET" else await snippet(response)
+                failure = UpstreamInvalidResponse(not_mcp(client, response, start))
             elif call.envelope.method == "tools/list" and response.status == 200 and not principal.allows(conn_id, "*"):
                 async with asyncio.timeout(idle_s):
                     body = await response.read(_MAX_FILTERED, idle_s=idle_s)
