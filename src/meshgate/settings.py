@@ -57,6 +57,7 @@ class Settings:
     otel_service_name: str = "meshgate"
     metrics_enabled: bool = True
     metrics_token: str | None = field(default=None, repr=False)
+    metrics_open: bool = False  # serve /metrics without a token (the operator's explicit choice)
     oauth_access_token_seconds: int = 900
     oauth_refresh_token_seconds: int = 30 * 24 * 3600
     session_seconds: int = 12 * 3600
@@ -114,6 +115,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         otel_service_name=env.get("OTEL_SERVICE_NAME", "meshgate"),
         metrics_enabled=env.get("MESHGATE_METRICS", "on").strip().lower() not in ("0", "off", "false", "no"),
         metrics_token=env.get("MESHGATE_METRICS_TOKEN") or None,
+        metrics_open=_flag(env, "MESHGATE_METRICS_OPEN"),
         oauth_access_token_seconds=_bounded(env, "MESHGATE_OAUTH_ACCESS_TOKEN_SECONDS", 900, 1, 24 * 3600),
         oauth_refresh_token_seconds=_bounded(
             env, "MESHGATE_OAUTH_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600, 60, 365 * 24 * 3600

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.anyio
 
 
 def _samples(gateway: Gateway, token: str | None = None) -> dict[str, list[tuple[dict[str, str], float]]]:
+    token = token or gateway.env.get("MESHGATE_METRICS_TOKEN")
     headers = {} if token is None else {"authorization": f"Bearer {token}"}
     response = httpx.get(f"{gateway.url}/metrics", headers=headers)
     assert response.status_code == 200, response.text
@@ -78,6 +79,25 @@ def test_metrics_can_require_a_bearer_token(tmp_path: Path) -> None:
             assert "meshgate_build_info" in _samples(gw, "scrape-secret-123")
         finally:
             assert gw.stop() == 0
+
+
+@pytest.mark.finding(12)
+def test_metrics_are_closed_unless_a_token_is_set_or_they_are_opened_on_purpose(tmp_path: Path) -> None:
+    with fresh_database("sqlite", tmp_path) as url:
+        closed = start_gateway(url, tmp_path, "closed", MESHGATE_METRICS_TOKEN="")
+        try:
+            refused = httpx.get(f"{closed.url}/metrics")
+            assert refused.status_code == 401
+            assert "MESHGATE_METRICS_TOKEN" in refused.text and "MESHGATE_METRICS_OPEN" in refused.text
+            assert "meshgate_" not in refused.text
+        finally:
+            assert closed.stop() == 0
+    with fresh_database("sqlite", tmp_path) as url:
+        opened = start_gateway(url, tmp_path, "open", MESHGATE_METRICS_TOKEN="", MESHGATE_METRICS_OPEN="1")
+        try:
+            assert "meshgate_build_info" in httpx.get(f"{opened.url}/metrics").text
+        finally:
+            assert opened.stop() == 0
 
 
 def test_metrics_can_be_turned_off(tmp_path: Path) -> None:

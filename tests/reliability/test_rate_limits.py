@@ -90,7 +90,7 @@ def test_organization_limit_is_shared_across_processes(tmp_path: Path, upstream:
             conn_url = create_connection(first, owner.api_key, upstream)  # one token on the first process
             path = conn_url.removeprefix(first.url)
             deadline = time.monotonic() + 30
-            while not all("meshgate_replicas 2.0" in httpx.get(f"{g.url}/metrics").text for g in (first, second)):
+            while not all("meshgate_replicas 2.0" in g.scrape() for g in (first, second)):
                 assert time.monotonic() < deadline, "the replicas did not see each other"
                 time.sleep(0.1)
             ok = 0

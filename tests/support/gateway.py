@@ -36,6 +36,7 @@ def gateway_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, st
         MESHGATE_DATA_DIR=str(data_dir),
         ENCRYPTION_KEY=remember_secret(base64.b64encode(secrets.token_bytes(32)).decode()),
         MESHGATE_SECRET=remember_secret(secrets.token_urlsafe(32)),
+        MESHGATE_METRICS_TOKEN=remember_secret(secrets.token_urlsafe(24)),
         LOG_LEVEL="DEBUG",
         MESHGATE_LOG_FORMAT="json",
         MESHGATE_ACCESS_LOG="1",
@@ -73,6 +74,14 @@ class Gateway:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def scrape(self) -> str:
+        """`/metrics`, with the gateway's metrics token (closed without it)."""
+        token = self.env.get("MESHGATE_METRICS_TOKEN")
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        response = httpx.get(f"{self.url}/metrics", headers=headers, timeout=10)
+        response.raise_for_status()
+        return response.text
 
     @property
     def mcp_url(self) -> str:

@@ -307,14 +307,14 @@ async def test_an_upstream_killed_mid_session_is_left_out_and_the_rest_keeps_wor
         assert len(after) == 100
         assert _text(await client.call_tool("legacy_echo", {"text": "still here"})) == "still here"
     assert f"virtual MCPs leave out connection {made['id']}" in stack.gateway.logs()
-    metrics = httpx.get(f"{stack.gateway.url}/metrics").text
+    metrics = stack.gateway.scrape()
     assert f'meshgate_virtual_upstream_left_out_total{{connection="{made["id"]}"' in metrics
 
 
 async def _streams_open(gateway: Gateway, count: int) -> None:
     with anyio.fail_after(15):
         while True:
-            metrics = httpx.get(f"{gateway.url}/metrics").text
+            metrics = gateway.scrape()
             line = next(line for line in metrics.splitlines() if line.startswith("meshgate_open_streams "))
             if float(line.split()[1]) >= count:
                 return
