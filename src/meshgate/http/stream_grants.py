@@ -7,6 +7,8 @@ caller must still be allowed. A connection change (`connection:<id>`) ends the s
 (clients open a new one, on the connection as it is now); an identity change (a key deleted, a member
 removed, a role changed) re-checks every held stream, and ends those whose credential no longer
 authenticates or no longer passes the check. On PostgreSQL both are heard from every replica (change notifications).
+A stream also ends when its credential expires (an access token, a key with `expiresAt`): a timer set when it is
+held, and every re-check against the injectable clock (security review 20).
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ import logging
 from collections.abc import Awaitable, Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from meshgate.access import Principal
 from meshgate.db.database import EVERYTHING, Database
+from meshgate.db.rows import utc_now
 from meshgate.errors import Unauthenticated
 from meshgate.identity.service import IDENTITY
 
 log = logging.getLogger(__name__)
 
 Authenticate = Callable[[str], Awaitable[Principal]]
+Clock = Callable[[], datetime]
 
 
 @dataclass(eq=False)
@@ -32,30 +37,38 @@ class _Held:
     token: str
     topics: frozenset[str]  # change topics that end it (`connection:<id>`)
     allowed: Callable[[Principal], bool]
+    expires_at: datetime | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class StreamGrants:
     """The open streams of this process; `hold` one for as long as it is served."""
 
-    def __init__(self, db: Database, authenticate: Authenticate) -> None:
+    def __init__(self, db: Database, authenticate: Authenticate, clock: Clock = utc_now) -> None:
         self._authenticate = authenticate
+        self._clock = clock
         self._held: set[_Held] = set()
         self._checks: set[asyncio.Task[None]] = set()
         db.subscribe(self._on_change)
 
     @contextmanager
     def hold(
-        self, token: str, topics: frozenset[str], allowed: Callable[[Principal], bool]
+        self, token: str, topics: frozenset[str], allowed: Callable[[Principal], bool], expires_at: datetime | None
     ) -> Generator[asyncio.Event]:
         """Register a stream; the event is set when it must end: on one of `topics` (e.g. `connection:<id>`),
-        or when an identity change leaves `token` not authenticating or not `allowed`."""
-        held = _Held(token, topics, allowed)
+        when an identity change leaves `token` not authenticating or not `allowed`, or at `expires_at`."""
+        held = _Held(token, topics, allowed, expires_at)
         self._held.add(held)
+        timer = None
+        if expires_at is not None:
+            seconds = max((expires_at - self._clock()).total_seconds(), 0)
+            timer = asyncio.get_running_loop().call_later(seconds, held.ended.set)
         try:
             yield held.ended
         finally:
             self._held.discard(held)
+            if timer is not None:
+                timer.cancel()
 
     def _on_change(self, topic: str) -> None:
         if topic == EVERYTHING:
@@ -71,7 +84,11 @@ class StreamGrants:
                     held.ended.set()
 
     async def _recheck(self) -> None:
+        now = self._clock()
         for held in list(self._held):
+            if held.expires_at is not None and held.expires_at <= now:
+                held.ended.set()
+                continue
             try:
                 principal = await self._authenticate(held.token)
             except Unauthenticated:

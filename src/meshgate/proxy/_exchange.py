@@ -104,4 +104,7 @@ def held_stream(grants: StreamGrants, call: Call) -> AbstractContextManager[asyn
     may no longer reach the connection."""
     conn_id = call.conn_id
     token = bearer_token(call.headers.get("authorization"))
-    return grants.hold(token, frozenset({f"connection:{conn_id}"}), lambda principal: principal.can_reach(conn_id))
+    expires_at = call.principal.expires_at if call.principal is not None else None
+    return grants.hold(
+        token, frozenset({f"connection:{conn_id}"}), lambda principal: principal.can_reach(conn_id), expires_at
+    )
