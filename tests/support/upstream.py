@@ -110,7 +110,10 @@ def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
                 result["resultType"] = "complete"
             return result
         if params.name == "blob":  # not listed: the benchmark's large results (`{"size": bytes}`)
-            return {"content": [{"type": "text", "text": "x" * int(args.get("size", 0))}]}
+            blob: dict[str, Any] = {"content": [{"type": "text", "text": "x" * int(args.get("size", 0))}]}
+            if ctx.protocol_version >= "2026":
+                blob["resultType"] = "complete"
+            return blob
         if params.name == "add":
             total = float(args.get("a", 0)) + float(args.get("b", 0))
             return types.CallToolResult(content=[types.TextContent(text=str(total))], structured_content={"sum": total})

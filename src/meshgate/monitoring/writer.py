@@ -1,5 +1,8 @@
 """The audit writer: the hot path only appends to an in-memory queue; a background task redacts and
-writes batches. Stopping drains the queue, so a graceful shutdown loses no record."""
+writes batches. Stopping drains the queue, so a graceful shutdown loses no record.
+
+The queue is bounded by entries and by the bytes of the answers it holds (captured bodies reach 4 MiB), so
+a burst of large results cannot grow memory without bound; what does not fit is dropped and counted."""
 
 from __future__ import annotations
 
@@ -24,12 +27,20 @@ class AuditWriter:
     """Batches audit entries into the database off the request path."""
 
     def __init__(
-        self, db: Database, *, batch_size: int = 500, flush_interval_s: float = 0.2, max_queue: int = 100_000
+        self,
+        db: Database,
+        *,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.2,
+        max_queue: int = 100_000,
+        max_queue_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self._db = db
         self._batch_size = batch_size
         self._interval = flush_interval_s
         self._queue: asyncio.Queue[AuditEntry] = asyncio.Queue(maxsize=max_queue)
+        self._max_bytes = max_queue_bytes
+        self.queued_bytes = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.dropped = 0
@@ -41,12 +52,19 @@ class AuditWriter:
 
     def record(self, entry: AuditEntry) -> None:
         """Queue an entry; never blocks. A full queue drops the entry and counts it."""
-        try:
-            self._queue.put_nowait(entry)
-        except asyncio.QueueFull:
+        size = _size(entry)
+        fits = self.queued_bytes + size <= self._max_bytes
+        if fits:
+            try:
+                self._queue.put_nowait(entry)
+            except asyncio.QueueFull:
+                fits = False
+        if not fits:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.error("audit queue full: %d record(s) dropped so far", self.dropped)  # noqa: TRY400  (no exception here)
+                log.error("audit queue full: %d record(s) dropped so far", self.dropped)
+            return
+        self.queued_bytes += size
 
     def start(self) -> None:
         if self._task is None:
@@ -70,7 +88,9 @@ class AuditWriter:
     def _take(self, limit: int) -> list[AuditEntry]:
         batch: list[AuditEntry] = []
         while len(batch) < limit and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
+            entry = self._queue.get_nowait()
+            self.queued_bytes -= _size(entry)
+            batch.append(entry)
         return batch
 
     async def _run(self) -> None:
@@ -100,6 +120,10 @@ class AuditWriter:
         async with self._db.transaction() as session:
             await session.execute(insert(monitoring_logs), rows)
         self.written += len(rows)
+
+
+def _size(entry: AuditEntry) -> int:
+    return 0 if entry.response_body is None else len(entry.response_body)
 
 
 def row(entry: AuditEntry) -> dict[str, Any]:

@@ -1,0 +1,44 @@
+"""The audit queue is bounded by the bytes of the answers it holds, not only by the number of entries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from meshgate.db.database import Database
+from meshgate.monitoring.models import AuditEntry
+from meshgate.monitoring.writer import AuditWriter
+
+pytestmark = pytest.mark.anyio
+
+MIB = 1024 * 1024
+
+
+def _entry(body_bytes: int) -> AuditEntry:
+    return AuditEntry(
+        organization_id="org",
+        connection_id="conn",
+        method="tools/call",
+        tool_name="blob",
+        user_id=None,
+        api_key_id=None,
+        user_agent=None,
+        request_id=None,
+        protocol_version="2025-11-25",
+        params={},
+        message_id=1,
+        started_at=datetime.now(UTC),
+        duration_ms=1.0,
+        response_body=b"x" * body_bytes,
+    )
+
+
+async def test_answers_beyond_the_byte_bound_are_dropped_and_counted(db: Database) -> None:
+    writer = AuditWriter(db, max_queue_bytes=3 * MIB)  # not started: entries stay queued
+    for _ in range(3):
+        writer.record(_entry(MIB))
+    assert (writer.depth, writer.queued_bytes, writer.dropped) == (3, 3 * MIB, 0)
+    writer.record(_entry(MIB))  # would hold 4 MiB
+    writer.record(_entry(0))  # an entry without an answer still fits
+    assert (writer.depth, writer.queued_bytes, writer.dropped) == (4, 3 * MIB, 1)
