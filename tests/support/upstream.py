@@ -64,6 +64,11 @@ BASE_TOOLS = [
     types.Tool(name="fail", description="Answer isError", input_schema={"type": "object"}),
     types.Tool(name="secret_echo", description="Echo arguments (for redaction tests)", input_schema={"type": "object"}),
     types.Tool(
+        name="headers_text",
+        description="The HTTP headers of this request as `name: value` lines (an upstream that echoes them)",
+        input_schema={"type": "object"},
+    ),
+    types.Tool(
         name="grow",
         description="Add a tool and announce tools/list_changed (unless quiet)",
         input_schema={"type": "object"},
@@ -140,6 +145,9 @@ def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
             return types.CallToolResult(content=[types.TextContent(text="released")])
         if params.name == "fail":
             return types.CallToolResult(content=[types.TextContent(text="it failed on purpose")], is_error=True)
+        if params.name == "headers_text":
+            lines = [f"{name}: {value}" for name, value in SEEN_HEADERS[-1].items()]
+            return types.CallToolResult(content=[types.TextContent(text="\n".join(lines))])
         if params.name == "secret_echo":
             return types.CallToolResult(content=[types.TextContent(text=str(args))], structured_content={"echo": args})
         if params.name in ASKING:
