@@ -85,6 +85,9 @@ async def test_calling_a_hidden_tool_is_refused_before_it_reaches_the_upstream(
     assert "unknown tool 'x\\\\u202e\\\\u0007</script>'" in rest.text and "\u202e" not in rest.text
     logs = await wait_for_logs(gateway, owner.api_key, len(HIDDEN_NAMES) + 2, connectionId=conn["id"])
     assert all(log["isError"] for log in logs if log["toolName"] != "path/like.name")
+    stored = {log["toolName"] for log in logs}
+    assert {escaped_name(name) for name in HIDDEN_NAMES} <= stored  # the audit log shows them escaped too
+    assert not stored & set(HIDDEN_NAMES)
 
 
 async def test_a_connection_read_lists_hidden_names_escaped_and_tools_without_them(
