@@ -89,3 +89,27 @@ def handshake_params(params: Any) -> dict[str, Any]:
         else:
             result.pop("_meta")
     return result
+
+
+# MCP's tool name rule (2025-11-25, SEP-986) is `[A-Za-z0-9_.-]{1,128}`, as a SHOULD. meshgate hides only the
+# names a person could misread: anything outside printable ASCII (control, bidi, zero-width and look-alike
+# characters), edge spaces, or past 128 characters. Printable names like `weird name` or `a/b` stay: they read as
+# what they are, and virtual MCPs rename them into the strict rule.
+_TOOL_NAME = re.compile(r"[!-~](?:[ -~]{0,126}[!-~])?")
+
+
+def readable_tool_name(name: object) -> bool:
+    """Whether an upstream tool name can be listed, offered in permission pickers and called through meshgate."""
+    return isinstance(name, str) and _TOOL_NAME.fullmatch(name) is not None
+
+
+def escaped_name(name: str, limit: int = 200) -> str:
+    r"""`name` with every character outside printable ASCII, `\` and edge spaces written as `\uXXXX`
+    (for showing a hidden name: what it holds, not what it would look like)."""
+    cut = name[:limit]
+    last = len(cut) - 1
+    shown = "".join(
+        char if ("!" <= char <= "~" and char != "\\") or (char == " " and 0 < index < last) else f"\\u{ord(char):04x}"
+        for index, char in enumerate(cut)
+    )
+    return shown + ("…" if len(name) > limit else "")

@@ -78,6 +78,48 @@ async def test_secrets_in_arguments_and_results_are_redacted(gateway: Gateway, u
     assert "[EMAIL]" in stored and "[JWT]" in stored and "[CARD]" in stored and "[REDACTED]" in stored
 
 
+@pytest.mark.finding(16)
+async def test_an_upstream_echoing_meshgates_authorization_header_leaves_no_token_in_the_audit_log(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    owner = await new_owner(gateway)
+    conn = await add_connection(gateway, owner.api_key, upstream)
+    async with connect(f"{gateway.url}/mcp/{conn['id']}", owner.api_key) as client:
+        result = await client.call_tool("headers_text", {})
+    echoed = result.content[0].text  # type: ignore[union-attr]
+    assert f"authorization: Bearer {upstream.token}" in echoed  # the upstream really echoed it
+    (log,) = await wait_for_logs(gateway, owner.api_key, 1, toolName="headers_text")
+    assert upstream.token not in log["output"]
+    assert "authorization: [REDACTED]" in json.loads(log["output"])["content"][0]["text"]
+
+
+@pytest.mark.finding(16)
+async def test_passwords_pins_keys_and_private_keys_in_arguments_are_not_stored(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    owner = await new_owner(gateway)
+    conn = await add_connection(gateway, owner.api_key, upstream)
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyu\n-----END RSA PRIVATE KEY-----"
+    aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    arguments = {
+        "pwd": "pwd-value-1",
+        "pin": "4711",
+        "otp": "987654",
+        "key": "k" * 32,
+        "monkey": "banana",
+        "note": f"my password is hunter2 and the db is postgresql://app:s3cr3t-pw@db/x; aws {aws}",
+        "deploy": pem,
+    }
+    async with connect(f"{gateway.url}/mcp/{conn['id']}", owner.api_key) as client:
+        await client.call_tool("secret_echo", arguments)
+    (log,) = await wait_for_logs(gateway, owner.api_key, 1, toolName="secret_echo")
+    stored = log["input"] + log["output"]
+    for value in ("pwd-value-1", "4711", "987654", "k" * 32, "hunter2", "s3cr3t-pw", aws, "MIIEpAIBAAKCAQEA"):
+        assert value not in stored, value
+    assert json.loads(log["input"])["monkey"] == "banana"
+    assert "[PRIVATE_KEY]" in stored and "postgresql://app:[REDACTED]@db/x" in stored
+
+
 async def test_large_payloads_are_cut_at_64_kib(gateway: Gateway, upstream: Upstream) -> None:
     owner = await new_owner(gateway)
     conn = await add_connection(gateway, owner.api_key, upstream)

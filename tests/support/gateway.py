@@ -180,6 +180,7 @@ def start_upstream(
     json_response: bool = False,
     tools: int = 0,
     odd_names: bool = False,
+    spoof_names: bool = False,
     modern_only: bool = False,
     legacy_only: bool = False,
 ) -> Upstream:
@@ -189,6 +190,8 @@ def start_upstream(
         args.append("--json")
     if odd_names:
         args.append("--odd-names")
+    if spoof_names:
+        args.append("--spoof-names")
     if modern_only:
         args.append("--modern-only")
     if legacy_only:

@@ -1,6 +1,7 @@
 """A real MCP server built with the official SDK, used as the upstream behind meshgate in tests and benchmarks.
 
-Run: python -m support.upstream --port N [--token T] [--json] [--tools K] [--odd-names] [--sse] | --stdio
+Run: python -m support.upstream --port N [--token T] [--json] [--tools K] [--odd-names] [--spoof-names]
+     [--sse] | --stdio
 It serves both protocol generations at /mcp (the SDK's dual-era Streamable HTTP), or the same handlers over
 the legacy HTTP+SSE transport (`--sse`, GET /sse) or stdio (`--stdio`), and records the HTTP headers of every
 request so tests can see exactly what meshgate sent.
@@ -64,6 +65,11 @@ BASE_TOOLS = [
     types.Tool(name="fail", description="Answer isError", input_schema={"type": "object"}),
     types.Tool(name="secret_echo", description="Echo arguments (for redaction tests)", input_schema={"type": "object"}),
     types.Tool(
+        name="headers_text",
+        description="The HTTP headers of this request as `name: value` lines (an upstream that echoes them)",
+        input_schema={"type": "object"},
+    ),
+    types.Tool(
         name="grow",
         description="Add a tool and announce tools/list_changed (unless quiet)",
         input_schema={"type": "object"},
@@ -81,9 +87,13 @@ def _meta(ctx: Ctx) -> dict[str, Any] | None:
 
 
 ODD_NAMES = ("x" * 70, "weird name", "weird_name", "weird/name")
+# Names a person could misread (security review 18): a right-to-left override and a bell, a zero-width space,
+# a Cyrillic "\u0435" for a Latin "e", an edge space. And one printable name outside MCP's strict rule, kept.
+HIDDEN_NAMES = ("x\u202e\u0007</script>", "read\u200bfile", "\u0435cho", " padded")
+SPOOF_NAMES = (*HIDDEN_NAMES, "path/like.name")
 
 
-def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
+def build_server(extra_tools: int, odd_names: bool = False, spoof_names: bool = False) -> Server[Any]:
     generated = [
         types.Tool(name=f"tool_{n:03d}", description=f"Generated tool number {n}", input_schema={"type": "object"})
         for n in range(extra_tools)
@@ -91,7 +101,11 @@ def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
     odd = [
         types.Tool(name=name, description=f"Odd name {name!r}", input_schema={"type": "object"}) for name in ODD_NAMES
     ]
-    tools = BASE_TOOLS + generated + (odd if odd_names else [])
+    spoof = [
+        types.Tool(name=name, description="A tool whose name is meant to deceive", input_schema={"type": "object"})
+        for name in SPOOF_NAMES
+    ]
+    tools = BASE_TOOLS + generated + (odd if odd_names else []) + (spoof if spoof_names else [])
 
     async def list_tools(_ctx: Ctx, _params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         return types.ListToolsResult(tools=tools + GROWN)
@@ -145,6 +159,9 @@ def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
             return types.CallToolResult(content=[types.TextContent(text="released")])
         if params.name == "fail":
             return types.CallToolResult(content=[types.TextContent(text="it failed on purpose")], is_error=True)
+        if params.name == "headers_text":
+            lines = [f"{name}: {value}" for name, value in SEEN_HEADERS[-1].items()]
+            return types.CallToolResult(content=[types.TextContent(text="\n".join(lines))])
         if params.name == "secret_echo":
             return types.CallToolResult(content=[types.TextContent(text=str(args))], structured_content={"echo": args})
         if params.name in ASKING:
@@ -160,7 +177,7 @@ def build_server(extra_tools: int, odd_names: bool = False) -> Server[Any]:
                 await ctx.session.send_tool_list_changed()  # handshake era: to the calling session
                 await BUS.publish(ToolsListChanged())  # 2026-07-28: to subscriptions/listen streams
             return types.CallToolResult(content=[types.TextContent(text=name)])
-        if params.name.startswith(("tool_", "grown_")) or params.name in ODD_NAMES:
+        if params.name.startswith(("tool_", "grown_")) or params.name in ODD_NAMES or params.name in SPOOF_NAMES:
             return types.CallToolResult(content=[types.TextContent(text=params.name)])
         raise ValueError(f"unknown tool {params.name}")
 
@@ -343,13 +360,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="answer JSON instead of SSE streams")
     parser.add_argument("--tools", type=int, default=0, help="extra generated tools")
     parser.add_argument("--odd-names", action="store_true", help="tools with a 70-character name and clashing names")
+    parser.add_argument("--spoof-names", action="store_true", help="tools with control, bidi and look-alike names")
     parser.add_argument("--modern-only", action="store_true", help="refuse initialize: speak only 2026-07-28")
     parser.add_argument("--legacy-only", action="store_true", help="refuse 2026-07-28 requests: handshake era only")
     parser.add_argument("--sse", action="store_true", help="the legacy HTTP+SSE transport (GET /sse) instead")
     parser.add_argument("--stdio", action="store_true", help="stdin/stdout instead of HTTP")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    server = build_server(args.tools, args.odd_names)
+    server = build_server(args.tools, args.odd_names, args.spoof_names)
     if args.stdio:
         anyio.run(run_stdio, server)
         return

@@ -40,7 +40,7 @@ from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
 from meshgate.monitoring.writer import AuditWriter
 from meshgate.oauth.upstream import UpstreamOAuth
 from meshgate.observability.metrics import GatewayMetrics
-from meshgate.protocol import handshake_params, is_stateless, routing_headers
+from meshgate.protocol import escaped_name, handshake_params, is_stateless, readable_tool_name, routing_headers
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -242,6 +242,8 @@ def authorize(principal: Principal, target: Target, envelope: Envelope) -> None:
         tool = envelope.tool_name
         if tool is None:
             raise InvalidInput("tools/call needs params.name")
+        if not readable_tool_name(tool):
+            raise hidden_tool(tool)
         if visible(principal, target, tool):
             return
         if virtual_id is not None:
@@ -252,8 +254,18 @@ def authorize(principal: Principal, target: Target, envelope: Envelope) -> None:
         raise PermissionDenied(f"this credential has no permission on connection {connection_id}")
 
 
+def hidden_tool(tool: str) -> PermissionDenied:
+    """The answer to a call of a tool meshgate hides (security review 18): unknown, as tools/list never shows it."""
+    return PermissionDenied(
+        f"unknown tool '{escaped_name(tool, 100)}': meshgate hides tool names that could be misread "
+        "(characters outside printable ASCII, edge spaces, more than 128 characters)"
+    )
+
+
 def visible(principal: Principal, target: Target, tool: str) -> bool:
     """Whether `tools/list` shows this tool of the target to this caller (exactly when tools/call allows it)."""
+    if not readable_tool_name(tool):
+        return False
     return principal.allows(target.connection_id, tool) or (
         target.virtual_mcp_id is not None and principal.allows(target.virtual_mcp_id, target.exposed_name or tool)
     )
@@ -276,12 +288,11 @@ def authorize_again(client: UpstreamClient) -> str:
 
 def _listed(principal: Principal, target: Target, message: dict[str, Any]) -> dict[str, Any]:
     result = as_dict(message.get("result"))
-    if not result or principal.allows(target.connection_id, "*"):
+    if not result:
         return message
-    tools = [
-        tool for tool in as_list(result.get("tools")) if visible(principal, target, str(as_dict(tool).get("name")))
-    ]
-    return {**message, "result": {**result, "tools": tools}}
+    listed = as_list(result.get("tools"))
+    tools = [tool for tool in listed if visible(principal, target, str(as_dict(tool).get("name")))]
+    return message if len(tools) == len(listed) else {**message, "result": {**result, "tools": tools}}
 
 
 @asynccontextmanager

@@ -10,17 +10,20 @@ asks while only the ping is in flight is refused at once.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from meshgate.connections.addresses import AddressPolicy
-from meshgate.connections.models import Discovery, UpstreamConfig
+from meshgate.connections.models import Discovery, UpstreamConfig, split_tools
 from meshgate.connections.upstream.client import UpstreamClient
 from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.errors import UpstreamInvalidResponse
 from meshgate.jsonvalues import as_dict, as_list
 
 MAX_TOOL_PAGES = 50
+
+log = logging.getLogger(__name__)
 
 
 async def discover(client: UpstreamClient) -> Discovery:
@@ -38,6 +41,14 @@ async def discover(client: UpstreamClient) -> Discovery:
         if not cursor:
             break
     init = client.initialize_result or {}
+    _, hidden = split_tools(tools)
+    if hidden:
+        log.warning(
+            "connection %s: %d upstream tool(s) hidden, their names are not printable ASCII: %s",
+            client.config.title[:80],
+            len(hidden),
+            ", ".join(hidden[:20]),
+        )
     return Discovery(
         server_info=init.get("serverInfo"),
         instructions=init.get("instructions"),

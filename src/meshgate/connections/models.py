@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from meshgate.jsonvalues import as_dict, as_list
+from meshgate.protocol import escaped_name, readable_tool_name
+
 CONNECTION_TYPES = ("HTTP", "SSE", "STDIO")
 STATUSES = ("active", "inactive", "error")
 DEFAULT_CONNECT_TIMEOUT_MS = 10_000
@@ -87,6 +90,8 @@ class Connection:
     updated_at: datetime
     # Secrets an update dropped because the URL moved to another origin (names only, never values).
     dropped_secrets: tuple[str, ...] = ()
+    # Upstream tools left out of `tools` because their names could be misread, escaped (security review 18).
+    hidden_tools: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         shown: dict[str, Any] = {
@@ -114,6 +119,12 @@ class Connection:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
+        if self.hidden_tools:
+            shown["hidden_tools"] = list(self.hidden_tools)
+            shown["hidden_tools_reason"] = (
+                "these tool names hold characters outside printable ASCII (control, bidi, zero-width or look-alike "
+                "characters), edge spaces, or more than 128 characters: meshgate does not list, offer or call them"
+            )
         if self.dropped_secrets:
             shown["dropped_secrets"] = list(self.dropped_secrets)
             shown["dropped_secrets_reason"] = (
@@ -140,3 +151,17 @@ class UpstreamConfig:
     # OAuth connections: whether one is configured, and when its access token should be refreshed (epoch s).
     oauth: bool = False
     oauth_refresh_at: float | None = None
+
+
+def split_tools(tools: Any) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """An upstream's stored tool list: the tools meshgate shows, and the escaped names of those it hides."""
+    shown: list[dict[str, Any]] = []
+    hidden: list[str] = []
+    for item in as_list(tools):
+        tool = as_dict(item)
+        name = tool.get("name")
+        if readable_tool_name(name):
+            shown.append(tool)
+        else:
+            hidden.append(escaped_name(name) if isinstance(name, str) else repr(name)[:200])
+    return shown, tuple(hidden)

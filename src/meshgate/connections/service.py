@@ -16,6 +16,7 @@ from meshgate.connections.models import (
     ConnectionSecrets,
     Discovery,
     UpstreamConfig,
+    split_tools,
 )
 from meshgate.connections.query import order_by, where_clause
 from meshgate.connections.upstream_tokens import UpstreamTokenStore
@@ -23,7 +24,6 @@ from meshgate.db.database import announce_change
 from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import connections, virtual_mcp_connections, virtual_mcps
 from meshgate.errors import Conflict, NotFound
-from meshgate.jsonvalues import as_dict, as_list
 from meshgate.vault import Vault
 
 MAX_TOOLS_PER_CONNECTION = 200  # tool names beyond this fold into "other" in metrics
@@ -256,7 +256,7 @@ class ConnectionService:
             connect_timeout_ms=row.connect_timeout_ms,
             call_timeout_ms=row.call_timeout_ms,
             tool_names=frozenset(
-                str(as_dict(tool).get("name")) for tool in as_list(row.tools)[:MAX_TOOLS_PER_CONNECTION]
+                str(tool.get("name")) for tool in split_tools(row.tools)[0][:MAX_TOOLS_PER_CONNECTION]
             ),
             oauth=secrets.oauth is not None,
             oauth_refresh_at=refresh_at,
@@ -277,6 +277,7 @@ class ConnectionService:
 
     def _connection(self, row: Row[Any]) -> Connection:
         summary: dict[str, Any] = row.secret_summary or {}
+        tools, hidden = (None, ()) if row.tools is None else split_tools(row.tools)
         return Connection(
             id=row.id,
             organization_id=row.organization_id,
@@ -296,7 +297,8 @@ class ConnectionService:
             status_reason=row.status_reason,
             server_info=row.server_info,
             instructions=row.instructions,
-            tools=row.tools,
+            tools=tools,
+            hidden_tools=hidden,
             connect_timeout_ms=row.connect_timeout_ms,
             call_timeout_ms=row.call_timeout_ms,
             created_by=row.created_by,

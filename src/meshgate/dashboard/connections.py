@@ -36,8 +36,9 @@ class ConnectionPages:
             Route("/app/{org}/connections/{id}/delete", d.action(self.delete), methods=["POST"]),
             Route("/app/{org}/connections/{id}/test", d.action(self.test), methods=["POST"]),
             Route("/app/{org}/connections/{id}/oauth", d.action(self.oauth), methods=["POST"]),
-            Route("/app/{org}/connections/{id}/tools/{tool}", d.view(self.tool), methods=["GET"]),
-            Route("/app/{org}/connections/{id}/tools/{tool}", d.action(self.try_tool), methods=["POST"]),
+            # `path`: a tool name may hold `/` (printable names are kept, security review 18)
+            Route("/app/{org}/connections/{id}/tools/{tool:path}", d.view(self.tool), methods=["GET"]),
+            Route("/app/{org}/connections/{id}/tools/{tool:path}", d.action(self.try_tool), methods=["POST"]),
         ]
 
     async def index(self, request: Request, visit: Visit) -> Response:

@@ -1,8 +1,15 @@
-"""Redaction of audit payloads: secrets by key name, and emails, tokens, keys, JWTs and card numbers by shape."""
+"""Redaction of audit payloads: secrets by key name, and credentials, keys, emails and card numbers by shape.
+
+Runs in the audit writer's background task, never on a proxied call. One compiled alternation scans each
+string once; rules that need more than a regex (Luhn, entropy) look only at what their pattern matched.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -11,30 +18,98 @@ from meshgate.monitoring.models import MAX_PAYLOAD_BYTES
 
 REDACTED = "[REDACTED]"
 _TRUNCATED = "…[truncated]"
-_SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|api[-_]?key|authorization|cookie|credential|private[-_]?key|access[-_]?key"
-    r"|client[-_]?secret|session[-_]?id|\bauth\b|^auth$|signature",
+
+# -- key names ------------------------------------------------------------------------------------------
+
+# Substrings that make any key name secret ("x-api-key", "Authorization_header", "db_connectionString").
+_SECRET_NAME = re.compile(
+    r"pass(word|wd|phrase|code)?|secret|token|api[-_]?key|authorization|cookie|credential|private[-_]?key"
+    r"|access[-_]?key|client[-_]?secret|session[-_]?id|\bauth\b|^auth$|signature|conn(ection)?[-_]?string",
     re.IGNORECASE,
 )
-# One alternation, scanned once per string (nine separate passes cost a third of the gateway's CPU).
-# Bounded repeats keep every branch linear: an unbounded local part made a 200 kB string take minutes.
-_SHAPES = re.compile(
-    "|".join(
-        (
-            r"(?P<jwt>eyJ[A-Za-z0-9_-]{5,8192}\.[A-Za-z0-9_-]{5,65536}\.[A-Za-z0-9_-]{0,8192})",
-            r"(?P<bearer>(?i:\bbearer)\s+[A-Za-z0-9._~+/=-]{8,4096})",
-            r"(?P<key>\bmg_[A-Za-z0-9_-]{20,200}|\b(?:sk|pk|rk)-(?:live-|test-|proj-)?[A-Za-z0-9_-]{16,200}|\bAKIA[0-9A-Z]{16}\b)",
-            r"(?P<token>\bgh[pousr]_[A-Za-z0-9]{20,255}|\bxox[abprs]-[A-Za-z0-9-]{10,255})",
-            r"(?P<email>[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24})",
-            # key=value or "key": "value" inside free text (query strings, reprs, logs)
-            r"(?P<pair>(?i:pass(?:word|wd)?|secret|token|api[-_]?key|authorization|client[-_]?secret)[\"']?\s*[:=]\s*[\"']?)"
-            r"[^\"'\s,}&]+",
-            r"(?P<card>(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-]))",
-        )
-    )
+# Whole words of a name (split at `_`, `-`, `.`, spaces and camelCase) that make it secret; short words
+# only as words, so `mapping`, `spin`, `monkey` and `keyboard_layout` stay readable.
+_SECRET_WORDS = frozenset({"pwd", "pin", "otp", "totp", "hotp", "dsn", "passcode"})
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+@lru_cache(maxsize=4096)  # the same few key names come back in every payload
+def secret_name(key: str) -> bool:
+    """Whether a field called `key` holds a secret (its value is replaced whatever it looks like)."""
+    if _SECRET_NAME.search(key):
+        return True
+    words = [word.lower() for word in _WORDS.findall(key)]
+    if not words:
+        return False
+    if any(word in _SECRET_WORDS for word in words) or words[0] == "private":
+        return True
+    # `key`, `key_id`, `signing_key`, `hmacKey`; a public key is not a secret.
+    return words[0] == "key" or (words[-1] == "key" and (len(words) == 1 or words[-2] != "public"))
+
+
+# -- shapes in text -------------------------------------------------------------------------------------
+
+# A field name before a value in free text: the keyword, then `_rest`, `-rest` or `CamelRest` of the name.
+_NAME_TAIL = r"(?:[_A-Z-][A-Za-z0-9_-]{0,40}?)?"
+# Where a keyword may start: not inside a word, except as the next word of camelCase (`dbPassword`).
+_WORD_START = r"(?:(?<![A-Za-z])|(?<=[a-z])(?=[A-Z]))"
+_SEPARATOR = r"[\"']?\s{0,10}[:=]\s{0,10}[\"']?"
+_VALUE = r"[^\"'\s,}&]{1,4096}"
+_PAIR_WORDS = (
+    r"pass(?:word|wd|phrase|code)?|pwd|pin|otp|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
+    r"|client[-_]?secret|credentials?|dsn|conn(?:ection)?[-_]?string|key"
 )
-_REPLACEMENTS = {"jwt": "[JWT]", "bearer": "Bearer [TOKEN]", "key": "[API_KEY]", "token": "[TOKEN]", "email": "[EMAIL]"}
+_NAMED = r"(?i:" + _PAIR_WORDS + r")" + _NAME_TAIL + _SEPARATOR
+_SAID = r"(?i:pass(?:word|wd|phrase|code)?|pwd|pin|otp)\s{1,10}(?i:is|was)\s{1,10}[\"']?"
+_BASE64ISH = "A-Za-z0-9_=+/-"
+
+# Bounded repeats keep every branch linear: an unbounded local part made a 200 kB string take minutes.
+# Where two rules can start at the same place the first listed wins, so the specific ones come first.
+_RULES = (
+    # the whole PEM block, BEGIN to END (or to the end of its base64 when the END line was cut off)
+    r"(?P<pem>-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----"
+    r"(?:[\s\S]{0,16384}?-----END [A-Z0-9 ]{0,40}-----|[A-Za-z0-9+/=\s\\:,-]{0,16384}))",
+    r"(?P<jwt>eyJ[A-Za-z0-9_-]{5,8192}\.[A-Za-z0-9_-]{5,65536}\.[A-Za-z0-9_-]{0,8192})",
+    # `Authorization: <scheme> <credential>`: scheme and credential both (an upstream may echo the header)
+    r"(?P<authz>" + _WORD_START + r"(?i:(?:proxy[-_])?authorization)" + _NAME_TAIL + _SEPARATOR + r")"
+    r"(?:[A-Za-z][A-Za-z0-9._~+/=-]{0,40}[ \t]{1,10})?" + _VALUE,
+    r"(?P<bearer>(?i:\bbearer)\s+[A-Za-z0-9._~+/=-]{8,4096})",
+    # the password of `scheme://user:password@host` (anchored at `://`: a scheme before it costs a scan per word)
+    r"(?P<userinfo>://[^\s:/@]{0,256}:)[^\s@/]{1,256}(?=@)",
+    r"(?P<key>\bmg_[A-Za-z0-9_-]{20,200}|\b(?:sk|pk|rk)-(?:live-|test-|proj-)?[A-Za-z0-9_-]{16,200}"
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)",
+    r"(?P<token>\bgh[pousr]_[A-Za-z0-9]{20,255}|\bxox[abprs]-[A-Za-z0-9-]{10,255})",
+    r"(?P<email>[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24})",
+    # key=value or "key": "value" inside free text (query strings, reprs, logs, DSNs); "my password is hunter2"
+    rf"(?P<pair>{_WORD_START}(?:{_NAMED}|{_SAID}))" + _VALUE,
+    r"(?P<card>(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-]))",
+)
+# Long random-looking runs: an AWS secret access key (40 characters of base64), or any other token of
+# 32+ characters. Checked for entropy after matching; a run that is not random is scanned by the rules
+# above instead, so nothing inside it escapes them.
+_RANDOM_RULES = (
+    rf"(?P<aws>(?<![{_BASE64ISH}])[A-Za-z0-9/+]{{40}}(?![{_BASE64ISH}]))",
+    rf"(?P<random>(?<![{_BASE64ISH}])[A-Za-z0-9_-]{{32,512}}={{0,2}}(?![{_BASE64ISH}]))",
+)
+_SHAPES = re.compile("|".join((*_RULES, *_RANDOM_RULES)))
+_SHAPES_NOT_RANDOM = re.compile("|".join(_RULES))
+
+_REPLACEMENTS = {
+    "pem": "[PRIVATE_KEY]",
+    "jwt": "[JWT]",
+    "bearer": "Bearer [TOKEN]",
+    "key": "[API_KEY]",
+    "token": "[TOKEN]",
+    "email": "[EMAIL]",
+}
+_PREFIXED = ("authz", "pair", "userinfo")  # the name stays, the value goes
 _SHORTEST_SECRET = 6  # "a@b.cd"; anything shorter cannot match a shape
+# Measured on random base62 strings of 32 characters: Shannon entropy at least 4.0 bits per character,
+# and under half of the characters in word-like runs (`Name`, `name`); identifiers such as
+# `getUserById_2024_v2_ExtraLongName` are mostly words.
+_RANDOM_BITS = 4.0
+_WORDLIKE = re.compile(r"[A-Z]?[a-z]{3,}")
+_MOST_WORDLIKE = 0.5
 
 
 def _luhn(digits: str) -> bool:
@@ -49,13 +124,29 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+def random_looking(text: str) -> bool:
+    """Whether a run of token characters looks generated: upper, lower and digits mixed, high entropy, few words.
+
+    Hex (digests, commit ids, UUIDs) does not mix upper and lower case, so ids stay readable."""
+    if not (any(c.isupper() for c in text) and any(c.islower() for c in text) and any(c.isdigit() for c in text)):
+        return False
+    length = len(text)
+    if sum(len(word) for word in _WORDLIKE.findall(text)) >= _MOST_WORDLIKE * length:
+        return False
+    bits = -sum(n / length * math.log2(n / length) for n in Counter(text).values())
+    return bits >= _RANDOM_BITS
+
+
 def _replace(match: re.Match[str]) -> str:
     kind = match.lastgroup or ""
-    if kind == "pair":
-        return f"{match.group('pair')}[REDACTED]"
+    if kind in _PREFIXED:
+        return f"{match.group(kind)}{REDACTED}"
     if kind == "card":
         digits = match.group(0).replace(" ", "").replace("-", "")
         return "[CARD]" if 13 <= len(digits) <= 19 and _luhn(digits) else match.group(0)
+    if kind in {"aws", "random"}:
+        text = match.group(0)
+        return "[SECRET]" if random_looking(text.rstrip("=")) else _SHAPES_NOT_RANDOM.sub(_replace, text)
     return _REPLACEMENTS[kind]
 
 
@@ -72,7 +163,7 @@ def redact(value: Any, depth: int = 0) -> Any:
         return REDACTED
     if isinstance(value, dict):
         return {
-            key: REDACTED if isinstance(key, str) and _SECRET_KEY.search(key) else redact(item, depth + 1)
+            key: REDACTED if isinstance(key, str) and secret_name(key) else redact(item, depth + 1)
             for key, item in value.items()  # pyright: ignore[reportUnknownVariableType]
         }
     if isinstance(value, list):

@@ -19,6 +19,7 @@ from meshgate.db.tables import monitoring_logs
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.monitoring.models import AuditEntry
 from meshgate.monitoring.redaction import cut, payload, redact_text
+from meshgate.protocol import escaped_name, readable_tool_name
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def row(entry: AuditEntry) -> dict[str, Any]:
         "connection_id": entry.connection_id,
         "virtual_mcp_id": entry.virtual_mcp_id,
         "method": entry.method[:64],
-        "tool_name": None if entry.tool_name is None else entry.tool_name[:255],
+        "tool_name": _target(entry),
         "caller_type": entry.caller_type,
         "user_id": entry.user_id,
         "api_key_id": entry.api_key_id,
@@ -171,6 +172,16 @@ def row(entry: AuditEntry) -> dict[str, Any]:
         "duration_ms": entry.duration_ms,
         "created_at": entry.started_at,
     }
+
+
+def _target(entry: AuditEntry) -> str | None:
+    """The tool, resource or prompt a record names; a tool name that could be misread is stored escaped."""
+    name = entry.tool_name
+    if name is None:
+        return None
+    if entry.method == "tools/call" and not readable_tool_name(name):
+        return escaped_name(name, 200)[:255]
+    return name[:255]
 
 
 def _first_text(result: dict[str, Any]) -> str | None:

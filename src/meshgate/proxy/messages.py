@@ -29,5 +29,9 @@ def _filter_message(data: str, allowed: Callable[[str], bool]) -> str:
     result = message.get("result") if isinstance(message, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     if not isinstance(result, dict) or not isinstance(result.get("tools"), list):  # pyright: ignore[reportUnknownMemberType]
         return data
-    result["tools"] = [t for t in as_list(result["tools"]) if allowed(str(as_dict(t).get("name")))]
+    listed = as_list(result["tools"])
+    tools = [t for t in listed if allowed(str(as_dict(t).get("name")))]
+    if len(tools) == len(listed):
+        return data  # nothing taken out: the upstream's bytes as they came
+    result["tools"] = tools
     return orjson.dumps(message).decode()

@@ -17,8 +17,9 @@ import orjson
 from opentelemetry.trace import SpanKind
 from starlette.types import Receive, Scope, Send
 
+from meshgate.access import Principal
 from meshgate.calls.models import Target
-from meshgate.calls.service import MAX_CAPTURE, CallService, authorize_again
+from meshgate.calls.service import MAX_CAPTURE, CallService, authorize_again, visible
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.http11 import HttpError, Response
 from meshgate.errors import (
@@ -35,7 +36,7 @@ from meshgate.http.stream_grants import StreamGrants
 from meshgate.jsonrpc import GATEWAY_ERROR, parse_envelope, refusal_result, result_message
 from meshgate.monitoring.models import AUDITED_METHODS
 from meshgate.observability.metrics import GatewayMetrics
-from meshgate.protocol import is_stateless
+from meshgate.protocol import escaped_name, is_stateless
 from meshgate.proxy._exchange import (
     Call,
     call_context,
@@ -97,10 +98,10 @@ class ProxyEndpoint:
         self._rest = RestCalls(calls, admission)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        parts = scope["path"][5:].split("/")
+        parts = scope["path"][5:].split("/", 2)  # a tool name may hold `/`
         rest = len(parts) == 3 and parts[1] == "call-tool" and bool(parts[0]) and bool(parts[2])
         if not rest and not (len(parts) == 1 and parts[0]):
-            await http_error(NotFound(f"no route for {scope['path'][:200]}"))(scope, receive, send)
+            await http_error(NotFound(f"no route for {escaped_name(scope['path'], 200)}"))(scope, receive, send)
             return
         headers = headers_of(scope)
         request_id = request_id_of(headers)
@@ -182,11 +183,12 @@ class ProxyEndpoint:
             elif not speaks_mcp(response, call.envelope, method):
                 start = None if method == "GET" else await snippet(response)
                 failure = UpstreamInvalidResponse(not_mcp(client, response, start))
-            elif call.envelope.method == "tools/list" and response.status == 200 and not principal.allows(conn_id, "*"):
+            elif call.envelope.method == "tools/list" and response.status == 200:
+                # read whole even for a caller who may call everything: names no one may see are taken out
                 async with asyncio.timeout(idle_s):
                     body = await response.read(_MAX_FILTERED, idle_s=idle_s)
                 content_type = response.headers.get("content-type", "")
-                filtered = filter_tools(body, content_type, partial(principal.allows, conn_id))
+                filtered = filter_tools(body, content_type, partial(_listable, principal, conn_id))
                 await send(self._start(response, call))
                 await send({"type": "http.response.body", "body": filtered, "more_body": False})
             else:
@@ -322,6 +324,10 @@ class ProxyEndpoint:
             self._calls.record(
                 call.principal, target, call.envelope, call.context, body=body, content_type=content_type, error=error
             )
+
+
+def _listable(principal: Principal, connection_id: str, tool: str) -> bool:
+    return visible(principal, Target(connection_id), tool)
 
 
 def _caller(call: Call) -> str:

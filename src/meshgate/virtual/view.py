@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from meshgate.protocol import readable_tool_name
 from meshgate.virtual.catalog import UpstreamLists
 from meshgate.virtual.models import Member, VirtualMcp
 from meshgate.virtual.names import exposed_names, slugs
@@ -110,7 +111,9 @@ def _tools(
         overrides = member.tool_overrides or {}
         for tool in entry.tools:
             name = str(tool.get("name", ""))
-            if not name or (member.selected_tools is not None and name not in member.selected_tools):
+            if not readable_tool_name(name):
+                continue  # security review 18: a name that can be misread is never offered
+            if member.selected_tools is not None and name not in member.selected_tools:
                 continue
             chosen.append((entry.connection_id, tool))
             override = overrides.get(name)
