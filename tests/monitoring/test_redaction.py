@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from meshgate.monitoring.redaction import cut, payload, random_looking, redact, redact_text, secret_name
+from meshgate.monitoring import redaction
+from meshgate.monitoring.redaction import (
+    STRING_PREVIEW,
+    cut,
+    payload,
+    random_looking,
+    redact,
+    redact_text,
+    secret_name,
+)
 
 
 def test_secret_named_fields_are_replaced_at_any_depth() -> None:
@@ -183,3 +193,34 @@ def test_random_looking_needs_mixed_classes_high_entropy_and_few_words() -> None
     assert not random_looking("a" * 40)
     assert not random_looking("3f2a9c1e3f2a9c1e3f2a9c1e3f2a9c1e")
     assert not random_looking("getUserById_2024_v2_ExtraLongNameForTesting")
+
+
+def test_a_long_string_keeps_its_redacted_preview_only() -> None:
+    secret = "ghp_" + "A1b2C3d4" * 5
+    stored = payload({"content": [{"type": "text", "text": f"token {secret} " + "x" * (1024 * 1024)}]})
+    assert stored is not None and secret not in stored and "[TOKEN]" in stored
+    text = orjson.loads(stored)["content"][0]["text"]
+    preview = f"token {secret} ".replace(secret, "[TOKEN]") + "x" * (STRING_PREVIEW - len(f"token {secret} "))
+    assert text == preview + "…[truncated]"
+
+
+def test_text_past_what_is_stored_is_not_redacted_at_all() -> None:
+    """Once 64 KiB of text is kept, later strings are dropped (the stored payload is cut there anyway)."""
+    many = [f"{n} " + "y" * (STRING_PREVIEW - 8) for n in range(20)]
+    kept = redact(many)
+    assert kept[:8] == many[:8]
+    assert all(item == "…[truncated]" for item in kept[9:])
+
+
+def test_only_the_rules_a_string_could_match_are_run() -> None:
+    """Each rule is skipped where its hint is missing; the answers are the same as with every rule."""
+    samples = [
+        "plain words and 12 numbers",
+        "mail bob@example.com, card 4111 1111 1111 1111",
+        "Authorization: Bearer abcdefgh12345678 and postgres://u:hunter2@db/x",
+        "pa\u017f\u017fword=hunter2",  # long s: the ignore-case rules match it, so its hint must be found too
+        "AKIAABCDEFGHIJKLMNOP wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ]
+    for sample in samples:
+        every_rule = redaction._shapes(tuple(redaction._BY_NAME))
+        assert redact_text(sample) == every_rule.sub(redaction._replace, sample)
