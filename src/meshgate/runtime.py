@@ -22,7 +22,7 @@ from meshgate.http.stream_grants import StreamGrants
 from meshgate.identity.authentication import Authenticator
 from meshgate.monitoring.writer import AuditWriter
 from meshgate.oauth.access_tokens import AccessTokens
-from meshgate.oauth.clients import ClientRegistry
+from meshgate.oauth.clients import ClientLimits, ClientRegistry
 from meshgate.oauth.upstream import UpstreamOAuth
 from meshgate.observability.metrics import CIRCUIT_STATES, CallbackCollector, GatewayMetrics
 from meshgate.observability.tracing import Tracing, instrument_database
@@ -106,7 +106,14 @@ class Runtime:
                 db, lambda count: setattr(limiter, "share", 1 / count), interval_s=settings.replica_heartbeat_seconds
             ),
             access_tokens=access_tokens,
-            oauth_clients=ClientRegistry(addresses),
+            oauth_clients=ClientRegistry(
+                addresses,
+                ClientLimits(
+                    document_rate=settings.oauth_document_rate,
+                    register_rate=settings.oauth_register_rate,
+                    registrations_per_day=settings.oauth_register_per_day,
+                ),
+            ),
             upstream_oauth=upstream_oauth,
             virtual=VirtualDirectory(db, catalog),
             streams=StreamGrants(db, authenticator.authenticate),
