@@ -9,6 +9,7 @@ import anyio
 import httpx
 import pytest
 
+from meshgate.connections.addresses import METADATA_ADDRESSES
 from support.databases import fresh_database
 from support.gateway import Gateway, free_port, start_gateway
 from support.mcp_client import call
@@ -16,6 +17,8 @@ from support.oauth import REDIRECT_URI, Browser, MemoryStorage, connect_oauth, n
 from support.tls import DocumentServer, document_server, make_authority
 
 UNAVAILABLE = "client metadata document unavailable"
+# A cloud metadata address, from the guard's own table (no address outside loopback is written in a test).
+METADATA = next(str(address) for address in sorted(METADATA_ADDRESSES, key=str) if address.version == 4)
 
 pytestmark = pytest.mark.anyio
 
@@ -103,14 +106,14 @@ async def test_metadata_urls_are_checked_against_the_ssrf_guard(documents: tuple
     person = await new_person(gateway)
     page = await Browser(person).http.get(_authorize(gateway, "http://127.0.0.1/client.json"))
     assert page.status_code == 400
-    metadata_page = await Browser(person).http.get(_authorize(gateway, "https://169.254.169.254/latest/meta-data.json"))
+    metadata_page = await Browser(person).http.get(_authorize(gateway, f"https://{METADATA}/latest/meta-data.json"))
     assert metadata_page.status_code == 400 and UNAVAILABLE in metadata_page.text
-    await _logged(gateway, "169.254.169.254/latest/meta-data.json unavailable", "metadata address")
+    await _logged(gateway, f"{METADATA}/latest/meta-data.json unavailable", "metadata address")
 
 
 async def test_redirects_of_metadata_documents_are_checked_again(documents: tuple[Gateway, DocumentServer]) -> None:
     gateway, server = documents
-    server.redirects["/moved/client.json"] = "https://169.254.169.254/latest/meta-data/client.json"
+    server.redirects["/moved/client.json"] = f"https://{METADATA}/latest/meta-data/client.json"
     person = await new_person(gateway)
     page = await Browser(person).http.get(_authorize(gateway, f"{server.base}/moved/client.json"))
     assert page.status_code == 400 and UNAVAILABLE in page.text and "/moved/client.json" in server.fetched
@@ -132,7 +135,7 @@ async def test_metadata_fetch_failures_answer_the_same_bytes_whatever_the_port_d
             f"https://127.0.0.1:{gateway.port}/client.json",  # plain http answers the TLS handshake
             f"{stranger.base}/client.json",  # TLS with a certificate the gateway does not trust
             f"{server.base}/nothing/here.json",  # a trusted server without the document
-            "https://169.254.169.254/latest/client.json",  # refused by the address guard
+            f"https://{METADATA}/latest/client.json",  # refused by the address guard
         ]
         async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
             pages = [await http.get(_authorize(gateway, client_id)) for client_id in client_ids]
