@@ -20,7 +20,8 @@ from meshgate.db.tables import connection_oauth, connections
 from meshgate.identity.sessions import COOKIE as SESSION_COOKIE
 from meshgate.identity.sessions import BrowserSessionService
 from support.gateway import Gateway, Owner, free_port, rpc, spawn_server
-from support.mcp_client import call, connect
+from support.hostile_oauth import hostile_authorization_server
+from support.mcp_client import call, call_error, connect
 from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
@@ -250,3 +251,25 @@ async def test_an_ended_grant_tells_the_caller_how_to_authorize_again(
     assert "grant ended" in shown["status_reason"]
     await _authorize(gateway, owner, conn["id"])  # and authorizing again works
     assert not (await _whoami(gateway, owner.api_key, conn["id"]))[0]
+
+
+@pytest.mark.finding(10)
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [("invalid_client_metadata", "invalid_client_metadata"), ("<b>internal detail</b>", "unrecognized error")],
+)
+async def test_an_upstream_refusal_is_repeated_only_as_its_error_code(gateway: Gateway, error: str, shown: str) -> None:
+    """What another server wrote (`error_description`, or an `error` that is no error code) stays out of answers."""
+    owner = await new_owner(gateway)
+    marker = "INTERNAL-DETAIL-" + "x" * 150
+    with hostile_authorization_server() as upstream:
+        upstream.refusal.update(error=error, error_description=marker)
+        async with connect(gateway.mcp_url, owner.api_key) as client:
+            conn = await call(
+                client,
+                "COLLECTION_CONNECTIONS_CREATE",
+                {"data": {"title": "Hostile", "connection_type": "HTTP", "connection_url": upstream.url, "oauth": {}}},
+            )
+            reason = await call_error(client, "CONNECTION_OAUTH_START", {"id": conn["id"]})
+    assert "dynamic registration" in reason and f"HTTP 400: {shown}" in reason
+    assert "INTERNAL-DETAIL" not in reason and "internal detail" not in reason

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 FLOW_SECONDS = 600
 _RESOURCE_METADATA = re.compile(r'resource_metadata="([^"]+)"')
 _RETRY_AFTER_FAILURE_S = 5.0
+_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")  # what RFC 6749 error codes look like, kept short
 
 
 class UpstreamOAuth:
@@ -252,7 +253,7 @@ class UpstreamOAuth:
         if row.expires_at <= datetime.now(UTC):
             raise unknown
         if error:
-            raise OAuthSetupError(f"the authorization server refused: {error[:200]}")
+            raise OAuthSetupError(f"the authorization server refused: {error_code(error)}")
         if iss is not None and not same_issuer(iss, flow["issuer"]):
             raise OAuthSetupError("the authorization response came from another issuer (RFC 9207 iss mismatch)")
         if iss is None and flow["iss_parameter"]:
@@ -285,7 +286,7 @@ class UpstreamOAuth:
         document = as_dict(_json_of(answer))
         access = document.get("access_token")
         if answer.status != 200 or not isinstance(access, str):
-            raise TokenRefused(str(document.get("error") or f"HTTP {answer.status}"), _reason(answer))
+            raise TokenRefused(error_code(document.get("error")) or f"HTTP {answer.status}", _reason(answer))
         expires_in = document.get("expires_in")
         now = time.time()
         refresh = document.get("refresh_token")
@@ -383,7 +384,19 @@ def _json_of(answer: Fetched) -> Any:
         return None
 
 
+def error_code(value: Any) -> str:
+    """An upstream's `error` as meshgate repeats it: an error-code-shaped word, else "unrecognized error"."""
+    if not value:
+        return ""
+    return value if isinstance(value, str) and _ERROR_CODE.match(value) else "unrecognized error"
+
+
 def _reason(answer: Fetched) -> str:
+    """The status and error code of a refusal; the upstream's own text (`error_description`, or a body that
+    is not an OAuth error) is only logged, so meshgate never relays what another server wrote (review 10)."""
     document = as_dict(_json_of(answer))
-    described = document.get("error_description") or document.get("error")
-    return f"HTTP {answer.status}" + (f": {str(described)[:200]}" if described else "")
+    described = document.get("error_description")
+    if described:
+        log.info("%s answered HTTP %s: %.500r", answer.url[:200], answer.status, described)
+    code = error_code(document.get("error"))
+    return f"HTTP {answer.status}" + (f": {code}" if code else "")
