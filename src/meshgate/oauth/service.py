@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from meshgate.access import PermissionMap
 from meshgate.db.database import announce_change, rows_changed
 from meshgate.db.rows import new_id, utc_now
-from meshgate.db.tables import oauth_codes, oauth_grants, oauth_refresh_tokens
+from meshgate.db.tables import api_keys, oauth_codes, oauth_grants, oauth_refresh_tokens
 from meshgate.errors import OAuthError
 from meshgate.identity.service import IDENTITY, hash_key
 from meshgate.oauth.access_tokens import AccessTokens
@@ -187,11 +187,13 @@ class AuthorizationService:
             await self.revoke_grant(grant_id)
 
     async def revoke_grant(self, grant_id: str) -> None:
+        """Revoke the grant; the API keys its tokens created go with it (security review 26)."""
         await self._session.execute(
             update(oauth_grants)
             .where(oauth_grants.c.id == grant_id, oauth_grants.c.revoked_at.is_(None))
             .values(revoked_at=utc_now())
         )
+        await self._session.execute(delete(api_keys).where(api_keys.c.grant_id == grant_id))
         await announce_change(self._session, IDENTITY)
 
     async def _issue(self, grant_id: str) -> dict[str, Any]:
