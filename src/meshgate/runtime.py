@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily
@@ -54,13 +56,17 @@ class Runtime:
     events: EventWorker
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Runtime:
+        """Every collaborator of one process; `clock` (epoch seconds) is when OAuth tokens and credentials
+        expire, for the authorization server, the authenticator and meshgate's own upstream OAuth client."""
         db = Database(settings.database_url)
         vault = Vault(settings.encryption_key, previous=settings.previous_encryption_keys)
         addresses = AddressPolicy.for_gateway(
             settings.host, settings.port, settings.public_url, block_private=settings.block_private_networks
         )
-        access_tokens = AccessTokens(settings.secret, settings.public_url, settings.oauth_access_token_seconds)
+        access_tokens = AccessTokens(
+            settings.secret, settings.public_url, settings.oauth_access_token_seconds, clock=clock
+        )
         metrics = GatewayMetrics() if settings.metrics_enabled else None
         upstreams = UpstreamPool(
             db,
@@ -80,9 +86,9 @@ class Runtime:
         )
         audit = AuditWriter(db)
         mesh_tokens = MeshTokenIssuer(MeshSigningKeys(db, vault), settings.public_url)
-        upstream_oauth = UpstreamOAuth(db, vault, addresses, settings.public_url)
+        upstream_oauth = UpstreamOAuth(db, vault, addresses, settings.public_url, clock=clock)
         authenticator = Authenticator(
-            db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens
+            db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens, clock=clock
         )
         runtime = cls(
             settings=settings,
