@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 
 from meshgate.access.ratelimit import Rate
@@ -21,6 +23,7 @@ from meshgate.oauth.service import Authorization, AuthorizationService
 from support.gateway import free_port
 from support.oauth import REDIRECT_URI
 from support.secrets import remember_secret
+from support.served import TestClock, served_gateway
 
 pytestmark = pytest.mark.anyio
 START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -158,3 +161,30 @@ async def test_metadata_document_fetches_are_rate_limited_per_address(db: Databa
         clocks.elapsed += 60
         with pytest.raises(OAuthError):
             await registry.find(session, client_id, "127.0.0.1")
+
+
+@pytest.mark.finding(21)
+@pytest.mark.finding(10)
+async def test_the_limits_answer_429_with_retry_after_over_http(tmp_db: str, tmp_path: Path) -> None:
+    limits = {"MESHGATE_OAUTH_REGISTER_RATE": "1/hour,burst=2", "MESHGATE_OAUTH_CIMD_RATE": "1/hour,burst=1"}
+    async with (
+        served_gateway(tmp_db, tmp_path, TestClock(), **limits) as gateway,
+        httpx.AsyncClient(base_url=gateway.url, timeout=30) as http,
+    ):
+        body = {"client_name": "limited", "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none"}
+        assert [(await http.post("/oauth/register", json=body)).status_code for _ in range(2)] == [201, 201]
+        refused = await http.post("/oauth/register", json=body)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        assert refused.json()["error"] == "rate_limited"
+        params = {
+            "response_type": "code",
+            "client_id": f"https://127.0.0.1:{free_port()}/client.json",
+            "redirect_uri": REDIRECT_URI,
+            "code_challenge": "c" * 43,
+            "code_challenge_method": "S256",
+            "resource": gateway.mcp_url,
+        }
+        first = await http.get("/oauth/authorize", params=params)
+        assert first.status_code == 400 and DOCUMENT_UNAVAILABLE in first.text
+        second = await http.get("/oauth/authorize", params=params)
+        assert second.status_code == 429 and "retry-after" in second.headers
