@@ -12,6 +12,7 @@ import pytest
 from meshgate.connections.addresses import METADATA_ADDRESSES
 from support.databases import fresh_database
 from support.gateway import Gateway, free_port, start_gateway
+from support.hostile_oauth import hostile_authorization_server
 from support.mcp_client import call
 from support.oauth import REDIRECT_URI, Browser, MemoryStorage, connect_oauth, new_person, pkce_pair, sdk_provider
 from support.tls import DocumentServer, document_server, make_authority
@@ -128,11 +129,11 @@ async def test_metadata_fetch_failures_answer_the_same_bytes_whatever_the_port_d
     address: the requester (unauthenticated) cannot tell them apart, so the fetch is no port scanner."""
     gateway, server = documents
     untrusted = make_authority(tmp_path_factory.mktemp("untrusted"))
-    with document_server(untrusted) as stranger:
+    with document_server(untrusted) as stranger, hostile_authorization_server() as plaintext:
         stranger.documents["/client.json"] = {"client_id": f"{stranger.base}/client.json", "redirect_uris": []}
         client_ids = [
             f"https://127.0.0.1:{free_port()}/client.json",  # nothing listens
-            f"https://127.0.0.1:{gateway.port}/client.json",  # plain http answers the TLS handshake
+            f"https://{plaintext.base.removeprefix('http://')}/client.json",  # plain http answers the TLS handshake
             f"{stranger.base}/client.json",  # TLS with a certificate the gateway does not trust
             f"{server.base}/nothing/here.json",  # a trusted server without the document
             f"https://{METADATA}/latest/client.json",  # refused by the address guard
@@ -150,7 +151,7 @@ async def test_metadata_fetch_failures_answer_the_same_bytes_whatever_the_port_d
     assert pages[0].status_code == 400 and UNAVAILABLE in pages[0].text
     assert {(answer.status_code, answer.content) for answer in tokens} == {(401, tokens[0].content)}
     assert tokens[0].json() == {"error": "invalid_client", "error_description": UNAVAILABLE}
-    await _logged(gateway, f"127.0.0.1:{gateway.port}/client.json unavailable", "")
+    await _logged(gateway, f"{plaintext.base.removeprefix('http://')}/client.json unavailable", "")
 
 
 async def _logged(gateway: Gateway, *parts: str) -> None:
