@@ -6,7 +6,8 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -122,9 +123,11 @@ def _route_label(path: str) -> str:
     return path if path in _KNOWN_ROUTES else "other"
 
 
-def create_app(settings: Settings) -> Any:
-    """Build the gateway; the database must already be migrated (`meshgate migrate` or `serve`)."""
-    runtime = Runtime.build(settings)
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> Any:
+    """Build the gateway; the database must already be migrated (`meshgate migrate` or `serve`).
+
+    `clock` (epoch seconds) decides when OAuth tokens and credentials expire; tests pass their own."""
+    runtime = Runtime.build(settings, clock=clock)
     registry = build_registry()
     server = build_management_server(runtime, registry)
     server.middleware.append(hide_internal_errors)

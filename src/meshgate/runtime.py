@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily
@@ -22,7 +24,7 @@ from meshgate.http.stream_grants import StreamGrants
 from meshgate.identity.authentication import Authenticator
 from meshgate.monitoring.writer import AuditWriter
 from meshgate.oauth.access_tokens import AccessTokens
-from meshgate.oauth.clients import ClientRegistry
+from meshgate.oauth.clients import ClientLimits, ClientRegistry
 from meshgate.oauth.upstream import UpstreamOAuth
 from meshgate.observability.metrics import CIRCUIT_STATES, CallbackCollector, GatewayMetrics
 from meshgate.observability.tracing import Tracing, instrument_database
@@ -54,13 +56,17 @@ class Runtime:
     events: EventWorker
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Runtime:
+        """Every collaborator of one process; `clock` (epoch seconds) is when OAuth tokens and credentials
+        expire, for the authorization server, the authenticator and meshgate's own upstream OAuth client."""
         db = Database(settings.database_url)
         vault = Vault(settings.encryption_key, previous=settings.previous_encryption_keys)
         addresses = AddressPolicy.for_gateway(
             settings.host, settings.port, settings.public_url, block_private=settings.block_private_networks
         )
-        access_tokens = AccessTokens(settings.secret, settings.public_url, settings.oauth_access_token_seconds)
+        access_tokens = AccessTokens(
+            settings.secret, settings.public_url, settings.oauth_access_token_seconds, clock=clock
+        )
         metrics = GatewayMetrics() if settings.metrics_enabled else None
         upstreams = UpstreamPool(
             db,
@@ -80,9 +86,9 @@ class Runtime:
         )
         audit = AuditWriter(db)
         mesh_tokens = MeshTokenIssuer(MeshSigningKeys(db, vault), settings.public_url)
-        upstream_oauth = UpstreamOAuth(db, vault, addresses, settings.public_url)
+        upstream_oauth = UpstreamOAuth(db, vault, addresses, settings.public_url, clock=clock)
         authenticator = Authenticator(
-            db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens
+            db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens, clock=clock
         )
         runtime = cls(
             settings=settings,
@@ -106,7 +112,14 @@ class Runtime:
                 db, lambda count: setattr(limiter, "share", 1 / count), interval_s=settings.replica_heartbeat_seconds
             ),
             access_tokens=access_tokens,
-            oauth_clients=ClientRegistry(addresses),
+            oauth_clients=ClientRegistry(
+                addresses,
+                ClientLimits(
+                    document_rate=settings.oauth_document_rate,
+                    register_rate=settings.oauth_register_rate,
+                    registrations_per_day=settings.oauth_register_per_day,
+                ),
+            ),
             upstream_oauth=upstream_oauth,
             virtual=VirtualDirectory(db, catalog),
             streams=StreamGrants(db, authenticator.authenticate),

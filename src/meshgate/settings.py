@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_LOGIN_RATE_ADDRESS = Rate(per_second=10 / 60, burst=30)  # failed logins per client address
 DEFAULT_LOGIN_RATE_ACCOUNT = Rate(per_second=2 / 60, burst=10)  # failed logins per account (email)
+DEFAULT_OAUTH_DOCUMENT_RATE = Rate(per_second=10 / 60, burst=20)  # client metadata document fetches per address
+DEFAULT_OAUTH_REGISTER_RATE = Rate(per_second=60 / 3600, burst=30)  # dynamic client registrations per address
 _KEY_FILE = "encryption.key"
 _SECRET_FILE = "secret.key"  # noqa: S105  (a file name, not a secret)
 
@@ -47,6 +49,9 @@ class Settings:
     rate_limit_organization: Rate | None = None
     login_rate_address: Rate = DEFAULT_LOGIN_RATE_ADDRESS
     login_rate_account: Rate = DEFAULT_LOGIN_RATE_ACCOUNT
+    oauth_document_rate: Rate = DEFAULT_OAUTH_DOCUMENT_RATE
+    oauth_register_rate: Rate = DEFAULT_OAUTH_REGISTER_RATE
+    oauth_register_per_day: int = 200
     replica_heartbeat_seconds: float = 5.0
     log_format: str = "auto"
     tracing_enabled: bool = True
@@ -105,6 +110,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_organization=_rate(env, "MESHGATE_RATE_LIMIT_ORG"),
         login_rate_address=_rate(env, "MESHGATE_LOGIN_RATE_ADDRESS") or DEFAULT_LOGIN_RATE_ADDRESS,
         login_rate_account=_rate(env, "MESHGATE_LOGIN_RATE_ACCOUNT") or DEFAULT_LOGIN_RATE_ACCOUNT,
+        oauth_document_rate=_rate(env, "MESHGATE_OAUTH_CIMD_RATE") or DEFAULT_OAUTH_DOCUMENT_RATE,
+        oauth_register_rate=_rate(env, "MESHGATE_OAUTH_REGISTER_RATE") or DEFAULT_OAUTH_REGISTER_RATE,
+        oauth_register_per_day=_count(env, "MESHGATE_OAUTH_REGISTER_PER_DAY", 200, 1, 1_000_000),
         replica_heartbeat_seconds=_float(env, "MESHGATE_REPLICA_HEARTBEAT_SECONDS", 5.0),
         log_format=_choice(env, "MESHGATE_LOG_FORMAT", ("auto", "json", "text")),
         tracing_enabled=not _flag(env, "OTEL_SDK_DISABLED"),
@@ -264,6 +272,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(value)
     except ValueError as exc:
         raise ConfigurationError(f"{name}={value!r} is not an integer") from exc
+
+
+def _count(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _int(env, name, default)
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} is {value}; it must be between {low} and {high}")
+    return value
 
 
 def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -3,17 +3,23 @@ validates it and caches it; the SDK's OAuth client logs in with one instead of r
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator
 
+import anyio
 import httpx
 import pytest
 
+from meshgate.connections.addresses import METADATA_ADDRESSES
 from support.databases import fresh_database
-from support.gateway import Gateway, start_gateway
+from support.gateway import Gateway, free_port, start_gateway
+from support.hostile_oauth import hostile_authorization_server
 from support.mcp_client import call
 from support.oauth import REDIRECT_URI, Browser, MemoryStorage, connect_oauth, new_person, pkce_pair, sdk_provider
 from support.tls import DocumentServer, document_server, make_authority
+
+UNAVAILABLE = "client metadata document unavailable"
+# A cloud metadata address, from the guard's own table (no address outside loopback is written in a test).
+METADATA = next(str(address) for address in sorted(METADATA_ADDRESSES, key=str) if address.version == 4)
 
 pytestmark = pytest.mark.anyio
 
@@ -92,23 +98,66 @@ async def test_bad_metadata_documents_are_refused(
     person = await new_person(gateway)
     page = await Browser(person).http.get(_authorize(gateway, client_id))
     assert page.status_code == 400 and "location" not in page.headers
-    assert reason in html.unescape(page.text)
+    assert UNAVAILABLE in page.text and reason not in page.text  # the reason is for the operator's log
+    await _logged(gateway, f"{client_id} unavailable", reason)
 
 
 async def test_metadata_urls_are_checked_against_the_ssrf_guard(documents: tuple[Gateway, DocumentServer]) -> None:
     gateway, _server = documents
     person = await new_person(gateway)
-    for client_id in ("https://169.254.169.254/latest/meta-data.json", "http://127.0.0.1/client.json"):
-        page = await Browser(person).http.get(_authorize(gateway, client_id))
-        assert page.status_code == 400
-    metadata_page = await Browser(person).http.get(_authorize(gateway, "https://169.254.169.254/latest/meta-data.json"))
-    assert "metadata address" in metadata_page.text
+    page = await Browser(person).http.get(_authorize(gateway, "http://127.0.0.1/client.json"))
+    assert page.status_code == 400
+    metadata_page = await Browser(person).http.get(_authorize(gateway, f"https://{METADATA}/latest/meta-data.json"))
+    assert metadata_page.status_code == 400 and UNAVAILABLE in metadata_page.text
+    await _logged(gateway, f"{METADATA}/latest/meta-data.json unavailable", "metadata address")
 
 
 async def test_redirects_of_metadata_documents_are_checked_again(documents: tuple[Gateway, DocumentServer]) -> None:
     gateway, server = documents
-    server.redirects["/moved/client.json"] = "https://169.254.169.254/latest/meta-data/client.json"
+    server.redirects["/moved/client.json"] = f"https://{METADATA}/latest/meta-data/client.json"
     person = await new_person(gateway)
     page = await Browser(person).http.get(_authorize(gateway, f"{server.base}/moved/client.json"))
-    assert page.status_code == 400
-    assert "metadata address" in page.text and "/moved/client.json" in server.fetched
+    assert page.status_code == 400 and UNAVAILABLE in page.text and "/moved/client.json" in server.fetched
+    await _logged(gateway, "/moved/client.json unavailable", "metadata address")
+
+
+@pytest.mark.finding(10)
+async def test_metadata_fetch_failures_answer_the_same_bytes_whatever_the_port_did(
+    documents: tuple[Gateway, DocumentServer], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A closed port, a plaintext port, a TLS server the gateway does not trust, a missing document and a refused
+    address: the requester (unauthenticated) cannot tell them apart, so the fetch is no port scanner."""
+    gateway, server = documents
+    untrusted = make_authority(tmp_path_factory.mktemp("untrusted"))
+    with document_server(untrusted) as stranger, hostile_authorization_server() as plaintext:
+        stranger.documents["/client.json"] = {"client_id": f"{stranger.base}/client.json", "redirect_uris": []}
+        client_ids = [
+            f"https://127.0.0.1:{free_port()}/client.json",  # nothing listens
+            f"https://{plaintext.base.removeprefix('http://')}/client.json",  # plain http answers the TLS handshake
+            f"{stranger.base}/client.json",  # TLS with a certificate the gateway does not trust
+            f"{server.base}/nothing/here.json",  # a trusted server without the document
+            f"https://{METADATA}/latest/client.json",  # refused by the address guard
+        ]
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+            pages = [await http.get(_authorize(gateway, client_id)) for client_id in client_ids]
+            tokens = [
+                await http.post(
+                    "/oauth/token",
+                    data={"grant_type": "authorization_code", "code": "x", "client_id": client_id},
+                )
+                for client_id in client_ids
+            ]
+    assert {(page.status_code, page.content) for page in pages} == {(pages[0].status_code, pages[0].content)}
+    assert pages[0].status_code == 400 and UNAVAILABLE in pages[0].text
+    assert {(answer.status_code, answer.content) for answer in tokens} == {(401, tokens[0].content)}
+    assert tokens[0].json() == {"error": "invalid_client", "error_description": UNAVAILABLE}
+    await _logged(gateway, f"{plaintext.base.removeprefix('http://')}/client.json unavailable", "")
+
+
+async def _logged(gateway: Gateway, *parts: str) -> None:
+    """Wait until one line of the gateway's log holds every part."""
+    with anyio.fail_after(10):
+        while True:
+            if any(all(part in line for part in parts) for line in gateway.logs().splitlines()):
+                return
+            await anyio.sleep(0.05)

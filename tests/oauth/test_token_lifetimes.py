@@ -3,22 +3,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
-import anyio
 import httpx
 import pytest
 
 from meshgate.app import create_app
 from meshgate.settings import load_settings
-from support.databases import fresh_database
-from support.gateway import Gateway, rpc, start_gateway
+from support.gateway import Gateway
 from support.mcp_client import call
 from support.oauth import Browser, HandClient, MemoryStorage, connect_oauth, new_person, sdk_provider
+from support.served import TestClock, served_gateway
 
 pytestmark = pytest.mark.anyio
-LIFETIME_S = 2
+LIFETIME_S = 60
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -27,32 +27,44 @@ INITIALIZE = {
 }
 
 
-@pytest.fixture(scope="module")
-def short_lived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("short")
-    with fresh_database("sqlite", tmp) as url:
-        gateway = start_gateway(url, tmp, MESHGATE_OAUTH_ACCESS_TOKEN_SECONDS=str(LIFETIME_S))
-        try:
-            yield gateway
-        finally:
-            assert gateway.stop() == 0, gateway.logs()
+@pytest.fixture
+def clock() -> TestClock:
+    return TestClock()
 
 
-async def test_an_expired_access_token_is_refused_and_refresh_gives_a_new_one(short_lived: Gateway) -> None:
+@pytest.fixture
+async def short_lived(tmp_db: str, tmp_path: Path, clock: TestClock) -> AsyncIterator[Gateway]:
+    async with served_gateway(tmp_db, tmp_path, clock, MESHGATE_OAUTH_ACCESS_TOKEN_SECONDS=str(LIFETIME_S)) as gateway:
+        yield gateway
+
+
+async def _initialize(gateway: Gateway, token: str) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}", "accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await http.post(gateway.mcp_url, json=INITIALIZE, headers=headers)
+
+
+async def test_an_expired_access_token_is_refused_and_refresh_gives_a_new_one(
+    short_lived: Gateway, clock: TestClock
+) -> None:
     person = await new_person(short_lived)
     client = await HandClient.register(short_lived)
     tokens = await client.tokens(person, resource=short_lived.mcp_url)
     assert tokens["expires_in"] == LIFETIME_S
-    assert rpc(short_lived.mcp_url, INITIALIZE, key=tokens["access_token"]).status_code == 200
-    await anyio.sleep(LIFETIME_S + 1.1)
-    expired = rpc(short_lived.mcp_url, INITIALIZE, key=tokens["access_token"])
+    assert (await _initialize(short_lived, tokens["access_token"])).status_code == 200
+    clock.advance(LIFETIME_S - 10)  # the real clock moves on a little meanwhile
+    assert (await _initialize(short_lived, tokens["access_token"])).status_code == 200  # still valid
+    clock.advance(10)
+    expired = await _initialize(short_lived, tokens["access_token"])
     assert expired.status_code == 401 and "expired" in expired.text
     assert 'error="invalid_token"' in expired.headers["www-authenticate"]
     fresh = (await client.refresh(tokens["refresh_token"])).json()
-    assert rpc(short_lived.mcp_url, INITIALIZE, key=fresh["access_token"]).status_code == 200
+    assert (await _initialize(short_lived, fresh["access_token"])).status_code == 200
 
 
-async def test_the_sdk_client_refreshes_by_itself_when_its_token_expires(short_lived: Gateway) -> None:
+async def test_the_sdk_client_refreshes_by_itself_when_its_token_expires(
+    short_lived: Gateway, clock: TestClock
+) -> None:
     person = await new_person(short_lived)
     browser = Browser(person)
     storage = MemoryStorage()
@@ -61,10 +73,16 @@ async def test_the_sdk_client_refreshes_by_itself_when_its_token_expires(short_l
         await call(client, "ORGANIZATION_LIST", {})
         assert storage.tokens is not None
         first_refresh = storage.tokens.refresh_token
-        await anyio.sleep(LIFETIME_S + 1.1)
+        clock.advance(LIFETIME_S + 1)
+        _sdk_sees_expiry(provider)
         await call(client, "ORGANIZATION_LIST", {})
     assert storage.tokens.refresh_token != first_refresh  # rotated on use
     assert len(browser.pages) == 1  # refreshed, not logged in again
+
+
+def _sdk_sees_expiry(provider: Any) -> None:
+    """The SDK's client keeps its own expiry time on the real clock; tell it what the gateway's clock says."""
+    provider.context.token_expiry_time = 1.0  # long past (0 would mean "never expires")
 
 
 async def test_metadata_reports_the_public_https_url(tmp_path: Path) -> None:

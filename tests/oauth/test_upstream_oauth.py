@@ -1,14 +1,18 @@
 """meshgate as an OAuth client: a connection to an OAuth-protected upstream (built on the SDK's
 `mcp.server.auth`) is authorized through a URL a person opens, then used, refreshed before expiry, and
-reported clearly when the upstream ends the grant."""
+reported clearly when the upstream ends the grant.
+
+The gateway and the upstream are served in the test's event loop and share one clock, which the tests
+move to reach a refresh point or an expiry (nothing sleeps)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -19,33 +23,54 @@ from meshgate.db.database import Database
 from meshgate.db.tables import connection_oauth, connections
 from meshgate.identity.sessions import COOKIE as SESSION_COOKIE
 from meshgate.identity.sessions import BrowserSessionService
-from support.gateway import Gateway, Owner, free_port, rpc, spawn_server
-from support.mcp_client import call, connect
+from support.gateway import Gateway, Owner, free_port
+from support.hostile_oauth import hostile_authorization_server
+from support.mcp_client import call, call_error, connect
+from support.oauth_upstream import Provider, build
 from support.secrets import remember_secret
+from support.served import TestClock, serve_asgi, served_gateway
 
 pytestmark = pytest.mark.anyio
-TOKEN_SECONDS = 4
+TOKEN_SECONDS = 3600
+REFRESH_MARGIN_S = 60  # meshgate refreshes this long before expiry (a quarter of the lifetime, at most a minute)
 
 
 @dataclass
 class OAuthUpstream:
     port: int
+    provider: Provider
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/mcp"
 
     def stats(self) -> dict[str, Any]:
-        return httpx.get(f"http://127.0.0.1:{self.port}/stats").json()
+        return copy.deepcopy(self.provider.stats)
 
 
-@pytest.fixture(scope="module")
-def oauth_upstream() -> Iterator[OAuthUpstream]:
+@pytest.fixture
+def clock() -> TestClock:
+    return TestClock()
+
+
+@pytest.fixture
+async def oauth_upstream(clock: TestClock) -> AsyncIterator[OAuthUpstream]:
     port = free_port()
-    process = spawn_server("support.oauth_upstream", port, ["--port", str(port), "--token-seconds", str(TOKEN_SECONDS)])
-    yield OAuthUpstream(port)
-    process.kill()
-    process.wait(timeout=10)
+    provider = Provider(TOKEN_SECONDS, clock)
+    async with serve_asgi(build(port, provider), port):
+        yield OAuthUpstream(port, provider)
+
+
+@pytest.fixture
+async def gateway(tmp_db: str, tmp_path: Path, clock: TestClock) -> AsyncIterator[Gateway]:
+    """This module's gateway: served in the test's loop on the shared clock (not the session's process)."""
+    async with served_gateway(tmp_db, tmp_path, clock) as served:
+        yield served
+
+
+async def _post(url: str, **kwargs: Any) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await http.post(url, **kwargs)
 
 
 async def _whoami(gateway: Gateway, key: str, conn_id: str) -> tuple[bool, str]:
@@ -127,7 +152,7 @@ async def test_the_callback_is_finished_only_by_the_person_who_started_the_flow(
 
 
 async def test_a_connection_authorizes_through_a_url_then_refreshes_before_expiry(
-    gateway: Gateway, oauth_upstream: OAuthUpstream
+    gateway: Gateway, oauth_upstream: OAuthUpstream, clock: TestClock
 ) -> None:
     owner = await new_owner(gateway)
     async with connect(gateway.mcp_url, owner.api_key) as client:
@@ -147,7 +172,11 @@ async def test_a_connection_authorizes_through_a_url_then_refreshes_before_expir
     refused, message = await _whoami(gateway, owner.api_key, conn["id"])
     assert refused and "CONNECTION_OAUTH_START" in message
     call_tool = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
-    answer = rpc(f"{gateway.url}/mcp/{conn['id']}", call_tool, key=owner.api_key)
+    answer = await _post(
+        f"{gateway.url}/mcp/{conn['id']}",
+        json=call_tool,
+        headers={"authorization": f"Bearer {owner.api_key}", "accept": "application/json, text/event-stream"},
+    )
     assert answer.json().get("result", {}).get("isError") is True, answer.text  # a result the model can read
     assert "CONNECTION_OAUTH_START" in answer.text
 
@@ -166,12 +195,12 @@ async def test_a_connection_authorizes_through_a_url_then_refreshes_before_expir
     assert shown["status_reason"] is None and "token" not in str(shown["oauth"])
     assert "whoami" in {tool["name"] for tool in shown["tools"]}  # discovered once authorized
 
-    await anyio.sleep(TOKEN_SECONDS * 0.8)  # past the refresh point (3/4 of the lifetime), before expiry
+    clock.advance(TOKEN_SECONDS - REFRESH_MARGIN_S / 2)  # past the refresh point, before expiry
     refused, message = await _whoami(gateway, owner.api_key, conn["id"])
     assert not refused, message
     refreshed = oauth_upstream.stats()
     assert refreshed["refreshes"] >= after["refreshes"] + 1
-    await anyio.sleep(TOKEN_SECONDS + 0.5)  # long past expiry: the next call refreshes first, then works
+    clock.advance(2 * TOKEN_SECONDS)  # long past expiry: the next call refreshes first, then works
     refused, message = await _whoami(gateway, owner.api_key, conn["id"])
     assert not refused, message
     assert oauth_upstream.stats()["refreshes"] >= refreshed["refreshes"] + 1
@@ -180,14 +209,16 @@ async def test_a_connection_authorizes_through_a_url_then_refreshes_before_expir
 async def test_a_pre_registered_client_is_used_and_tokens_are_sealed(
     gateway: Gateway, oauth_upstream: OAuthUpstream
 ) -> None:
-    registered = httpx.post(
-        f"http://127.0.0.1:{oauth_upstream.port}/register",
-        json={
-            "client_name": "meshgate by hand",
-            "redirect_uris": [f"{gateway.url}/oauth/callback"],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "token_endpoint_auth_method": "client_secret_post",
-        },
+    registered = (
+        await _post(
+            f"http://127.0.0.1:{oauth_upstream.port}/register",
+            json={
+                "client_name": "meshgate by hand",
+                "redirect_uris": [f"{gateway.url}/oauth/callback"],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "client_secret_post",
+            },
+        )
     ).json()
     secret = remember_secret(registered["client_secret"])
     owner = await new_owner(gateway)
@@ -228,7 +259,7 @@ async def test_a_pre_registered_client_is_used_and_tokens_are_sealed(
 
 
 async def test_an_ended_grant_tells_the_caller_how_to_authorize_again(
-    gateway: Gateway, oauth_upstream: OAuthUpstream
+    gateway: Gateway, oauth_upstream: OAuthUpstream, clock: TestClock
 ) -> None:
     owner = await new_owner(gateway)
     async with connect(gateway.mcp_url, owner.api_key) as client:
@@ -239,10 +270,10 @@ async def test_an_ended_grant_tells_the_caller_how_to_authorize_again(
         )
     await _authorize(gateway, owner, conn["id"])
     assert not (await _whoami(gateway, owner.api_key, conn["id"]))[0]
-    httpx.post(f"http://127.0.0.1:{oauth_upstream.port}/forget-grants")
+    await _post(f"http://127.0.0.1:{oauth_upstream.port}/forget-grants")
     refused, message = await _whoami(gateway, owner.api_key, conn["id"])  # the upstream answers 401 now
     assert refused and "CONNECTION_OAUTH_START" in message
-    await anyio.sleep(TOKEN_SECONDS)  # refresh is due: the upstream answers invalid_grant, tokens are dropped
+    clock.advance(TOKEN_SECONDS)  # refresh is due: the upstream answers invalid_grant, tokens are dropped
     refused, message = await _whoami(gateway, owner.api_key, conn["id"])
     assert refused and "CONNECTION_OAUTH_START" in message
     async with connect(gateway.mcp_url, owner.api_key) as client:
@@ -250,3 +281,25 @@ async def test_an_ended_grant_tells_the_caller_how_to_authorize_again(
     assert "grant ended" in shown["status_reason"]
     await _authorize(gateway, owner, conn["id"])  # and authorizing again works
     assert not (await _whoami(gateway, owner.api_key, conn["id"]))[0]
+
+
+@pytest.mark.finding(10)
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [("invalid_client_metadata", "invalid_client_metadata"), ("<b>internal detail</b>", "unrecognized error")],
+)
+async def test_an_upstream_refusal_is_repeated_only_as_its_error_code(gateway: Gateway, error: str, shown: str) -> None:
+    """What another server wrote (`error_description`, or an `error` that is no error code) stays out of answers."""
+    owner = await new_owner(gateway)
+    marker = "INTERNAL-DETAIL-" + "x" * 150
+    with hostile_authorization_server() as upstream:
+        upstream.refusal.update(error=error, error_description=marker)
+        async with connect(gateway.mcp_url, owner.api_key) as client:
+            conn = await call(
+                client,
+                "COLLECTION_CONNECTIONS_CREATE",
+                {"data": {"title": "Hostile", "connection_type": "HTTP", "connection_url": upstream.url, "oauth": {}}},
+            )
+            reason = await call_error(client, "CONNECTION_OAUTH_START", {"id": conn["id"]})
+    assert "dynamic registration" in reason and f"HTTP 400: {shown}" in reason
+    assert "INTERNAL-DETAIL" not in reason and "internal detail" not in reason

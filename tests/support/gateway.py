@@ -41,6 +41,9 @@ def gateway_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, st
         MESHGATE_LOG_FORMAT="json",
         MESHGATE_ACCESS_LOG="1",
         MESHGATE_KEY_USAGE_FLUSH_SECONDS="0.2",
+        # A shared test gateway registers many clients from 127.0.0.1; the limits' own tests set theirs.
+        MESHGATE_OAUTH_REGISTER_RATE="100/s",
+        MESHGATE_OAUTH_CIMD_RATE="100/s",
     )
     env.update(extra)
     return env

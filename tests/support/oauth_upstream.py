@@ -1,6 +1,7 @@
 """An OAuth-protected MCP server built on the SDK's `mcp.server.auth` (authorization server + resource server).
 
-Run: python -m support.oauth_upstream --port N [--token-seconds S]
+Run: python -m support.oauth_upstream --port N [--token-seconds S], or in the test's own event loop with
+`build(port, Provider(seconds, clock))` (support.served) when the test moves the clock.
 The authorization endpoint approves at once (the person's login there is the upstream's business) and
 redirects back with a code. `GET /stats` reports registrations, code exchanges and refreshes;
 `POST /forget-grants` drops every refresh and access token so the next refresh gets `invalid_grant`.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -30,10 +32,11 @@ from starlette.responses import JSONResponse
 
 
 class Provider:
-    """Everything in memory; tokens live `token_seconds`."""
+    """Everything in memory; tokens live `token_seconds` on `clock` (epoch seconds)."""
 
-    def __init__(self, token_seconds: int) -> None:
+    def __init__(self, token_seconds: int, clock: Callable[[], float] = time.time) -> None:
         self.token_seconds = token_seconds
+        self.clock = clock
         self.clients: dict[str, OAuthClientInformationFull] = {}
         self.codes: dict[str, AuthorizationCode] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
@@ -53,7 +56,7 @@ class Provider:
         self.codes[code] = AuthorizationCode(
             code=code,
             scopes=params.scopes or [],
-            expires_at=time.time() + 300,
+            expires_at=self.clock() + 300,
             client_id=client.client_id or "",
             code_challenge=params.code_challenge,
             redirect_uri=params.redirect_uri,
@@ -68,7 +71,7 @@ class Provider:
 
     def _issue(self, client_id: str, scopes: list[str], resource: str | None) -> OAuthToken:
         access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        expires = int(time.time()) + self.token_seconds
+        expires = int(self.clock()) + self.token_seconds
         self.access_tokens[access] = AccessToken(
             token=access, client_id=client_id, scopes=scopes, expires_at=expires, resource=resource
         )
@@ -101,7 +104,7 @@ class Provider:
 
     async def load_access_token(self, token: str) -> AccessToken | None:
         found = self.access_tokens.get(token)
-        if found is None or (found.expires_at is not None and found.expires_at < time.time()):
+        if found is None or (found.expires_at is not None and found.expires_at <= self.clock()):
             return None
         return found
 
@@ -110,9 +113,8 @@ class Provider:
         self.refresh_tokens.pop(getattr(token, "token", ""), None)
 
 
-def build(port: int, token_seconds: int) -> Any:
+def build(port: int, provider: Provider) -> Any:
     base = f"http://127.0.0.1:{port}"
-    provider = Provider(token_seconds)
     server = MCPServer(
         "oauth-upstream",
         # A test provider: it offers no identity-assertion grant, which the SDK's protocol now lists.
@@ -148,7 +150,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token-seconds", type=int, default=3600)
     args = parser.parse_args()
-    uvicorn.run(build(args.port, args.token_seconds), host="127.0.0.1", port=args.port, log_level="warning")
+    app = build(args.port, Provider(args.token_seconds))
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

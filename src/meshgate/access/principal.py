@@ -5,15 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from meshgate.access.permissions import PermissionMap, covers, map_allows
+from meshgate.access.permissions import SELF, WILDCARD, PermissionMap, covers, map_allows
+
+# Management tools an OAuth access token may call only when its scope names them: an API key minted
+# through a client's token would otherwise be a way out of the grant (security review 26).
+NAMED_SCOPE_ONLY = frozenset({"API_KEY_CREATE"})
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling, in which organization, and every permission map that must agree.
 
-    `grants` holds the owner's current role map and, for an API key or token, the key's own map:
-    a tool is allowed only when every map allows it (the intersection rule).
+    `grants` holds the owner's current role map and, for an API key or token, the key's own map
+    (`grants[1]`): a tool is allowed only when every map allows it (the intersection rule).
     """
 
     user_id: str
@@ -40,7 +44,14 @@ class Principal:
 
     def allows(self, resource: str, tool: str) -> bool:
         """Whether this caller may use `tool` on `resource` now."""
+        if self.grant_id is not None and resource == SELF and tool in NAMED_SCOPE_ONLY and not self._names(tool):
+            return False
         return all(map_allows(grant, resource, tool) for grant in self.grants)
+
+    def _names(self, tool: str) -> bool:
+        """Whether the credential's own map lists `tool` by name (a wildcard does not count)."""
+        own: PermissionMap = self.grants[1] if len(self.grants) > 1 else {}
+        return any(tool in own.get(key, ()) for key in (SELF, WILDCARD))
 
     @property
     def is_admin(self) -> bool:

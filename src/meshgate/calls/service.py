@@ -86,8 +86,7 @@ class CallService:
 
     async def _oauth_ready(self, organization_id: str, client: UpstreamClient) -> UpstreamClient:
         """An OAuth upstream's client with a fresh token (refreshed when due); refused when meshgate holds none."""
-        refresh_at = client.config.oauth_refresh_at
-        if refresh_at is not None and time.time() >= refresh_at:
+        if self._oauth.due(client.config.oauth_refresh_at):
             await self._oauth.refresh(organization_id, client.config.id)
             client = await self._upstreams.get(organization_id, client.config.id)
         if client.config.secrets.token is None:

@@ -127,7 +127,10 @@ api_keys = Table(
     Column("expires_at", UTCDateTime, nullable=True),
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The OAuth grant whose access token created the key: the key dies with the grant (security review 26).
+    Column("grant_id", ID, ForeignKey("oauth_grants.id", ondelete="CASCADE"), nullable=True),
     Index(None, "organization_id"),
+    Index(None, "grant_id"),
 )
 
 
@@ -220,6 +223,9 @@ oauth_clients = Table(
     Column("token_endpoint_auth_method", String(32), nullable=False),
     Column("details", JSON, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The address a dynamic registration came from: registrations are counted per address (security review 21).
+    Column("registered_from", String(64), nullable=True),
+    Index(None, "registered_from", "created_at"),
 )
 
 oauth_grants = Table(
@@ -235,6 +241,7 @@ oauth_grants = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
     Index(None, "user_id"),
+    Index(None, "client_id"),
 )
 
 oauth_codes = Table(

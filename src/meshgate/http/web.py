@@ -72,6 +72,11 @@ class Web:
         )
 
 
+def client_address(request: Request) -> str:
+    """The peer address (behind a reverse proxy: the proxy's, so per-address budgets are shared by its clients)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 def _path_of(url: str) -> str:
     rest = url.split("://", 1)[-1]
     slash = rest.find("/")

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from meshgate.access import parse_permission_map
 from meshgate.db.database import announce_change
 from meshgate.db.rows import new_id, utc_now
-from meshgate.db.tables import api_keys
-from meshgate.errors import Conflict, InvalidInput, NotFound
+from meshgate.db.tables import api_keys, oauth_refresh_tokens
+from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from meshgate.identity import _rows
 from meshgate.identity._organizations import IDENTITY
 from meshgate.identity.models import MAX_API_KEYS_PER_ORG, ApiKey
@@ -40,12 +40,30 @@ class ApiKeyService:
         self._org = organization_id
 
     async def create(
-        self, user_id: str, name: str, *, permissions: Any = None, expires_in: int | None = None
+        self,
+        user_id: str,
+        name: str,
+        *,
+        permissions: Any = None,
+        expires_in: int | None = None,
+        grant_id: str | None = None,
+        created_by_key: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new key and its value; the value is not stored and cannot be shown again."""
+        """A new key and its value; the value is not stored and cannot be shown again.
+
+        A key created through an OAuth grant (`grant_id`, or `created_by_key` naming a key that was) belongs
+        to that grant: it expires no later than the grant could be renewed to (its live refresh token) and
+        is deleted when the grant is revoked."""
         key_name = clean_name(name, field="key name")
         permission_map = None if permissions is None else parse_permission_map(permissions)
         expires_at = self._expiry(expires_in)
+        if grant_id is None and created_by_key is not None:
+            grant_id = await self._session.scalar(select(api_keys.c.grant_id).where(api_keys.c.id == created_by_key))
+        if grant_id is not None:
+            horizon = await self._grant_horizon(grant_id)
+            if horizon is None:
+                raise PermissionDenied("the OAuth grant behind this credential can no longer be renewed")
+            expires_at = horizon if expires_at is None else min(expires_at, horizon)
         count = await self._session.scalar(
             select(func.count()).select_from(api_keys).where(api_keys.c.organization_id == self._org)
         )
@@ -65,9 +83,19 @@ class ApiKeyService:
                 expires_at=expires_at,
                 last_used_at=None,
                 created_at=utc_now(),
+                grant_id=grant_id,
             )
         )
         return await self.get(key_id), value
+
+    async def _grant_horizon(self, grant_id: str) -> datetime | None:
+        """Until when a grant can live without a new consent: the expiry of its unused refresh token."""
+        horizon: datetime | None = await self._session.scalar(
+            select(func.max(oauth_refresh_tokens.c.expires_at)).where(
+                oauth_refresh_tokens.c.grant_id == grant_id, oauth_refresh_tokens.c.used_at.is_(None)
+            )
+        )
+        return horizon if horizon is not None and horizon > utc_now() else None
 
     async def list(self, *, user_id: str | None = None) -> list[ApiKey]:
         query = select(api_keys).where(api_keys.c.organization_id == self._org)

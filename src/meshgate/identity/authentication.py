@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -60,9 +62,15 @@ class Authenticator:
     """Resolves API keys and OAuth access tokens to principals."""
 
     def __init__(
-        self, db: Database, *, usage_flush_seconds: float = 10.0, access_tokens: AccessTokenVerifier | None = None
+        self,
+        db: Database,
+        *,
+        usage_flush_seconds: float = 10.0,
+        access_tokens: AccessTokenVerifier | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = db
+        self._clock = clock  # epoch seconds: when credentials expire
         self._access_tokens = access_tokens
         self._cache: OrderedDict[str, Principal] = OrderedDict()
         self._generation = 0
@@ -80,7 +88,7 @@ class Authenticator:
             principal = await self._load(digest, token)
             if generation == self._generation:
                 self._remember(digest, principal)
-        if principal.expires_at is not None and principal.expires_at <= datetime.now(UTC):
+        if principal.expires_at is not None and principal.expires_at.timestamp() <= self._clock():
             self._cache.pop(digest, None)
             if principal.grant_id is not None:
                 raise Unauthenticated("the access token has expired; refresh it or log in again")

@@ -9,7 +9,7 @@ from starlette.routing import Route
 from meshgate.errors import MeshgateError, RateLimited
 from meshgate.http.errors import retry_after
 from meshgate.http.forms import read_form, single
-from meshgate.http.web import Web
+from meshgate.http.web import Web, client_address
 from meshgate.identity.sessions import COOKIE as SESSION_COOKIE
 from meshgate.identity.sessions import BrowserSessionService
 
@@ -51,7 +51,7 @@ class LoginPages:
         user = None
         if email and password:
             try:
-                user = await self._web.login.log_in(email, password, _client_address(request))
+                user = await self._web.login.log_in(email, password, client_address(request))
             except RateLimited as error:
                 page = self._login_page(request, 429, email, next_url, f"{error.message}.")
                 page.headers["Retry-After"] = retry_after(error)
@@ -91,8 +91,3 @@ class LoginPages:
         response = RedirectResponse(self._web.base + "/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
-
-
-def _client_address(request: Request) -> str:
-    """The peer address (behind a reverse proxy: the proxy's, so the per-account budget does the work)."""
-    return request.client.host if request.client is not None else "unknown"

@@ -246,7 +246,14 @@ async def api_key_create(ctx: ToolContext, args: ApiKeyCreateInput) -> Any:
     else:
         _policy.require_covers(ctx.principal, permissions, "the key")
     keys = ApiKeyService(ctx.session, ctx.principal.organization_id)
-    key, value = await keys.create(ctx.principal.user_id, args.name, permissions=permissions, expires_in=args.expiresIn)
+    key, value = await keys.create(
+        ctx.principal.user_id,
+        args.name,
+        permissions=permissions,
+        expires_in=args.expiresIn,
+        grant_id=ctx.principal.grant_id,
+        created_by_key=ctx.principal.api_key_id,
+    )
     return {**key.to_dict(), "key": value}
 
 

@@ -1,26 +1,37 @@
 """OAuth clients of meshgate: dynamically registered (RFC 7591), pre-registered by an admin, or identified
-by an https URL whose client ID metadata document meshgate fetches, validates and caches."""
+by an https URL whose client ID metadata document meshgate fetches, validates and caches.
+
+Both ways in are open to anyone, so both are bounded per client address (security review 10 and 21):
+metadata fetches and registrations take a token from the address's bucket, registrations are also
+counted per address and day in the database, and a dynamic client nobody authorized within a day is
+deleted (at the next registration). A metadata document that cannot be used answers one generic error
+whatever went wrong, so the fetch cannot be used to probe the gateway's network; the log has the detail.
+"""
 
 from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshgate.access.ratelimit import Rate, TokenBuckets
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.db.database import rows_changed
 from meshgate.db.rows import new_id, utc_now
-from meshgate.db.tables import oauth_clients
-from meshgate.errors import NotFound, OAuthError
+from meshgate.db.tables import oauth_clients, oauth_grants
+from meshgate.errors import NotFound, OAuthError, RateLimited
 from meshgate.identity.service import hash_key
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.oauth.fetch import FetchError, fetch
@@ -35,6 +46,20 @@ _REFUSED_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "about",
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 _METADATA_TTL_S = (60, 3600, 24 * 3600)  # min, default, max seconds a metadata document is trusted
 _MAX_CACHED_DOCUMENTS = 1000
+DOCUMENT_UNAVAILABLE = "client metadata document unavailable"
+_COUNT_WINDOW = timedelta(days=1)  # registrations per address are counted over this window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """What unauthenticated callers may make meshgate do, per client address."""
+
+    document_rate: Rate  # metadata document fetches (cache misses)
+    register_rate: Rate  # dynamic registrations
+    registrations_per_day: int  # dynamic registrations within any 24 hours
+    unused_client_s: float = 24 * 3600  # a dynamic client without any authorization is deleted after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,17 +177,52 @@ class Registration:
 
 
 class ClientRegistry:
-    """Finds clients (database or metadata document) and keeps fetched documents in memory for a while."""
+    """Finds clients (database or metadata document) and keeps fetched documents in memory for a while.
 
-    def __init__(self, addresses: AddressPolicy) -> None:
+    `clock` (monotonic seconds) drives the rate buckets and the document cache, `now` (UTC) the ages of
+    dynamic clients; tests inject both."""
+
+    def __init__(
+        self,
+        addresses: AddressPolicy,
+        limits: ClientLimits,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._addresses = addresses
+        self._limits = limits
+        self._clock = clock
+        self._now = now
+        self._buckets = TokenBuckets(clock)
         self._documents: OrderedDict[str, tuple[float, OAuthClient]] = OrderedDict()
 
-    async def register(self, session: AsyncSession, registration: Registration) -> tuple[dict[str, Any], str | None]:
-        """Store a dynamically registered client; returns the RFC 7591 response and the secret (shown once)."""
+    async def register(
+        self, session: AsyncSession, registration: Registration, address: str
+    ) -> tuple[dict[str, Any], str | None]:
+        """Store a dynamically registered client; returns the RFC 7591 response and the secret (shown once).
+
+        `address` is the caller's; it pays one token of its bucket and one of its registrations for the day."""
+        self._take(f"r:{address}", self._limits.register_rate, "client registrations")
+        now = self._now()
+        await self.delete_unused(session)
+        source = address[:64]
+        count, oldest = (
+            await session.execute(
+                select(func.count(), func.min(oauth_clients.c.created_at)).where(
+                    oauth_clients.c.registered_from == source, oauth_clients.c.created_at > now - _COUNT_WINDOW
+                )
+            )
+        ).one()
+        if int(count or 0) >= self._limits.registrations_per_day:
+            wait = max(1.0, (oldest + _COUNT_WINDOW - now).total_seconds()) if oldest is not None else 3600.0
+            raise RateLimited(
+                f"{self._limits.registrations_per_day} clients were registered from this address within a day; "
+                f"retry in {round(wait)} s or reuse a registered client",
+                retry_after=wait,
+            )
         client_id = "mgc_" + secrets.token_urlsafe(18)
         secret = None if registration.auth_method == "none" else "mgcs_" + secrets.token_urlsafe(32)
-        now = utc_now()
         await session.execute(
             oauth_clients.insert().values(
                 id=new_id(),
@@ -175,6 +235,7 @@ class ClientRegistry:
                 token_endpoint_auth_method=registration.auth_method,
                 details={**registration.details, "grant_types": list(registration.grant_types)},
                 created_at=now,
+                registered_from=source,
             )
         )
         answer: dict[str, Any] = {
@@ -191,6 +252,18 @@ class ClientRegistry:
             answer["client_secret"] = secret
             answer["client_secret_expires_at"] = 0
         return answer, secret
+
+    async def delete_unused(self, session: AsyncSession) -> int:
+        """Delete dynamic clients older than the limit that no one ever authorized (no grant names them)."""
+        cutoff = self._now() - timedelta(seconds=self._limits.unused_client_s)
+        result = await session.execute(
+            delete(oauth_clients).where(
+                oauth_clients.c.kind == "dynamic",
+                oauth_clients.c.created_at < cutoff,
+                ~exists().where(oauth_grants.c.client_id == oauth_clients.c.client_id),
+            )
+        )
+        return rows_changed(result)
 
     async def create_registered(
         self, session: AsyncSession, organization_id: str, name: str, redirect_uris: list[str], confidential: bool
@@ -236,19 +309,25 @@ class ClientRegistry:
         if rows_changed(result) == 0:
             raise NotFound(f"OAuth client {client_id[:80]} not found")
 
-    async def find(self, session: AsyncSession, client_id: str) -> OAuthClient:
-        """The client, or `OAuthError(invalid_client)`; https client ids are metadata documents."""
+    async def find(self, session: AsyncSession, client_id: str, address: str) -> OAuthClient:
+        """The client, or `OAuthError(invalid_client)`; https client ids are metadata documents, fetched on
+        behalf of `address` (the caller's, which pays for the fetch)."""
         if not client_id or len(client_id) > 512:
             raise OAuthError("invalid_client", "client_id is missing or too long", status=401)
         if client_id.startswith("https://"):
-            return await self._document(client_id)
+            return await self._document(client_id, address)
         row = (await session.execute(select(oauth_clients).where(oauth_clients.c.client_id == client_id))).first()
         if row is None:
             raise OAuthError("invalid_client", "unknown client_id; register the client first", status=401)
         return _client(row)
 
     async def authenticate(
-        self, session: AsyncSession, client_id: str | None, secret: str | None, authorization: str | None
+        self,
+        session: AsyncSession,
+        client_id: str | None,
+        secret: str | None,
+        authorization: str | None,
+        address: str,
     ) -> OAuthClient:
         """The client calling the token or revocation endpoint, checked against its registered method."""
         basic_id, basic_secret = _basic(authorization)
@@ -258,7 +337,7 @@ class ClientRegistry:
             client_id, secret = basic_id, basic_secret
         if not client_id:
             raise OAuthError("invalid_client", "client authentication is missing (client_id)", status=401)
-        client = await self.find(session, client_id)
+        client = await self.find(session, client_id, address)
         if client.auth_method == "none":
             if secret:
                 raise OAuthError("invalid_client", "this client is public and must not send a client secret", 401)
@@ -267,9 +346,9 @@ class ClientRegistry:
             raise OAuthError("invalid_client", "client authentication failed", status=401)
         return client
 
-    async def _document(self, url: str) -> OAuthClient:
+    async def _document(self, url: str, address: str) -> OAuthClient:
         cached = self._documents.get(url)
-        if cached is not None and cached[0] > time.monotonic():
+        if cached is not None and cached[0] > self._clock():
             self._documents.move_to_end(url)
             return cached[1]
         parts = urlsplit(url)
@@ -277,36 +356,40 @@ class ClientRegistry:
             raise OAuthError(
                 "invalid_client", "a client ID metadata URL needs a path and no fragment or credentials", 401
             )
+        self._take(f"d:{address}", self._limits.document_rate, "client metadata document fetches")
         try:
-            fetched = await fetch(url, addresses=self._addresses, limit=64 * 1024, timeout_s=5.0, require_https=True)
-            raw = fetched.json() if fetched.status == 200 else None
-        except FetchError as exc:
-            raise OAuthError("invalid_client", f"client metadata document could not be fetched: {exc}", 401) from exc
-        if raw is None:
-            raise OAuthError("invalid_client", f"client metadata document: {url[:200]} answered {fetched.status}", 401)
-        document = as_dict(raw)
-        if document.get("client_id") != url:
-            raise OAuthError(
-                "invalid_client", "client metadata document must be an object whose client_id is its URL", 401
-            )
-        method = document.get("token_endpoint_auth_method", "none")
-        if method != "none":
-            raise OAuthError(
-                "invalid_client",
-                f"client metadata documents must use token_endpoint_auth_method 'none', not {method!r}",
-                401,
-            )
-        try:
-            uris = _redirect_uris(document)
-            name = _text(document.get("client_name"), "client_name", 200) or parts.hostname or url
-            client_uri = _text(document.get("client_uri"), "client_uri", MAX_URI)
-        except OAuthError as exc:
-            raise OAuthError("invalid_client", f"client metadata document: {exc.message}", 401) from exc
-        client = OAuthClient(url, name, uris, "none", "metadata", client_uri=client_uri)
-        self._documents[url] = (time.monotonic() + _ttl(fetched.headers.get("cache-control")), client)
+            client, ttl = await self._fetch_document(url, parts.hostname)
+        except (FetchError, OAuthError) as exc:
+            # Refused address, closed port, TLS failure, timeout or a bad document: the caller learns none of it.
+            reason = exc.message if isinstance(exc, OAuthError) else str(exc)
+            log.info("client metadata document %s unavailable (asked from %s): %s", url[:200], address, reason)
+            raise OAuthError("invalid_client", DOCUMENT_UNAVAILABLE, 401) from None
+        self._documents[url] = (self._clock() + ttl, client)
         while len(self._documents) > _MAX_CACHED_DOCUMENTS:
             self._documents.popitem(last=False)
         return client
+
+    async def _fetch_document(self, url: str, hostname: str | None) -> tuple[OAuthClient, float]:
+        """The client a metadata document describes and how long to trust it; `FetchError`/`OAuthError` say why not."""
+        fetched = await fetch(url, addresses=self._addresses, limit=64 * 1024, timeout_s=5.0, require_https=True)
+        if fetched.status != 200:
+            raise FetchError(f"{url[:200]} answered HTTP {fetched.status}")
+        document = as_dict(fetched.json())
+        if document.get("client_id") != url:
+            raise FetchError("the document must be an object whose client_id is its URL")
+        method = document.get("token_endpoint_auth_method", "none")
+        if method != "none":
+            raise FetchError(f"token_endpoint_auth_method must be 'none', not {str(method)[:40]!r}")
+        uris = _redirect_uris(document)
+        name = _text(document.get("client_name"), "client_name", 200) or hostname or url
+        client_uri = _text(document.get("client_uri"), "client_uri", MAX_URI)
+        client = OAuthClient(url, name, uris, "none", "metadata", client_uri=client_uri)
+        return client, _ttl(fetched.headers.get("cache-control"))
+
+    def _take(self, bucket: str, rate: Rate, what: str) -> None:
+        wait = self._buckets.take(bucket, rate)
+        if wait is not None:
+            raise RateLimited(f"too many {what} from this address; retry in {max(1, round(wait))} s", retry_after=wait)
 
 
 def _ttl(cache_control: str | None) -> float:

@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from meshgate.errors import InvalidInput, MeshgateError, OAuthError
+from meshgate.errors import InvalidInput, MeshgateError, OAuthError, RateLimited
+from meshgate.http.errors import retry_after
 from meshgate.http.forms import read_form, single
-from meshgate.http.web import Web
+from meshgate.http.web import Web, client_address
 from meshgate.identity.service import OrganizationService
 from meshgate.keys import KeyPurpose, derive_key
 from meshgate.oauth import metadata
@@ -42,6 +43,16 @@ def _oauth_error(error: OAuthError) -> Response:
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="meshgate"'
     return _json(error.oauth_body(), error.status, headers)
+
+
+def _refused(error: OAuthError | RateLimited) -> Response:
+    return _rate_limited(error) if isinstance(error, RateLimited) else _oauth_error(error)
+
+
+def _rate_limited(error: RateLimited) -> Response:
+    # RFC 6749 has no error code for this; 429 with Retry-After is what clients understand.
+    body = {"error": "rate_limited", "error_description": error.message}
+    return _json(body, 429, {**_NO_STORE, "Retry-After": retry_after(error)})
 
 
 class OAuthEndpoints:
@@ -100,9 +111,9 @@ class OAuthEndpoints:
             body = await _read_json(request)
             registration = Registration.parse(body)
             async with self._runtime.db.transaction() as session:
-                answer, _secret = await self._clients.register(session, registration)
-        except OAuthError as error:
-            return _oauth_error(error)
+                answer, _secret = await self._clients.register(session, registration, client_address(request))
+        except (OAuthError, RateLimited) as error:
+            return _refused(error)
         except MeshgateError as error:
             return _json({"error": "invalid_client_metadata", "error_description": error.message}, error.http_status)
         return _json(answer, 201, _NO_STORE)
@@ -112,7 +123,13 @@ class OAuthEndpoints:
     async def authorize(self, request: Request) -> Response:
         params = request.query_params
         try:
-            client, redirect_uri = await self._client_and_redirect(params)
+            client, redirect_uri = await self._client_and_redirect(params, client_address(request))
+        except RateLimited as error:
+            page = self._web.page(
+                request, "message.html", 429, heading="Cannot authorize", message=error.message, error=True
+            )
+            page.headers["Retry-After"] = retry_after(error)
+            return page
         except OAuthError as error:
             # Never redirect to an address that is not proven to belong to the client.
             return self._web.page(
@@ -157,11 +174,11 @@ class OAuthEndpoints:
             request_token=signed,
         )
 
-    async def _client_and_redirect(self, params: Any) -> tuple[OAuthClient, str]:
+    async def _client_and_redirect(self, params: Any, address: str) -> tuple[OAuthClient, str]:
         if any(len(params.getlist(name)) > 1 for name in params):
             raise OAuthError("invalid_request", "a parameter appears more than once")
         async with self._runtime.db.transaction() as session:
-            client = await self._clients.find(session, params.get("client_id", ""))
+            client = await self._clients.find(session, params.get("client_id", ""), address)
         redirect_uri = params.get("redirect_uri")
         if redirect_uri is None and len(client.redirect_uris) == 1:
             redirect_uri = client.redirect_uris[0]
@@ -278,6 +295,7 @@ class OAuthEndpoints:
                     single(form, "client_id"),
                     single(form, "client_secret"),
                     request.headers.get("authorization"),
+                    client_address(request),
                 )
                 service = self._service(session)
                 if grant_type == "authorization_code":
@@ -299,8 +317,8 @@ class OAuthEndpoints:
                     outcome = OAuthError(
                         "unsupported_grant_type", "grant_type must be authorization_code or refresh_token"
                     )
-        except OAuthError as error:
-            return _oauth_error(error)
+        except (OAuthError, RateLimited) as error:
+            return _refused(error)
         except InvalidInput as error:
             return _oauth_error(OAuthError("invalid_request", error.message))
         except MeshgateError as error:
@@ -321,13 +339,14 @@ class OAuthEndpoints:
                     single(form, "client_id"),
                     single(form, "client_secret"),
                     request.headers.get("authorization"),
+                    client_address(request),
                 )
                 if token:
                     await self._service(session).revoke(client, token)
             if not token:
                 return _oauth_error(OAuthError("invalid_request", "token is required"))
-        except OAuthError as error:
-            return _oauth_error(error)
+        except (OAuthError, RateLimited) as error:
+            return _refused(error)
         except MeshgateError as error:
             return _oauth_error(OAuthError("invalid_request", error.message))
         return _json({}, 200, _NO_STORE)

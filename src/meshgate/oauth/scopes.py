@@ -54,7 +54,7 @@ def is_narrower(requested: str | None, granted: str | None) -> bool:
 def describe(permissions: PermissionMap | None) -> list[str]:
     """One line per permission entry, for the consent page."""
     if permissions is None:
-        return ["everything your role allows in this organization"]
+        return ["everything your role allows in this organization, except creating API keys"]
     lines: list[str] = []
     for resource, tools in sorted(permissions.items()):
         where = {"self": "meshgate administration", "*": "every connection"}.get(resource, f"connection {resource}")

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import PermissionMap
 from meshgate.db.database import announce_change, rows_changed
-from meshgate.db.rows import new_id, utc_now
-from meshgate.db.tables import oauth_codes, oauth_grants, oauth_refresh_tokens
+from meshgate.db.rows import new_id
+from meshgate.db.tables import api_keys, oauth_codes, oauth_grants, oauth_refresh_tokens
 from meshgate.errors import OAuthError
 from meshgate.identity.service import IDENTITY, hash_key
 from meshgate.oauth.access_tokens import AccessTokens
@@ -63,9 +63,13 @@ class AuthorizationService:
         self._tokens = tokens
         self._refresh_lifetime = timedelta(seconds=refresh_lifetime_s)
 
+    def _now(self) -> datetime:
+        """Codes, refresh tokens and access tokens all read the access tokens' clock."""
+        return datetime.fromtimestamp(self._tokens.clock(), UTC)
+
     async def issue_code(self, authorization: Authorization) -> str:
         grant_id = new_id()
-        now = utc_now()
+        now = self._now()
         await self._session.execute(
             oauth_grants.insert().values(
                 id=grant_id,
@@ -112,7 +116,7 @@ class AuthorizationService:
         ).first()
         if row is None or row.client_id != client.client_id:
             return OAuthError("invalid_grant", "the authorization code is not valid")
-        now = utc_now()
+        now = self._now()
         claimed = await self._session.execute(
             update(oauth_codes)
             .where(oauth_codes.c.code_hash == digest, oauth_codes.c.used_at.is_(None))
@@ -154,7 +158,7 @@ class AuthorizationService:
         ).first()
         if row is None or row.client_id != client.client_id or row.revoked_at is not None:
             return OAuthError("invalid_grant", "the refresh token is not valid")
-        now = utc_now()
+        now = self._now()
         claimed = await self._session.execute(
             update(oauth_refresh_tokens)
             .where(oauth_refresh_tokens.c.token_hash == digest, oauth_refresh_tokens.c.used_at.is_(None))
@@ -187,16 +191,18 @@ class AuthorizationService:
             await self.revoke_grant(grant_id)
 
     async def revoke_grant(self, grant_id: str) -> None:
+        """Revoke the grant; the API keys its tokens created go with it (security review 26)."""
         await self._session.execute(
             update(oauth_grants)
             .where(oauth_grants.c.id == grant_id, oauth_grants.c.revoked_at.is_(None))
-            .values(revoked_at=utc_now())
+            .values(revoked_at=self._now())
         )
+        await self._session.execute(delete(api_keys).where(api_keys.c.grant_id == grant_id))
         await announce_change(self._session, IDENTITY)
 
     async def _issue(self, grant_id: str) -> dict[str, Any]:
         grant = (await self._session.execute(select(oauth_grants).where(oauth_grants.c.id == grant_id))).one()
-        now = datetime.now(UTC)
+        now = self._now()
         # Housekeeping within this grant (indexed by grant id): used refresh tokens are kept a day for reuse
         # detection, expired codes are of no use at all.
         await self._session.execute(

@@ -18,6 +18,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -42,10 +43,20 @@ log = logging.getLogger(__name__)
 FLOW_SECONDS = 600
 _RESOURCE_METADATA = re.compile(r'resource_metadata="([^"]+)"')
 _RETRY_AFTER_FAILURE_S = 5.0
+_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")  # what RFC 6749 error codes look like, kept short
 
 
 class UpstreamOAuth:
-    def __init__(self, db: Database, vault: Vault, addresses: AddressPolicy, public_url: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        vault: Vault,
+        addresses: AddressPolicy,
+        public_url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock  # epoch seconds: token expiry, when a refresh is due, back-off after a failure
         self._db = db
         self._vault = vault
         self._addresses = addresses
@@ -84,8 +95,9 @@ class UpstreamOAuth:
             "resource": server.resource,
             "user_id": user_id,
         }
-        expires = datetime.now(UTC) + timedelta(seconds=FLOW_SECONDS)
-        await session.execute(delete(oauth_upstream_flows).where(oauth_upstream_flows.c.expires_at < datetime.now(UTC)))
+        now = self._now()
+        expires = now + timedelta(seconds=FLOW_SECONDS)
+        await session.execute(delete(oauth_upstream_flows).where(oauth_upstream_flows.c.expires_at < now))
         await session.execute(
             oauth_upstream_flows.insert().values(
                 state_hash=hash_key(state),
@@ -249,10 +261,10 @@ class UpstreamOAuth:
             await session.execute(
                 delete(oauth_upstream_flows).where(oauth_upstream_flows.c.state_hash == row.state_hash)
             )
-        if row.expires_at <= datetime.now(UTC):
+        if row.expires_at <= self._now():
             raise unknown
         if error:
-            raise OAuthSetupError(f"the authorization server refused: {error[:200]}")
+            raise OAuthSetupError(f"the authorization server refused: {error_code(error)}")
         if iss is not None and not same_issuer(iss, flow["issuer"]):
             raise OAuthSetupError("the authorization response came from another issuer (RFC 9207 iss mismatch)")
         if iss is None and flow["iss_parameter"]:
@@ -285,9 +297,9 @@ class UpstreamOAuth:
         document = as_dict(_json_of(answer))
         access = document.get("access_token")
         if answer.status != 200 or not isinstance(access, str):
-            raise TokenRefused(str(document.get("error") or f"HTTP {answer.status}"), _reason(answer))
+            raise TokenRefused(error_code(document.get("error")) or f"HTTP {answer.status}", _reason(answer))
         expires_in = document.get("expires_in")
-        now = time.time()
+        now = self.clock()
         refresh = document.get("refresh_token")
         return UpstreamTokens(
             access_token=access,
@@ -302,6 +314,9 @@ class UpstreamOAuth:
             issuer=flow["issuer"],
         )
 
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
     async def _post(self, url: str, body: bytes, content_type: str) -> Fetched:
         try:
             return await fetch(
@@ -312,19 +327,23 @@ class UpstreamOAuth:
 
     # --- refreshing -----------------------------------------------------------------------------------------
 
+    def due(self, refresh_at: float | None) -> bool:
+        """Whether a token that should be renewed at `refresh_at` (epoch seconds) is due now."""
+        return refresh_at is not None and self.clock() >= refresh_at
+
     async def refresh(self, organization_id: str, connection_id: str) -> None:
         """Renew the connection's access token unless another process just did; never raises."""
         lock = self._locks.setdefault(connection_id, asyncio.Lock())
         if lock.locked():
             async with lock:
                 return  # someone in this process refreshed while we waited
-        if time.monotonic() - self._failed_at.get(connection_id, -1e9) < _RETRY_AFTER_FAILURE_S:
+        if self.clock() - self._failed_at.get(connection_id, -1e9) < _RETRY_AFTER_FAILURE_S:
             return
         async with lock:
             try:
                 await self._refresh_locked(organization_id, connection_id)
             except (OAuthSetupError, TokenRefused) as exc:
-                self._failed_at[connection_id] = time.monotonic()
+                self._failed_at[connection_id] = self.clock()
                 log.warning("could not refresh the OAuth token of connection %s: %s", connection_id, exc)
 
     async def _refresh_locked(self, organization_id: str, connection_id: str) -> None:
@@ -335,7 +354,7 @@ class UpstreamOAuth:
                 return
             tokens, _updated = loaded
             refresh_at = tokens.refresh_at
-            if tokens.refresh_token is None or (refresh_at is not None and time.time() < refresh_at):
+            if tokens.refresh_token is None or (refresh_at is not None and self.clock() < refresh_at):
                 # Another replica refreshed already; make sure this process sees the new token.
                 await announce_change(session, connection_topic(connection_id))
                 return
@@ -383,7 +402,19 @@ def _json_of(answer: Fetched) -> Any:
         return None
 
 
+def error_code(value: Any) -> str:
+    """An upstream's `error` as meshgate repeats it: an error-code-shaped word, else "unrecognized error"."""
+    if not value:
+        return ""
+    return value if isinstance(value, str) and _ERROR_CODE.match(value) else "unrecognized error"
+
+
 def _reason(answer: Fetched) -> str:
+    """The status and error code of a refusal; the upstream's own text (`error_description`, or a body that
+    is not an OAuth error) is only logged, so meshgate never relays what another server wrote (review 10)."""
     document = as_dict(_json_of(answer))
-    described = document.get("error_description") or document.get("error")
-    return f"HTTP {answer.status}" + (f": {str(described)[:200]}" if described else "")
+    described = document.get("error_description")
+    if described:
+        log.info("%s answered HTTP %s: %.500r", answer.url[:200], answer.status, described)
+    code = error_code(document.get("error"))
+    return f"HTTP {answer.status}" + (f": {code}" if code else "")
