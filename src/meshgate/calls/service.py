@@ -239,6 +239,7 @@ class CallService:
                 response_truncated=body is not None and len(body) >= MAX_CAPTURE,
                 is_error=True if error is not None else is_error,
                 error_message=None if error is None else f"{error.code}: {error.message}",
+                by_connection=principal.connection_id is not None,
             )
         )
 
