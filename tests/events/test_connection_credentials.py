@@ -17,6 +17,7 @@ from conftest import add_connection, new_owner
 from support.events import MCP, NO_WORKER, upstream_tool
 from support.gateway import Gateway, Owner, Upstream
 from support.inprocess import in_process_gateway
+from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
 
@@ -69,7 +70,7 @@ class Upstreamside:
         return str(result["content"][0]["text"])
 
     async def token(self) -> str:
-        return str((await self._proxy("connection_token", {}))["token"])
+        return remember_secret(str((await self._proxy("connection_token", {}))["token"]))
 
     async def received(self) -> list[dict[str, Any]]:
         return [event for batch in (await self._proxy("received", {}))["batches"] for event in batch]
@@ -199,7 +200,7 @@ async def test_the_connection_credential_expires_and_dies_with_its_connection(
         tokens = gateway.runtime.connection_tokens
         now = [tokens.clock()]
         tokens.clock = lambda: now[0]
-        first = (await upstream_tool(gateway, "connection_token", {}))["token"]
+        first = remember_secret((await upstream_tool(gateway, "connection_token", {}))["token"])
         assert first.startswith("mgc_")
         as_upstream = {**MCP, "authorization": f"Bearer {first}"}
         message = _message("EVENT_PUBLISH", {"type": "tick"})
@@ -209,7 +210,7 @@ async def test_the_connection_credential_expires_and_dies_with_its_connection(
         now[0] += tokens.lifetime_s / 2  # still good: the upstream gets the same one again
         assert (await upstream_tool(gateway, "connection_token", {}))["token"] == first
         now[0] += tokens.lifetime_s / 4  # a third left: a new one is signed, the old one still works
-        second = (await upstream_tool(gateway, "connection_token", {}))["token"]
+        second = remember_secret((await upstream_tool(gateway, "connection_token", {}))["token"])
         assert second != first
         assert (await gateway.client.post("/mcp", json=message, headers=as_upstream)).status_code == 200
 
@@ -233,7 +234,7 @@ async def test_deliveries_of_a_connection_s_own_subscription_run_as_that_connect
     tmp_path: Path, subscriber: Upstream
 ) -> None:
     async with in_process_gateway(tmp_path, subscriber, env=NO_WORKER) as gateway:
-        token = (await upstream_tool(gateway, "connection_token", {}))["token"]
+        token = remember_secret((await upstream_tool(gateway, "connection_token", {}))["token"])
         as_upstream = {**MCP, "authorization": f"Bearer {token}"}
         message = _message("EVENT_SUBSCRIBE", {"eventType": "own"})
         made = (await gateway.client.post("/mcp", json=message, headers=as_upstream)).json()["result"]
