@@ -13,7 +13,7 @@ import anyio
 import httpx
 import pytest
 
-from conftest import add_connection, new_owner
+from conftest import add_connection, new_member, new_owner
 from support.events import MCP, NO_WORKER, upstream_tool
 from support.gateway import Gateway, Owner, Upstream
 from support.inprocess import in_process_gateway
@@ -146,7 +146,7 @@ async def test_a_connection_credential_acts_for_its_own_connection_only(gateway:
     assert own_only in await side.refused("EVENT_ACK", {"eventId": event["id"], "connectionId": other})
     assert "not a webhook" in await side.refused("EVENT_SUBSCRIBE", {"eventType": "a.b", "url": "https://x.test/h"})
     assert "not found" in await side.refused("EVENT_CANCEL", {"eventId": event["id"]})
-    for name in ("COLLECTION_CONNECTIONS_LIST", "API_KEY_CREATE", "EVENT_REDELIVER", "ORGANIZATION_LIST"):
+    for name in ("COLLECTION_CONNECTIONS_LIST", "API_KEY_CREATE", "EVENT_REDELIVER", "CONNECTION_KEY_LIST"):
         assert "permission" in await side.refused(name, {"name": "k"} if name == "API_KEY_CREATE" else {})
 
     listed = (await side.send(_message("", method="tools/list")))["answer"]["result"]["tools"]
@@ -254,3 +254,47 @@ async def test_deliveries_of_a_connection_s_own_subscription_run_as_that_connect
                 await anyio.sleep(0.05)
         callers = [(item["caller"]["type"], item["caller"]["userId"], item["caller"]["apiKeyId"]) for item in items]
         assert callers == [("connection", gateway.conn_id, None)]  # as itself, no one's key
+
+
+async def _as_key(gateway: Gateway, key: str, name: str, arguments: dict[str, Any]) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await client.post(
+            gateway.mcp_url, json=_message(name, arguments), headers={**MCP, "authorization": f"Bearer {key}"}
+        )
+
+
+async def test_an_owner_created_connection_key_acts_as_the_connection_until_revoked(
+    gateway: Gateway, subscriber: Upstream
+) -> None:
+    side = await _side(gateway, subscriber)
+    me = side.connection_id
+    created = await _owner_tool(gateway, side.owner.api_key, "CONNECTION_KEY_CREATE", {"connectionId": me})
+    key = remember_secret(created["key"])
+    assert key.startswith("mgck_") and created["connectionId"] == me and key.startswith(created["prefix"])
+    listed = await _owner_tool(gateway, side.owner.api_key, "CONNECTION_KEY_LIST", {"connectionId": me})
+    assert [item["id"] for item in listed["items"]] == [created["id"]] and "key" not in listed["items"][0]
+
+    published = (await _as_key(gateway, key, "EVENT_PUBLISH", {"type": "keyed"})).json()["result"]
+    assert published["structuredContent"]["source"] == f"connection:{me}"
+    subscribed = (await _as_key(gateway, key, "EVENT_SUBSCRIBE", {"eventType": "keyed"})).json()["result"]
+    assert subscribed["structuredContent"]["createdBy"] == me
+    for name in ("COLLECTION_CONNECTIONS_LIST", "CONNECTION_KEY_CREATE", "API_KEY_LIST"):
+        refused = (await _as_key(gateway, key, name, {"connectionId": me})).json()["result"]
+        assert refused["isError"] and "permission" in refused["content"][0]["text"], refused
+
+    member = await new_member(gateway, side.owner.organization_id, "member")
+    by_member = (await _as_key(gateway, member.api_key, "CONNECTION_KEY_CREATE", {"connectionId": me})).json()
+    assert by_member["result"]["isError"]
+    elsewhere = await new_owner(gateway, "Elsewhere")
+    crossing = (await _as_key(gateway, elsewhere.api_key, "CONNECTION_KEY_CREATE", {"connectionId": me})).json()
+    assert "not found" in crossing["result"]["content"][0]["text"]
+
+    await _owner_tool(gateway, side.owner.api_key, "CONNECTION_KEY_DELETE", {"keyId": created["id"]})
+    assert (await _as_key(gateway, key, "EVENT_LIST", {})).status_code == 401  # revoked: an identity change
+
+    second = remember_secret(
+        (await _owner_tool(gateway, side.owner.api_key, "CONNECTION_KEY_CREATE", {"connectionId": me}))["key"]
+    )
+    assert (await _as_key(gateway, second, "EVENT_LIST", {})).status_code == 200
+    await _owner_tool(gateway, side.owner.api_key, "COLLECTION_CONNECTIONS_DELETE", {"id": me})
+    assert (await _as_key(gateway, second, "EVENT_LIST", {})).status_code == 401  # gone with its connection

@@ -45,7 +45,7 @@ class ApiKeyService:
         """A new key and its value; the value is not stored and cannot be shown again."""
         key_name = clean_name(name, field="key name")
         permission_map = None if permissions is None else parse_permission_map(permissions)
-        expires_at = self._expiry(expires_in)
+        expires_at = self.expiry(expires_in)
         count = await self._session.scalar(
             select(func.count()).select_from(api_keys).where(api_keys.c.organization_id == self._org)
         )
@@ -107,7 +107,8 @@ class ApiKeyService:
             await self._session.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=when))
 
     @staticmethod
-    def _expiry(expires_in: int | None) -> datetime | None:
+    def expiry(expires_in: int | None) -> datetime | None:
+        """When a key given `expiresIn` seconds expires (None: never), or a refusal naming the allowed range."""
         if expires_in is None:
             return None
         if not MIN_EXPIRY_SECONDS <= expires_in <= MAX_EXPIRY_SECONDS:

@@ -24,11 +24,11 @@ from sqlalchemy import select
 
 from meshgate.access import PermissionMap, Principal, connection_principal
 from meshgate.db.database import EVERYTHING, Database
-from meshgate.db.tables import api_keys, connections, members, oauth_grants, organizations
+from meshgate.db.tables import api_keys, connection_keys, connections, members, oauth_grants, organizations
 from meshgate.errors import Unauthenticated
 from meshgate.identity._policy import role_map
 from meshgate.identity.connection_tokens import ConnectionClaims, ConnectionTokens
-from meshgate.identity.service import IDENTITY, ApiKeyService, hash_key
+from meshgate.identity.service import CONNECTION_KEY_PREFIX, IDENTITY, ApiKeyService, hash_key
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ class Authenticator:
             self._cache.pop(digest, None)
             if principal.grant_id is not None:
                 raise Unauthenticated("the access token has expired; refresh it or log in again")
+            if principal.connection_id is not None:
+                raise Unauthenticated("the connection key has expired")
             raise Unauthenticated("the API key has expired")
         if principal.api_key_id is not None:
             self._usage[principal.api_key_id] = datetime.now(UTC)
@@ -147,6 +149,8 @@ class Authenticator:
             self._generation += 1
             for token in [token for token, found in self._connections.items() if found.connection_id == changed]:
                 del self._connections[token]
+            for digest in [digest for digest, found in self._cache.items() if found.connection_id == changed]:
+                del self._cache[digest]
 
     def _remember(self, digest: str, principal: Principal) -> None:
         self._cache[digest] = principal
@@ -185,6 +189,8 @@ class Authenticator:
     async def _load(self, digest: str, token: str) -> Principal:
         if self._access_tokens is not None and self._access_tokens.recognises(token):
             return await self._load_grant(self._access_tokens.verify(token))
+        if token.startswith(CONNECTION_KEY_PREFIX):
+            return await self._load_connection_key(digest)
         query = (
             select(
                 api_keys.c.id,
@@ -217,6 +223,27 @@ class Authenticator:
             api_key_id=row.id,
             expires_at=row.expires_at,
         )
+
+    async def _load_connection_key(self, digest: str) -> Principal:
+        query = (
+            select(
+                connection_keys.c.connection_id,
+                connection_keys.c.organization_id,
+                connection_keys.c.expires_at,
+                connections.c.status,
+                organizations.c.slug,
+            )
+            .join(connections, connections.c.id == connection_keys.c.connection_id)
+            .join(organizations, organizations.c.id == connection_keys.c.organization_id)
+            .where(connection_keys.c.key_hash == digest)
+        )
+        async with self._db.transaction() as session:
+            row = (await session.execute(query)).first()
+        if row is None:
+            raise Unauthenticated("the connection key is not valid")
+        if row.status == "inactive":
+            raise Unauthenticated("the connection of this connection key is inactive")
+        return connection_principal(row.connection_id, row.organization_id, str(row.slug), row.expires_at)
 
     async def _load_grant(self, claims: AccessClaims) -> Principal:
         query = (
