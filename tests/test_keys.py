@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from meshgate.errors import Unauthenticated
 from meshgate.http.csrf import Csrf
+from meshgate.identity.connection_tokens import ConnectionTokens
 from meshgate.keys import KeyPurpose, derive_key
 from meshgate.oauth.access_tokens import TOKEN_TYPE, AccessTokens
 from meshgate.proxy.sessions import SessionIds
@@ -64,3 +65,24 @@ def test_a_session_id_sealed_under_another_purpose_does_not_open() -> None:
     assert sessions.open(sealed, "c1", "k1") == "up-1"
     assert derive_key(SECRET, KeyPurpose.SESSION_ID) == _hkdf("meshgate mcp session id v2")
     assert len({derive_key(SECRET, purpose) for purpose in KeyPurpose}) == len(KeyPurpose)
+
+
+def _connection_token(key: bytes, expires: int) -> str:
+    payload = base64.urlsafe_b64encode(b'{"o":"o1","c":"c1","e":%d}' % expires).decode().rstrip("=")
+    mac = hmac.new(key, f"mgc_{payload}".encode(), hashlib.sha256).digest()
+    return f"mgc_{payload}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def test_a_connection_token_verifies_only_under_the_hkdf_key_of_its_own_purpose() -> None:
+    tokens = ConnectionTokens(SECRET, 900)
+    later = int(time.time()) + 60
+    claims = tokens.verify(_connection_token(_hkdf("meshgate connection token v1"), later))
+    assert (claims.organization_id, claims.connection_id) == ("o1", "c1")
+    for other in ("meshgate oauth access token v2", "meshgate mcp session id v2"):
+        with pytest.raises(Unauthenticated):
+            tokens.verify(_connection_token(_hkdf(other), later))
+    with pytest.raises(Unauthenticated):
+        tokens.verify(_connection_token(SECRET, later))  # nor under the root secret itself
+    with pytest.raises(Unauthenticated, match="expired"):
+        tokens.verify(_connection_token(_hkdf("meshgate connection token v1"), int(time.time())))
+    assert not AccessTokens(SECRET, ISSUER, 60).recognises(tokens.token("o1", "c1"))

@@ -22,6 +22,7 @@ from meshgate.events.webhooks import WebhookSender
 from meshgate.events.worker import DeliveryPolicy, EventWorker
 from meshgate.http.stream_grants import StreamGrants
 from meshgate.identity.authentication import Authenticator
+from meshgate.identity.connection_tokens import ConnectionTokens
 from meshgate.monitoring.writer import AuditWriter
 from meshgate.oauth.access_tokens import AccessTokens
 from meshgate.oauth.clients import ClientLimits, ClientRegistry
@@ -54,6 +55,7 @@ class Runtime:
     streams: StreamGrants
     calls: CallService
     events: EventWorker
+    connection_tokens: ConnectionTokens
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Runtime:
@@ -87,8 +89,13 @@ class Runtime:
         audit = AuditWriter(db)
         mesh_tokens = MeshTokenIssuer(MeshSigningKeys(db, vault), settings.public_url)
         upstream_oauth = UpstreamOAuth(db, vault, addresses, settings.public_url, clock=clock)
+        connection_tokens = ConnectionTokens(settings.secret, settings.connection_token_seconds)
         authenticator = Authenticator(
-            db, usage_flush_seconds=settings.key_usage_flush_seconds, access_tokens=access_tokens, clock=clock
+            db,
+            usage_flush_seconds=settings.key_usage_flush_seconds,
+            access_tokens=access_tokens,
+            connection_tokens=connection_tokens,
+            clock=clock,
         )
         runtime = cls(
             settings=settings,
@@ -123,7 +130,11 @@ class Runtime:
             upstream_oauth=upstream_oauth,
             virtual=VirtualDirectory(db, catalog),
             streams=StreamGrants(db, authenticator.authenticate),
-            calls=(calls := CallService(upstreams, mesh_tokens, audit, upstream_oauth, metrics)),
+            calls=(
+                calls := CallService(
+                    upstreams, mesh_tokens, audit, upstream_oauth, metrics, connection_tokens=connection_tokens
+                )
+            ),
             events=EventWorker(
                 db,
                 calls,
@@ -139,6 +150,7 @@ class Runtime:
                 vault=vault,
                 webhooks=WebhookSender(addresses),
             ),
+            connection_tokens=connection_tokens,
         )
         db.subscribe(runtime._on_change)
         instrument_database(runtime.tracing, db.engine)

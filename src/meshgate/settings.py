@@ -79,6 +79,7 @@ class Settings:
     event_max_attempts: int = 20
     event_lease_seconds: float = 60.0
     event_poll_seconds: float = 1.0
+    connection_token_seconds: int = 900  # lifetime of the credential an upstream calls meshgate back with
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -142,6 +143,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_max_attempts=_bounded(env, "MESHGATE_EVENT_MAX_ATTEMPTS", 20, 1, 1000),
         event_lease_seconds=_float(env, "MESHGATE_EVENT_LEASE_SECONDS", 60.0),
         event_poll_seconds=_float(env, "MESHGATE_EVENT_POLL_SECONDS", 1.0),
+        connection_token_seconds=_bounded(env, "MESHGATE_CONNECTION_TOKEN_SECONDS", 900, 60, 24 * 3600),
         previous_encryption_keys=tuple(
             _decode_key(value, "ENCRYPTION_KEYS_PREVIOUS") for value in _csv(env, "ENCRYPTION_KEYS_PREVIOUS")
         ),

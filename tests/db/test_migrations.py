@@ -36,6 +36,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0008",
             "0009",
             "0010",
+            "0011",
         ]
         assert await apply_migrations(db.engine) == [
             "0001",
@@ -48,6 +49,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0008",
             "0009",
             "0010",
+            "0011",
         ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []
@@ -71,6 +73,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "events",
             "event_subscriptions",
             "event_deliveries",
+            "connection_keys",
         } <= tables
         assert diff == []
     finally:

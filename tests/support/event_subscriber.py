@@ -5,6 +5,11 @@ Tools: `ON_EVENTS {events}` records each batch and answers the next queued answe
 a queued `{"isError": true}` answers a failed tool call); `answer_with {answers: [...]}` queues answers;
 `received` returns every batch so far; `stats` counts events and measures, per event, the time from its `time`
 to its arrival (for bench/events.py; `--count-only` keeps no batches); `reset` forgets both.
+
+It can also act as its own connection, as an upstream of meshgate would: `as_connection {url, message, headers?}`
+sends a JSON-RPC message to meshgate's `url` with the connection credential that came with this very call
+(`x-mesh-connection-token`) as its bearer, plus any `headers` (e.g. a forged one); `connection_token` answers
+that credential (to use it from a test).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import warnings
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import mcp_types as types
 import uvicorn
 from mcp.server.context import ServerRequestContext
@@ -42,7 +48,16 @@ TOOLS = [
     types.Tool(name="received", description="Every batch received so far", input_schema={"type": "object"}),
     types.Tool(name="stats", description="Events received, and their delays", input_schema={"type": "object"}),
     types.Tool(name="reset", description="Forget what was received", input_schema={"type": "object"}),
+    types.Tool(
+        name="as_connection",
+        description="Send a JSON-RPC message to meshgate with this connection's own credential",
+        input_schema={"type": "object", "properties": {"url": {"type": "string"}, "message": {"type": "object"}}},
+    ),
+    types.Tool(
+        name="connection_token", description="The credential that came with this call", input_schema={"type": "object"}
+    ),
 ]
+CONNECTION_TOKEN = "x-mesh-connection-token"
 
 
 def _count(events: list[dict[str, Any]]) -> None:
@@ -90,11 +105,35 @@ HANDLERS = {
 }
 
 
+def _connection_token(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    headers = getattr(ctx.request, "headers", None)
+    return None if headers is None else headers.get(CONNECTION_TOKEN)
+
+
+async def as_connection(ctx: ServerRequestContext[Any, Any], args: dict[str, Any]) -> types.CallToolResult:
+    """Call meshgate as this connection (the upstream side of a connection credential)."""
+    headers = {"accept": "application/json, text/event-stream", **dict(args.get("headers") or {})}
+    token = _connection_token(ctx)
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(str(args["url"]), json=args["message"], headers=headers)
+    try:
+        answer: Any = response.json()
+    except ValueError:
+        answer = response.text
+    return _result("called", {"status": response.status_code, "answer": answer})
+
+
 def build_server() -> Server[Any]:
     async def list_tools(_ctx: ServerRequestContext[Any, Any], _params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=TOOLS)
 
-    async def call_tool(_ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
+    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
+        if params.name == "as_connection":
+            return await as_connection(ctx, params.arguments or {})
+        if params.name == "connection_token":
+            return _result("token", {"token": _connection_token(ctx)})
         handler = HANDLERS.get(params.name)
         if handler is None:
             return _result(f"unknown tool {params.name}", error=True)

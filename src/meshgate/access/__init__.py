@@ -9,14 +9,17 @@ from meshgate.access.permissions import (
     map_allows,
     parse_permission_map,
 )
-from meshgate.access.principal import Principal
+from meshgate.access.principal import CONNECTION_ROLE, CONNECTION_TOOLS, Principal, connection_principal
 
 __all__ = [
+    "CONNECTION_ROLE",
+    "CONNECTION_TOOLS",
     "FULL_ACCESS",
     "SELF",
     "WILDCARD",
     "PermissionMap",
     "Principal",
+    "connection_principal",
     "covers",
     "map_allows",
     "parse_permission_map",

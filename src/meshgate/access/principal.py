@@ -18,6 +18,9 @@ class Principal:
 
     `grants` holds the owner's current role map and, for an API key or token, the key's own map
     (`grants[1]`): a tool is allowed only when every map allows it (the intersection rule).
+
+    A connection acting for itself (its connection credential) has `connection_id` set, no user behind it
+    (`user_id` is the connection's id, `role` is "connection") and only the event tools in its grant.
     """
 
     user_id: str
@@ -30,11 +33,12 @@ class Principal:
     grant_id: str | None = None  # OAuth grant behind an access token
     client_id: str | None = None  # the OAuth client that grant was given to
     audience: str | None = None  # the one MCP endpoint URL an access token is for (RFC 8707); None for API keys
+    connection_id: str | None = None  # the connection this principal is, when a connection acts for itself
 
     @property
     def credential_id(self) -> str | None:
         """The API key or OAuth grant this request came with (rate limits count per credential)."""
-        return self.api_key_id or self.grant_id
+        return self.api_key_id or self.grant_id or self.connection_id
 
     @property
     def caller(self) -> str:
@@ -64,3 +68,34 @@ class Principal:
     def covers(self, wanted: PermissionMap) -> bool:
         """Whether this caller already holds everything in `wanted` (no one grants more than they have)."""
         return all(covers(grant, wanted) for grant in self.grants)
+
+
+CONNECTION_ROLE = "connection"
+# What a connection's own credential may do: the event bus's tools on the management MCP, for itself only
+# (the tools narrow each call to the connection; see `meshgate.events`). No redelivering, no webhooks.
+CONNECTION_TOOLS = (
+    "EVENT_PUBLISH",
+    "EVENT_SUBSCRIBE",
+    "EVENT_UNSUBSCRIBE",
+    "EVENT_SUBSCRIPTION_LIST",
+    "EVENT_SYNC_SUBSCRIPTIONS",
+    "EVENT_CANCEL",
+    "EVENT_ACK",
+    "EVENT_LIST",
+    "EVENT_GET",
+)
+
+
+def connection_principal(
+    connection_id: str, organization_id: str, organization_slug: str, expires_at: datetime | None = None
+) -> Principal:
+    """A connection acting for itself in its own organization, allowed the event tools only."""
+    return Principal(
+        user_id=connection_id,
+        organization_id=organization_id,
+        organization_slug=organization_slug,
+        role=CONNECTION_ROLE,
+        grants=({"self": CONNECTION_TOOLS},),
+        expires_at=expires_at,
+        connection_id=connection_id,
+    )

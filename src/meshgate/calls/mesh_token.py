@@ -36,7 +36,10 @@ def allowed_tools(principal: Principal, resource: str) -> list[str]:
 
 
 def caller_type(principal: Principal) -> str:
-    """`api_key`, `oauth` (an access token of an OAuth grant) or `user` (a browser session)."""
+    """`api_key`, `oauth` (an access token of an OAuth grant), `connection` (a connection acting for itself,
+    e.g. meshgate delivering events to a subscription the connection made) or `user` (a browser session)."""
+    if principal.connection_id is not None:
+        return "connection"
     if principal.api_key_id is not None:
         return "api_key"
     return "oauth" if principal.grant_id is not None else "user"

@@ -73,3 +73,9 @@ class MeshTokens(Protocol):
     """Issues the `x-mesh-token` that tells an upstream who is calling."""
 
     def token(self, principal: Principal, connection_id: str) -> str: ...
+
+
+class ConnectionCredentials(Protocol):
+    """Issues the token an upstream calls meshgate with as its own connection (`x-mesh-connection-token`)."""
+
+    def token(self, organization_id: str, connection_id: str) -> str: ...

@@ -20,7 +20,7 @@ import orjson
 from opentelemetry.trace import SpanKind
 
 from meshgate.access import Principal
-from meshgate.calls.models import CallContext, MeshTokens, Target, Trace
+from meshgate.calls.models import CallContext, ConnectionCredentials, MeshTokens, Target, Trace
 from meshgate.connections.pool import UpstreamPool
 from meshgate.connections.upstream import UpstreamClient
 from meshgate.connections.upstream.session import ServerRequestHandler
@@ -34,6 +34,7 @@ from meshgate.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from meshgate.identity.connection_tokens import HEADER as CONNECTION_TOKEN_HEADER
 from meshgate.jsonrpc import Envelope, request
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.monitoring.models import AUDITED_METHODS, AuditEntry
@@ -58,9 +59,12 @@ class CallService:
         audit: AuditWriter,
         upstream_oauth: UpstreamOAuth,
         metrics: GatewayMetrics | None = None,
+        *,
+        connection_tokens: ConnectionCredentials | None = None,
     ) -> None:
         self._upstreams = upstreams
         self._mesh_tokens = mesh_tokens
+        self._connection_tokens = connection_tokens
         self._audit = audit
         self._oauth = upstream_oauth
         self._metrics = metrics
@@ -96,11 +100,16 @@ class CallService:
     # -- prepare --------------------------------------------------------------------------------------
 
     def caller_headers(self, principal: Principal, target: Target, context: CallContext) -> dict[str, str]:
-        """What tells the upstream who calls: `x-mesh-token`, the request id and the trace context."""
+        """What tells the upstream who calls (`x-mesh-token`), the request id, the trace context, and the
+        credential with which the upstream can call meshgate back as its own connection."""
         headers = {
             "x-mesh-token": self._mesh_tokens.token(principal, target.connection_id),
             "x-request-id": context.request_id,
         }
+        if self._connection_tokens is not None:
+            headers[CONNECTION_TOKEN_HEADER] = self._connection_tokens.token(
+                principal.organization_id, target.connection_id
+            )
         context.trace.propagate(headers)
         return headers
 
@@ -229,6 +238,7 @@ class CallService:
                 response_truncated=body is not None and len(body) >= MAX_CAPTURE,
                 is_error=True if error is not None else is_error,
                 error_message=None if error is None else f"{error.code}: {error.message}",
+                by_connection=principal.connection_id is not None,
             )
         )
 

@@ -350,6 +350,21 @@ mesh_signing_keys = Table(
 
 # --- the event bus (CloudEvents, subscriptions, at-least-once deliveries; see meshgate.events) ---------------
 
+connection_keys = Table(  # long-lived credentials with which an upstream acts as its connection (issue 16)
+    "connection_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("connection_id", ID, ForeignKey("connections.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_by", ID, nullable=False),  # the owner or admin who created it
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "organization_id", "connection_id"),
+)
+
 events = Table(
     "events",
     metadata,

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from meshgate.access import SELF
 from meshgate.db.database import Database
 from meshgate.errors import InvalidInput, MeshgateError, NotFound, PermissionDenied
-from meshgate.events.service import EventService, source_of
+from meshgate.events.service import EventService, author_of, source_of
 from meshgate.events.worker import EventWorker
 from meshgate.http.errors import http_error
 from meshgate.http.guard import Admission
@@ -54,7 +54,7 @@ class EventRoutes:
                     deliver_at=_text(fields, "deliverAt"),
                     cron=_text(fields, "cron"),
                     timezone=_text(fields, "timezone"),
-                    published_by=principal.user_id,
+                    published_by=author_of(principal),
                 )
         except MeshgateError as error:
             return http_error(error)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from cronsim import CronSim, CronSimError
-from sqlalchemy import Row, and_, func, insert, select, update
+from sqlalchemy import Row, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import Principal
@@ -71,8 +71,16 @@ class Published:
 
 
 def source_of(principal: Principal) -> str:
-    """Who published, as the event's `source`: proven by the credential, never claimed by the caller."""
+    """Who published, as the event's `source`: proven by the credential, never claimed by the caller
+    (`connection:<id>` for a connection acting for itself, else `user:<id>`)."""
+    if principal.connection_id is not None:
+        return f"connection:{principal.connection_id}"
     return f"user:{principal.user_id}"
+
+
+def author_of(principal: Principal) -> str | None:
+    """The user behind the credential that publishes (`published_by`); none when a connection publishes."""
+    return None if principal.connection_id is not None else principal.user_id
 
 
 class EventService:
@@ -207,22 +215,41 @@ class EventService:
 
     # -- the state of events ------------------------------------------------------------------------------
 
-    async def get(self, event_id: str) -> tuple[CloudEvent, str, list[Delivery]]:
+    async def get(self, principal: Principal, event_id: str) -> tuple[CloudEvent, str, list[Delivery]]:
+        """An event and its deliveries. A connection sees the events it published (with every delivery) and
+        those delivered to it (with its own deliveries only); any other answers as not found."""
         row = await self._event_row(event_id)
-        found = (
-            await self._session.execute(
-                select(event_deliveries, event_subscriptions.c.connection_id)
-                .join(event_subscriptions, event_subscriptions.c.id == event_deliveries.c.subscription_id)
-                .where(event_deliveries.c.event_id == event_id)
-                .order_by(event_deliveries.c.created_at)
-            )
-        ).all()
+        query = (
+            select(event_deliveries, event_subscriptions.c.connection_id)
+            .join(event_subscriptions, event_subscriptions.c.id == event_deliveries.c.subscription_id)
+            .where(event_deliveries.c.event_id == event_id)
+            .order_by(event_deliveries.c.created_at)
+        )
+        connection = principal.connection_id
+        if connection is not None and row.source != source_of(principal):
+            query = query.where(event_subscriptions.c.connection_id == connection)
+        found = (await self._session.execute(query)).all()
+        if connection is not None and row.source != source_of(principal) and not found:
+            raise NotFound(f"event {event_id[:80]} not found")
         return event_of(row), str(row.status), [_delivery(item) for item in found]
 
     async def list(
-        self, *, event_type: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        principal: Principal,
+        *,
+        event_type: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> tuple[list[tuple[CloudEvent, str]], int]:
         where = [events.c.organization_id == self._org]
+        if principal.connection_id is not None:  # what it published, and what was delivered to it
+            delivered = (
+                select(event_deliveries.c.event_id)
+                .join(event_subscriptions, event_subscriptions.c.id == event_deliveries.c.subscription_id)
+                .where(event_subscriptions.c.connection_id == principal.connection_id)
+            )
+            where.append(or_(events.c.source == source_of(principal), events.c.id.in_(delivered)))
         if event_type is not None:
             checked_pattern(event_type)
             where.append(
@@ -244,9 +271,12 @@ class EventService:
         ).all()
         return [(event_of(row), str(row.status)) for row in rows], total
 
-    async def cancel(self, event_id: str) -> str:
-        """Stop a scheduled or recurring event (and what it has not delivered yet); returns its former status."""
+    async def cancel(self, principal: Principal, event_id: str) -> str:
+        """Stop a scheduled or recurring event (and what it has not delivered yet); returns its former status.
+        A connection cancels only what it published."""
         row = await self._event_row(event_id)
+        if principal.connection_id is not None and row.source != source_of(principal):
+            raise NotFound(f"event {event_id[:80]} not found")
         if row.status not in ("scheduled", "recurring"):
             raise Conflict(f"event {event_id} is {row.status}: only scheduled and recurring events can be cancelled")
         await self._session.execute(

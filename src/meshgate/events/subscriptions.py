@@ -1,7 +1,10 @@
 """Who receives an organization's events: connections (their ON_EVENTS tool) and https webhooks.
 
 A connection is subscribed by someone allowed to call its ON_EVENTS (deliveries run with that person's
-permissions); a webhook carries events out of meshgate, so it needs the right to read them (`self:EVENT_LIST`).
+permissions), or by itself with its connection credential (then `created_by` is the connection's own id and
+deliveries run as the connection, narrowed to its ON_EVENTS). A connection acting for itself names no other
+connection. A webhook carries events out of meshgate, so it needs the right to read them (`self:EVENT_LIST`);
+a connection's credential makes none.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from meshgate.vault import Vault
 DELIVERY_TOOL = "ON_EVENTS"
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 500
 MAX_WEBHOOKS = 100  # per organization
+_OWN_ONLY = "a connection's credential acts for its own connection only"
 
 
 class SubscriptionService:
@@ -65,7 +69,7 @@ class SubscriptionService:
             "event_type": event_type,
             "publisher": publisher,
             "filter": filter_,
-            "created_by": principal.user_id,
+            "created_by": creator_of(principal),
             "created_at": now,
             "updated_at": now,
         }
@@ -87,6 +91,8 @@ class SubscriptionService:
         A webhook carries events out of meshgate, so it needs the right to read them (`self:EVENT_LIST`)."""
         checked_pattern(event_type)
         checked_filter(filter_)
+        if principal.connection_id is not None:
+            raise PermissionDenied("a connection's credential subscribes its own connection only, not a webhook")
         _may_read(principal)
         await checked_url(url, addresses)
         webhooks = await self._session.scalar(
@@ -167,7 +173,7 @@ class SubscriptionService:
                 await self._session.execute(
                     update(event_subscriptions)
                     .where(event_subscriptions.c.id == row.id)
-                    .values(filter=desired[key], created_by=principal.user_id, updated_at=now)
+                    .values(filter=desired[key], created_by=creator_of(principal), updated_at=now)
                 )
                 report["updated"].append({**_subscription(row).to_dict(), "filter": desired[key]})
             else:
@@ -187,6 +193,10 @@ class SubscriptionService:
         )
         if found is None:
             raise NotFound(f"connection {connection_id[:80]} not found")
+        if principal.connection_id is not None:
+            if connection_id != principal.connection_id:
+                raise PermissionDenied(_OWN_ONLY)
+            return
         if not principal.allows(connection_id, DELIVERY_TOOL):
             raise PermissionDenied(
                 f"subscribing connection {connection_id} needs permission to call its {DELIVERY_TOOL} tool"
@@ -203,12 +213,31 @@ class SubscriptionService:
         ).all()
 
 
+def subscriber_of(principal: Principal, connection_id: str | None) -> str:
+    """The connection a subscription tool is about: for a connection acting for itself, itself (naming another
+    is refused); anyone else names it."""
+    if principal.connection_id is not None:
+        if connection_id not in (None, principal.connection_id):
+            raise PermissionDenied(_OWN_ONLY)
+        return principal.connection_id
+    if connection_id is None:
+        raise InvalidInput("give connectionId: the connection whose ON_EVENTS receives the events")
+    return connection_id
+
+
+def creator_of(principal: Principal) -> str:
+    """Whose permissions a subscription's deliveries run with: the person, or the connection itself."""
+    return principal.connection_id or principal.user_id
+
+
 def webhook_context(subscription_id: str) -> bytes:
     """The vault context of a webhook's secret: a sealed secret opens only for its own subscription."""
     return f"webhook-secret:{subscription_id}".encode()
 
 
 def _may_read(principal: Principal) -> None:
+    if principal.connection_id is not None:
+        raise PermissionDenied("a connection's credential has no webhooks: it acts for its own connection only")
     if not principal.allows(SELF, "EVENT_LIST"):
         raise PermissionDenied(
             "a webhook carries events out of meshgate: it needs self:EVENT_LIST, the right to read them"

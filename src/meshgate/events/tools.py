@@ -8,8 +8,8 @@ from pydantic import Field
 
 from meshgate.errors import InvalidInput
 from meshgate.events.models import DELIVERY_STATES
-from meshgate.events.service import EventService, source_of
-from meshgate.events.subscriptions import SubscriptionService
+from meshgate.events.service import EventService, author_of, source_of
+from meshgate.events.subscriptions import SubscriptionService, subscriber_of
 from meshgate.mcp.registry import ToolContext, ToolInput, ToolSpec
 
 EVENT_STATES = ("published", "scheduled", "recurring", "cancelled")
@@ -27,7 +27,10 @@ class PublishInput(ToolInput):
 class SubscribeInput(ToolInput):
     eventType: str = Field(description="An event type, or prefix.* for every type under a prefix")  # noqa: N815  (MCP Mesh's field names)
     connectionId: str | None = Field(  # noqa: N815  (MCP Mesh's field names)
-        default=None, max_length=36, description="The connection whose ON_EVENTS tool receives the events"
+        default=None,
+        max_length=36,
+        description="The connection whose ON_EVENTS tool receives the events (a connection's own credential:"
+        " itself when left out)",
     )
     url: str | None = Field(
         default=None, max_length=2048, description="Instead of a connection: an https webhook (signed requests)"
@@ -46,7 +49,9 @@ class EventIdInput(ToolInput):
 
 class AckInput(ToolInput):
     eventId: str = Field(max_length=36, description="An event id (from EVENT_PUBLISH or EVENT_LIST)")  # noqa: N815  (MCP Mesh's field names)
-    connectionId: str = Field(description="The subscriber that handled the event")  # noqa: N815  (MCP Mesh's field names)
+    connectionId: str | None = Field(  # noqa: N815  (MCP Mesh's field names)
+        default=None, max_length=36, description="The subscriber that handled the event (a connection: itself)"
+    )
 
 
 class RedeliverInput(ToolInput):
@@ -65,7 +70,9 @@ class WantedSubscription(ToolInput):
 
 
 class SyncInput(ToolInput):
-    connectionId: str = Field(max_length=36, description="The connection whose subscriptions these are")  # noqa: N815  (MCP Mesh's field names)
+    connectionId: str | None = Field(  # noqa: N815  (MCP Mesh's field names)
+        default=None, max_length=36, description="The connection whose subscriptions these are (a connection: itself)"
+    )
     subscriptions: list[WantedSubscription] = Field(max_length=500, description="The whole wanted list")
 
 
@@ -94,13 +101,15 @@ async def event_publish(ctx: ToolContext, args: PublishInput) -> Any:
         deliver_at=args.deliverAt,
         cron=args.cron,
         timezone=args.timezone,
-        published_by=ctx.principal.user_id,
+        published_by=author_of(ctx.principal),
     )
     return found.to_dict()
 
 
 async def event_subscribe(ctx: ToolContext, args: SubscribeInput) -> Any:
-    if (args.connectionId is None) == (args.url is None):
+    if args.connectionId is not None and args.url is not None:
+        raise InvalidInput("give connectionId (a connection's ON_EVENTS receives the events) or url (a webhook)")
+    if args.url is None and args.connectionId is None and ctx.principal.connection_id is None:
         raise InvalidInput("give connectionId (a connection's ON_EVENTS receives the events) or url (a webhook)")
     if args.url is not None:
         runtime = ctx.runtime
@@ -115,7 +124,7 @@ async def event_subscribe(ctx: ToolContext, args: SubscribeInput) -> Any:
         )
         return {**subscription.to_dict(), "created": True, "secret": secret}  # shown this once
     subscription, created = await _subscriptions(ctx).subscribe(
-        ctx.principal, args.connectionId or "", args.eventType, args.publisher, args.filter
+        ctx.principal, subscriber_of(ctx.principal, args.connectionId), args.eventType, args.publisher, args.filter
     )
     return {**subscription.to_dict(), "created": created}
 
@@ -126,21 +135,25 @@ async def event_unsubscribe(ctx: ToolContext, args: SubscriptionIdInput) -> Any:
 
 
 async def event_subscription_list(ctx: ToolContext, args: SubscriptionListInput) -> Any:
-    return {"items": [item.to_dict() for item in await _subscriptions(ctx).subscriptions(args.connectionId)]}
+    connection = args.connectionId
+    if ctx.principal.connection_id is not None:  # a connection lists its own subscriptions only
+        connection = subscriber_of(ctx.principal, connection)
+    return {"items": [item.to_dict() for item in await _subscriptions(ctx).subscriptions(connection)]}
 
 
 async def event_sync(ctx: ToolContext, args: SyncInput) -> Any:
     wanted = [item.model_dump() for item in args.subscriptions]
-    return await _subscriptions(ctx).sync(ctx.principal, args.connectionId, wanted)
+    return await _subscriptions(ctx).sync(ctx.principal, subscriber_of(ctx.principal, args.connectionId), wanted)
 
 
 async def event_cancel(ctx: ToolContext, args: EventIdInput) -> Any:
-    was = await _service(ctx).cancel(args.eventId)
+    was = await _service(ctx).cancel(ctx.principal, args.eventId)
     return {"id": args.eventId, "cancelled": True, "was": was}
 
 
 async def event_ack(ctx: ToolContext, args: AckInput) -> Any:
-    acknowledged = await _service(ctx).ack(ctx.principal, args.eventId, args.connectionId)
+    connection = subscriber_of(ctx.principal, args.connectionId)
+    acknowledged = await _service(ctx).ack(ctx.principal, args.eventId, connection)
     return {"id": args.eventId, "acknowledged": acknowledged}
 
 
@@ -153,7 +166,7 @@ async def event_list(ctx: ToolContext, args: EventListInput) -> Any:
     if args.status is not None and args.status not in EVENT_STATES:
         raise InvalidInput(f"status {args.status[:40]!r} is unknown; allowed: {', '.join(EVENT_STATES)}")
     found, total = await _service(ctx).list(
-        event_type=args.type, status=args.status, limit=args.limit, offset=args.offset
+        ctx.principal, event_type=args.type, status=args.status, limit=args.limit, offset=args.offset
     )
     return {
         "items": [{**event.to_dict(), "status": status} for event, status in found],
@@ -163,7 +176,7 @@ async def event_list(ctx: ToolContext, args: EventListInput) -> Any:
 
 
 async def event_get(ctx: ToolContext, args: EventIdInput) -> Any:
-    event, status, deliveries = await _service(ctx).get(args.eventId)
+    event, status, deliveries = await _service(ctx).get(ctx.principal, args.eventId)
     return {**event.to_dict(), "status": status, "deliveries": [item.to_dict() for item in deliveries]}
 
 

@@ -87,6 +87,8 @@ class WatchHub:
                 raise NotFound(f"organization {str(slug)[:100]} not found")
             if not principal.allows(SELF, "EVENT_LIST"):
                 raise PermissionDenied("watching events needs self:EVENT_LIST")
+            if principal.connection_id is not None:  # it would see every event of the organization
+                raise PermissionDenied("a connection's credential has no watch stream: it receives events by ON_EVENTS")
             patterns = _patterns(scope)
         except MeshgateError as error:
             await http_error(error)(scope, receive, send)

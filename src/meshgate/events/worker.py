@@ -7,7 +7,8 @@ mid-delivery loses nothing: its leases run out and any worker takes the deliveri
 publish announces due deliveries (in this process, and on PostgreSQL through NOTIFY) and otherwise poll.
 
 A delivery is a tool call through the call pipeline, as the subscription's creator with that person's
-permissions at the time (narrowed to the subscriber's ON_EVENTS), so it is permission-checked and audited.
+permissions at the time (narrowed to the subscriber's ON_EVENTS), so it is permission-checked and audited. A
+subscription a connection made for itself is delivered as that connection, allowed only its own ON_EVENTS.
 The subscriber's answer decides (`outcomes.py`); a failed attempt is retried with exponential backoff and
 jitter. A webhook gets each event as one signed request (`webhooks.py`) while its creator may still read events.
 """
@@ -30,7 +31,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from meshgate.access import SELF, Principal
+from meshgate.access import SELF, Principal, connection_principal
 from meshgate.calls.models import CallContext, Target
 from meshgate.calls.service import CallService
 from meshgate.db.database import EVERYTHING, Database
@@ -240,7 +241,10 @@ class EventWorker:
         try:
             member = await self._principal(first)
             narrowed = {first.connection_id: [DELIVERY_TOOL]}
-            principal = replace(member, grants=(*member.grants, narrowed))
+            if member.connection_id is not None:  # the connection subscribed itself: it needs no one's rights
+                principal = replace(member, grants=(narrowed,))
+            else:
+                principal = replace(member, grants=(*member.grants, narrowed))
             result = await self._calls.call_tool(
                 principal,
                 Target(first.connection_id),
@@ -277,7 +281,8 @@ class EventWorker:
         return outcomes
 
     async def _principal(self, claimed: _Claimed) -> Principal:
-        """The subscription's creator as a member of the organization now (read once per round)."""
+        """The subscription's creator as a member of the organization now, or the connection itself when it
+        subscribed with its own credential (read once per round)."""
         key = (claimed.organization_id, claimed.created_by)
         found = self._principals.get(key)
         if found is None:
@@ -291,6 +296,8 @@ class EventWorker:
             )
             if slug is None:
                 raise NotFound("the organization is gone")
+            if claimed.created_by == claimed.connection_id:
+                return connection_principal(claimed.created_by, claimed.organization_id, str(slug))
             try:
                 member = await member_principal(session, claimed.created_by, str(slug))
             except NotFound as exc:

@@ -56,7 +56,7 @@ class ApiKeyService:
         is deleted when the grant is revoked."""
         key_name = clean_name(name, field="key name")
         permission_map = None if permissions is None else parse_permission_map(permissions)
-        expires_at = self._expiry(expires_in)
+        expires_at = self.expiry(expires_in)
         if grant_id is None and created_by_key is not None:
             grant_id = await self._session.scalar(select(api_keys.c.grant_id).where(api_keys.c.id == created_by_key))
         if grant_id is not None:
@@ -135,7 +135,8 @@ class ApiKeyService:
             await self._session.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=when))
 
     @staticmethod
-    def _expiry(expires_in: int | None) -> datetime | None:
+    def expiry(expires_in: int | None) -> datetime | None:
+        """When a key given `expiresIn` seconds expires (None: never), or a refusal naming the allowed range."""
         if expires_in is None:
             return None
         if not MIN_EXPIRY_SECONDS <= expires_in <= MAX_EXPIRY_SECONDS:

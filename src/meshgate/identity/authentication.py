@@ -7,6 +7,8 @@ lookup that raced with a change from caching the stale answer.
 
 OAuth access tokens are checked by an `AccessTokenVerifier` passed in (the authorization server in
 `meshgate.oauth.access_tokens` is one); identity defines the seam so that it does not depend on oauth.
+A connection token (`connection_tokens.py`) makes the connection itself the principal; its principals are
+cached by token and dropped when the connection changes (topic `connection:<id>`) or on any identity change.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ from typing import Protocol
 
 from sqlalchemy import select
 
-from meshgate.access import PermissionMap, Principal
+from meshgate.access import PermissionMap, Principal, connection_principal
 from meshgate.db.database import EVERYTHING, Database
-from meshgate.db.tables import api_keys, members, oauth_grants, organizations
+from meshgate.db.tables import api_keys, connection_keys, connections, members, oauth_grants, organizations
 from meshgate.errors import Unauthenticated
 from meshgate.identity._policy import role_map
-from meshgate.identity.service import IDENTITY, ApiKeyService, hash_key
+from meshgate.identity.connection_tokens import ConnectionClaims, ConnectionTokens
+from meshgate.identity.service import CONNECTION_KEY_PREFIX, IDENTITY, ApiKeyService, hash_key
 
 log = logging.getLogger(__name__)
 
 MAX_CACHED = 10_000
+_CONNECTION_TOPIC = "connection:"  # what the connection registry announces when a connection changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +72,14 @@ class Authenticator:
         usage_flush_seconds: float = 10.0,
         access_tokens: AccessTokenVerifier | None = None,
         clock: Callable[[], float] = time.time,
+        connection_tokens: ConnectionTokens | None = None,
     ) -> None:
         self._db = db
         self._clock = clock  # epoch seconds: when credentials expire
         self._access_tokens = access_tokens
+        self._connection_tokens = connection_tokens
         self._cache: OrderedDict[str, Principal] = OrderedDict()
+        self._connections: dict[str, Principal] = {}  # connection token → the connection acting for itself
         self._generation = 0
         self._usage: dict[str, datetime] = {}
         self._flush_seconds = usage_flush_seconds
@@ -81,6 +88,8 @@ class Authenticator:
 
     async def authenticate(self, token: str) -> Principal:
         """The principal for a bearer token, or `Unauthenticated`."""
+        if self._connection_tokens is not None and self._connection_tokens.recognises(token):
+            return await self._connection(token, self._connection_tokens.verify(token))
         digest = hash_key(token)
         principal = self._cache.get(digest)
         if principal is None:
@@ -92,6 +101,8 @@ class Authenticator:
             self._cache.pop(digest, None)
             if principal.grant_id is not None:
                 raise Unauthenticated("the access token has expired; refresh it or log in again")
+            if principal.connection_id is not None:
+                raise Unauthenticated("the connection key has expired")
             raise Unauthenticated("the API key has expired")
         if principal.api_key_id is not None:
             self._usage[principal.api_key_id] = datetime.now(UTC)
@@ -100,6 +111,7 @@ class Authenticator:
     def clear(self) -> None:
         self._generation += 1
         self._cache.clear()
+        self._connections.clear()
 
     def start(self) -> None:
         """Begin writing key last-used times in the background."""
@@ -136,15 +148,53 @@ class Authenticator:
     def _on_change(self, topic: str) -> None:
         if topic in (IDENTITY, EVERYTHING):
             self.clear()
+        elif topic.startswith(_CONNECTION_TOPIC):
+            changed = topic.removeprefix(_CONNECTION_TOPIC)
+            self._generation += 1
+            for token in [token for token, found in self._connections.items() if found.connection_id == changed]:
+                del self._connections[token]
+            for digest in [digest for digest, found in self._cache.items() if found.connection_id == changed]:
+                del self._cache[digest]
 
     def _remember(self, digest: str, principal: Principal) -> None:
         self._cache[digest] = principal
         if len(self._cache) > MAX_CACHED:
             self._cache.popitem(last=False)
 
+    async def _connection(self, token: str, claims: ConnectionClaims) -> Principal:
+        """The connection of a verified connection token, while it exists and is not switched off."""
+        found = self._connections.get(token)
+        if found is not None:
+            return found
+        generation = self._generation
+        async with self._db.transaction() as session:
+            row = (
+                await session.execute(
+                    select(connections.c.status, organizations.c.slug)
+                    .join(organizations, organizations.c.id == connections.c.organization_id)
+                    .where(
+                        connections.c.id == claims.connection_id,
+                        connections.c.organization_id == claims.organization_id,
+                    )
+                )
+            ).first()
+        if row is None:
+            raise Unauthenticated("the connection of this connection token no longer exists")
+        if row.status == "inactive":
+            raise Unauthenticated("the connection of this connection token is inactive")
+        expires = datetime.fromtimestamp(claims.expires_at, UTC)
+        found = connection_principal(claims.connection_id, claims.organization_id, str(row.slug), expires)
+        if generation == self._generation:
+            if len(self._connections) >= MAX_CACHED:
+                self._connections.clear()
+            self._connections[token] = found
+        return found
+
     async def _load(self, digest: str, token: str) -> Principal:
         if self._access_tokens is not None and self._access_tokens.recognises(token):
             return await self._load_grant(self._access_tokens.verify(token))
+        if token.startswith(CONNECTION_KEY_PREFIX):
+            return await self._load_connection_key(digest)
         query = (
             select(
                 api_keys.c.id,
@@ -177,6 +227,27 @@ class Authenticator:
             api_key_id=row.id,
             expires_at=row.expires_at,
         )
+
+    async def _load_connection_key(self, digest: str) -> Principal:
+        query = (
+            select(
+                connection_keys.c.connection_id,
+                connection_keys.c.organization_id,
+                connection_keys.c.expires_at,
+                connections.c.status,
+                organizations.c.slug,
+            )
+            .join(connections, connections.c.id == connection_keys.c.connection_id)
+            .join(organizations, organizations.c.id == connection_keys.c.organization_id)
+            .where(connection_keys.c.key_hash == digest)
+        )
+        async with self._db.transaction() as session:
+            row = (await session.execute(query)).first()
+        if row is None:
+            raise Unauthenticated("the connection key is not valid")
+        if row.status == "inactive":
+            raise Unauthenticated("the connection of this connection key is inactive")
+        return connection_principal(row.connection_id, row.organization_id, str(row.slug), row.expires_at)
 
     async def _load_grant(self, claims: AccessClaims) -> Principal:
         query = (

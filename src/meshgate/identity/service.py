@@ -1,6 +1,7 @@
 """Identity services: each takes a database session (and an organization where it is scoped to one)."""
 
 from meshgate.identity._api_keys import ApiKeyService, hash_key
+from meshgate.identity._connection_keys import CONNECTION_KEY_PREFIX, ConnectionKey, ConnectionKeyService
 from meshgate.identity._invitations import (
     InvitationService,
     accept_as_new_account,
@@ -14,8 +15,11 @@ from meshgate.identity._roles import RoleService
 from meshgate.identity._users import UserService
 
 __all__ = [
+    "CONNECTION_KEY_PREFIX",
     "IDENTITY",
     "ApiKeyService",
+    "ConnectionKey",
+    "ConnectionKeyService",
     "InvitationService",
     "MemberService",
     "OrganizationService",

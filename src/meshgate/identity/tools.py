@@ -8,6 +8,7 @@ from pydantic import Field
 
 from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from meshgate.identity import _policy
+from meshgate.identity._connection_key_tools import CONNECTION_KEY_TOOLS
 from meshgate.identity._invitation_tools import INVITATION_TOOLS, invitation_url
 from meshgate.identity.service import (
     ApiKeyService,
@@ -352,4 +353,5 @@ TOOLS: list[ToolSpec[Any]] = [
         "API_KEY_DELETE", "Delete an API key; it stops working on its next request.", ApiKeyIdInput, api_key_delete
     ),
     *INVITATION_TOOLS,
+    *CONNECTION_KEY_TOOLS,
 ]

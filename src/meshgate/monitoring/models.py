@@ -38,9 +38,12 @@ class AuditEntry:
     error_message: str | None = None
     virtual_mcp_id: str | None = None
     client_id: str | None = None
+    by_connection: bool = False  # a connection acting for itself (`user_id` is then the connection's id)
 
     @property
     def caller_type(self) -> str:
+        if self.by_connection:
+            return "connection"
         if self.client_id is not None:
             return "oauth_client"
         return "api_key" if self.api_key_id is not None else "user"
