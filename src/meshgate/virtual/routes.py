@@ -137,9 +137,7 @@ class VirtualEndpoint:
         member changes are notified on it, so they do not end it)."""
         token = bearer_token(exchange.headers.get("authorization"))
         expires_at = exchange.principal.expires_at if exchange.principal is not None else None
-        return self._streams.hold(
-            token, frozenset(), lambda principal: _may_enter(principal, definition), expires_at
-        )
+        return self._streams.hold(token, frozenset(), lambda principal: _may_enter(principal, definition), expires_at)
 
     async def _request(
         self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange, definition: VirtualMcp
