@@ -217,6 +217,7 @@ class Route:
     headers: dict[str, str]
     pid: int | None
     tool: str = "echo"
+    health_url: str | None = None  # probed while N clients call: how long a request waits behind the calls
 
 
 @dataclass
@@ -229,6 +230,20 @@ class Row:
     rate_n: float
     cpu_1: float  # ms of the path's process per call, one client
     cpu_n: float  # ... N clients
+    health_max: float | None = None  # ms: the slowest `/health/live` answer while N clients called
+
+
+async def probe(url: str, stop: asyncio.Event) -> list[float]:
+    """`GET url` every 20 ms until `stop`; the answer times."""
+    times: list[float] = []
+    async with aiohttp.ClientSession() as http:
+        while not stop.is_set():
+            started = time.perf_counter()
+            async with http.get(url) as response:
+                await response.read()
+            times.append(time.perf_counter() - started)
+            await asyncio.sleep(0.02)
+    return times
 
 
 async def measure_path(path: Route, era: str, args: argparse.Namespace) -> Row:
@@ -236,8 +251,12 @@ async def measure_path(path: Route, era: str, args: argparse.Namespace) -> Row:
     before = cpu_seconds(path.pid) if path.pid else 0.0
     single, wall1 = await run_clients(path.url, path.headers, era, 1, args.calls, tool=path.tool)
     middle = cpu_seconds(path.pid) if path.pid else 0.0
+    stop = asyncio.Event()
+    prober = asyncio.ensure_future(probe(path.health_url, stop)) if path.health_url else None
     many, wall_n = await run_clients(path.url, path.headers, era, args.concurrency, args.calls, tool=path.tool)
     after = cpu_seconds(path.pid) if path.pid else 0.0
+    stop.set()
+    health = max(await prober) * 1000 if prober is not None else None
     return Row(
         ms(single, 0.5),
         ms(single, 0.99),
@@ -247,6 +266,7 @@ async def measure_path(path: Route, era: str, args: argparse.Namespace) -> Row:
         len(many) / wall_n,
         (middle - before) / len(single) * 1000,
         (after - middle) / len(many) * 1000,
+        health,
     )
 
 
@@ -271,6 +291,7 @@ async def measure(paths: list[Route], args: argparse.Namespace) -> None:
                 f"{era:11s} {name} / floor: CPU {row.cpu_1 / floor.cpu_1:.2f}x (1 client) "
                 f"{row.cpu_n / floor.cpu_n:.2f}x ({n} clients); added p50 {row.p50 - direct.p50:.3f} ms "
                 f"(floor {floor.p50 - direct.p50:.3f} ms); p99 {row.p99 / direct.p99:.2f}x the direct p99"
+                + ("" if row.health_max is None else f"; /health/live at most {row.health_max:.1f} ms meanwhile")
             )
 
 
@@ -351,7 +372,7 @@ def main() -> None:
                 paths = [
                     Route("direct", upstream.url, upstream_auth, None, tool),
                     Route("floor", floor_url, {}, floor.pid, tool),
-                    Route("meshgate", conn_url, auth, gateway.process.pid, tool),
+                    Route("meshgate", conn_url, auth, gateway.process.pid, tool, f"{gateway.url}/health/live"),
                 ]
                 if args.virtual:
                     virtual_url = _virtual(gateway, owner.api_key, conn_url.rsplit("/", 1)[1])
