@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from conftest import add_connection, new_owner, wait_for_logs
+from meshgate.monitoring.redaction import STRING_PREVIEW
 from support.gateway import Gateway, Upstream
 from support.mcp_client import MODES, call, call_error, connect
 from support.secrets import remember_secret
@@ -127,9 +128,10 @@ async def test_large_payloads_are_cut_at_64_kib(gateway: Gateway, upstream: Upst
         result = await client.call_tool("echo", {"text": "z" * 200_000})
     assert len(result.content[0].text) == 200_000  # type: ignore[union-attr]  # the client gets everything
     (log,) = await wait_for_logs(gateway, owner.api_key, 1, toolName="echo")
-    for field in ("input", "output"):
+    for field in ("input", "output"):  # a string keeps its first 8 KiB; a payload never passes 64 KiB
         assert len(log[field].encode()) <= 64 * 1024
-        assert log[field].endswith("…[truncated]")
+        assert "z" * STRING_PREVIEW + "…[truncated]" in log[field]
+        assert "z" * (STRING_PREVIEW + 1) not in log[field]
 
 
 async def test_request_id_is_accepted_returned_and_stored(gateway: Gateway, upstream: Upstream) -> None:
