@@ -18,6 +18,7 @@ from meshgate.connections.upstream.callers import SessionLimits
 from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.replicas import ReplicaRegistry
+from meshgate.events.notices import NoticePublisher
 from meshgate.events.webhooks import WebhookSender
 from meshgate.events.worker import DeliveryPolicy, EventWorker
 from meshgate.http.stream_grants import StreamGrants
@@ -153,6 +154,7 @@ class Runtime:
             connection_tokens=connection_tokens,
         )
         db.subscribe(runtime._on_change)
+        db.on_notices(NoticePublisher(lambda: runtime.events.clock(), metrics))  # noqa: PLW0108  (the clock tests set later)
         instrument_database(runtime.tracing, db.engine)
         if runtime.metrics is not None:
             runtime.metrics.instrument_database(db.engine)

@@ -20,7 +20,7 @@ from meshgate.connections.models import (
 )
 from meshgate.connections.query import order_by, where_clause
 from meshgate.connections.upstream_tokens import UpstreamTokenStore
-from meshgate.db.database import announce_change
+from meshgate.db.database import Notice, announce_change, notify
 from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import connections, virtual_mcp_connections, virtual_mcps
 from meshgate.errors import Conflict, NotFound
@@ -103,7 +103,9 @@ class ConnectionService:
                 **values,
             )
         )
-        return await self.get(connection_id)
+        created = await self.get(connection_id)
+        notify(self._session, Notice(self._org, "meshgate.connection.created", connection_id, _described(created)))
+        return created
 
     async def get(self, connection_id: str) -> Connection:
         row = (await self._session.execute(self._select().where(connections.c.id == connection_id))).first()
@@ -156,7 +158,7 @@ class ConnectionService:
     ) -> Connection:
         """`secrets` replaces the stored ones when given; it must come from `secrets_for_url` when `values`
         moves the URL (`dropped` names what that dropped). Without `secrets`, a move drops them here."""
-        await self.get(connection_id)
+        before = await self.get(connection_id)
         if secrets is None and "connection_url" in values:
             moved, dropped = await self.secrets_for_url(connection_id, values["connection_url"])
             secrets = moved if dropped else None
@@ -166,7 +168,17 @@ class ConnectionService:
             changes["secret_summary"] = _summary(secrets)
         await self._session.execute(update(connections).where(connections.c.id == connection_id).values(changes))
         await announce_change(self._session, connection_topic(connection_id))
-        return replace(await self.get(connection_id), dropped_secrets=dropped)
+        after = await self.get(connection_id)
+        self._notify_update(before, after, sorted(name for name in changes if name not in _NOT_NOTICED))
+        return replace(after, dropped_secrets=dropped)
+
+    def _notify_update(self, before: Connection, after: Connection, changed: list[str]) -> None:
+        if after.status != before.status:
+            data = {**_described(after), "previous": before.status, "reason": after.status_reason}
+            notify(self._session, Notice(self._org, "meshgate.connection.status_changed", after.id, data))
+        if [name for name in changed if name not in ("status", "status_reason")]:
+            data = {**_described(after), "changed": changed}
+            notify(self._session, Notice(self._org, "meshgate.connection.updated", after.id, data))
 
     async def record_discovery(self, connection_id: str, discovery: Discovery | None, error: str | None) -> Connection:
         """Store what contacting the server found, or the reason it could not be reached."""
@@ -218,6 +230,7 @@ class ConnectionService:
             )
         await self._session.execute(delete(connections).where(connections.c.id == connection_id))
         await announce_change(self._session, connection_topic(connection_id))
+        notify(self._session, Notice(self._org, "meshgate.connection.deleted", connection_id, _described(connection)))
         return connection
 
     async def secrets(self, connection_id: str) -> ConnectionSecrets:
@@ -305,3 +318,17 @@ class ConnectionService:
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+# Columns whose change is not worth an `updated` event (bookkeeping), and secrets, named as "secrets" only.
+_NOT_NOTICED = frozenset({"updated_at", "secret_summary"})
+
+
+def _described(connection: Connection) -> dict[str, Any]:
+    """What an event says about a connection: never a secret."""
+    return {
+        "id": connection.id,
+        "title": connection.title,
+        "connectionType": connection.connection_type,
+        "status": connection.status,
+    }

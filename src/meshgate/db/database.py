@@ -5,14 +5,20 @@ A service that changes something other processes cache (identity, roles, keys) c
 the topic; on PostgreSQL the same topic also goes out through NOTIFY, which every meshgate process
 sharing the database receives through its LISTEN connection (so a revoked key stops working on
 every replica). SQLite and MySQL deployments are single-process for cache purposes.
+
+A service that changed something people may subscribe to (a connection created, a key revoked) also calls
+`notify(session, Notice(...))`; the notices of a transaction are handed to the one registered handler (the
+event bus, which publishes them as CloudEvents with source `meshgate`) inside the same transaction, just
+before it commits, so a notice is published exactly when its change is. Services need not know the event bus.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -27,6 +33,26 @@ EVERYTHING = "*"  # topic meaning "forget every cached thing" (after notificatio
 _TOPICS_KEY = "meshgate.topics"
 
 ChangeSubscriber = Callable[[str], None]
+_NOTICES_KEY = "meshgate.notices"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something happened that is worth an event: `type` (e.g. `meshgate.connection.created`), the object's id
+    as `subject`, and `data` without secrets."""
+
+    organization_id: str
+    type: str
+    subject: str | None = None
+    data: Any = None
+
+
+NoticeHandler = Callable[[AsyncSession, list[Notice]], Awaitable[None]]
+
+
+def notify(session: AsyncSession, notice: Notice) -> None:
+    """Publish `notice` when this transaction commits (and never if it rolls back)."""
+    session.info.setdefault(_NOTICES_KEY, []).append(notice)
 
 
 async def announce_change(session: AsyncSession, topic: str) -> None:
@@ -51,6 +77,7 @@ class Database:
         self._listener: Any = None
         self._closing = False
         self._reconnect: asyncio.Task[None] | None = None
+        self._notices: NoticeHandler | None = None
 
     @property
     def dialect(self) -> str:
@@ -60,12 +87,19 @@ class Database:
         """Call `subscriber(topic)` after every committed change, local or (PostgreSQL) remote."""
         self._subscribers.append(subscriber)
 
+    def on_notices(self, handler: NoticeHandler) -> None:
+        """Hand every transaction's notices to `handler`, in that transaction, before it commits."""
+        self._notices = handler
+
     @asynccontextmanager
     async def transaction(self) -> AsyncGenerator[AsyncSession]:
         """A session in a transaction that commits on success and rolls back on error."""
         async with self._sessions() as session:
             async with session.begin():
                 yield session
+                notices: list[Notice] = session.info.pop(_NOTICES_KEY, [])
+                if notices and self._notices is not None:
+                    await self._notices(session, notices)
             topics: set[str] = session.info.pop(_TOPICS_KEY, set())
         for topic in topics:
             self._publish(topic)

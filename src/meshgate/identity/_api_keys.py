@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import parse_permission_map
-from meshgate.db.database import announce_change
+from meshgate.db.database import Notice, announce_change, notify
 from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import api_keys, oauth_refresh_tokens
 from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -86,7 +86,9 @@ class ApiKeyService:
                 grant_id=grant_id,
             )
         )
-        return await self.get(key_id), value
+        key = await self.get(key_id)
+        notify(self._session, Notice(self._org, "meshgate.api_key.created", key_id, _described(key)))
+        return key, value
 
     async def _grant_horizon(self, grant_id: str) -> datetime | None:
         """Until when a grant can live without a new consent: the expiry of its unused refresh token."""
@@ -127,6 +129,7 @@ class ApiKeyService:
         key = await self.get(key_id)
         await self._session.execute(delete(api_keys).where(api_keys.c.id == key_id))
         await announce_change(self._session, IDENTITY)
+        notify(self._session, Notice(self._org, "meshgate.api_key.revoked", key_id, _described(key)))
         return key
 
     async def record_use(self, used: Mapping[str, datetime]) -> None:
@@ -144,3 +147,8 @@ class ApiKeyService:
                 f"expiresIn is {expires_in} seconds; it must be between {MIN_EXPIRY_SECONDS} and {MAX_EXPIRY_SECONDS}"
             )
         return utc_now() + timedelta(seconds=expires_in)
+
+
+def _described(key: ApiKey) -> dict[str, Any]:
+    """What an event says about a key: whose it is and its name, never its value or hash."""
+    return {"id": key.id, "name": key.name, "userId": key.user_id, "prefix": key.prefix}

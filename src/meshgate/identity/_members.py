@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from meshgate.db.database import announce_change
+from meshgate.db.database import Notice, announce_change, notify
 from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import members, roles, users
 from meshgate.errors import Conflict, InvalidInput, NotFound
@@ -63,7 +63,9 @@ class MemberService:
             )
         )
         await announce_change(self._session, IDENTITY)
-        return await self.get(member_id)
+        added = await self.get(member_id)
+        notify(self._session, Notice(self._org, "meshgate.member.added", member_id, _described(added)))
+        return added
 
     async def remove(self, member_id: str) -> Member:
         member = await self.get(member_id)
@@ -71,6 +73,7 @@ class MemberService:
             raise Conflict("cannot remove the last owner; make another member owner first")
         await self._session.execute(delete(members).where(members.c.id == member_id))
         await announce_change(self._session, IDENTITY)
+        notify(self._session, Notice(self._org, "meshgate.member.removed", member_id, _described(member)))
         return member
 
     async def update_role(self, member_id: str, role: str) -> Member:
@@ -99,3 +102,8 @@ class MemberService:
             .where(members.c.organization_id == self._org, members.c.role == "owner")
         )
         return int(count or 0)
+
+
+def _described(member: Member) -> dict[str, Any]:
+    """What an event says about a member (no email: subscribers need not learn addresses)."""
+    return {"memberId": member.id, "userId": member.user_id, "role": member.role}
