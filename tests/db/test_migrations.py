@@ -35,6 +35,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0007",
             "0008",
             "0009",
+            "0010",
         ]
         assert await apply_migrations(db.engine) == [
             "0001",
@@ -46,6 +47,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0007",
             "0008",
             "0009",
+            "0010",
         ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []
@@ -69,6 +71,9 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "events",
             "event_subscriptions",
             "event_deliveries",
+            "automations",
+            "automation_triggers",
+            "automation_runs",
         } <= tables
         assert diff == []
     finally:
