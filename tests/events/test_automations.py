@@ -175,6 +175,19 @@ async def test_an_owner_who_lost_the_permission_gets_refused_runs_that_are_not_r
             "the automation's owner is no longer a member of the organization",
         )
 
+        owner = await gateway.runtime.authenticator.authenticate(gateway.key)
+        changed = await tool(gateway, "AUTOMATION_UPDATE", {"id": created["id"], "name": "adopted"})
+        assert changed["ownerId"] == owner.user_id  # whoever changes it runs it from then on
+        clock.advance(1)  # runs are listed newest first
+        await tool(
+            gateway,
+            "EVENT_PUBLISH",
+            {"type": "job.done", "subject": "s", "data": {"title": "t", "labels": ["x"], "count": 1}},
+        )
+        assert await worker.run_once() == 1
+        assert (await runs(gateway, created["id"]))[0]["status"] == "ok"
+        assert len(await received(gateway)) == 1
+
 
 async def test_automation_run_runs_now_with_a_test_event_and_records_each_result(
     tmp_path: Path, subscriber: Upstream
