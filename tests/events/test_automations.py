@@ -300,3 +300,31 @@ async def test_bad_automations_are_refused_with_what_is_allowed(tmp_path: Path, 
         assert refused["isError"] and f"{conn}:ON_EVENTS" in refused["content"][0]["text"]
         listed = await tool(gateway, "EVENT_SUBSCRIPTION_LIST", {})
         assert listed["items"] == []
+
+
+async def test_a_call_that_fails_on_the_way_is_an_error_run_and_is_retried(
+    tmp_path: Path, subscriber: Upstream
+) -> None:
+    async with bus(tmp_path, subscriber, f"sqlite:///{tmp_path / 'retry.db'}", first_retry_s=10) as (
+        gateway,
+        worker,
+        clock,
+    ):
+        created = await automation(gateway)
+        await tool(gateway, "AUTOMATION_TRIGGER_ADD", {"automationId": created["id"], "eventType": "job.done"})
+        update = {"id": gateway.conn_id, "data": {"status": "inactive"}}
+        await tool(gateway, "COLLECTION_CONNECTIONS_UPDATE", update)
+        data = {"title": "t", "labels": ["x"], "count": 1}
+        event = await tool(gateway, "EVENT_PUBLISH", {"type": "job.done", "subject": "s", "data": data})
+        assert await worker.run_once() == 1
+        [failed] = await runs(gateway, created["id"])
+        assert failed["status"] == "error" and "inactive" in failed["error"]
+        [pending] = await deliveries(gateway, event["id"])
+        assert (pending["status"], pending["attempts"]) == ("pending", 1)
+
+        await tool(gateway, "COLLECTION_CONNECTIONS_UPDATE", {**update, "data": {"status": "active"}})
+        clock.advance(10)
+        assert await worker.run_once() == 1
+        assert [run["status"] for run in await runs(gateway, created["id"])] == ["ok", "error"]  # a run per attempt
+        assert [item["status"] for item in await deliveries(gateway, event["id"])] == ["delivered"]
+        assert len(await received(gateway)) == 1
