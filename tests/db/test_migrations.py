@@ -13,8 +13,20 @@ from meshgate.connections.models import ConnectionSecrets
 from meshgate.connections.service import ConnectionService
 from meshgate.db.database import Database
 from meshgate.db.migrate import apply_migrations, pending_migrations
-from meshgate.db.tables import api_keys, connections, members, metadata, virtual_mcp_connections, virtual_mcps
-from meshgate.identity.service import ApiKeyService, OrganizationService, UserService
+from meshgate.db.tables import (
+    api_keys,
+    automation_triggers,
+    automations,
+    connections,
+    event_subscriptions,
+    events,
+    members,
+    metadata,
+    virtual_mcp_connections,
+    virtual_mcps,
+)
+from meshgate.events.automations import AutomationService
+from meshgate.identity.service import ApiKeyService, OrganizationService, UserService, member_principal
 from meshgate.vault import Vault
 from meshgate.virtual.models import Member
 from meshgate.virtual.service import VirtualMcpService
@@ -37,6 +49,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0009",
             "0010",
             "0011",
+            "0012",
         ]
         assert await apply_migrations(db.engine) == [
             "0001",
@@ -50,6 +63,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0009",
             "0010",
             "0011",
+            "0012",
         ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []
@@ -74,6 +88,9 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "event_subscriptions",
             "event_deliveries",
             "connection_keys",
+            "automations",
+            "automation_triggers",
+            "automation_runs",
         } <= tables
         assert diff == []
     finally:
@@ -95,10 +112,25 @@ async def test_foreign_keys_cascade_when_an_organization_is_deleted(tmp_db: str)
                 values, ConnectionSecrets(), user.id
             )
             await VirtualMcpService(session, org.id).create({"title": "v"}, [Member(connection.id, "c")], user.id)
+            owner = await member_principal(session, user.id, org.slug)
+            automations_ = AutomationService(session, org.id)
+            automation = await automations_.create(owner, "a", connection.id, "t", {"x": {"$event": "/data"}})
+            await automations_.add_trigger(owner, automation.id, cron="* * * * *")
+            await automations_.add_trigger(owner, automation.id, event_type="a.b")
         async with db.transaction() as session:
             await OrganizationService(session).delete(org.id)
         async with db.transaction() as session:
-            for table in (members, api_keys, connections, virtual_mcps, virtual_mcp_connections):
+            for table in (
+                members,
+                api_keys,
+                connections,
+                virtual_mcps,
+                virtual_mcp_connections,
+                automations,
+                automation_triggers,
+                event_subscriptions,
+                events,
+            ):
                 assert await session.scalar(select(func.count()).select_from(table)) == 0, table.name
     finally:
         await db.close()

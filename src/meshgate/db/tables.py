@@ -426,3 +426,54 @@ event_deliveries = Table(
     Index(None, "status", "next_attempt_at"),
     Index(None, "subscription_id", "status"),
 )
+
+# --- automations (a tool called when an event matches or a cron fires; see meshgate.events.automations) -----
+
+automations = Table(
+    "automations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", String(1000), nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("owner_id", ID, nullable=False),  # runs call the tool with this user's permissions at the time
+    Column("connection_id", ID, nullable=False),  # no foreign key: runs and history outlive a removed connection
+    Column("tool_name", String(200), nullable=False),
+    Column("arguments", JSON, nullable=False),  # the arguments template (see meshgate.events.templates)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "organization_id", "name"),
+)
+
+automation_triggers = Table(
+    "automation_triggers",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("automation_id", ID, ForeignKey("automations.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(8), nullable=False),  # event | cron
+    # The subscription that brings the trigger's events (a cron trigger's: its own recurring event's firings).
+    Column("subscription_id", ID, ForeignKey("event_subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("recurring_event_id", ID, nullable=True),  # cron: the recurring event that fires it
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("subscription_id"),
+    Index(None, "automation_id"),
+)
+
+automation_runs = Table(
+    "automation_runs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("automation_id", ID, ForeignKey("automations.id", ondelete="CASCADE"), nullable=False),
+    Column("trigger_id", ID, nullable=True),  # none for AUTOMATION_RUN; kept after the trigger is removed
+    Column("event_id", ID, nullable=True),
+    Column("event_type", String(200), nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # ok | error | refused
+    Column("result", Text, nullable=True),  # the tool's result as JSON, cut to 4 KiB
+    Column("error", String(500), nullable=True),
+    Index(None, "automation_id", "started_at"),
+)

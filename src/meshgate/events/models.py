@@ -12,6 +12,8 @@ from meshgate.errors import InvalidInput
 SPEC_VERSION = "1.0"
 JSON_CONTENT = "application/json"
 MESHGATE_SOURCE = "meshgate"  # the source of meshgate's own events (connection created, member added ...)
+# The source of an automation's cron firings (`automation:<trigger id>`): they reach that trigger only.
+AUTOMATION_SOURCE_PREFIX = "automation:"
 
 TOPIC_PREFIX = "event:"
 

@@ -27,6 +27,7 @@ from meshgate.db.tables import event_deliveries, event_subscriptions, events
 from meshgate.errors import Conflict, InvalidInput, NotFound
 from meshgate.events.filters import matches
 from meshgate.events.models import (
+    AUTOMATION_SOURCE_PREFIX,
     CANCELLED,
     DEAD,
     DELIVERED,
@@ -161,11 +162,12 @@ class EventService:
             )
         ).all()
         attributes = event.attributes()
+        private = event.source.startswith(AUTOMATION_SOURCE_PREFIX)  # a cron trigger's firing: for it alone
         wanted = [
             row.id
             for row in rows
             if type_matches(row.event_type, event.type)
-            and (row.publisher is None or row.publisher == event.source)
+            and (row.publisher == event.source or (row.publisher is None and not private))
             and matches(row.filter, attributes)
         ]
         if not wanted:
@@ -279,6 +281,10 @@ class EventService:
             raise NotFound(f"event {event_id[:80]} not found")
         if row.status not in ("scheduled", "recurring"):
             raise Conflict(f"event {event_id} is {row.status}: only scheduled and recurring events can be cancelled")
+        if str(row.source).startswith(AUTOMATION_SOURCE_PREFIX):
+            raise Conflict(
+                f"event {event_id} is an automation's cron trigger: remove it with AUTOMATION_TRIGGER_REMOVE"
+            )
         await self._session.execute(
             update(events).where(events.c.id == event_id).values(status=CANCELLED, due_at=None, recurring_key=None)
         )

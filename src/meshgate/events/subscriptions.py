@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import SELF, Principal
@@ -121,6 +121,8 @@ class SubscriptionService:
 
     async def unsubscribe(self, principal: Principal, subscription_id: str) -> Subscription:
         found = await self.subscription(subscription_id)
+        if found.connection_id is None and found.webhook_url is None:
+            raise Conflict(f"subscription {subscription_id} is an automation's trigger: use AUTOMATION_TRIGGER_REMOVE")
         if found.connection_id is None:
             _may_read(principal)
         else:
@@ -141,7 +143,11 @@ class SubscriptionService:
         return _subscription(row)
 
     async def subscriptions(self, connection_id: str | None = None) -> list[Subscription]:
-        query = select(event_subscriptions).where(event_subscriptions.c.organization_id == self._org)
+        query = select(event_subscriptions).where(
+            event_subscriptions.c.organization_id == self._org,
+            # an automation's triggers are listed with it (AUTOMATION_GET), not here
+            or_(event_subscriptions.c.connection_id.is_not(None), event_subscriptions.c.webhook_url.is_not(None)),
+        )
         if connection_id is not None:
             query = query.where(event_subscriptions.c.connection_id == connection_id)
         rows = (await self._session.execute(query.order_by(event_subscriptions.c.created_at))).all()

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from meshgate.errors import InvalidInput
+from meshgate.events.automation_tools import TOOLS as AUTOMATION_TOOLS
 from meshgate.events.models import DELIVERY_STATES
 from meshgate.events.service import EventService, author_of, source_of
 from meshgate.events.subscriptions import SubscriptionService, subscriber_of
@@ -224,4 +225,5 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     ToolSpec("EVENT_LIST", "List events, newest first.", EventListInput, event_list, read_only=True),
     ToolSpec("EVENT_GET", "An event with the state of each delivery.", EventIdInput, event_get, read_only=True),
+    *AUTOMATION_TOOLS,
 ]

@@ -11,6 +11,7 @@ permissions at the time (narrowed to the subscriber's ON_EVENTS), so it is permi
 subscription a connection made for itself is delivered as that connection, allowed only its own ON_EVENTS.
 The subscriber's answer decides (`outcomes.py`); a failed attempt is retried with exponential backoff and
 jitter. A webhook gets each event as one signed request (`webhooks.py`) while its creator may still read events.
+A delivery to an automation's trigger runs the automation (`runs.py`), once per event.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ from meshgate.calls.models import CallContext, Target
 from meshgate.calls.service import CallService
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.rows import utc_now
-from meshgate.db.tables import event_deliveries, event_subscriptions, events, organizations
+from meshgate.db.tables import automation_triggers, event_deliveries, event_subscriptions, events, organizations
 from meshgate.errors import MeshgateError, NotFound, PermissionDenied
 from meshgate.events.models import DEAD, DELIVERED, PENDING, CloudEvent
 from meshgate.events.outcomes import Outcome, answer_of, decided, failed
+from meshgate.events.runs import AutomationRunner, Fired
 from meshgate.events.schedules import fire_due
 from meshgate.events.service import WAKE_TOPIC, event_of
 from meshgate.events.subscriptions import DELIVERY_TOOL, webhook_context
@@ -81,6 +83,8 @@ class _Claimed:
     created_by: str
     attempts: int
     event: CloudEvent
+    automation_id: str | None = None  # an automation's trigger: the delivery runs the automation
+    trigger_id: str | None = None
 
 
 class EventWorker:
@@ -109,6 +113,8 @@ class EventWorker:
         self.clock = clock  # the event bus's time in this process (tools publish and schedule by it too)
         self.jitter = jitter
         self.name = f"worker-{secrets.token_hex(6)}"
+        clock_now = lambda: self.clock()  # noqa: E731, PLW0108  (tests replace the clock after construction)
+        self.automations = AutomationRunner(db, calls, clock_now, f"meshgate-automations/{self.name}")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         db.subscribe(self._heard)
@@ -200,6 +206,8 @@ class EventWorker:
                     event_subscriptions.c.webhook_url,
                     event_subscriptions.c.webhook_secret,
                     event_subscriptions.c.created_by,
+                    automation_triggers.c.automation_id,
+                    automation_triggers.c.id.label("trigger_id"),
                     events.c.id,
                     events.c.source,
                     events.c.type,
@@ -210,6 +218,7 @@ class EventWorker:
                 )
                 .join(event_subscriptions, event_subscriptions.c.id == event_deliveries.c.subscription_id)
                 .join(events, events.c.id == event_deliveries.c.event_id)
+                .outerjoin(automation_triggers, automation_triggers.c.subscription_id == event_subscriptions.c.id)
                 .where(
                     event_deliveries.c.id.in_(candidates),
                     event_deliveries.c.lease_owner == self.name,
@@ -229,12 +238,17 @@ class EventWorker:
                 created_by=row.created_by,
                 attempts=row.attempts,
                 event=event_of(row),
+                automation_id=row.automation_id,
+                trigger_id=row.trigger_id,
             )
             for row in rows
         ]
 
     async def _deliver(self, batch: Sequence[_Claimed]) -> None:
         first = batch[0]
+        if first.automation_id is not None:
+            await self._record(batch, await self._run_automation(batch))
+            return
         if first.connection_id is None:
             await self._record(batch, await self._post(batch))
             return
@@ -259,6 +273,16 @@ class EventWorker:
             answer = answer_of(result)
             outcomes = {item.delivery_id: decided(answer, item.event.id, self.policy.max_retry_s) for item in batch}
         await self._record(batch, outcomes)
+
+    async def _run_automation(self, batch: Sequence[_Claimed]) -> dict[str, Outcome]:
+        """One run of the automation per event, in the order they were published."""
+        outcomes: dict[str, Outcome] = {}
+        for item in batch:
+            fired = Fired(item.event, item.trigger_id)
+            outcomes[item.delivery_id] = await self.automations.on_event(
+                item.organization_id, item.automation_id or "", fired
+            )
+        return outcomes
 
     async def _post(self, batch: Sequence[_Claimed]) -> dict[str, Outcome]:
         """Each event to the webhook, one signed request each, while the creator may still read events."""
