@@ -58,7 +58,7 @@ async def test_a_published_event_reaches_matching_subscribers_through_on_events(
         assert await worker.run_once() == 0  # nothing is delivered twice
         assert gateway.runtime.metrics is not None
         scraped = gateway.runtime.metrics.render().decode()
-        assert "meshgate_events_published_total 1.0" in scraped
+        assert "meshgate_events_published_total 2.0" in scraped  # with meshgate.connection.created of the set-up
         assert 'meshgate_event_deliveries_total{outcome="delivered"} 2.0' in scraped
         assert "meshgate_event_delivery_latency_seconds_count 2.0" in scraped
 
