@@ -22,7 +22,7 @@ MANUAL_TYPE = "meshgate.automation.manual"
 
 class CreateInput(ToolInput):
     name: str = Field(max_length=200, description="A name for people")
-    description: str | None = Field(default=None, max_length=1000)
+    description: str | None = Field(default=None, max_length=1000, description="What the automation is for")
     connectionId: str = Field(max_length=36, description="The connection whose tool is called")  # noqa: N815  (MCP Mesh's field names)
     toolName: str = Field(max_length=200, description="The tool called on every run")  # noqa: N815  (MCP Mesh's field names)
     arguments: dict[str, Any] = Field(default_factory=dict, description=_ARGUMENTS)
@@ -31,12 +31,12 @@ class CreateInput(ToolInput):
 
 class UpdateInput(ToolInput):
     id: str = Field(max_length=36, description="An automation id")
-    name: str | None = Field(default=None, max_length=200)
-    description: str | None = Field(default=None, max_length=1000)
-    connectionId: str | None = Field(default=None, max_length=36)  # noqa: N815  (MCP Mesh's field names)
-    toolName: str | None = Field(default=None, max_length=200)  # noqa: N815  (MCP Mesh's field names)
+    name: str | None = Field(default=None, max_length=200, description="A new name")
+    description: str | None = Field(default=None, max_length=1000, description="What the automation is for")
+    connectionId: str | None = Field(default=None, max_length=36, description="Another connection to call")  # noqa: N815  (MCP Mesh's field names)
+    toolName: str | None = Field(default=None, max_length=200, description="Another tool to call")  # noqa: N815  (MCP Mesh's field names)
     arguments: dict[str, Any] | None = Field(default=None, description=_ARGUMENTS)
-    enabled: bool | None = None
+    enabled: bool | None = Field(default=None, description="Whether triggers run it")
 
 
 class IdInput(ToolInput):
@@ -69,8 +69,8 @@ class TriggerRemoveInput(ToolInput):
 
 class TestEvent(ToolInput):
     type: str = Field(default=MANUAL_TYPE, description="The event type")
-    subject: str | None = Field(default=None, max_length=1024)
-    data: Any = None
+    subject: str | None = Field(default=None, max_length=1024, description="The event subject")
+    data: Any = Field(default=None, description="The event data")
 
 
 class RunInput(ToolInput):
