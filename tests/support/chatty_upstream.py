@@ -1,5 +1,6 @@
-"""A handshake-era MCP server whose one tool never answers: `tools/call endless` streams a log notification
-about every millisecond until the client goes away (a chatty upstream, to test call deadlines).
+"""A handshake-era MCP server with two hostile tools: `tools/call endless` streams a log notification about
+every millisecond until the client goes away (a chatty upstream, to test call deadlines); `tools/call huge`
+answers with one 15 MiB SSE event sent in 1 KiB chunks (to test that parsing it stalls nobody).
 
 Run: python -m support.chatty_upstream --port N [--token T]
 Raw ASGI on uvicorn, so nothing between the test and the bytes on the wire.
@@ -17,8 +18,11 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 TOOLS = [
-    {"name": "endless", "description": "Streams notifications and never answers", "inputSchema": {"type": "object"}}
+    {"name": "endless", "description": "Streams notifications and never answers", "inputSchema": {"type": "object"}},
+    {"name": "huge", "description": "Answers with one 15 MiB event in 1 KiB chunks", "inputSchema": {"type": "object"}},
 ]
+HUGE_BYTES = 15 * 1024 * 1024
+CHUNK = 1024
 TOKEN: list[str | None] = [None]
 
 
@@ -63,6 +67,18 @@ async def _chatter(receive: Receive, send: Send) -> None:
         watcher.cancel()
 
 
+async def _huge(request_id: Any, send: Send) -> None:
+    """One `message` event holding a 15 MiB text result, written 1 KiB at a time."""
+    headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    text = "x" * HUGE_BYTES
+    answer = {"jsonrpc": "2.0", "id": request_id, "result": {"content": [{"type": "text", "text": text}]}}
+    event = b"event: message\ndata: " + json.dumps(answer).encode() + b"\n\n"
+    for start in range(0, len(event), CHUNK):
+        await send({"type": "http.response.body", "body": event[start : start + CHUNK], "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         await receive()  # lifespan.startup
@@ -93,6 +109,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _json(send, 200, {**answer, "result": {"tools": TOOLS}})
     elif method == "ping":
         await _json(send, 200, {**answer, "result": {}})
+    elif method == "tools/call" and message["params"].get("name") == "huge":
+        await _huge(message["id"], send)
     elif method == "tools/call":
         await _chatter(receive, send)
     else:
