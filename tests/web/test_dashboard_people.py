@@ -117,3 +117,27 @@ def test_an_invitation_link_adds_a_new_person_once(browser: Browser, web_gateway
     expect(page.get_by_role("row").filter(has_text="joiner@example.com")).to_be_visible()
     expect(page.get_by_role("row").filter(has_text="anyone with the link")).to_have_count(0)
     admin.close()
+
+
+def test_an_admin_is_offered_no_control_over_an_owner(browser: Browser, web_gateway: Gateway) -> None:
+    owner = run_async(new_person, web_gateway, "Owned Inc")
+    admin = run_async(add_member, web_gateway, owner.organization_id, "admin")
+    member = run_async(add_member, web_gateway, owner.organization_id)
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    log_in(page, web_gateway, admin.email, admin.password)
+    page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="Members").click()
+
+    owner_row = page.get_by_role("row").filter(has_text=owner.email)
+    expect(owner_row).to_contain_text("owner")
+    expect(owner_row.get_by_role("button")).to_have_count(0)
+    expect(owner_row.get_by_role("combobox")).to_have_count(0)
+    # The member's row keeps its controls, without `owner` among the choices (only owners hand it out).
+    member_row = page.get_by_role("row").filter(has_text=member.email)
+    expect(member_row.get_by_role("button", name="Change")).to_be_visible()
+    expect(member_row.get_by_role("button", name=f"Remove {member.email}")).to_be_visible()
+    choices = page.get_by_label(f"Role of {member.email}").locator("option").all_inner_texts()
+    assert "owner" not in choices and "admin" in choices, choices
+    invite_choices = page.get_by_label("Role", exact=True).first.locator("option").all_inner_texts()
+    assert "owner" not in invite_choices, invite_choices
+    context.close()

@@ -52,6 +52,9 @@ class MemberPages:
             section="members",
             members=[as_dict(m) for m in as_list(listed["items"])],
             role_names=await self._role_names(visit),
+            # Only owners hand out or take away `owner` (the member service refuses anyone else): an admin is
+            # offered no control on an owner and no `owner` choice.
+            visitor_is_owner=visit.principal.role == "owner",
             invitations=invitations,
             invite_expiry=INVITE_EXPIRY,
             **context,
