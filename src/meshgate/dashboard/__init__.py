@@ -42,6 +42,8 @@ class DashboardPages:
             *SettingsPages(d).routes(),
             *VirtualPages(d).routes(),
             *InvitationPages(web).routes(),
+            # Last: any other path under /app is a page that says so, never a bare JSON 404.
+            Route("/app/{rest:path}", self.unknown, methods=["GET"]),
         ]
 
     async def home(self, request: Request) -> Response:
@@ -61,6 +63,18 @@ class DashboardPages:
                 message="You are not a member of any organization.",
             )
         return RedirectResponse(f"{web.base}/app/{organizations[0].slug}/connections", status_code=303)
+
+    async def unknown(self, request: Request) -> Response:
+        web = self._dashboard.web
+        return web.page(
+            request,
+            "message.html",
+            404,
+            heading="Page not found",
+            message=f"There is no dashboard page at {request.url.path}.",
+            back_url=f"{web.base}/app",
+            back_label="Go to the dashboard",
+        )
 
     async def script(self, _request: Request) -> Response:
         headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"}
