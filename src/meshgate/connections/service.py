@@ -79,6 +79,18 @@ def _context(connection_id: str) -> bytes:
     return f"connection:{connection_id}".encode()
 
 
+class ConnectionInUse(Conflict):
+    """Deleting a connection that virtual MCPs still use: `users` names them (id, title) so a page can link them."""
+
+    def __init__(self, title: str, users: list[tuple[str, str]]) -> None:
+        named = ", ".join(f"{name} ({virtual_id})" for virtual_id, name in users)
+        super().__init__(
+            f"connection {title} is used by virtual MCPs {named}: "
+            "remove it from them (COLLECTION_VIRTUAL_MCP_UPDATE) before deleting it"
+        )
+        self.users = users
+
+
 class ConnectionService:
     """Creates, reads, changes and deletes the connections of one organization."""
 
@@ -223,11 +235,7 @@ class ConnectionService:
             )
         ).all()
         if users:
-            named = ", ".join(f"{row.title} ({row.id})" for row in users)
-            raise Conflict(
-                f"connection {connection.title} is used by virtual MCPs {named}: "
-                "remove it from them (COLLECTION_VIRTUAL_MCP_UPDATE) before deleting it"
-            )
+            raise ConnectionInUse(connection.title, [(str(row.id), str(row.title)) for row in users])
         await self._session.execute(delete(connections).where(connections.c.id == connection_id))
         await announce_change(self._session, connection_topic(connection_id))
         notify(self._session, Notice(self._org, "meshgate.connection.deleted", connection_id, _described(connection)))

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from meshgate.connections.service import ConnectionInUse
 from meshgate.dashboard._calls import ToolCaller
 from meshgate.dashboard._core import Dashboard, Form, Visit, field, optional
 from meshgate.dashboard._schema import RAW, arguments_from, fields_of
@@ -103,7 +104,19 @@ class ConnectionPages:
         return self._d.back(visit, f"/connections/{connection['id']}", "connection-updated")
 
     async def delete(self, request: Request, visit: Visit, _form: Form) -> Response:
-        await self._d.tool(visit, "COLLECTION_CONNECTIONS_DELETE", {"id": str(request.path_params["id"])})
+        try:
+            await self._d.tool(visit, "COLLECTION_CONNECTIONS_DELETE", {"id": str(request.path_params["id"])})
+        except ConnectionInUse as error:
+            links = [(f"{visit.root}/virtual/{virtual_id}", title) for virtual_id, title in error.users]
+            return self._d.page(
+                request,
+                visit,
+                "dashboard/problem.html",
+                error.http_status,
+                heading="Connection in use",
+                message="Virtual MCPs use this connection. Remove it from each of them, then delete it again:",
+                links=links,
+            )
         return self._d.back(visit, "/connections", "connection-deleted")
 
     async def test(self, request: Request, visit: Visit, _form: Form) -> Response:
