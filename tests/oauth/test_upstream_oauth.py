@@ -247,9 +247,9 @@ async def test_a_pre_registered_client_is_used_and_tokens_are_sealed(
         async with db.transaction() as session:
             rows = (
                 await session.execute(
-                    select(connection_oauth.c.sealed, connections.c.secrets).where(
-                        connection_oauth.c.connection_id == conn["id"], connections.c.id == conn["id"]
-                    )
+                    select(connection_oauth.c.sealed, connections.c.secrets)
+                    .join(connections, connections.c.id == connection_oauth.c.connection_id)
+                    .where(connections.c.id == conn["id"])
                 )
             ).all()
     finally:
