@@ -52,8 +52,6 @@ class MemberPages:
             section="members",
             members=[as_dict(m) for m in as_list(listed["items"])],
             role_names=await self._role_names(visit),
-            # Only owners hand out or take away `owner` (the member service refuses anyone else): an admin is
-            # offered no control on an owner and no `owner` choice.
             visitor_is_owner=visit.principal.role == "owner",
             invitations=invitations,
             invite_expiry=INVITE_EXPIRY,
@@ -105,10 +103,13 @@ class MemberPages:
         return self._d.back(visit, "/members", "invitation-withdrawn")
 
     async def _role_names(self, visit: Visit) -> list[str]:
+        """The roles the visitor may give. Only owners hand out or take away `owner` (the member service refuses
+        anyone else), so an admin is offered no `owner` choice and no control on an owner's row."""
         custom: list[str] = []
         if visit.can("ROLE_LIST"):
             custom = [str(as_dict(r)["name"]) for r in as_list((await self._d.tool(visit, "ROLE_LIST"))["items"])]
-        return [*BUILTIN_ROLES, *custom]
+        builtin = [r for r in BUILTIN_ROLES if r != "owner" or visit.principal.role == "owner"]
+        return [*builtin, *custom]
 
     # --- roles -----------------------------------------------------------------------------------------
 
