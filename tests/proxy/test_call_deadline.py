@@ -13,32 +13,29 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from conftest import new_owner
-from support.gateway import Gateway, Owner, free_port, spawn_server
+from support.chatty_upstream import start_chatty
+from support.gateway import Gateway, Owner, Upstream
 from support.mcp_client import call, connect
-from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
-TOKEN = remember_secret("chatty-upstream-token-3141")
 CALL_TIMEOUT_MS = 3000
 NEVER_STALLS_S = 10  # a generous outer bound; the asserted bound is below
 ENDS_WITHIN_S = 4.5
 
 
 @pytest.fixture(scope="module")
-def chatty() -> Iterator[str]:
-    port = free_port()
-    process = spawn_server("support.chatty_upstream", port, ["--port", str(port), "--token", TOKEN])
-    yield f"http://127.0.0.1:{port}/mcp"
-    process.kill()
-    process.wait(timeout=10)
+def chatty() -> Iterator[Upstream]:
+    upstream = start_chatty()
+    yield upstream
+    upstream.kill()
 
 
-async def _chatty_connection(gateway: Gateway, owner: Owner, url: str) -> str:
+async def _chatty_connection(gateway: Gateway, owner: Owner, chatty: Upstream) -> str:
     data = {
         "title": "Chatty",
         "connection_type": "HTTP",
-        "connection_url": url,
-        "connection_token": TOKEN,
+        "connection_url": chatty.url,
+        "connection_token": chatty.token,
         "call_timeout_ms": CALL_TIMEOUT_MS,
     }
     async with connect(gateway.mcp_url, owner.api_key) as client:
@@ -49,7 +46,7 @@ async def _chatty_connection(gateway: Gateway, owner: Owner, url: str) -> str:
 
 @pytest.mark.finding(11)
 async def test_a_proxied_call_to_a_chatty_upstream_ends_with_a_timeout_at_its_call_timeout(
-    gateway: Gateway, chatty: str
+    gateway: Gateway, chatty: Upstream
 ) -> None:
     owner = await new_owner(gateway)
     conn_id = await _chatty_connection(gateway, owner, chatty)
@@ -63,7 +60,7 @@ async def test_a_proxied_call_to_a_chatty_upstream_ends_with_a_timeout_at_its_ca
 
 @pytest.mark.finding(11)
 async def test_a_rest_call_to_a_chatty_upstream_ends_with_a_timeout_at_its_call_timeout(
-    gateway: Gateway, chatty: str
+    gateway: Gateway, chatty: Upstream
 ) -> None:
     owner = await new_owner(gateway)
     conn_id = await _chatty_connection(gateway, owner, chatty)
@@ -83,7 +80,7 @@ async def test_a_rest_call_to_a_chatty_upstream_ends_with_a_timeout_at_its_call_
 
 @pytest.mark.finding(11)
 async def test_a_virtual_mcp_call_to_a_chatty_upstream_ends_with_a_timeout_at_its_call_timeout(
-    gateway: Gateway, chatty: str
+    gateway: Gateway, chatty: Upstream
 ) -> None:
     owner = await new_owner(gateway)
     conn_id = await _chatty_connection(gateway, owner, chatty)

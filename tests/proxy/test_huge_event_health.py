@@ -12,29 +12,26 @@ import httpx
 import pytest
 
 from conftest import new_owner
-from support.gateway import Gateway, free_port, spawn_server
+from support.chatty_upstream import start_chatty
+from support.gateway import Gateway, Upstream
 from support.mcp_client import call, connect
-from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
-TOKEN = remember_secret("huge-event-upstream-token-2718")
 NEVER_STALLS_S = 60
 HEALTH_BOUND_S = 1.0
 
 
 @pytest.fixture(scope="module")
-def hostile() -> Iterator[str]:
-    port = free_port()
-    process = spawn_server("support.chatty_upstream", port, ["--port", str(port), "--token", TOKEN])
-    yield f"http://127.0.0.1:{port}/mcp"
-    process.kill()
-    process.wait(timeout=10)
+def chatty() -> Iterator[Upstream]:
+    upstream = start_chatty()
+    yield upstream
+    upstream.kill()
 
 
 @pytest.mark.finding(4)
-async def test_health_answers_while_an_upstream_pushes_a_15_mib_event(gateway: Gateway, hostile: str) -> None:
+async def test_health_answers_while_an_upstream_pushes_a_15_mib_event(gateway: Gateway, chatty: Upstream) -> None:
     owner = await new_owner(gateway)
-    data = {"title": "Huge", "connection_type": "HTTP", "connection_url": hostile, "connection_token": TOKEN}
+    data = {"title": "Huge", "connection_type": "HTTP", "connection_url": chatty.url, "connection_token": chatty.token}
     async with connect(gateway.mcp_url, owner.api_key) as client:
         made = await call(client, "COLLECTION_CONNECTIONS_CREATE", {"data": data})
     assert made["status"] == "active", made

@@ -2,7 +2,7 @@
 every millisecond until the client goes away (a chatty upstream, to test call deadlines); `tools/call huge`
 answers with one 15 MiB SSE event sent in 1 KiB chunks (to test that parsing it stalls nobody).
 
-Run: python -m support.chatty_upstream --port N [--token T]
+Run: python -m support.chatty_upstream --port N [--token T]; tests start it with `start_chatty()`.
 Raw ASGI on uvicorn, so nothing between the test and the bytes on the wire.
 """
 
@@ -17,6 +17,9 @@ from typing import Any
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from support.gateway import Upstream, free_port, spawn_server
+from support.secrets import remember_secret
+
 TOOLS = [
     {"name": "endless", "description": "Streams notifications and never answers", "inputSchema": {"type": "object"}},
     {"name": "huge", "description": "Answers with one 15 MiB event in 1 KiB chunks", "inputSchema": {"type": "object"}},
@@ -24,6 +27,7 @@ TOOLS = [
 HUGE_BYTES = 15 * 1024 * 1024
 CHUNK = 1024
 TOKEN: list[str | None] = [None]
+CHATTY_TOKEN = remember_secret("chatty-upstream-token-3141")
 
 
 async def _json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -115,6 +119,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _chatter(receive, send)
     else:
         await _json(send, 200, {**answer, "error": {"code": -32601, "message": f"no method {method}"}})
+
+
+def start_chatty() -> Upstream:
+    """This server in a process of its own, behind a bearer token; `kill()` it when done."""
+    port = free_port()
+    args = ["--port", str(port), "--token", CHATTY_TOKEN]
+    return Upstream(port, CHATTY_TOKEN, spawn_server("support.chatty_upstream", port, args))
 
 
 def main() -> None:
