@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,13 @@ def test_version_prints_the_package_version(tmp_path: Path) -> None:
     result = run_cli(gateway_env("sqlite:///unused.db", tmp_path), "version")
     assert result.returncode == 0
     assert result.stdout.strip() == __version__
+
+
+def test_commands_that_do_not_serve_do_not_load_the_web_app_or_the_mcp_sdk() -> None:
+    """The MCP SDK costs over a second of imports; `migrate`, `rotate-key` and `bootstrap` start without it."""
+    probe = "import sys, meshgate.cli; print(sorted(m for m in ('mcp', 'meshgate.app') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]"
 
 
 def test_bootstrap_prints_json_once_and_fails_cleanly_the_second_time(tmp_db: str, tmp_path: Path) -> None:

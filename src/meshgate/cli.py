@@ -14,7 +14,6 @@ import orjson
 import uvicorn
 
 from meshgate import __version__
-from meshgate.app import create_app
 from meshgate.bootstrap import BootstrapResult, bootstrap_owner
 from meshgate.db.database import Database
 from meshgate.db.migrate import apply_migrations
@@ -114,6 +113,8 @@ def serve(host: str | None, port: int | None, local_mode: bool) -> None:
     applied = _run(_prepare(settings))
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))  # type: ignore[arg-type]
+    from meshgate.app import create_app  # noqa: PLC0415  (the MCP SDK behind it costs >1 s; only serve needs it)
+
     app = create_app(settings)
     config = uvicorn.Config(
         app,
