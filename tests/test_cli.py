@@ -6,13 +6,14 @@ import json
 import stat
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from meshgate import __version__
 from meshgate.settings import load_settings
-from support.gateway import gateway_env, run_cli
+from support.gateway import gateway_env, rpc, run_cli, start_gateway
 
 
 def test_version_prints_the_package_version(tmp_path: Path) -> None:
@@ -26,6 +27,53 @@ def test_commands_that_do_not_serve_do_not_load_the_web_app_or_the_mcp_sdk() -> 
     probe = "import sys, meshgate.cli; print(sorted(m for m in ('mcp', 'meshgate.app') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
+
+
+_SERVE_PROBE = """
+import asyncio, sys
+from meshgate.db.database import Database
+from meshgate.db.migrate import apply_migrations
+from meshgate.app import create_app
+from meshgate.cli import _settings
+
+async def prepare():
+    db = Database(sys.argv[1])
+    try:
+        return await apply_migrations(db.engine)
+    finally:
+        await db.close()
+
+applied = asyncio.run(prepare())
+create_app(_settings())
+print(applied, sorted(m for m in ("alembic", "mcp") if m in sys.modules))
+"""
+
+
+def test_serving_a_migrated_database_loads_neither_alembic_nor_the_mcp_sdk(tmp_db: str, tmp_path: Path) -> None:
+    """What `serve` does before it listens: check the schema (one query when it is current) and build the app.
+    Alembic loads only when a migration is pending, the SDK only with the first `/mcp` request."""
+    env = gateway_env(tmp_db, tmp_path)
+    assert run_cli(env, "migrate").returncode == 0
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE_PROBE, tmp_db], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[] []"
+
+
+def test_concurrent_first_management_requests_all_get_the_tools(tmp_db: str, tmp_path: Path) -> None:
+    """The SDK is loaded by whichever `/mcp` request comes first; the others wait for it, none fails."""
+    gateway = start_gateway(tmp_db, tmp_path)
+    try:
+        owner = gateway.bootstrap("first-calls@example.com")
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        headers = {"mcp-protocol-version": "2025-11-25"}
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda _: rpc(gateway.mcp_url, body, key=owner.api_key, headers=headers), range(6)))
+        assert [answer.status_code for answer in answers] == [200] * 6
+        assert all(any(t["name"] == "API_KEY_CREATE" for t in a.json()["result"]["tools"]) for a in answers)
+    finally:
+        assert gateway.stop() == 0
 
 
 def test_bootstrap_prints_json_once_and_fails_cleanly_the_second_time(tmp_db: str, tmp_path: Path) -> None:

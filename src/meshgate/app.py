@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,9 +28,8 @@ from meshgate.identity.routes import LoginPages
 from meshgate.identity.tools import TOOLS as IDENTITY_TOOLS
 from meshgate.jsonrpc import INVALID_REQUEST, rpc_error
 from meshgate.keycheck import verify_vault_key
-from meshgate.mcp.middleware import hide_internal_errors
+from meshgate.mcp.endpoint import PRINCIPAL_SCOPE_KEY, ManagementSessions
 from meshgate.mcp.registry import ToolRegistry
-from meshgate.mcp.server import PRINCIPAL_SCOPE_KEY, build_management_server
 from meshgate.monitoring.tools import TOOLS as MONITORING_TOOLS
 from meshgate.oauth.callback import UpstreamCallback
 from meshgate.oauth.routes import OAuthEndpoints
@@ -129,11 +127,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     `clock` (epoch seconds) decides when OAuth tokens and credentials expire; tests pass their own."""
     runtime = Runtime.build(settings, clock=clock)
     registry = build_registry()
-    server = build_management_server(runtime, registry)
-    server.middleware.append(hide_internal_errors)
-    sessions = StreamableHTTPSessionManager(
-        app=server, stateless=True, json_response=True, max_request_body_size=settings.max_body_bytes
-    )
+    sessions = ManagementSessions(runtime, registry)
     admission = Admission(
         authenticate=runtime.authenticator.authenticate,
         policy=OriginPolicy.for_public_url(settings.public_url, settings.allowed_hosts, settings.allowed_origins),
@@ -146,7 +140,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         return f"{settings.public_url}/.well-known/oauth-protected-resource{path}"
 
     guard = McpGuard(
-        sessions.handle_request,
+        sessions,
         admission=admission,
         resource_metadata_url=resource_metadata,
         scope_key=PRINCIPAL_SCOPE_KEY,
@@ -164,9 +158,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         gc.collect()
         gc.freeze()
         try:
-            async with sessions.run():
-                yield
+            yield
         finally:
+            await sessions.stop()
             await watch.stop()
             await runtime.stop()
 

@@ -7,12 +7,13 @@ import os
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select
 
 from meshgate.connections.models import ConnectionSecrets
 from meshgate.connections.service import ConnectionService
 from meshgate.db.database import Database
-from meshgate.db.migrate import apply_migrations, pending_migrations
+from meshgate.db.migrate import alembic_config, apply_migrations, newest_revision, pending_migrations
 from meshgate.db.tables import (
     api_keys,
     automation_triggers,
@@ -32,6 +33,11 @@ from meshgate.virtual.models import Member
 from meshgate.virtual.service import VirtualMcpService
 
 pytestmark = pytest.mark.anyio
+
+
+def test_the_newest_revision_read_from_the_file_names_is_alembics_head() -> None:
+    """`serve` skips loading Alembic when the database is at `newest_revision()`: it must be the real head."""
+    assert newest_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> None:

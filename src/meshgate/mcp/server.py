@@ -13,18 +13,19 @@ from typing import Any
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from meshgate import __version__
 from meshgate.access import SELF, Principal
 from meshgate.errors import MeshgateError, Unauthenticated
+from meshgate.mcp.endpoint import PRINCIPAL_SCOPE_KEY
 from meshgate.mcp.invoke import refusal, run_tool
+from meshgate.mcp.middleware import hide_internal_errors
 from meshgate.mcp.registry import ToolRegistry
 from meshgate.mcp.results import failure, success
 from meshgate.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-PRINCIPAL_SCOPE_KEY = "meshgate.principal"
 
 INSTRUCTIONS = (
     "meshgate administration: organizations, members, roles and API keys. "
@@ -81,4 +82,13 @@ def build_management_server(runtime: Runtime, registry: ToolRegistry) -> Server[
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         get_tool_input_schema=schemas.get,
+    )
+
+
+def management_sessions(runtime: Runtime, registry: ToolRegistry) -> StreamableHTTPSessionManager:
+    """The stateless session manager that serves `/mcp` (see `meshgate.mcp.endpoint`)."""
+    server = build_management_server(runtime, registry)
+    server.middleware.append(hide_internal_errors)
+    return StreamableHTTPSessionManager(
+        app=server, stateless=True, json_response=True, max_request_body_size=runtime.settings.max_body_bytes
     )
