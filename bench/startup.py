@@ -5,7 +5,8 @@ Run:  .venv/bin/python bench/startup.py [--runs 5]
 Each run starts `meshgate serve` with the shipped defaults on the embedded SQLite database in a fresh
 data directory that `meshgate bootstrap` has already migrated, and measures:
 
-- start: from spawning the process to the first 200 from `/health/live`;
+- start: from spawning the process to the first 200 from `/health/live`, and the CPU time the process
+  used until then (user plus system: less sensitive than wall time to other load on the machine);
 - RSS after start: the process's resident set (VmRSS) once `/health/live` answers;
 - first management call: one `tools/list` on `/mcp` (the MCP SDK is loaded on that first request) and
   the RSS after it.
@@ -48,6 +49,12 @@ def _rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def _cpu_s(pid: int) -> float:
+    """User plus system CPU seconds the process has used (less sensitive to machine load than wall time)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _wait_live(process: subprocess.Popen[bytes], url: str, started: float) -> float:
     """Seconds from `started` to the first 200 from `url`; raises if the process dies or the deadline passes."""
     with httpx.Client(timeout=1.0) as client:
@@ -82,13 +89,13 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _run_floor() -> tuple[float, float]:
+def _run_floor() -> tuple[float, float, float]:
     port = _free_port()
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, __file__, "--floor", str(port)])
     try:
         seconds = _wait_live(process, f"http://127.0.0.1:{port}/health/live", started)
-        return seconds, _rss_mb(process.pid)
+        return seconds, _rss_mb(process.pid), _cpu_s(process.pid)
     finally:
         _stop(process)
 
@@ -113,7 +120,7 @@ def _run_gateway() -> dict[str, float]:
         )
         try:
             seconds = _wait_live(process, f"http://127.0.0.1:{port}/health/live", started)
-            rss = _rss_mb(process.pid)
+            rss, cpu = _rss_mb(process.pid), _cpu_s(process.pid)
             call_started = time.perf_counter()
             answer = httpx.post(
                 f"http://127.0.0.1:{port}/mcp",
@@ -128,7 +135,13 @@ def _run_gateway() -> dict[str, float]:
             first_call = time.perf_counter() - call_started
             if answer.status_code != 200 or not answer.json().get("result", {}).get("tools"):
                 raise RuntimeError(f"tools/list answered {answer.status_code}: {answer.text[:300]}")
-            return {"start_s": seconds, "rss_mb": rss, "first_call_s": first_call, "rss_after_mb": _rss_mb(process.pid)}
+            return {
+                "start_s": seconds,
+                "cpu_s": cpu,
+                "rss_mb": rss,
+                "first_call_s": first_call,
+                "rss_after_mb": _rss_mb(process.pid),
+            }
         finally:
             _stop(process)
 
@@ -153,7 +166,7 @@ def main() -> None:
     if args.floor:
         _serve_floor(args.floor)
         return
-    floors: list[tuple[float, float]] = []
+    floors: list[tuple[float, float, float]] = []
     gateways: list[dict[str, float]] = []
     for run in range(args.runs):
         floors.append(_run_floor())
@@ -165,6 +178,7 @@ def main() -> None:
         )
     floor_s = statistics.median(f[0] for f in floors)
     floor_mb = statistics.median(f[1] for f in floors)
+    floor_cpu = statistics.median(f[2] for f in floors)
 
     def median(key: str) -> float:
         return statistics.median(g[key] for g in gateways)
@@ -172,6 +186,9 @@ def main() -> None:
     print(f"{'figure (median of ' + str(args.runs) + ' runs)':<40} {'meshgate':>10} {'floor':>10} {'ratio':>7}")
     print(
         f"{'start to /health/live':<40} {median('start_s'):>9.2f}s {floor_s:>9.2f}s {median('start_s') / floor_s:>6.2f}x"
+    )
+    print(
+        f"{'CPU used until then':<40} {median('cpu_s'):>9.2f}s {floor_cpu:>9.2f}s {median('cpu_s') / floor_cpu:>6.2f}x"
     )
     print(f"{'RSS after start':<40} {median('rss_mb'):>8.0f}MB {floor_mb:>8.0f}MB {median('rss_mb') / floor_mb:>6.2f}x")
     print(f"{'first management call (loads the SDK)':<40} {median('first_call_s'):>9.2f}s")

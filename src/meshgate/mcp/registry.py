@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class ToolInput(BaseModel):
     """Base of every tool input: unknown fields and silent type coercion are refused."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, defer_build=True)
 
 
 InputT = TypeVar("InputT", bound=ToolInput)
