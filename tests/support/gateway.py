@@ -159,6 +159,14 @@ def rpc(gateway_url: str, body: Any, *, key: str | None, headers: dict[str, str]
     return httpx.post(gateway_url, content=content, headers=all_headers, timeout=30)
 
 
+def manage(gateway: Gateway, key: str, tool: str, **arguments: Any) -> Any:
+    """The structured result of one management tool called with `key` (a tool error fails the test)."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+    result = rpc(gateway.mcp_url, body, key=key).json()["result"]
+    assert not result.get("isError"), result
+    return result["structuredContent"]
+
+
 @dataclass
 class Upstream:
     """A real SDK-built MCP server process (tests/support/upstream.py)."""

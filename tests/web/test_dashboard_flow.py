@@ -12,8 +12,9 @@ from playwright.sync_api import Browser, expect
 
 from support.audit import seed_history
 from support.browser import SCREENSHOTS, Login, add_member, log_in, run_async, shot
-from support.gateway import Gateway, Upstream
+from support.gateway import Gateway, Upstream, manage
 from support.oauth import Person, new_person
+from support.secrets import remember_secret
 
 
 def mcp_status(gateway: Gateway, key: str) -> int:
@@ -106,11 +107,18 @@ def test_admin_runs_the_gateway_from_the_browser(browser: Browser, web_gateway: 
     page.get_by_label("Name", exact=True).fill("Laptop client")
     page.get_by_label("Expires after").select_option(label="30 days")
     page.get_by_role("button", name="Create key").click()
-    value = page.get_by_label("Key value").input_value()
+    value = remember_secret(page.get_by_label("Key value").input_value())
     assert value.startswith("mg_")
     expect(page.get_by_role("button", name="Copy")).to_be_visible()
     shot(page, "08-api-key-created")
     assert mcp_status(web_gateway, value) == 200
+    # Reloading shows the keys without the value, and makes no second key (the form redirected).
+    page.reload()
+    expect(page.get_by_role("row").filter(has_text="Laptop client")).to_have_count(1)
+    expect(page.get_by_label("Key value")).to_have_count(0)
+    assert value not in page.content()
+    names = [key["name"] for key in manage(web_gateway, person.api_key, "API_KEY_LIST")["items"]]
+    assert names.count("Laptop client") == 1, names
     page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="API keys").click()
     assert value not in page.content()
     page.get_by_role("button", name="Revoke Laptop client").click()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -9,8 +11,9 @@ import pytest
 
 from conftest import key_for_user
 from support.browser import add_member
-from support.gateway import Gateway, Upstream, connection_request, rpc
+from support.gateway import Gateway, Upstream, connection_request, manage, rpc
 from support.oauth import forms_of, logged_in, new_person
+from support.secrets import remember_secret
 
 pytestmark = pytest.mark.anyio
 
@@ -34,7 +37,69 @@ async def test_forms_without_a_genuine_csrf_token_are_refused(web_gateway: Gatew
             assert refused.status_code == 403 and "Form expired" in refused.text
         assert "forged" not in (await http.get(f"{root}/keys")).text
         made = await http.post(f"{root}/keys", data={"name": "genuine", "csrf_token": token})
-        assert made.status_code == 200 and "genuine" in made.text
+        assert made.status_code == 303
+        assert "genuine" in (await http.get(made.headers["location"])).text
+
+
+@dataclass(frozen=True)
+class Create:
+    """A form that makes something with a secret: the page that shows it, its input, the tool that lists."""
+
+    posted_to: str
+    fields: dict[str, str]
+    shown_on: str
+    input_id: str
+    listing: str
+
+
+CREATES = [
+    pytest.param(Create("/keys", {"name": "shown-once"}, "/keys", "new-key-value", "API_KEY_LIST"), id="api-key"),
+    pytest.param(Create("/invitations", {"role": "member"}, "/members", "invite-link", "INVITATION_LIST"), id="invite"),
+    pytest.param(
+        Create(
+            "/members", {"email": "new@example.com", "role": "member"}, "/members", "invite-link", "INVITATION_LIST"
+        ),
+        id="member",
+    ),
+]
+
+
+@pytest.mark.parametrize("create", CREATES)
+async def test_a_create_redirects_and_its_secret_is_shown_once_outside_the_url(
+    web_gateway: Gateway, create: Create
+) -> None:
+    person = await new_person(web_gateway, "Once Org")
+    before = len(manage(web_gateway, person.api_key, create.listing)["items"])
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        root = str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+        form = await http.get(root + create.shown_on)
+        made = await http.post(
+            root + create.posted_to, data={**create.fields, "csrf_token": forms_of(form.text).fields["csrf_token"]}
+        )
+        assert made.status_code == 303 and made.headers["cache-control"] == "no-store"
+        assert made.headers["location"] == root.removeprefix(web_gateway.url) + create.shown_on
+
+        shown = await http.get(made.headers["location"])
+        found = re.search(rf'id="{create.input_id}" type="text" readonly value="([^"]+)"', shown.text)
+        assert shown.status_code == 200 and found is not None, shown.text
+        secret = remember_secret(found.group(1))
+        assert secret not in made.headers["location"] and secret not in made.headers["set-cookie"]
+        assert shown.headers["cache-control"] == "no-store"
+        assert 'meshgate_once=""' in shown.headers["set-cookie"] and "Max-Age=0" in shown.headers["set-cookie"]
+
+        reloaded = await http.get(made.headers["location"])
+        assert reloaded.status_code == 200 and secret not in reloaded.text and create.input_id not in reloaded.text
+    assert len(manage(web_gateway, person.api_key, create.listing)["items"]) == before + 1
+
+
+async def test_a_forged_shown_once_cookie_shows_the_page_without_a_secret(web_gateway: Gateway) -> None:
+    person = await new_person(web_gateway, "Forged Once Org")
+    async with logged_in(web_gateway, person.email, person.password) as http:
+        root = str((await http.get("/app", follow_redirects=True)).url).rsplit("/", 1)[0]
+        http.cookies.set("meshgate_once", "mgo1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        page = await http.get(f"{root}/keys")
+    assert page.status_code == 200 and "new-key-value" not in page.text
+    assert "Max-Age=0" in page.headers["set-cookie"]
 
 
 async def test_connection_secrets_never_reach_a_page(web_gateway: Gateway, upstream: Upstream) -> None:

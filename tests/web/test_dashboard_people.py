@@ -6,8 +6,9 @@ from playwright.sync_api import Browser, Page, expect
 
 from conftest import add_connection
 from support.browser import SCREENSHOTS, add_member, run_async
-from support.gateway import Gateway, Upstream
+from support.gateway import Gateway, Upstream, manage
 from support.oauth import new_person
+from support.secrets import remember_secret
 
 
 def log_in(page: Page, gateway: Gateway, email: str, password: str) -> None:
@@ -46,8 +47,15 @@ def test_a_custom_role_from_the_picker_decides_what_a_member_may_call(
     page.get_by_label("Email", exact=True).fill("newcomer@example.com")
     page.get_by_role("button", name="Invite", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("(newcomer@example.com) created")
-    assert page.get_by_role("textbox", name="Invitation link").input_value().startswith(f"{web_gateway.url}/invite/")
+    sent = remember_secret(page.get_by_role("textbox", name="Invitation link").input_value())
+    assert sent.startswith(f"{web_gateway.url}/invite/")
     expect(page.get_by_role("row").filter(has_text="newcomer@example.com")).to_contain_text("member")
+    # Reloading shows the invitation without its link, and invites no one twice (the form redirected).
+    page.reload()
+    expect(page.get_by_role("row").filter(has_text="newcomer@example.com")).to_have_count(1)
+    expect(page.get_by_role("textbox", name="Invitation link")).to_have_count(0)
+    assert sent not in page.content()
+    assert len(manage(web_gateway, owner.api_key, "INVITATION_LIST")["items"]) == 1
     page.get_by_role("button", name="Withdraw the member invitation for newcomer@example.com").click()
     expect(page.get_by_role("row").filter(has_text="newcomer@example.com")).to_have_count(0)
     page.get_by_label(f"Role of {member.email}").select_option("echo-caller")
@@ -89,10 +97,16 @@ def test_an_invitation_link_adds_a_new_person_once(browser: Browser, web_gateway
     page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="Members").click()
     page.get_by_label("Role", exact=True).last.select_option("admin")
     page.get_by_role("button", name="Create invitation link").click()
-    link = page.get_by_role("textbox", name="Invitation link").input_value()
+    link = remember_secret(page.get_by_role("textbox", name="Invitation link").input_value())
     assert link.startswith(f"{web_gateway.url}/invite/mgi_")
     expect(page.get_by_role("row").filter(has_text="anyone with the link")).to_contain_text("admin")
     page.screenshot(path=str(SCREENSHOTS / "09c-invitation-link.png"), full_page=True)
+    # Reloading shows the invitation without its link, and makes no second one (the form redirected).
+    page.reload()
+    expect(page.get_by_role("row").filter(has_text="anyone with the link")).to_have_count(1)
+    expect(page.get_by_role("textbox", name="Invitation link")).to_have_count(0)
+    assert link not in page.content()
+    assert len(manage(web_gateway, owner.api_key, "INVITATION_LIST")["items"]) == 1
 
     newcomer = browser.new_context(viewport={"width": 1280, "height": 760})
     joining = newcomer.new_page()

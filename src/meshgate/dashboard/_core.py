@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,7 @@ class Visit:
 
 Page = Callable[[Request, Visit], Awaitable[Response]]
 Action = Callable[[Request, Visit, Form], Awaitable[Response]]
+ShowingPage = Callable[[dict[str, str] | None], Awaitable[Response]]
 
 
 class Dashboard:
@@ -159,6 +160,26 @@ class Dashboard:
         """Post/redirect/get: to a page of this organization, with a notice code."""
         suffix = "" if notice is None else ("&" if "?" in path else "?") + f"notice={notice}"
         return RedirectResponse(visit.root + path + suffix, status_code=303)
+
+    def back_showing(self, visit: Visit, path: str, shown: Mapping[str, str]) -> Response | None:
+        """Post/redirect/get with a secret that the page at `path` shows once (see `showing_once`); None when it
+        does not fit a cookie, and the caller shows it in its own answer instead."""
+        response = RedirectResponse(visit.root + path, status_code=303, headers={"Cache-Control": "no-store"})
+        if not self.web.shown_once.hand_over(response, visit.root + path, _binding(visit, path), shown):
+            return None
+        return response
+
+    async def showing_once(self, request: Request, visit: Visit, path: str, render: ShowingPage) -> Response:
+        """The page at `path`, given what `back_showing` carried to it (None after that), which its answer clears."""
+        once = self.web.shown_once
+        response = await render(once.take(request, _binding(visit, path)))
+        once.clear(request, response, visit.root + path)
+        return response
+
+
+def _binding(visit: Visit, path: str) -> str:
+    """What a shown-once secret is sealed for: this visitor, in this organization, on this page."""
+    return f"{visit.user.id} {visit.organization.id} {path}"
 
 
 def field(form: Form, name: str) -> str:

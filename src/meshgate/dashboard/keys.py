@@ -27,7 +27,13 @@ class KeyPages:
             Route("/app/{org}/keys/{id}/revoke", self._d.action(self.revoke), methods=["POST"]),
         ]
 
-    async def index(self, request: Request, visit: Visit, status: int = 200, **context: Any) -> Response:
+    async def index(self, request: Request, visit: Visit) -> Response:
+        """The keys, and once, right after `create`, the new key's value."""
+        return await self._d.showing_once(
+            request, visit, "/keys", lambda created: self._page(request, visit, created=created)
+        )
+
+    async def _page(self, request: Request, visit: Visit, status: int = 200, **context: Any) -> Response:
         keys = [as_dict(k) for k in as_list((await self._d.tool(visit, "API_KEY_LIST"))["items"])]
         connections: list[dict[str, Any]] = []
         if visit.can("COLLECTION_CONNECTIONS_LIST"):
@@ -57,7 +63,7 @@ class KeyPages:
         try:
             created = await self._d.tool(visit, "API_KEY_CREATE", arguments)
         except MeshgateError as error:
-            return await self.index(
+            return await self._page(
                 request,
                 visit,
                 error.http_status,
@@ -65,7 +71,8 @@ class KeyPages:
                 name=arguments["name"],
                 checked=set(form.get("perm", [])),
             )
-        return await self.index(request, visit, created=created)
+        shown = {"name": str(created["name"]), "key": str(created["key"])}
+        return self._d.back_showing(visit, "/keys", shown) or await self._page(request, visit, created=shown)
 
     async def revoke(self, request: Request, visit: Visit, _form: Form) -> Response:
         await self._d.tool(visit, "API_KEY_DELETE", {"keyId": str(request.path_params["id"])})

@@ -24,7 +24,7 @@ class MemberPages:
     def routes(self) -> list[Route]:
         d = self._d
         return [
-            Route("/app/{org}/members", d.view(self.members), methods=["GET"]),
+            Route("/app/{org}/members", d.view(self.index), methods=["GET"]),
             Route("/app/{org}/members", d.action(self.add), methods=["POST"]),
             Route("/app/{org}/members/{id}/role", d.action(self.change_role), methods=["POST"]),
             Route("/app/{org}/members/{id}/remove", d.action(self.remove), methods=["POST"]),
@@ -38,6 +38,12 @@ class MemberPages:
         ]
 
     # --- members ---------------------------------------------------------------------------------------
+
+    async def index(self, request: Request, visit: Visit) -> Response:
+        """Members and invitations, and once, right after `add` or `invite`, the new invitation's link."""
+        return await self._d.showing_once(
+            request, visit, "/members", lambda invited: self.members(request, visit, invited=invited)
+        )
 
     async def members(self, request: Request, visit: Visit, status: int = 200, **context: Any) -> Response:
         listed = await self._d.tool(visit, "ORGANIZATION_MEMBER_LIST")
@@ -68,7 +74,7 @@ class MemberPages:
             return await self.members(
                 request, visit, error.http_status, error=error.message, email=field(form, "email")
             )
-        return await self.members(request, visit, invited=invited)
+        return await self._show_invitation(request, visit, invited)
 
     async def change_role(self, request: Request, visit: Visit, form: Form) -> Response:
         member_id = str(request.path_params["id"])
@@ -96,7 +102,15 @@ class MemberPages:
             created = await self._d.tool(visit, "INVITATION_CREATE", arguments)
         except MeshgateError as error:
             return await self.members(request, visit, error.http_status, invite_error=error.message)
-        return await self.members(request, visit, invited=created)
+        return await self._show_invitation(request, visit, created)
+
+    async def _show_invitation(self, request: Request, visit: Visit, invitation: dict[str, Any]) -> Response:
+        shown = {
+            "role": str(invitation["role"]),
+            "email": str(invitation.get("email") or ""),
+            "url": str(invitation["url"]),
+        }
+        return self._d.back_showing(visit, "/members", shown) or await self.members(request, visit, invited=shown)
 
     async def withdraw(self, request: Request, visit: Visit, _form: Form) -> Response:
         await self._d.tool(visit, "INVITATION_DELETE", {"invitationId": str(request.path_params["id"])})

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from meshgate.http import csrf
 from meshgate.http.forms import single
 from meshgate.http.pages import render
+from meshgate.http.shown_once import ShownOnce
 from meshgate.identity.login import LoginThrottle, PasswordLogin
 from meshgate.identity.models import User
 from meshgate.identity.passwords import Passwords
@@ -24,6 +25,7 @@ class Web:
         self.csrf = csrf.Csrf(runtime.settings.secret)
         self.secure = runtime.settings.public_url.startswith("https://")
         self.base = _path_of(runtime.settings.public_url)
+        self.shown_once = ShownOnce(runtime.settings.secret, secure=self.secure)
         self.passwords = Passwords()
         throttle = LoginThrottle(runtime.settings.login_rate_address, runtime.settings.login_rate_account)
         self.login = PasswordLogin(runtime.db, self.passwords, throttle)
