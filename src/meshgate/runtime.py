@@ -106,13 +106,15 @@ class Runtime:
             upstreams=upstreams,
             audit=audit,
             mesh_tokens=mesh_tokens,
-            tracing=Tracing(
-                enabled=settings.tracing_enabled,
-                sampler=settings.otel_sampler,
-                sampler_arg=settings.otel_sampler_arg,
-                otlp_endpoint=settings.otlp_traces_endpoint,
-                otlp_headers=dict(settings.otlp_headers),
-                service_name=settings.otel_service_name,
+            tracing=(
+                tracing := Tracing(
+                    enabled=settings.tracing_enabled,
+                    sampler=settings.otel_sampler,
+                    sampler_arg=settings.otel_sampler_arg,
+                    otlp_endpoint=settings.otlp_traces_endpoint,
+                    otlp_headers=dict(settings.otlp_headers),
+                    service_name=settings.otel_service_name,
+                )
             ),
             metrics=metrics,
             limiter=(limiter := RateLimiter(settings.rate_limit_key, settings.rate_limit_organization)),
@@ -150,11 +152,12 @@ class Runtime:
                 metrics=metrics,
                 vault=vault,
                 webhooks=WebhookSender(addresses),
+                tracer=tracing.tracer,
             ),
             connection_tokens=connection_tokens,
         )
         db.subscribe(runtime._on_change)
-        db.on_notices(NoticePublisher(lambda: runtime.events.clock(), metrics))  # noqa: PLW0108  (the clock tests set later)
+        db.on_notices(NoticePublisher(lambda: runtime.events.clock(), metrics, tracing.tracer))  # noqa: PLW0108  (the clock tests set later)
         instrument_database(runtime.tracing, db.engine)
         if runtime.metrics is not None:
             runtime.metrics.instrument_database(db.engine)

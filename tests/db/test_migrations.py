@@ -56,6 +56,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0010",
             "0011",
             "0012",
+            "0013",
         ]
         assert await apply_migrations(db.engine) == [
             "0001",
@@ -70,6 +71,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0010",
             "0011",
             "0012",
+            "0013",
         ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []

@@ -62,9 +62,17 @@ async def upstream_tool(gateway: InProcessGateway, name: str, arguments: dict[st
 
 @asynccontextmanager
 async def bus(
-    tmp_path: Path, subscriber: Upstream, database_url: str, **policy: Any
+    tmp_path: Path,
+    subscriber: Upstream,
+    database_url: str,
+    *,
+    env: dict[str, str] | None = None,
+    before_start: Any = None,
+    **policy: Any,
 ) -> AsyncIterator[tuple[InProcessGateway, EventWorker, Clock]]:
-    async with in_process_gateway(tmp_path, subscriber, env=NO_WORKER, database_url=database_url) as gateway:
+    async with in_process_gateway(
+        tmp_path, subscriber, env={**NO_WORKER, **(env or {})}, before_start=before_start, database_url=database_url
+    ) as gateway:
         clock = Clock()
         worker = gateway.runtime.events  # not started (NO_WORKER): the test runs its rounds
         worker.clock, worker.jitter, worker.policy = clock, lambda: 1.0, DeliveryPolicy(**policy)

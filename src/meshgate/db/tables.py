@@ -399,6 +399,7 @@ events = Table(
     Column("recurring_key", String(64), nullable=True),  # sha256(source, type) of a recurring event: one each
     Column("recurrence_of", ID, nullable=True),  # the recurring event an occurrence came from
     Column("published_by", ID, nullable=True),  # the user behind the credential that published it
+    Column("traceparent", String(55), nullable=True),  # W3C trace context of the span that published it
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("organization_id", "recurring_key"),
     Index(None, "organization_id", "time"),

@@ -73,6 +73,7 @@ class CloudEvent:
     subject: str | None = None
     data: Any = None
     datacontenttype: str = JSON_CONTENT
+    traceparent: str | None = None  # the publish span's (CloudEvents distributed tracing extension)
 
     def attributes(self) -> dict[str, str]:
         """The context attributes as strings, for subscription filters (CloudEvents canonical forms)."""
@@ -86,6 +87,8 @@ class CloudEvent:
         }
         if self.subject is not None:
             found["subject"] = self.subject
+        if self.traceparent is not None:
+            found["traceparent"] = self.traceparent
         return found
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.db.database import Notice
@@ -23,11 +24,12 @@ SOURCE = "meshgate"
 class NoticePublisher:
     """The database's notice handler: each notice becomes an event of its organization."""
 
-    def __init__(self, clock: Callable[[], datetime], metrics: GatewayMetrics | None) -> None:
+    def __init__(self, clock: Callable[[], datetime], metrics: GatewayMetrics | None, tracer: Tracer) -> None:
         self._clock = clock  # read at every publish: the event worker's clock, which tests replace
         self._metrics = metrics
+        self._tracer = tracer
 
     async def __call__(self, session: AsyncSession, notices: list[Notice]) -> None:
         for notice in notices:
-            events = EventService(session, notice.organization_id, self._clock, self._metrics)
+            events = EventService(session, notice.organization_id, self._clock, self._metrics, self._tracer)
             await events.publish(SOURCE, notice.type, subject=notice.subject, data=notice.data)

@@ -45,7 +45,9 @@ class EventRoutes:
                 raise PermissionDenied("publishing events needs self:EVENT_PUBLISH")
             fields = _fields(body)
             async with self._db.transaction() as session:
-                service = EventService(session, principal.organization_id, self._worker.clock, self._worker.metrics)
+                service = EventService(
+                    session, principal.organization_id, self._worker.clock, self._worker.metrics, self._worker.tracer
+                )
                 found = await service.publish(
                     source_of(principal),
                     str(request.path_params["event_type"]),

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from cronsim import CronSim, CronSimError
+from opentelemetry.trace import Tracer
 from sqlalchemy import Row, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +44,7 @@ from meshgate.events.models import (
     published_topic,
     type_matches,
 )
+from meshgate.events.spans import NO_TRACER, publish_span, traceparent_of
 from meshgate.events.subscriptions import SubscriptionService
 from meshgate.observability.metrics import GatewayMetrics
 
@@ -93,11 +95,13 @@ class EventService:
         organization_id: str,
         clock: Clock = utc_now,
         metrics: GatewayMetrics | None = None,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self._session = session
         self._org = organization_id
         self._clock = clock
         self._metrics = metrics
+        self._tracer = tracer
 
     # -- publishing ---------------------------------------------------------------------------------------
 
@@ -133,18 +137,21 @@ class EventService:
             "published_by": published_by,
             "created_at": now,
         }
-        if cron is not None:
-            return await self._recurring(values, cron, timezone, now)
-        due = None if deliver_at is None else _instant(deliver_at)
-        event_id = new_id()
-        if due is not None and due > now:
-            await self._session.execute(
-                insert(events).values(id=event_id, time=due, status="scheduled", due_at=due, **values)
-            )
-            return Published(_new_event(event_id, values, due, data), "scheduled", due, 0)
-        await self._session.execute(insert(events).values(id=event_id, time=now, status="published", **values))
-        event = _new_event(event_id, values, now, data)
-        return Published(event, "published", None, await self.fan_out(event))
+        with publish_span(self._tracer, self._org, event_type, source) as span:
+            values["traceparent"] = traceparent_of(span)
+            if cron is not None:
+                return await self._recurring(values, cron, timezone, now)
+            due = None if deliver_at is None else _instant(deliver_at)
+            event_id = new_id()
+            span.set_attribute("messaging.message.id", event_id)
+            if due is not None and due > now:
+                await self._session.execute(
+                    insert(events).values(id=event_id, time=due, status="scheduled", due_at=due, **values)
+                )
+                return Published(_new_event(event_id, values, due, data), "scheduled", due, 0)
+            await self._session.execute(insert(events).values(id=event_id, time=now, status="published", **values))
+            event = _new_event(event_id, values, now, data)
+            return Published(event, "published", None, await self.fan_out(event))
 
     async def fan_out(self, event: CloudEvent) -> int:
         """Release a published event: live streams hear of it, and each subscription that wants it gets a
@@ -206,7 +213,7 @@ class EventService:
             await self._session.execute(
                 update(events)
                 .where(events.c.id == event_id)
-                .values(subject=values["subject"], data=values["data"], **schedule)
+                .values(subject=values["subject"], data=values["data"], traceparent=values["traceparent"], **schedule)
             )
         else:
             event_id = new_id()
@@ -368,12 +375,19 @@ def event_of(row: Any, when: datetime | None = None) -> CloudEvent:
         subject=row.subject,
         data=None if row.data is None else orjson.loads(row.data),
         datacontenttype=str(row.datacontenttype or JSON_CONTENT),
+        traceparent=row.traceparent,
     )
 
 
 def _new_event(event_id: str, values: Mapping[str, Any], when: datetime, data: Any) -> CloudEvent:
     return CloudEvent(
-        id=event_id, source=values["source"], type=values["type"], time=when, subject=values["subject"], data=data
+        id=event_id,
+        source=values["source"],
+        type=values["type"],
+        time=when,
+        subject=values["subject"],
+        data=data,
+        traceparent=values["traceparent"],
     )
 
 

@@ -90,7 +90,7 @@ def _subscriptions(ctx: ToolContext) -> SubscriptionService:
 
 def _service(ctx: ToolContext) -> EventService:
     events = ctx.runtime.events
-    return EventService(ctx.session, ctx.principal.organization_id, events.clock, events.metrics)
+    return EventService(ctx.session, ctx.principal.organization_id, events.clock, events.metrics, events.tracer)
 
 
 async def event_publish(ctx: ToolContext, args: PublishInput) -> Any:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from opentelemetry.trace import StatusCode, Tracer
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +45,7 @@ from meshgate.events.outcomes import Outcome, answer_of, decided, failed
 from meshgate.events.runs import AutomationRunner, Fired
 from meshgate.events.schedules import fire_due
 from meshgate.events.service import WAKE_TOPIC, event_of
+from meshgate.events.spans import NO_TRACER, delivery_span
 from meshgate.events.subscriptions import DELIVERY_TOOL, webhook_context
 from meshgate.events.webhooks import WebhookSender
 from meshgate.identity.service import member_principal
@@ -101,8 +103,10 @@ class EventWorker:
         metrics: GatewayMetrics | None = None,
         vault: Vault | None = None,
         webhooks: WebhookSender | None = None,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self._db = db
+        self.tracer = tracer
         self._calls = calls
         self._vault = vault
         self.webhooks = webhooks
@@ -215,6 +219,7 @@ class EventWorker:
                     events.c.time,
                     events.c.data,
                     events.c.datacontenttype,
+                    events.c.traceparent,
                 )
                 .join(event_subscriptions, event_subscriptions.c.id == event_deliveries.c.subscription_id)
                 .join(events, events.c.id == event_deliveries.c.event_id)
@@ -246,12 +251,22 @@ class EventWorker:
 
     async def _deliver(self, batch: Sequence[_Claimed]) -> None:
         first = batch[0]
+        to = "automation" if first.automation_id is not None else "connection" if first.connection_id else "webhook"
+        traces = [item.event.traceparent for item in batch]
+        with delivery_span(self.tracer, traces, first.subscription_id, {"meshgate.delivery.to": to}) as span:
+            outcomes = await self._attempt(batch)
+            delivered = sum(outcome.status == DELIVERED for outcome in outcomes.values())
+            span.set_attribute("meshgate.delivered", delivered)
+            if delivered < len(batch):
+                span.set_status(StatusCode.ERROR, next((o.error for o in outcomes.values() if o.error), None))
+            await self._record(batch, outcomes)
+
+    async def _attempt(self, batch: Sequence[_Claimed]) -> dict[str, Outcome]:
+        first = batch[0]
         if first.automation_id is not None:
-            await self._record(batch, await self._run_automation(batch))
-            return
+            return await self._run_automation(batch)
         if first.connection_id is None:
-            await self._record(batch, await self._post(batch))
-            return
+            return await self._post(batch)
         try:
             member = await self._principal(first)
             narrowed = {first.connection_id: [DELIVERY_TOOL]}
@@ -268,11 +283,9 @@ class EventWorker:
             )
         except MeshgateError as error:
             outcome = failed(error)
-            outcomes = {item.delivery_id: outcome for item in batch}
-        else:
-            answer = answer_of(result)
-            outcomes = {item.delivery_id: decided(answer, item.event.id, self.policy.max_retry_s) for item in batch}
-        await self._record(batch, outcomes)
+            return {item.delivery_id: outcome for item in batch}
+        answer = answer_of(result)
+        return {item.delivery_id: decided(answer, item.event.id, self.policy.max_retry_s) for item in batch}
 
     async def _run_automation(self, batch: Sequence[_Claimed]) -> dict[str, Outcome]:
         """One run of the automation per event, in the order they were published."""

@@ -14,9 +14,12 @@ import contextlib
 import importlib
 from typing import TYPE_CHECKING
 
+from opentelemetry import context as otel_context
 from starlette.types import Receive, Scope, Send
 
+from meshgate.http.guard import headers_of
 from meshgate.mcp.registry import ToolRegistry
+from meshgate.observability.tracing import extract_parent
 from meshgate.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -42,7 +45,16 @@ class ManagementSessions:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sessions = self._sessions or await self._start()
-        await sessions.handle_request(scope, receive, send)
+        parent = extract_parent(headers_of(scope))
+        if parent is None:
+            await sessions.handle_request(scope, receive, send)
+            return
+        # The SDK reads a caller's trace context from `_meta` only; HTTP clients send the W3C header.
+        token = otel_context.attach(parent)
+        try:
+            await sessions.handle_request(scope, receive, send)
+        finally:
+            otel_context.detach(token)
 
     async def _start(self) -> StreamableHTTPSessionManager:
         async with self._lock:
