@@ -167,3 +167,37 @@ def test_http_connection_edit_keeps_its_token_and_headers_when_only_the_title_ch
     assert removed["connection_token"] == {"set": True}
     assert "x-tenant" not in _call_through(local_gateway, person, created["id"], "headers_text")
     context.close()
+
+
+def test_oauth_client_id_and_scope_are_filled_in_and_a_new_scope_keeps_the_client_secret(
+    browser: Browser, local_gateway: Gateway, upstream: Upstream
+) -> None:
+    person: Person = run_async(new_person, local_gateway, "OAuth Edit Org")
+    client_secret = remember_secret("oauth-client-secret-6620")
+    oauth = {"client_id": "meshgate-by-hand", "client_secret": client_secret, "scope": "read"}
+    data = {"title": "Pre-registered", "connection_type": "HTTP", "connection_url": upstream.url, "oauth": oauth}
+    created = _tool(local_gateway, person, "COLLECTION_CONNECTIONS_CREATE", {"data": data})
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    _open(page, local_gateway, person, created["id"])
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_label("Client id")).to_have_value("meshgate-by-hand")
+    expect(page.get_by_label("Scopes")).to_have_value("read")
+    expect(page.get_by_role("textbox", name="Client secret")).to_have_value("")
+    assert client_secret not in page.content()
+    page.get_by_label("Scopes").fill("read write")
+    _save(page)
+    shown = _tool(local_gateway, person, "COLLECTION_CONNECTIONS_GET", {"id": created["id"]})["oauth"]
+    assert shown == {
+        "enabled": True,
+        "client_id": "meshgate-by-hand",
+        "scope": "read write",
+        "client_secret": {"set": True},
+    }
+
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Remove the stored client secret").check()
+    _save(page)
+    shown = _tool(local_gateway, person, "COLLECTION_CONNECTIONS_GET", {"id": created["id"]})["oauth"]
+    assert shown["client_secret"] == {"set": False} and shown["client_id"] == "meshgate-by-hand"
+    context.close()

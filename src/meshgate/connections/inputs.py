@@ -74,7 +74,9 @@ class OAuthInput(ToolInput):
     client_id: str | None = Field(
         None, description="Pre-registered client id, for servers that refuse dynamic registration", max_length=512
     )
-    client_secret: str | None = Field(None, description="Its client secret (write-only secret)", max_length=4096)
+    client_secret: str | None = Field(
+        None, description="Its client secret (write-only secret); null keeps the stored one", max_length=4096
+    )
     scope: str | None = Field(None, description="Scopes to ask the server for, space-separated", max_length=2000)
 
 

@@ -30,6 +30,15 @@ def stdio_shown(stdio: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def oauth_shown(oauth: Mapping[str, Any]) -> dict[str, Any]:
+    """What reads show of an OAuth setup: client id and scope (configuration), whether a client secret is set."""
+    return {
+        "client_id": oauth.get("client_id"),
+        "scope": oauth.get("scope"),
+        "client_secret": {"set": oauth.get("client_secret") is not None},
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionSecrets:
     """Everything write-only about a connection, sealed as one value in the vault."""
@@ -99,6 +108,8 @@ class Connection:
     created_by: str | None
     created_at: datetime
     updated_at: datetime
+    # OAuth: {client_id, scope, client_secret: {set}} (None without OAuth, or for rows without the summary).
+    oauth_client: Mapping[str, Any] | None = None
     # Secrets an update dropped because the URL moved to another origin (names only, never values).
     dropped_secrets: tuple[str, ...] = ()
     # Upstream tools left out of `tools` because their names could be misread, escaped (security review 18).
@@ -116,7 +127,7 @@ class Connection:
             "connection_token": {"set": self.token_set},
             "connection_headers": self._headers_shown(),
             "configuration_state": {"set": self.configuration_state_set},
-            "oauth": {"enabled": self.oauth_enabled},
+            "oauth": {"enabled": self.oauth_enabled, **(self.oauth_client or {})},
             "configuration_scopes": self.configuration_scopes,
             "metadata": None if self.metadata is None else dict(self.metadata),
             "status": self.status,

@@ -16,6 +16,7 @@ from meshgate.connections.models import (
     ConnectionSecrets,
     Discovery,
     UpstreamConfig,
+    oauth_shown,
     split_tools,
     stdio_shown,
 )
@@ -44,6 +45,7 @@ def _summary(secrets: ConnectionSecrets) -> dict[str, Any]:
         "stdio": None if secrets.stdio is None else stdio_shown(secrets.stdio),
         "configuration_state": secrets.configuration_state is not None,
         "oauth": secrets.oauth is not None,
+        "oauth_client": None if secrets.oauth is None else oauth_shown(secrets.oauth),
     }
 
 
@@ -301,10 +303,12 @@ class ConnectionService:
     async def _connection(self, row: Row[Any]) -> Connection:
         summary: dict[str, Any] = row.secret_summary or {}
         stdio: dict[str, Any] | None = as_dict(summary["stdio"]) if isinstance(summary.get("stdio"), dict) else None
-        if summary.get("stdio") is True:
-            # Rows sealed before issue 22 summarised the command as "set" only: show it from the sealed value.
-            sealed = (await self.secrets(row.id)).stdio
-            stdio = None if sealed is None else stdio_shown(sealed)
+        oauth = as_dict(summary.get("oauth_client")) or None
+        if summary.get("stdio") is True or (summary.get("oauth") and "oauth_client" not in summary):
+            # Rows summarised before issue 22 said "set" only: show the configuration from the sealed value.
+            sealed = await self.secrets(row.id)
+            stdio = None if sealed.stdio is None else stdio_shown(sealed.stdio)
+            oauth = None if sealed.oauth is None else oauth_shown(sealed.oauth)
         tools, hidden = (None, ()) if row.tools is None else split_tools(row.tools)
         return Connection(
             id=row.id,
@@ -319,6 +323,7 @@ class ConnectionService:
             stdio=stdio,
             configuration_state_set=bool(summary.get("configuration_state")),
             oauth_enabled=bool(summary.get("oauth")),
+            oauth_client=oauth,
             configuration_scopes=row.configuration_scopes,
             metadata=row.metadata,
             status=row.status,

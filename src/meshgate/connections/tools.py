@@ -17,6 +17,7 @@ from meshgate.connections.inputs import (
     CreateInput,
     IdInput,
     ListInput,
+    OAuthInput,
     StdioInput,
     UpdateInput,
     check_headers,
@@ -86,10 +87,22 @@ def _secrets(
         headers=headers,
         stdio=stdio,
         configuration_state=data.configuration_state if "configuration_state" in given else base.configuration_state,
-        oauth=(None if data.oauth is None else data.oauth.model_dump(exclude_none=True))
-        if "oauth" in given
-        else base.oauth,
+        oauth=(None if data.oauth is None else _oauth(data.oauth, base.oauth)) if "oauth" in given else base.oauth,
     )
+
+
+def _oauth(given: OAuthInput, stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The OAuth setup `given`; a client_secret given as null keeps the stored one (a new scope, same client)."""
+    oauth = given.model_dump(exclude_none=True)
+    if "client_secret" in given.model_fields_set and given.client_secret is None:
+        kept = None if stored is None else stored.get("client_secret")
+        if kept is None:
+            raise InvalidInput(
+                "oauth.client_secret: null keeps the stored value, but none is stored (give the value; "
+                "secrets are also dropped when connection_url moves to another origin)"
+            )
+        oauth["client_secret"] = kept
+    return oauth
 
 
 def _kept(given: Mapping[str, str | None], stored: Mapping[str, str], where: str) -> dict[str, str]:

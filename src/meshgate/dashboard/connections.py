@@ -235,17 +235,37 @@ def connection_data(form: Form, kind: str, *, current: dict[str, Any] | None) ->
     headers, headers_changed = _secret_entries(form, stored_names, HEADER_VALUE, "header_remove", ("headers", ":"))
     if headers_changed:
         data["connection_headers"] = headers
+    was = as_dict(current).get("oauth") if editing else None
     if field(form, "oauth") == "on":
-        oauth = {
-            "client_id": optional(form, "oauth_client_id"),
-            "client_secret": optional(form, "oauth_client_secret"),
-            "scope": optional(form, "oauth_scope"),
-        }
-        if not editing or any(oauth.values()) or field(form, "oauth_was") != "on":
-            data["oauth"] = {key: value for key, value in oauth.items() if value}
-    elif editing and field(form, "oauth_was") == "on":
+        oauth = _oauth_setup(form, as_dict(was) if as_dict(was).get("enabled") else None)
+        if oauth is not None:
+            data["oauth"] = oauth
+    elif as_dict(was).get("enabled"):
         data["oauth"] = None
     return data
+
+
+def _oauth_setup(form: Form, stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The OAuth setup from the form; None when it is the stored one unchanged (a new setup forgets the
+    tokens held, so an unchanged one is not sent). An empty client secret keeps the stored one."""
+    oauth: dict[str, Any] = {
+        name: value
+        for name, value in (("client_id", optional(form, "oauth_client_id")), ("scope", optional(form, "oauth_scope")))
+        if value
+    }
+    secret = optional(form, "oauth_client_secret")
+    if stored is None:
+        return oauth | ({"client_secret": secret} if secret else {})
+    secret_set = bool(as_dict(stored.get("client_secret")).get("set"))
+    remove = secret_set and field(form, "clear_oauth_secret") == "on"
+    before = {name: stored[name] for name in ("client_id", "scope") if stored.get(name)}
+    if oauth == before and not secret and not remove:
+        return None
+    if secret:
+        oauth["client_secret"] = secret
+    elif secret_set and not remove:
+        oauth["client_secret"] = None  # keep the stored one
+    return oauth
 
 
 def _stdio_command(form: Form, stored: dict[str, Any], *, editing: bool) -> dict[str, Any] | None:

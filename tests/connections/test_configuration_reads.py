@@ -1,5 +1,6 @@
-"""Reads of a STDIO connection show its command, arguments and working directory (configuration, issue 22)
-and its environment variable names, never their values, also for rows written before that was summarised."""
+"""Reads show a connection's configuration (issue 22): a STDIO command, arguments, working directory and
+environment variable names, an OAuth client id and scope; never a secret's value. Rows summarised before
+that are shown from the sealed value."""
 
 from __future__ import annotations
 
@@ -68,3 +69,24 @@ async def test_a_row_summarised_before_issue_22_still_shows_its_command(db: Data
         shown = (await ConnectionService(session, org, vault).get(connection_id)).to_dict()
     assert shown["connection_headers"] == SHOWN
     assert "ENV-SECRET" not in repr(shown)
+
+
+async def test_an_oauth_row_summarised_before_issue_22_shows_its_client_id_and_scope(db: Database) -> None:
+    vault = Vault(os.urandom(32))
+    oauth = {"client_id": "by-hand", "client_secret": "CLIENT-SECRET", "scope": "read"}
+    async with db.transaction() as session:
+        user = await UserService(session).create(f"u-{os.urandom(4).hex()}@example.com")
+        org = await OrganizationService(session).create("Remote", user.id)
+        values = {"title": "Remote", "connection_type": "HTTP", "connection_url": "http://127.0.0.1:9/mcp"}
+        values |= {"status": "active", "connect_timeout_ms": 1000, "call_timeout_ms": 1000}
+        service = ConnectionService(session, org.id, vault)
+        created = await service.create(values, ConnectionSecrets(oauth=oauth), None)
+        fresh = (await service.get(created.id)).to_dict()
+        old_summary = {"token": False, "headers": [], "stdio": False, "configuration_state": False, "oauth": True}
+        await session.execute(
+            update(connections).where(connections.c.id == created.id).values(secret_summary=old_summary)
+        )
+        legacy = (await service.get(created.id)).to_dict()
+    expected = {"enabled": True, "client_id": "by-hand", "scope": "read", "client_secret": {"set": True}}
+    assert fresh["oauth"] == expected and legacy["oauth"] == expected
+    assert "CLIENT-SECRET" not in repr(fresh) + repr(legacy)
