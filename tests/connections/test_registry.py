@@ -76,6 +76,27 @@ async def test_update_rechecks_the_server_and_keeps_secrets_write_only(gateway: 
         assert secret not in everything
 
 
+async def test_an_update_keeps_header_values_given_as_null(gateway: Gateway, upstream: Upstream) -> None:
+    owner = await new_owner(gateway)
+    conn = await add_connection(gateway, owner.api_key, upstream, connection_headers={"X-A": "secret-a", "X-B": "b"})
+    async with connect(gateway.mcp_url, owner.api_key) as client:
+        refused = await call_error(
+            client,
+            "COLLECTION_CONNECTIONS_UPDATE",
+            {"id": conn["id"], "data": {"connection_headers": {"X-A": None, "X-Unknown": None}}},
+        )
+        assert "connection_headers.X-Unknown: null keeps the stored value, but none is stored" in refused
+        updated = await call(
+            client,
+            "COLLECTION_CONNECTIONS_UPDATE",
+            {"id": conn["id"], "data": {"connection_headers": {"X-A": None, "X-C": "c"}}},
+        )
+        assert updated["connection_headers"] == {"set": True, "names": ["X-A", "X-C"]}
+    async with connect(f"{gateway.url}/mcp/{conn['id']}", owner.api_key) as proxied:
+        sent = (await proxied.call_tool("headers_text", {})).content[0].text  # type: ignore[union-attr]
+    assert "x-a: secret-a" in sent and "x-c: c" in sent and "x-b" not in sent
+
+
 async def test_list_filters_sorts_and_pages(gateway: Gateway, upstream: Upstream) -> None:
     owner = await new_owner(gateway)
     for title in ("bravo", "alpha", "charlie"):

@@ -168,7 +168,8 @@ async def test_a_connection_authorizes_through_a_url_then_refreshes_before_expir
                 }
             },
         )
-    assert conn["oauth"] == {"enabled": True} and "CONNECTION_OAUTH_START" in conn["status_reason"]
+    assert conn["oauth"] == {"enabled": True, "client_id": None, "scope": None, "client_secret": {"set": False}}
+    assert "CONNECTION_OAUTH_START" in conn["status_reason"]
     refused, message = await _whoami(gateway, owner.api_key, conn["id"])
     assert refused and "CONNECTION_OAUTH_START" in message
     call_tool = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
@@ -217,6 +218,7 @@ async def test_a_pre_registered_client_is_used_and_tokens_are_sealed(
                 "redirect_uris": [f"{gateway.url}/oauth/callback"],
                 "grant_types": ["authorization_code", "refresh_token"],
                 "token_endpoint_auth_method": "client_secret_post",
+                "scope": "mcp read",
             },
         )
     ).json()
@@ -256,6 +258,15 @@ async def test_a_pre_registered_client_is_used_and_tokens_are_sealed(
         await db.close()
     stored = " ".join(f"{sealed} {sealed_secrets}" for sealed, sealed_secrets in rows)
     assert len(rows) == 1 and token not in stored and secret not in stored and stored.count("v1:") == 2
+
+    # A new scope with the client secret given as null: the stored secret is kept (the exchange needs it).
+    async with connect(gateway.mcp_url, owner.api_key) as client:
+        oauth = {"client_id": registered["client_id"], "scope": "read", "client_secret": None}
+        rescoped = await call(client, "COLLECTION_CONNECTIONS_UPDATE", {"id": conn["id"], "data": {"oauth": oauth}})
+    assert rescoped["oauth"] == {**oauth, "enabled": True, "client_secret": {"set": True}}
+    started = await _authorize(gateway, owner, conn["id"])
+    assert "scope=read" in started["authorizationUrl"]
+    assert not (await _whoami(gateway, owner.api_key, conn["id"]))[0]
 
 
 async def test_an_ended_grant_tells_the_caller_how_to_authorize_again(

@@ -111,7 +111,14 @@ async def test_one_process_serves_concurrent_callers_with_a_minimal_environment(
     owner = await new_owner(local)
     conn = await _create(local, owner, "Local", _stdio("marker-1"))
     assert conn["status"] == "active" and {"echo", "crash", "pid"} <= {t["name"] for t in conn["tools"]}
-    assert conn["connection_headers"] == {"set": True, "names": []}  # the command is write-only like a secret
+    # The command is configuration (issue 22): reads show it, and the environment's names, never its values.
+    assert conn["connection_headers"] == {
+        "set": True,
+        "names": ["MARKER", "PYTHONPATH"],
+        "command": sys.executable,
+        "args": ["-m", "support.stdio_upstream"],
+        "cwd": TESTS,
+    }
     answers: dict[str, str] = {}
     pids: set[str] = set()
 
@@ -138,6 +145,29 @@ async def test_one_process_serves_concurrent_callers_with_a_minimal_environment(
             if "SHOUT from-stderr-42" in local.logs():
                 break
             await anyio.sleep(0.05)
+
+
+async def test_an_update_keeps_environment_values_given_as_null(local: Gateway) -> None:
+    owner = await new_owner(local)
+    stdio = _stdio(remember_secret("kept-marker-81"))
+    stdio["envVars"]["DROPPED"] = "x"
+    conn = await _create(local, owner, "Keeps", stdio)
+    changed = {**stdio, "args": ["-m", "support.stdio_upstream", "--unused"]}
+    async with connect(local.mcp_url, owner.api_key) as client:
+        unknown = {**changed, "envVars": {"PYTHONPATH": None, "NEVER_SET": None}}
+        refused = await call_error(
+            client, "COLLECTION_CONNECTIONS_UPDATE", {"id": conn["id"], "data": {"connection_headers": unknown}}
+        )
+        assert "envVars.NEVER_SET: null keeps the stored value, but none is stored" in refused
+        kept = {**changed, "envVars": {"PYTHONPATH": None, "MARKER": None}}
+        updated = await call(
+            client, "COLLECTION_CONNECTIONS_UPDATE", {"id": conn["id"], "data": {"connection_headers": kept}}
+        )
+    assert updated["status"] == "active", updated
+    assert updated["connection_headers"]["args"] == changed["args"]
+    assert updated["connection_headers"]["names"] == ["MARKER", "PYTHONPATH"]
+    seen = json.loads(await _tool(local, owner, conn["id"], "env"))
+    assert seen["marker"] == "kept-marker-81" and "DROPPED" not in seen["names"]
 
 
 async def test_third_party_mcp_server_time_from_pypi(local: Gateway) -> None:

@@ -45,4 +45,12 @@ def test_the_oauth_button_authorizes_an_upstream(
     page.get_by_role("button", name="Test connection").click()
     expect(page.get_by_text("Healthy: answered a ping in")).to_be_visible()
     page.screenshot(path=str(SCREENSHOTS / "04b-oauth-connection.png"), full_page=True)
+    # Saving a new name keeps the OAuth setup and the tokens it got: the connection still answers.
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_label("The server asks for an OAuth login")).to_be_checked()
+    page.get_by_label("Name", exact=True).fill("Protected server, renamed")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Connection saved.")
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.get_by_text("Healthy: answered a ping in")).to_be_visible()
     context.close()

@@ -41,15 +41,19 @@ def check_url(value: str | None) -> str | None:
     return value
 
 
-def check_headers(value: dict[str, Any]) -> dict[str, str]:
+def check_headers(value: dict[str, Any]) -> dict[str, str | None]:
+    """Valid extra headers; a None value stands for "keep the stored value" (resolved by the caller)."""
     if len(value) > MAX_HEADERS:
         raise ValueError(f"has {len(value)} headers; at most {MAX_HEADERS} are allowed")
-    headers: dict[str, str] = {}
+    headers: dict[str, str | None] = {}
     for name, item in value.items():
         if not _HEADER_NAME.match(name):
             raise ValueError(f"header name {name[:60]!r} is not a valid HTTP header name")
         if name.lower() in RESERVED_HEADERS:
             raise ValueError(f"header {name!r} is set by meshgate and cannot be configured")
+        if item is None:
+            headers[name] = None
+            continue
         if not isinstance(item, str) or "\r" in item or "\n" in item or len(item) > 8192:
             raise ValueError(f"header {name!r} must be a string of at most 8192 characters without line breaks")
         headers[name] = item
@@ -60,14 +64,19 @@ class StdioInput(ToolInput):
     command: str = Field(description="Executable to start", min_length=1, max_length=1024)
     args: list[str] = Field(default_factory=list[str], description="Arguments", max_length=200)
     cwd: str | None = Field(None, description="Working directory", max_length=1024)
-    envVars: dict[str, str] = Field(default_factory=dict[str, str], description="Environment variables (secret)")  # noqa: N815
+    envVars: dict[str, str | None] = Field(  # noqa: N815
+        default_factory=dict[str, str | None],
+        description="Environment variables (values secret); a null value keeps the stored value",
+    )
 
 
 class OAuthInput(ToolInput):
     client_id: str | None = Field(
         None, description="Pre-registered client id, for servers that refuse dynamic registration", max_length=512
     )
-    client_secret: str | None = Field(None, description="Its client secret (write-only secret)", max_length=4096)
+    client_secret: str | None = Field(
+        None, description="Its client secret (write-only secret); null keeps the stored one", max_length=4096
+    )
     scope: str | None = Field(None, description="Scopes to ask the server for, space-separated", max_length=2000)
 
 
@@ -86,8 +95,9 @@ class ConnectionDataInput(ToolInput):
     )
     connection_headers: dict[str, Any] | None = Field(
         None,
-        description="HTTP/SSE: extra headers meshgate sends upstream; STDIO: {command, args?, cwd?, envVars?} "
-        "(write-only secret)",
+        description="HTTP/SSE: extra headers meshgate sends upstream (values write-only secrets); STDIO: "
+        "{command, args?, cwd?, envVars?} (envVars values write-only secrets). Replaces the stored object; a "
+        "header or envVars value given as null keeps its stored value",
     )
     configuration_state: dict[str, Any] | None = Field(None, description="Server configuration (write-only secret)")
     oauth: OAuthInput | None = Field(

@@ -20,6 +20,25 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
+def stdio_shown(stdio: Mapping[str, Any]) -> dict[str, Any]:
+    """What reads show of a STDIO command: it is configuration (issue 22), only `envVars` values are secret."""
+    return {
+        "command": stdio.get("command"),
+        "args": [str(arg) for arg in as_list(stdio.get("args"))],
+        "cwd": stdio.get("cwd"),
+        "env": sorted(as_dict(stdio.get("envVars"))),
+    }
+
+
+def oauth_shown(oauth: Mapping[str, Any]) -> dict[str, Any]:
+    """What reads show of an OAuth setup: client id and scope (configuration), whether a client secret is set."""
+    return {
+        "client_id": oauth.get("client_id"),
+        "scope": oauth.get("scope"),
+        "client_secret": {"set": oauth.get("client_secret") is not None},
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionSecrets:
     """Everything write-only about a connection, sealed as one value in the vault."""
@@ -73,7 +92,8 @@ class Connection:
     connection_url: str | None
     token_set: bool
     header_names: list[str]
-    stdio_set: bool
+    # STDIO: {command, args, cwd, env (variable names)}; never the environment's values.
+    stdio: Mapping[str, Any] | None
     configuration_state_set: bool
     oauth_enabled: bool
     configuration_scopes: list[str] | None
@@ -88,6 +108,8 @@ class Connection:
     created_by: str | None
     created_at: datetime
     updated_at: datetime
+    # OAuth: {client_id, scope, client_secret: {set}} (None without OAuth, or for rows without the summary).
+    oauth_client: Mapping[str, Any] | None = None
     # Secrets an update dropped because the URL moved to another origin (names only, never values).
     dropped_secrets: tuple[str, ...] = ()
     # Upstream tools left out of `tools` because their names could be misread, escaped (security review 18).
@@ -103,9 +125,9 @@ class Connection:
             "connection_type": self.connection_type,
             "connection_url": self.connection_url,
             "connection_token": {"set": self.token_set},
-            "connection_headers": {"set": bool(self.header_names) or self.stdio_set, "names": self.header_names},
+            "connection_headers": self._headers_shown(),
             "configuration_state": {"set": self.configuration_state_set},
-            "oauth": {"enabled": self.oauth_enabled},
+            "oauth": {"enabled": self.oauth_enabled, **(self.oauth_client or {})},
             "configuration_scopes": self.configuration_scopes,
             "metadata": None if self.metadata is None else dict(self.metadata),
             "status": self.status,
@@ -132,6 +154,18 @@ class Connection:
                 "one; supply them again in the same update to keep them"
             )
         return shown
+
+    def _headers_shown(self) -> dict[str, Any]:
+        """`names` are the header names (HTTP, SSE) or environment variable names (STDIO); values never show."""
+        if self.stdio is None:
+            return {"set": bool(self.header_names), "names": self.header_names}
+        return {
+            "set": True,
+            "names": list(self.stdio.get("env") or []),
+            "command": self.stdio.get("command"),
+            "args": list(self.stdio.get("args") or []),
+            "cwd": self.stdio.get("cwd"),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,9 @@ from meshgate.connections.models import (
     ConnectionSecrets,
     Discovery,
     UpstreamConfig,
+    oauth_shown,
     split_tools,
+    stdio_shown,
 )
 from meshgate.connections.query import order_by, where_clause
 from meshgate.connections.upstream_tokens import UpstreamTokenStore
@@ -24,6 +26,7 @@ from meshgate.db.database import Notice, announce_change, notify
 from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import connections, virtual_mcp_connections, virtual_mcps
 from meshgate.errors import Conflict, NotFound
+from meshgate.jsonvalues import as_dict
 from meshgate.vault import Vault
 
 MAX_TOOLS_PER_CONNECTION = 200  # tool names beyond this fold into "other" in metrics
@@ -39,9 +42,10 @@ def _summary(secrets: ConnectionSecrets) -> dict[str, Any]:
     return {
         "token": secrets.token is not None,
         "headers": sorted(secrets.headers),
-        "stdio": secrets.stdio is not None,
+        "stdio": None if secrets.stdio is None else stdio_shown(secrets.stdio),
         "configuration_state": secrets.configuration_state is not None,
         "oauth": secrets.oauth is not None,
+        "oauth_client": None if secrets.oauth is None else oauth_shown(secrets.oauth),
     }
 
 
@@ -123,7 +127,7 @@ class ConnectionService:
         row = (await self._session.execute(self._select().where(connections.c.id == connection_id))).first()
         if row is None:
             raise NotFound(f"connection {connection_id} not found")
-        return self._connection(row)
+        return await self._connection(row)
 
     async def list(
         self,
@@ -140,7 +144,7 @@ class ConnectionService:
         query = self._select().where(condition).order_by(*order_by(connections, order)).limit(limit).offset(offset)
         rows = (await self._session.execute(query)).all()
         total = await self._session.scalar(select(func.count()).select_from(connections).where(condition))
-        return [self._connection(row) for row in rows], int(total or 0)
+        return [await self._connection(row) for row in rows], int(total or 0)
 
     async def secrets_for_url(self, connection_id: str, url: str | None) -> tuple[ConnectionSecrets, tuple[str, ...]]:
         """The stored secrets that may be sent to `url`, and the names of those dropped.
@@ -296,8 +300,15 @@ class ConnectionService:
             connections.c.organization_id == self._org
         )
 
-    def _connection(self, row: Row[Any]) -> Connection:
+    async def _connection(self, row: Row[Any]) -> Connection:
         summary: dict[str, Any] = row.secret_summary or {}
+        stdio: dict[str, Any] | None = as_dict(summary["stdio"]) if isinstance(summary.get("stdio"), dict) else None
+        oauth = as_dict(summary.get("oauth_client")) or None
+        if summary.get("stdio") is True or (summary.get("oauth") and "oauth_client" not in summary):
+            # Rows summarised before issue 22 said "set" only: show the configuration from the sealed value.
+            sealed = await self.secrets(row.id)
+            stdio = None if sealed.stdio is None else stdio_shown(sealed.stdio)
+            oauth = None if sealed.oauth is None else oauth_shown(sealed.oauth)
         tools, hidden = (None, ()) if row.tools is None else split_tools(row.tools)
         return Connection(
             id=row.id,
@@ -309,9 +320,10 @@ class ConnectionService:
             connection_url=row.connection_url,
             token_set=bool(summary.get("token")),
             header_names=list(summary.get("headers") or []),
-            stdio_set=bool(summary.get("stdio")),
+            stdio=stdio,
             configuration_state_set=bool(summary.get("configuration_state")),
             oauth_enabled=bool(summary.get("oauth")),
+            oauth_client=oauth,
             configuration_scopes=row.configuration_scopes,
             metadata=row.metadata,
             status=row.status,

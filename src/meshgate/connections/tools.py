@@ -17,6 +17,7 @@ from meshgate.connections.inputs import (
     CreateInput,
     IdInput,
     ListInput,
+    OAuthInput,
     StdioInput,
     UpdateInput,
     check_headers,
@@ -63,18 +64,22 @@ def _secrets(
     headers, stdio = base.headers, base.stdio
     if "connection_headers" in given and connection_type == "STDIO":
         try:
-            stdio = StdioInput.model_validate(data.connection_headers or {}).model_dump()
+            command = StdioInput.model_validate(data.connection_headers or {})
         except ValidationError as exc:
             problem = exc.errors()[0]
             where = ".".join(str(part) for part in problem["loc"]) or "connection_headers"
             raise InvalidInput(
                 f"connection_headers for STDIO must be {{command, args?, cwd?, envVars?}}: {where}: {problem['msg']}"
             ) from exc
+        stored_env: Mapping[str, str] = {} if base.stdio is None else base.stdio.get("envVars") or {}
+        env = _kept(command.envVars, stored_env, "connection_headers.envVars")
+        stdio = {**command.model_dump(), "envVars": env}
     elif "connection_headers" in given:
         try:
-            headers = check_headers(data.connection_headers or {})
+            given_headers = check_headers(data.connection_headers or {})
         except ValueError as exc:
             raise InvalidInput(f"connection_headers: {exc}") from exc
+        headers = _kept(given_headers, base.headers, "connection_headers")
     if connection_type == "STDIO" and stdio is None:
         raise InvalidInput("connection_headers is required for STDIO connections: {command, args?, cwd?, envVars?}")
     return ConnectionSecrets(
@@ -82,10 +87,35 @@ def _secrets(
         headers=headers,
         stdio=stdio,
         configuration_state=data.configuration_state if "configuration_state" in given else base.configuration_state,
-        oauth=(None if data.oauth is None else data.oauth.model_dump(exclude_none=True))
-        if "oauth" in given
-        else base.oauth,
+        oauth=(None if data.oauth is None else _oauth(data.oauth, base.oauth)) if "oauth" in given else base.oauth,
     )
+
+
+def _oauth(given: OAuthInput, stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The OAuth setup `given`; a client_secret given as null keeps the stored one (a new scope, same client)."""
+    oauth = given.model_dump(exclude_none=True)
+    if "client_secret" in given.model_fields_set and given.client_secret is None:
+        kept = None if stored is None else stored.get("client_secret")
+        if kept is None:
+            raise InvalidInput(
+                "oauth.client_secret: null keeps the stored value, but none is stored (give the value; "
+                "secrets are also dropped when connection_url moves to another origin)"
+            )
+        oauth["client_secret"] = kept
+    return oauth
+
+
+def _kept(given: Mapping[str, str | None], stored: Mapping[str, str], where: str) -> dict[str, str]:
+    """`given` with each null value replaced by the stored value of that name (a secret kept without retyping)."""
+    resolved: dict[str, str] = {}
+    for name, value in given.items():
+        if value is None and name not in stored:
+            raise InvalidInput(
+                f"{where}.{name[:60]}: null keeps the stored value, but none is stored (give the value; "
+                "secrets are also dropped when connection_url moves to another origin)"
+            )
+        resolved[name] = stored[name] if value is None else value
+    return resolved
 
 
 def _values(data: ConnectionDataInput) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from meshgate.errors import InvalidInput, MeshgateError
 from meshgate.jsonvalues import as_dict, as_list
 
 TYPES = ("HTTP", "SSE", "STDIO")
+# Form fields holding a new value for one stored header / environment variable: the prefix, then its name.
+HEADER_VALUE = "header_value:"
+ENV_VALUE = "env_value:"
 MAX_LATENCY_LOOKUPS = 50  # one audit query per connection; above this the column stays empty
 
 
@@ -67,7 +70,7 @@ class ConnectionPages:
     async def create(self, request: Request, visit: Visit, form: Form) -> Response:
         kind = field(form, "connection_type")
         try:
-            data = connection_data(form, kind, editing=False)
+            data = connection_data(form, kind, current=None)
             created = await self._d.tool(visit, "COLLECTION_CONNECTIONS_CREATE", {"data": data})
         except MeshgateError as error:
             return self._form(request, visit, kind, connection=None, form=form, error=error)
@@ -93,8 +96,8 @@ class ConnectionPages:
     async def update(self, request: Request, visit: Visit, form: Form) -> Response:
         connection = await self._get(visit, str(request.path_params["id"]))
         try:
-            data = connection_data(form, connection["connection_type"], editing=True)
-            if data.get("connection_url") == connection["connection_url"]:
+            data = connection_data(form, connection["connection_type"], current=connection)
+            if "connection_url" in data and data["connection_url"] == connection["connection_url"]:
                 del data["connection_url"]  # unchanged: no need to contact the server again
             await self._d.tool(visit, "COLLECTION_CONNECTIONS_UPDATE", {"id": connection["id"], "data": data})
         except MeshgateError as error:
@@ -183,7 +186,11 @@ class ConnectionPages:
     ) -> Response:
         # Secrets typed into a refused form are not sent back: the person types them again.
         secret = {"connection_token", "headers", "env", "oauth_client_secret", "csrf_token"}
-        values = {key: "".join(items) for key, items in form.items() if key not in secret}
+        values = {
+            key: "".join(items)
+            for key, items in form.items()
+            if key not in secret and not key.startswith((HEADER_VALUE, ENV_VALUE))
+        }
         return self._d.page(
             request,
             visit,
@@ -199,24 +206,24 @@ class ConnectionPages:
         )
 
 
-def connection_data(form: Form, kind: str, *, editing: bool) -> dict[str, Any]:
-    """The tool's `data` from the form. When editing, an empty secret field keeps the stored secret."""
+def connection_data(form: Form, kind: str, *, current: dict[str, Any] | None) -> dict[str, Any]:
+    """The tool's `data` from the form; `current` is the connection being edited (None when creating).
+
+    Editing sends only what changed, and a secret left empty as null ("keep the stored value"), so saving a
+    new title leaves the command, headers and environment as they were."""
     if kind not in TYPES:
         raise InvalidInput("choose a connection type: HTTP, SSE or STDIO")
+    editing = current is not None
     data: dict[str, Any] = {"title": field(form, "title"), "description": optional(form, "description")}
     if not editing:
         data["connection_type"] = kind
     if field(form, "status") in ("active", "inactive"):
         data["status"] = field(form, "status")
+    stored = as_dict(as_dict(current).get("connection_headers"))
     if kind == "STDIO":
-        command = field(form, "command")
-        if command or not editing:
-            data["connection_headers"] = {
-                "command": command,
-                "args": _lines(form, "args"),
-                **({"cwd": field(form, "cwd")} if field(form, "cwd") else {}),
-                "envVars": _pairs(form, "env", "="),
-            }
+        command = _stdio_command(form, stored, editing=editing)
+        if command is not None:
+            data["connection_headers"] = command
         return data
     data["connection_url"] = field(form, "connection_url") or None
     token = field(form, "connection_token")
@@ -224,20 +231,76 @@ def connection_data(form: Form, kind: str, *, editing: bool) -> dict[str, Any]:
         data["connection_token"] = token
     elif editing and field(form, "clear_token") == "on":
         data["connection_token"] = None
-    headers = _pairs(form, "headers", ":")
-    if headers or (editing and field(form, "clear_headers") == "on"):
+    stored_names = [str(name) for name in as_list(stored.get("names"))]
+    headers, headers_changed = _secret_entries(form, stored_names, HEADER_VALUE, "header_remove", ("headers", ":"))
+    if headers_changed:
         data["connection_headers"] = headers
+    was = as_dict(current).get("oauth") if editing else None
     if field(form, "oauth") == "on":
-        oauth = {
-            "client_id": optional(form, "oauth_client_id"),
-            "client_secret": optional(form, "oauth_client_secret"),
-            "scope": optional(form, "oauth_scope"),
-        }
-        if not editing or any(oauth.values()) or field(form, "oauth_was") != "on":
-            data["oauth"] = {key: value for key, value in oauth.items() if value}
-    elif editing and field(form, "oauth_was") == "on":
+        oauth = _oauth_setup(form, as_dict(was) if as_dict(was).get("enabled") else None)
+        if oauth is not None:
+            data["oauth"] = oauth
+    elif as_dict(was).get("enabled"):
         data["oauth"] = None
     return data
+
+
+def _oauth_setup(form: Form, stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The OAuth setup from the form; None when it is the stored one unchanged (a new setup forgets the
+    tokens held, so an unchanged one is not sent). An empty client secret keeps the stored one."""
+    oauth: dict[str, Any] = {
+        name: value
+        for name, value in (("client_id", optional(form, "oauth_client_id")), ("scope", optional(form, "oauth_scope")))
+        if value
+    }
+    secret = optional(form, "oauth_client_secret")
+    if stored is None:
+        return oauth | ({"client_secret": secret} if secret else {})
+    secret_set = bool(as_dict(stored.get("client_secret")).get("set"))
+    remove = secret_set and field(form, "clear_oauth_secret") == "on"
+    before = {name: stored[name] for name in ("client_id", "scope") if stored.get(name)}
+    if oauth == before and not secret and not remove:
+        return None
+    if secret:
+        oauth["client_secret"] = secret
+    elif secret_set and not remove:
+        oauth["client_secret"] = None  # keep the stored one
+    return oauth
+
+
+def _stdio_command(form: Form, stored: dict[str, Any], *, editing: bool) -> dict[str, Any] | None:
+    """`{command, args, cwd?, envVars}` from the form; None when editing changed none of it."""
+    names = [str(name) for name in as_list(stored.get("names"))]
+    env, env_changed = _secret_entries(form, names, ENV_VALUE, "env_remove", ("env", "="))
+    command: dict[str, Any] = {"command": field(form, "command"), "args": _lines(form, "args")}
+    if field(form, "cwd"):
+        command["cwd"] = field(form, "cwd")
+    before = {"command": stored.get("command"), "args": as_list(stored.get("args"))}
+    if stored.get("cwd"):
+        before["cwd"] = stored["cwd"]
+    if editing and not env_changed and command == before:
+        return None
+    return {**command, "envVars": env}
+
+
+def _secret_entries(
+    form: Form, stored: list[str], prefix: str, remove: str, added: tuple[str, str]
+) -> tuple[dict[str, str | None], bool]:
+    """Named secrets (headers, environment variables) after the form, and whether they changed.
+
+    A stored name keeps its value (null) unless a new value is typed into `prefix + name` or `remove`
+    names it; lines of the `added` textarea ("name<separator>value") add or replace entries."""
+    removed = set(form.get(remove, []))
+    entries: dict[str, str | None] = {}
+    changed = bool(removed & set(stored))
+    for name in stored:
+        if name not in removed:
+            typed = field(form, prefix + name)
+            entries[name] = typed or None
+            changed = changed or bool(typed)
+    new = _pairs(form, *added)
+    entries.update(new)
+    return entries, changed or bool(new)
 
 
 def _lines(form: Form, name: str) -> list[str]:
