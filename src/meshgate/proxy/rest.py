@@ -5,6 +5,7 @@ the same admission, decision, credentials and audit as the MCP path, over meshga
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -47,6 +48,9 @@ class RestCalls:
             return
         start_headers = [(b"content-type", b"application/json"), (b"x-request-id", context.request_id.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": start_headers})
+        # Reading and recording the answer ran without a pause; let other requests in before encoding it
+        # (up to 16 MiB: tens of milliseconds), so no one waits for both.
+        await asyncio.sleep(0)
         await send({"type": "http.response.body", "body": orjson.dumps(result), "more_body": False})
 
 

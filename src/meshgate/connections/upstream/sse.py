@@ -53,6 +53,17 @@ def parse_events(body: bytes) -> Iterator[Event]:
         yield event
 
 
+def event_message(event: Event) -> dict[str, Any] | None:
+    """The JSON-RPC message an SSE event carries, if its data is one (parsed straight from the text)."""
+    if not event.data:
+        return None
+    try:
+        message = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        return None
+    return message if isinstance(message, dict) else None  # pyright: ignore[reportUnknownVariableType]
+
+
 def messages(body: bytes, content_type: str) -> Iterator[dict[str, Any]]:
     """The JSON-RPC messages of a response body, whether JSON or an SSE stream."""
     if content_type.startswith("text/event-stream"):

@@ -25,7 +25,7 @@ from meshgate.connections.upstream.http11 import HttpError, HttpTimeout, Pool, R
 from meshgate.connections.upstream.progress import ProgressRoutes
 from meshgate.connections.upstream.server_requests import ServerRequests
 from meshgate.connections.upstream.session import Notification, ServerRequestHandler
-from meshgate.connections.upstream.sse import EventReader, messages, response_for
+from meshgate.connections.upstream.sse import EventReader, event_message, response_for
 from meshgate.errors import UpstreamError, UpstreamInvalidResponse, UpstreamTimeout
 from meshgate.jsonvalues import as_dict
 from meshgate.protocol import (
@@ -184,7 +184,7 @@ class StreamableHttpSession:
                     if params is not None:
                         message["params"] = params
                     sent_session = self._session_id
-                    status, content_type, body = await self._post(message, extra_headers, on_message, deadline)
+                    status, content_type, body, found = await self._post(message, extra_headers, on_message, deadline)
                     if attempt == 0 and sent_session is not None and _gone(status, content_type, body, message_id):
                         # The upstream forgot the session (restart, idle timeout): start a new one, once.
                         log.info(
@@ -193,6 +193,8 @@ class StreamableHttpSession:
                         await self._forget(sent_session)
                         await self._ensure_session()
                         continue
+                    if found is not None:  # read from an SSE stream: parsed once, already
+                        return found
                     return self._expect_response(status, content_type, body, message_id)
         except TimeoutError as exc:
             raise self._past_call_timeout() from exc
@@ -217,10 +219,12 @@ class StreamableHttpSession:
         extra_headers: Mapping[str, str] | None = None,
         on_message: OnMessage | None = None,
         deadline: float | None = None,
-    ) -> tuple[int, str, bytes]:
-        """POST one message on the session. An SSE answer is read event by event: other messages go to
-        `on_message` as they come, and the response to `message` is returned as JSON. The answer must be
-        whole by `deadline` (event loop time; by default the call timeout from now)."""
+    ) -> tuple[int, str, bytes, dict[str, Any] | None]:
+        """POST one message on the session: status, content type, body and, for an SSE answer, the response.
+
+        An SSE answer is read event by event: other messages go to `on_message` as they come, and the
+        response to `message` is returned parsed (a big answer is parsed once, not again from its bytes).
+        The answer must be whole by `deadline` (event loop time; by default the call timeout from now)."""
         if deadline is None:
             deadline = asyncio.get_running_loop().time() + self._call_timeout
         headers = {
@@ -240,9 +244,10 @@ class StreamableHttpSession:
             if response.status < 400 and "mcp-session-id" in response.headers:
                 self._session_id = response.headers["mcp-session-id"]
             content_type = response.headers.get("content-type", "")
+            found = None
             if on_message is not None and response.status < 400 and content_type.startswith("text/event-stream"):
-                body = await self._read_events(response, message, on_message, deadline)
-                content_type = "application/json"
+                found = await self._read_events(response, message, on_message, deadline)
+                body, content_type = b"", "application/json"
             else:
                 body = await response.read(MAX_OWN_RESPONSE, idle_s=self._call_timeout, deadline=deadline)
         except HttpTimeout as exc:
@@ -253,7 +258,7 @@ class StreamableHttpSession:
             raise UpstreamInvalidResponse(f"upstream {self.title} broke off its answer: {exc}") from exc
         finally:
             response.release()
-        return response.status, content_type, body
+        return response.status, content_type, body, found
 
     def _past_call_timeout(self) -> UpstreamTimeout:
         return UpstreamTimeout(
@@ -262,16 +267,17 @@ class StreamableHttpSession:
 
     async def _read_events(
         self, response: Response, message: dict[str, Any], on_message: OnMessage, deadline: float
-    ) -> bytes:
+    ) -> dict[str, Any] | None:
         reader = EventReader(MAX_OWN_RESPONSE)
         async for chunk in response.iter_chunks(self._call_timeout, deadline=deadline):
             for event in reader.feed(chunk):
-                data = event.data.encode()
-                for found in messages(data, "application/json"):
-                    if found.get("id") == message.get("id") and ("result" in found or "error" in found):
-                        return data
-                    await on_message(found)
-        return b""
+                found = event_message(event)
+                if found is None:
+                    continue
+                if found.get("id") == message.get("id") and ("result" in found or "error" in found):
+                    return found
+                await on_message(found)
+        return None
 
     def _expect_response(self, status: int, content_type: str, body: bytes, message_id: int) -> dict[str, Any]:
         if status in (401, 403):
@@ -297,7 +303,7 @@ class StreamableHttpSession:
                 "capabilities": self.capabilities,
                 "clientInfo": {"name": "meshgate", "version": __version__},
             }
-            status, content_type, body = await self._post(
+            status, content_type, body, _ = await self._post(
                 {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
             )
             response = None if status in (401, 403) else response_for(body, content_type, 0)
@@ -320,7 +326,7 @@ class StreamableHttpSession:
     async def _discover(self) -> dict[str, Any] | None:
         """`server/discover` in the stateless era, shaped like an initialize result; None if refused."""
         previous, self.version = self.version, STATELESS_VERSION
-        status, content_type, body = await self._post({"jsonrpc": "2.0", "id": 0, "method": "server/discover"})
+        status, content_type, body, _ = await self._post({"jsonrpc": "2.0", "id": 0, "method": "server/discover"})
         response = response_for(body, content_type, 0) if status < 400 else None
         result = as_dict(None if response is None else response.get("result"))
         if not result:
