@@ -15,11 +15,11 @@ from support.oauth import Browser, HandClient, Person, forms_of, new_person, pkc
 pytestmark = pytest.mark.anyio
 
 
-async def _in_two_organizations(gateway: Gateway) -> tuple[Person, Person]:
-    """`person` owns "Home Org" and is a member of "Team Org", which `team` owns."""
+async def _in_two_organizations(gateway: Gateway, role: str = "admin") -> tuple[Person, Person]:
+    """`person` owns "Home Org" and has `role` in "Team Org", which `team` owns."""
     person = await new_person(gateway, "Home Org")
     team = await new_person(gateway, "Team Org")
-    await new_member(gateway, team.organization_id, "member", user_id=person.user_id)
+    await new_member(gateway, team.organization_id, role, user_id=person.user_id)
     return person, team
 
 
@@ -104,6 +104,25 @@ async def test_an_unknown_or_foreign_endpoint_is_refused_with_a_page(gateway: Ga
         assert "location" not in answer.headers and not browser.pages  # an error page, no consent offer
         assert "Cannot authorize" in answer.text and "in your organizations" in answer.text
         assert "Stranger secret" not in answer.text
+
+
+async def test_a_member_whose_role_reaches_nothing_there_is_refused(gateway: Gateway, upstream: Upstream) -> None:
+    person, team = await _in_two_organizations(gateway, role="member")  # members reach no connection by default
+    conn = await add_connection(gateway, team.api_key, upstream, title="Team wiki")
+    async with connect(gateway.mcp_url, team.api_key) as admin:
+        virtual = await call(
+            admin,
+            "COLLECTION_VIRTUAL_MCP_CREATE",
+            {"data": {"title": "Team tools", "connections": [{"connection_id": conn["id"]}]}},
+        )
+    client = await HandClient.register(gateway)
+    _verifier, challenge = pkce_pair()
+    for path, what in ((f"/mcp/{conn['id']}", "connection"), (f"/mcp/virtual/{virtual['id']}", "virtual MCP")):
+        browser = Browser(person)
+        answer = await browser.authorize(client.authorize_url(challenge, resource=gateway.url + path))
+        assert answer.status_code == 403 and "location" not in answer.headers and not browser.pages
+        assert f"your role in Team Org gives you no access to this {what}" in answer.text
+        assert "Team wiki" not in answer.text and "Team tools" not in answer.text
 
 
 async def test_grant_tools_list_and_revoke_only_the_callers_own_apps(gateway: Gateway) -> None:

@@ -2,8 +2,9 @@
 granted in.
 
 A connection or virtual MCP belongs to one organization, so its consent offers that one, and only to a member
-of it. An id that no organization of the person holds answers "not found" whether it exists elsewhere or not:
-nothing crosses organizations. `/mcp` (management) may be granted in any organization of the person.
+of it whose role reaches it (a token that every call would refuse is not worth a consent). An id that no
+organization of the person holds answers "not found" whether it exists elsewhere or not: nothing crosses
+organizations. `/mcp` (management) may be granted in any organization of the person.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from meshgate.connections.service import ConnectionService
 from meshgate.errors import NotFound, OAuthError, PermissionDenied
 from meshgate.identity.models import Organization
-from meshgate.identity.service import OrganizationService
+from meshgate.identity.service import OrganizationService, member_principal
 from meshgate.oauth import metadata
 from meshgate.vault import Vault
 from meshgate.virtual.service import VirtualMcpService
@@ -64,27 +65,37 @@ class ConsentTargets:
         if path == "/mcp":
             return ConsentTarget(resource, MANAGEMENT, MANAGEMENT_NAME, tuple(organizations))
         if path.startswith("/mcp/virtual/"):
-            return await self._virtual(resource, path.removeprefix("/mcp/virtual/"), organizations)
-        return await self._connection(resource, path.removeprefix("/mcp/"), organizations)
+            return await self._virtual(user_id, resource, path.removeprefix("/mcp/virtual/"), organizations)
+        return await self._connection(user_id, resource, path.removeprefix("/mcp/"), organizations)
 
-    async def _connection(self, resource: str, connection_id: str, organizations: list[Organization]) -> ConsentTarget:
+    async def _connection(
+        self, user_id: str, resource: str, connection_id: str, organizations: list[Organization]
+    ) -> ConsentTarget:
         for organization in organizations:
             try:
                 connection = await ConnectionService(self._session, organization.id, self._vault).get(connection_id)
             except NotFound:
                 continue
+            principal = await member_principal(self._session, user_id, organization.slug)
+            if not principal.can_reach(connection_id):
+                raise _unreachable(organization, "this connection")
             return ConsentTarget(resource, CONNECTION, connection.title, (organization,))
         raise NotFound(
             f"there is no connection {connection_id} in your organizations; check the address your client uses, "
             "or ask an admin of the connection's organization to add you"
         )
 
-    async def _virtual(self, resource: str, virtual_id: str, organizations: list[Organization]) -> ConsentTarget:
+    async def _virtual(
+        self, user_id: str, resource: str, virtual_id: str, organizations: list[Organization]
+    ) -> ConsentTarget:
         for organization in organizations:
             try:
                 virtual = await VirtualMcpService(self._session, organization.id).get(virtual_id)
             except NotFound:
                 continue
+            principal = await member_principal(self._session, user_id, organization.slug)
+            if not virtual.admits(principal):
+                raise _unreachable(organization, "this virtual MCP")
             return ConsentTarget(resource, VIRTUAL, virtual.title, (organization,))
         raise NotFound(
             f"there is no virtual MCP {virtual_id} in your organizations; check the address your client uses, "
@@ -107,3 +118,10 @@ class ConsentTargets:
             return "connection " + (await service.get(connection_id)).title
         except NotFound:
             return f"{resource} (deleted)"
+
+
+def _unreachable(organization: Organization, what: str) -> PermissionDenied:
+    # The title is not repeated: a role that reaches nothing there need not learn what it is called.
+    return PermissionDenied(
+        f"your role in {organization.name} gives you no access to {what}; ask an admin of {organization.name}"
+    )
