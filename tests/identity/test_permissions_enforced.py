@@ -14,6 +14,15 @@ pytestmark = pytest.mark.anyio
 
 LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 
+# What the built-in member role holds by default: its organization, the connection list, its own OAuth apps.
+MEMBER_TOOLS = {
+    "ORGANIZATION_GET",
+    "ORGANIZATION_LIST",
+    "COLLECTION_CONNECTIONS_LIST",
+    "OAUTH_GRANT_LIST",
+    "OAUTH_GRANT_REVOKE",
+}
+
 
 async def _add_member(gateway: Gateway, _owner_key: str, org_id: str, role: str) -> tuple[str, str, str]:
     """Add a new user with `role`; returns (member id, user id, that user's API key)."""
@@ -40,7 +49,7 @@ async def test_builtin_member_role_holds_only_the_org_settings_grant(gateway: Ga
     owner = await new_owner(gateway)
     _member_id, _user_id, key = await _add_member(gateway, owner.api_key, owner.organization_id, "member")
     async with connect(gateway.mcp_url, key) as member:
-        assert await tool_names(member) == {"ORGANIZATION_GET", "ORGANIZATION_LIST", "COLLECTION_CONNECTIONS_LIST"}
+        assert await tool_names(member) == MEMBER_TOOLS
         assert "self:ORGANIZATION_MEMBER_ADD" in await call_error(
             member, "ORGANIZATION_MEMBER_ADD", {"email": "x@example.com", "role": "admin"}
         )
@@ -65,7 +74,7 @@ async def test_role_change_and_member_removal_apply_on_the_next_request(gateway:
     async with connect(gateway.mcp_url, owner.api_key) as client:
         await call(client, "ORGANIZATION_MEMBER_UPDATE_ROLE", {"memberId": member_id, "role": "member"})
     async with connect(gateway.mcp_url, key) as member:
-        assert await tool_names(member) == {"ORGANIZATION_GET", "ORGANIZATION_LIST", "COLLECTION_CONNECTIONS_LIST"}
+        assert await tool_names(member) == MEMBER_TOOLS
     async with connect(gateway.mcp_url, owner.api_key) as client:
         await call(client, "ORGANIZATION_MEMBER_REMOVE", {"memberId": member_id})
     assert rpc(gateway.mcp_url, LIST, key=key).status_code == 401
@@ -107,7 +116,7 @@ async def test_key_map_is_intersected_with_the_owners_current_role(gateway: Gate
     async with connect(gateway.mcp_url, owner.api_key) as client:
         await call(client, "ORGANIZATION_MEMBER_UPDATE_ROLE", {"memberId": member_id, "role": "member"})
     async with connect(gateway.mcp_url, wide_key) as demoted:
-        assert await tool_names(demoted) == {"ORGANIZATION_GET", "ORGANIZATION_LIST", "COLLECTION_CONNECTIONS_LIST"}
+        assert await tool_names(demoted) == MEMBER_TOOLS
 
 
 async def test_deleted_key_is_refused_on_its_next_request(gateway: Gateway) -> None:

@@ -4,6 +4,7 @@ day. On a real database, with the registry's clocks injected."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from meshgate.identity.service import OrganizationService, UserService
 from meshgate.oauth.access_tokens import AccessTokens
 from meshgate.oauth.clients import DOCUMENT_UNAVAILABLE, ClientLimits, ClientRegistry, Registration
 from meshgate.oauth.service import Authorization, AuthorizationService
+from meshgate.vault import Vault
 from support.gateway import free_port
 from support.oauth import REDIRECT_URI
 from support.secrets import remember_secret
@@ -125,7 +127,7 @@ async def test_dynamic_clients_nobody_authorized_are_deleted_after_a_day(db: Dat
         user = await UserService(session).create("limits@example.com")
         org = await OrganizationService(session).create("Limits", user.id)
         tokens = AccessTokens(remember_secret("s" * 40).encode(), "http://127.0.0.1", 900)
-        await AuthorizationService(session, tokens, 3600).issue_code(
+        await AuthorizationService(session, tokens, 3600, Vault(secrets.token_bytes(32))).issue_code(
             Authorization(authorized, user.id, org.id, REDIRECT_URI, "c" * 43, "http://127.0.0.1/mcp", None, None)
         )
         admin_made, _secret = await registry.create_registered(session, org.id, "by hand", [REDIRECT_URI], False)

@@ -155,6 +155,7 @@ def test_member_without_permission_does_not_see_admin_pages(browser: Browser, we
     log_in(page, web_gateway, member.email, member.password)
     nav = page.get_by_role("navigation", name="Dashboard")
     expect(nav.get_by_role("link", name="Connections")).to_be_visible()
+    expect(nav.get_by_role("link", name="Authorized apps")).to_be_visible()  # their own OAuth apps
     for admin_page in ("Audit log", "API keys", "Members", "Roles", "Settings"):
         expect(nav.get_by_role("link", name=admin_page)).to_have_count(0)
     expect(page.get_by_role("link", name="New HTTP connection")).to_have_count(0)

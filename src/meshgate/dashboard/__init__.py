@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from meshgate.dashboard._core import Dashboard
+from meshgate.dashboard.apps import AppPages
 from meshgate.dashboard.audit import AuditPages
 from meshgate.dashboard.connections import ConnectionPages
 from meshgate.dashboard.invitations import InvitationPages
@@ -38,6 +39,7 @@ class DashboardPages:
             *ConnectionPages(d).routes(),
             *AuditPages(d).routes(),
             *KeyPages(d).routes(),
+            *AppPages(d).routes(),
             *MemberPages(d).routes(),
             *SettingsPages(d).routes(),
             *VirtualPages(d).routes(),

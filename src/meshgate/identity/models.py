@@ -14,7 +14,14 @@ MAX_CUSTOM_ROLES = 500
 MAX_API_KEYS_PER_ORG = 5000
 
 DEFAULT_MEMBER_PERMISSIONS: PermissionMap = {
-    SELF: ("ORGANIZATION_GET", "ORGANIZATION_LIST", "COLLECTION_CONNECTIONS_LIST"),
+    SELF: (
+        "ORGANIZATION_GET",
+        "ORGANIZATION_LIST",
+        "COLLECTION_CONNECTIONS_LIST",
+        # A person may see and revoke the OAuth apps they authorized themselves.
+        "OAUTH_GRANT_LIST",
+        "OAUTH_GRANT_REVOKE",
+    ),
 }
 
 

@@ -102,6 +102,12 @@ class OAuthClient:
         return False
 
 
+def redirect_host(redirect_uri: str) -> str:
+    """Where an authorization code goes: the host, or the app scheme of a native client."""
+    parts = urlsplit(redirect_uri)
+    return parts.hostname or f"{parts.scheme}: (an app on this device)"
+
+
 def check_redirect_uri(uri: Any) -> str:
     """A redirect URI a client may register: https, http on loopback, or a private-use scheme of a native app."""
     if not isinstance(uri, str) or not uri or len(uri) > MAX_URI:

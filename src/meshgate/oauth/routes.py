@@ -16,10 +16,9 @@ from meshgate.errors import InvalidInput, MeshgateError, OAuthError, RateLimited
 from meshgate.http.errors import retry_after
 from meshgate.http.forms import read_form, single
 from meshgate.http.web import Web, client_address
-from meshgate.identity.service import OrganizationService
 from meshgate.keys import KeyPurpose, derive_key
 from meshgate.oauth import metadata
-from meshgate.oauth.clients import ClientRegistry, OAuthClient, Registration
+from meshgate.oauth.clients import ClientRegistry, OAuthClient, Registration, redirect_host
 from meshgate.oauth.scopes import describe, normalize_scope, permissions_for_scope
 from meshgate.oauth.service import Authorization, AuthorizationService
 
@@ -144,17 +143,11 @@ class OAuthEndpoints:
         if user is None:
             target = request.url.path + ("?" + request.url.query if request.url.query else "")
             return RedirectResponse(f"{self._web.base}/login?next={quote(target, safe='')}", status_code=303)
-        async with self._runtime.db.transaction() as session:
-            organizations = await OrganizationService(session).list_for_user(user.id)
-        if not organizations:
-            return self._web.page(
-                request,
-                "message.html",
-                403,
-                heading="No organization",
-                message="You are not a member of any organization yet; ask an admin to add you.",
-                error=True,
-            )
+        try:
+            async with self._runtime.db.transaction() as session:
+                target = await self._service(session).consent_target(user.id, resource)
+        except MeshgateError as error:
+            return self._cannot_authorize(request, error)
         signed = jwt.encode(
             {**request_token, "uid": user.id, "exp": int(time.time()) + _CONSENT_SECONDS},
             self._consent_key,
@@ -166,11 +159,11 @@ class OAuthEndpoints:
             client_name=client.name,
             client_host=client.host,
             client_verified=client.verified,
-            redirect_host=_redirect_host(redirect_uri),
-            resource=resource,
+            redirect_host=redirect_host(redirect_uri),
+            target=target,
             permissions=describe(permissions_for_scope(scope)),
             user=user,
-            organizations=organizations,
+            organizations=target.organizations,
             request_token=signed,
         )
 
@@ -247,31 +240,28 @@ class OAuthEndpoints:
             return self._redirect(
                 redirect_uri, {"error": "access_denied", "error_description": "the user denied access"}, state
             )
-        async with self._runtime.db.transaction() as session:
-            organizations = await OrganizationService(session).list_for_user(user.id)
-            chosen = [org for org in organizations if org.id == organization_id]
-            if not chosen:
-                return self._web.page(
-                    request,
-                    "message.html",
-                    400,
-                    heading="Choose an organization",
-                    message="Pick one of your organizations.",
-                    error=True,
-                )
-            code = await self._service(session).issue_code(
-                Authorization(
-                    client_id=str(pending["cid"]),
-                    user_id=user.id,
-                    organization_id=chosen[0].id,
-                    redirect_uri=redirect_uri,
-                    code_challenge=str(pending["cc"]),
-                    resource=str(pending["res"]),
-                    scope=pending.get("sc"),
-                    permissions=permissions_for_scope(pending.get("sc")),
-                )
-            )
+        authorization = Authorization(
+            client_id=str(pending["cid"]),
+            user_id=user.id,
+            organization_id=organization_id or "",
+            redirect_uri=redirect_uri,
+            code_challenge=str(pending["cc"]),
+            resource=str(pending["res"]),
+            scope=pending.get("sc"),
+            permissions=permissions_for_scope(pending.get("sc")),
+        )
+        try:
+            async with self._runtime.db.transaction() as session:
+                code = await self._service(session).issue_code(authorization)
+        except MeshgateError as error:
+            return self._cannot_authorize(request, error)
         return self._redirect(redirect_uri, {"code": code}, state)
+
+    def _cannot_authorize(self, request: Request, error: MeshgateError) -> Response:
+        """An error page for the person; nothing goes to the client's redirect URI."""
+        return self._web.page(
+            request, "message.html", error.http_status, heading="Cannot authorize", message=error.message, error=True
+        )
 
     def _redirect(self, redirect_uri: str, values: dict[str, str], state: str | None) -> Response:
         query = dict(values)
@@ -353,14 +343,11 @@ class OAuthEndpoints:
 
     def _service(self, session: Any) -> AuthorizationService:
         return AuthorizationService(
-            session, self._runtime.access_tokens, self._runtime.settings.oauth_refresh_token_seconds
+            session,
+            self._runtime.access_tokens,
+            self._runtime.settings.oauth_refresh_token_seconds,
+            self._runtime.vault,
         )
-
-
-def _redirect_host(redirect_uri: str) -> str:
-    """Where the authorization code goes: the host, or the app scheme of a native client."""
-    parts = urlsplit(redirect_uri)
-    return parts.hostname or f"{parts.scheme}: (an app on this device)"
 
 
 async def _oauth_form(request: Request) -> dict[str, list[str]]:

@@ -23,15 +23,18 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from meshgate.access import PermissionMap
-from meshgate.db.database import announce_change, rows_changed
+from meshgate.access import PermissionMap, Principal
+from meshgate.db.database import rows_changed
 from meshgate.db.rows import new_id
-from meshgate.db.tables import api_keys, oauth_codes, oauth_grants, oauth_refresh_tokens
+from meshgate.db.tables import oauth_codes, oauth_grants, oauth_refresh_tokens
 from meshgate.errors import OAuthError
-from meshgate.identity.service import IDENTITY, hash_key
+from meshgate.identity.service import hash_key
 from meshgate.oauth.access_tokens import AccessTokens
 from meshgate.oauth.clients import OAuthClient
+from meshgate.oauth.consent import ConsentTarget, ConsentTargets
+from meshgate.oauth.grants import AuthorizedApps, revoke_grants
 from meshgate.oauth.scopes import is_narrower
+from meshgate.vault import Vault
 
 CODE_SECONDS = 300
 _KEEP_USED = timedelta(days=1)
@@ -58,16 +61,24 @@ def pkce_matches(verifier: str, challenge: str) -> bool:
 
 
 class AuthorizationService:
-    def __init__(self, session: AsyncSession, tokens: AccessTokens, refresh_lifetime_s: int) -> None:
+    def __init__(self, session: AsyncSession, tokens: AccessTokens, refresh_lifetime_s: int, vault: Vault) -> None:
         self._session = session
         self._tokens = tokens
         self._refresh_lifetime = timedelta(seconds=refresh_lifetime_s)
+        self._targets = ConsentTargets(session, vault, tokens.issuer)
 
     def _now(self) -> datetime:
         """Codes, refresh tokens and access tokens all read the access tokens' clock."""
         return datetime.fromtimestamp(self._tokens.clock(), UTC)
 
+    async def consent_target(self, user_id: str, resource: str) -> ConsentTarget:
+        """What the consent page names and the organizations it offers (`NotFound` for an unknown endpoint)."""
+        return await self._targets.find(user_id, resource)
+
     async def issue_code(self, authorization: Authorization) -> str:
+        """Record the consent and return its code; the organization must be one the consent could offer."""
+        target = await self._targets.find(authorization.user_id, authorization.resource)
+        target.organization(authorization.organization_id)
         grant_id = new_id()
         now = self._now()
         await self._session.execute(
@@ -192,13 +203,11 @@ class AuthorizationService:
 
     async def revoke_grant(self, grant_id: str) -> None:
         """Revoke the grant; the API keys its tokens created go with it (security review 26)."""
-        await self._session.execute(
-            update(oauth_grants)
-            .where(oauth_grants.c.id == grant_id, oauth_grants.c.revoked_at.is_(None))
-            .values(revoked_at=self._now())
-        )
-        await self._session.execute(delete(api_keys).where(api_keys.c.grant_id == grant_id))
-        await announce_change(self._session, IDENTITY)
+        await revoke_grants(self._session, [grant_id], self._now())
+
+    def authorized_apps(self, principal: Principal) -> AuthorizedApps:
+        """The OAuth clients the principal's person has authorized in its organization."""
+        return AuthorizedApps(self._session, principal, self._targets, self._now())
 
     async def _issue(self, grant_id: str) -> dict[str, Any]:
         grant = (await self._session.execute(select(oauth_grants).where(oauth_grants.c.id == grant_id))).one()

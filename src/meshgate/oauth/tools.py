@@ -9,6 +9,8 @@ from pydantic import Field
 
 from meshgate.mcp.registry import ToolContext, ToolInput, ToolSpec
 from meshgate.oauth.clients import OAuthClient
+from meshgate.oauth.grants import AuthorizedApps
+from meshgate.oauth.service import AuthorizationService
 
 
 class ClientCreateInput(ToolInput):
@@ -25,6 +27,10 @@ class ClientCreateInput(ToolInput):
 
 class ClientIdInput(ToolInput):
     clientId: str = Field(description="client_id from OAUTH_CLIENT_LIST", max_length=512)  # noqa: N815
+
+
+class AuthorizedClientInput(ToolInput):
+    clientId: str = Field(description="clientId from OAUTH_GRANT_LIST", max_length=512)  # noqa: N815
 
 
 class NoInput(ToolInput):
@@ -65,6 +71,23 @@ async def client_delete(ctx: ToolContext, args: ClientIdInput) -> dict[str, Any]
     return {"clientId": args.clientId, "deleted": True}
 
 
+def _apps(ctx: ToolContext) -> AuthorizedApps:
+    runtime = ctx.runtime
+    service = AuthorizationService(
+        ctx.session, runtime.access_tokens, runtime.settings.oauth_refresh_token_seconds, runtime.vault
+    )
+    return service.authorized_apps(ctx.principal)
+
+
+async def grant_list(ctx: ToolContext, _args: NoInput) -> dict[str, Any]:
+    return {"items": [app.to_dict() for app in await _apps(ctx).list()]}
+
+
+async def grant_revoke(ctx: ToolContext, args: AuthorizedClientInput) -> dict[str, Any]:
+    revoked = await _apps(ctx).revoke(args.clientId)
+    return {"clientId": args.clientId, "revokedGrants": revoked}
+
+
 async def connection_oauth_start(ctx: ToolContext, args: ConnectionIdInput) -> dict[str, Any]:
     return await ctx.runtime.upstream_oauth.start(
         ctx.session, ctx.principal.organization_id, ctx.principal.user_id, args.id
@@ -88,5 +111,19 @@ TOOLS: list[ToolSpec[Any]] = [
     ToolSpec("OAUTH_CLIENT_LIST", "List OAuth clients registered by this organization.", NoInput, client_list, True),
     ToolSpec(
         "OAUTH_CLIENT_DELETE", "Delete an OAuth client registered by this organization.", ClientIdInput, client_delete
+    ),
+    ToolSpec(
+        "OAUTH_GRANT_LIST",
+        "List the OAuth clients (apps) you have authorized in this organization: name, redirect hosts, what they "
+        "reach, when granted and when they last got tokens.",
+        NoInput,
+        grant_list,
+        True,
+    ),
+    ToolSpec(
+        "OAUTH_GRANT_REVOKE",
+        "Revoke an app you authorized in this organization: its refresh and access tokens stop working at once.",
+        AuthorizedClientInput,
+        grant_revoke,
     ),
 ]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from meshgate.access import Principal
+
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 
 
@@ -64,6 +66,10 @@ class VirtualMcp:
     created_by: str | None
     created_at: datetime
     updated_at: datetime
+
+    def admits(self, principal: Principal) -> bool:
+        """Whether the principal may enter: it reaches the virtual MCP itself or one of its connections."""
+        return principal.can_reach(self.id) or any(principal.can_reach(member.connection_id) for member in self.members)
 
     def to_dict(self, public_url: str = "") -> dict[str, Any]:
         return {

@@ -101,7 +101,7 @@ class VirtualEndpoint:
         try:
             exchange.principal, body = await self._admission.admit(scope, receive, exchange.headers)
             definition = await self._directory.get(exchange.principal.organization_id, exchange.virtual_id)
-            if not _may_enter(exchange.principal, definition):
+            if not definition.admits(exchange.principal):
                 raise PermissionDenied(f"this credential has no permission on virtual MCP {definition.id}")
             if definition.status == "inactive":
                 raise UpstreamUnavailable(f"virtual MCP {definition.title} is inactive")
@@ -137,7 +137,7 @@ class VirtualEndpoint:
         member changes are notified on it, so they do not end it)."""
         token = bearer_token(exchange.headers.get("authorization"))
         expires_at = exchange.principal.expires_at if exchange.principal is not None else None
-        return self._streams.hold(token, frozenset(), lambda principal: _may_enter(principal, definition), expires_at)
+        return self._streams.hold(token, frozenset(), definition.admits, expires_at)
 
     async def _request(
         self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange, definition: VirtualMcp
@@ -303,12 +303,6 @@ class _Exchange:
         self.principal: Principal | None = None
         self.envelope = NO_ENVELOPE
         self.label = virtual_id  # the metrics' connection label: the routed connection once known
-
-
-def _may_enter(principal: Principal, definition: VirtualMcp) -> bool:
-    return principal.can_reach(definition.id) or any(
-        principal.can_reach(member.connection_id) for member in definition.members
-    )
 
 
 def _event(data: bytes) -> bytes:
