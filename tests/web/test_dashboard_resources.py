@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from conftest import add_connection, wait_for_logs
-from support.browser import add_member, log_in, run_async
+from support.browser import UNLABELLED, add_member, log_in, run_async
 from support.gateway import Gateway, Upstream, manage, start_upstream
 from support.oauth import Person, new_person
 from support.secrets import remember_secret
@@ -96,6 +96,7 @@ def test_a_template_form_reads_the_expanded_uri(browser: Browser, web_gateway: G
 
     uri = "shelf://Sci%20Fi/Dune%20%26%20more%2F2"  # each value percent-encoded (RFC 6570 simple expansion)
     expect(page.get_by_role("region", name=f"Contents of {uri}").locator("pre")).to_have_text(f"memo {uri}")
+    assert page.evaluate(UNLABELLED) == []
     page.context.close()
 
 
@@ -119,6 +120,7 @@ def test_a_prompt_form_gets_the_messages_with_the_argument(
     expect(messages.locator("pre")).to_have_text("Caption: At the shore")
     expect(messages.get_by_role("heading", name="assistant")).to_be_visible()
     expect(messages.get_by_role("img")).to_have_attribute("src", "data:image/png;base64," + PIXEL_PNG)
+    assert page.evaluate(UNLABELLED) == []
     page.context.close()
 
 
