@@ -194,6 +194,7 @@ def start_upstream(
     spoof_names: bool = False,
     modern_only: bool = False,
     legacy_only: bool = False,
+    library: bool = False,
 ) -> Upstream:
     port = free_port()
     args = ["--port", str(port), "--token", token, "--tools", str(tools)]
@@ -207,6 +208,8 @@ def start_upstream(
         args.append("--modern-only")
     if legacy_only:
         args.append("--legacy-only")
+    if library:
+        args.append("--library")
     return Upstream(port, token, spawn_server("support.upstream", port, args))
 
 

@@ -1,7 +1,7 @@
 """A real MCP server built with the official SDK, used as the upstream behind meshgate in tests and benchmarks.
 
 Run: python -m support.upstream --port N [--token T] [--json] [--tools K] [--odd-names] [--spoof-names]
-     [--sse] | --stdio
+     [--library] [--sse] | --stdio
 It serves both protocol generations at /mcp (the SDK's dual-era Streamable HTTP), or the same handlers over
 the legacy HTTP+SSE transport (`--sse`, GET /sse) or stdio (`--stdio`), and records the HTTP headers of every
 request so tests can see exactly what meshgate sent.
@@ -93,7 +93,36 @@ HIDDEN_NAMES = ("x\u202e\u0007</script>", "read\u200bfile", "\u0435cho", " padde
 SPOOF_NAMES = (*HIDDEN_NAMES, "path/like.name")
 
 
-def build_server(extra_tools: int, odd_names: bool = False, spoof_names: bool = False) -> Server[Any]:
+# `--library`: more resources (listed two per page), templates and prompts, for the dashboard's pages. Other
+# tests count what the plain server lists, so they stay off by default.
+MARKUP = '<script>document.title = "pwned"</script><b>not bold</b> & more'
+PIXEL_PNG = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+LIBRARY_RESOURCES = [
+    types.Resource(uri="memo://one", name="one", mime_type="text/plain"),
+    types.Resource(uri="memo://markup", name="markup", mime_type="text/html", description="Text with <b>tags</b>"),
+    types.Resource(uri="memo://pixel.png", name="pixel", mime_type="image/png", description="A 1x1 image"),
+    types.Resource(uri="memo://notes.bin", name="notes", mime_type="application/octet-stream"),
+]
+LIBRARY_BLOBS = {"memo://pixel.png": ("image/png", PIXEL_PNG), "memo://notes.bin": ("application/octet-stream", "AAEC")}
+LIBRARY_TEMPLATES = [
+    types.ResourceTemplate(uri_template="memo://{name}", name="memo"),
+    types.ResourceTemplate(uri_template="shelf://{shelf}/{book}", name="book", description="A book on a shelf"),
+]
+LIBRARY_PROMPTS = [
+    types.Prompt(name="greet", arguments=[types.PromptArgument(name="name", required=True)]),
+    types.Prompt(
+        name="poster",
+        description="A caption and a picture",
+        arguments=[types.PromptArgument(name="caption", description="Printed under the picture")],
+    ),
+]
+
+
+def build_server(
+    extra_tools: int, odd_names: bool = False, spoof_names: bool = False, library: bool = False
+) -> Server[Any]:
     generated = [
         types.Tool(name=f"tool_{n:03d}", description=f"Generated tool number {n}", input_schema={"type": "object"})
         for n in range(extra_tools)
@@ -181,7 +210,12 @@ def build_server(extra_tools: int, odd_names: bool = False, spoof_names: bool = 
             return types.CallToolResult(content=[types.TextContent(text=params.name)])
         raise ValueError(f"unknown tool {params.name}")
 
-    async def list_resources(_ctx: Ctx, _params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+    async def list_resources(_ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        if library:
+            start = int(params.cursor) if params is not None and params.cursor else 0
+            more = start + 2 < len(LIBRARY_RESOURCES)
+            page = LIBRARY_RESOURCES[start : start + 2]
+            return types.ListResourcesResult(resources=page, next_cursor=str(start + 2) if more else None)
         return types.ListResourcesResult(
             resources=[types.Resource(uri="memo://one", name="one", mime_type="text/plain")]
         )
@@ -189,11 +223,21 @@ def build_server(extra_tools: int, odd_names: bool = False, spoof_names: bool = 
     async def list_templates(
         _ctx: Ctx, _params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
+        if library:
+            return types.ListResourceTemplatesResult(resource_templates=LIBRARY_TEMPLATES)
         return types.ListResourceTemplatesResult(
             resource_templates=[types.ResourceTemplate(uri_template="memo://{name}", name="memo")]
         )
 
     async def read_resource(_ctx: Ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        uri = str(params.uri)
+        if library and uri in LIBRARY_BLOBS:
+            mime, blob = LIBRARY_BLOBS[uri]
+            return types.ReadResourceResult(contents=[types.BlobResourceContents(uri=uri, blob=blob, mime_type=mime)])
+        if library and uri == "memo://markup":
+            return types.ReadResourceResult(
+                contents=[types.TextResourceContents(uri=uri, text=MARKUP, mime_type="text/html")]
+            )
         return types.ReadResourceResult(
             contents=[
                 types.TextResourceContents(uri=str(params.uri), text=f"memo {params.uri}", mime_type="text/plain")
@@ -201,11 +245,24 @@ def build_server(extra_tools: int, odd_names: bool = False, spoof_names: bool = 
         )
 
     async def list_prompts(_ctx: Ctx, _params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        if library:
+            return types.ListPromptsResult(prompts=LIBRARY_PROMPTS)
         return types.ListPromptsResult(
             prompts=[types.Prompt(name="greet", arguments=[types.PromptArgument(name="name", required=True)])]
         )
 
     async def get_prompt(_ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        if library and params.name == "poster":
+            caption = (params.arguments or {}).get("caption", "no caption")
+            return types.GetPromptResult(
+                description="A poster",
+                messages=[
+                    types.PromptMessage(role="user", content=types.TextContent(text=f"Caption: {caption}")),
+                    types.PromptMessage(
+                        role="assistant", content=types.ImageContent(data=PIXEL_PNG, mime_type="image/png")
+                    ),
+                ],
+            )
         name = (params.arguments or {}).get("name", "world")
         return types.GetPromptResult(
             messages=[types.PromptMessage(role="user", content=types.TextContent(text=f"Hello, {name}!"))]
@@ -361,13 +418,14 @@ def main() -> None:
     parser.add_argument("--tools", type=int, default=0, help="extra generated tools")
     parser.add_argument("--odd-names", action="store_true", help="tools with a 70-character name and clashing names")
     parser.add_argument("--spoof-names", action="store_true", help="tools with control, bidi and look-alike names")
+    parser.add_argument("--library", action="store_true", help="more resources, templates and prompts")
     parser.add_argument("--modern-only", action="store_true", help="refuse initialize: speak only 2026-07-28")
     parser.add_argument("--legacy-only", action="store_true", help="refuse 2026-07-28 requests: handshake era only")
     parser.add_argument("--sse", action="store_true", help="the legacy HTTP+SSE transport (GET /sse) instead")
     parser.add_argument("--stdio", action="store_true", help="stdin/stdout instead of HTTP")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    server = build_server(args.tools, args.odd_names, args.spoof_names)
+    server = build_server(args.tools, args.odd_names, args.spoof_names, args.library)
     if args.stdio:
         anyio.run(run_stdio, server)
         return

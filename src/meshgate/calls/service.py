@@ -184,6 +184,18 @@ class CallService:
             self.record(principal, target, envelope, context, body=answer, is_error=failed or None)
         return message
 
+    async def upstream_info(self, principal: Principal, target: Target, context: CallContext) -> dict[str, Any]:
+        """What the upstream told the caller's own session (capabilities, serverInfo, instructions), once the
+        caller may reach the target (as for `resources/list`); within the connection's call timeout."""
+        envelope = request("initialize", {})
+        try:
+            client = await self.connection(principal, target, envelope, context.trace)
+            async with _deadline(client):
+                return await client.upstream_info(principal.caller)
+        except MeshgateError as error:
+            context.trace.error = error.code
+            raise
+
     async def call_tool(
         self,
         principal: Principal,

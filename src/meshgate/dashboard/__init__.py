@@ -16,6 +16,7 @@ from meshgate.dashboard.connections import ConnectionPages
 from meshgate.dashboard.invitations import InvitationPages
 from meshgate.dashboard.keys import KeyPages
 from meshgate.dashboard.members import MemberPages
+from meshgate.dashboard.resources import ResourcePages
 from meshgate.dashboard.settings import SettingsPages
 from meshgate.dashboard.virtual import VirtualPages
 from meshgate.http.pages import SECURITY_HEADERS
@@ -37,6 +38,7 @@ class DashboardPages:
             Route("/app", self.home, methods=["GET"]),
             Route("/app/static/dashboard.js", self.script, methods=["GET"]),
             *ConnectionPages(d).routes(),
+            *ResourcePages(d).routes(),
             *AuditPages(d).routes(),
             *KeyPages(d).routes(),
             *AppPages(d).routes(),

@@ -1,4 +1,4 @@
-"""A form from a tool's `inputSchema`, and the tool's arguments back from the submitted form."""
+"""A form from a tool's `inputSchema` (or a prompt's arguments), and the arguments back from the submitted form."""
 
 from __future__ import annotations
 
@@ -39,6 +39,18 @@ def fields_of(schema: dict[str, Any]) -> list[ArgumentField]:
         choices = tuple(str(value) for value in as_list(prop.get("enum"))) if kind == "choice" else ()
         description = str(prop.get("description") or prop.get("title") or "")
         fields.append(ArgumentField(name, kind, name in required, description[:500], choices))
+    return fields
+
+
+def prompt_fields(prompt: dict[str, Any]) -> list[ArgumentField]:
+    """A prompt's `arguments` as text fields (MCP prompt arguments are strings)."""
+    fields: list[ArgumentField] = []
+    for raw in as_list(prompt.get("arguments")):
+        argument = as_dict(raw)
+        name = argument.get("name")
+        if isinstance(name, str) and name:
+            description = str(argument.get("description") or argument.get("title") or "")
+            fields.append(ArgumentField(name, "text", argument.get("required") is True, description[:500]))
     return fields
 
 

@@ -1,4 +1,5 @@
-"""Connections: list, create per type, edit, delete, test, OAuth connect, and the tool browser with "try it"."""
+"""Connections: list, create per type, edit, delete, test, OAuth connect, the tool browser with "try it", and
+what else the server offers (resources, resource templates, prompts; their pages are in `resources.py`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.routing import Route
 from meshgate.connections.service import ConnectionInUse
 from meshgate.dashboard._calls import ToolCaller
 from meshgate.dashboard._core import Dashboard, Form, Visit, field, optional
+from meshgate.dashboard._reads import UpstreamReader
 from meshgate.dashboard._schema import RAW, arguments_from, fields_of
 from meshgate.errors import InvalidInput, MeshgateError
 from meshgate.jsonvalues import as_dict, as_list
@@ -27,6 +29,7 @@ class ConnectionPages:
     def __init__(self, dashboard: Dashboard) -> None:
         self._d = dashboard
         self._caller = ToolCaller(dashboard.runtime.calls, dashboard.runtime.limiter)
+        self._reader = UpstreamReader(dashboard.runtime.calls, dashboard.runtime.limiter)
 
     def routes(self) -> list[Route]:
         d = self._d
@@ -78,6 +81,10 @@ class ConnectionPages:
 
     async def detail(self, request: Request, visit: Visit, **result: Any) -> Response:
         connection = await self._get(visit, str(request.path_params["id"]))
+        # Asked live as the visitor (their grants decide), within one call timeout; a server that does not
+        # answer leaves the tools, which the registry keeps, and a note.
+        timeout_s = float(connection.get("call_timeout_ms") or 30_000) / 1000
+        offers = await self._reader.offers(visit.principal, connection["id"], timeout_s)
         return self._d.page(
             request,
             visit,
@@ -86,6 +93,7 @@ class ConnectionPages:
             section="connections",
             connection=connection,
             tools=as_list(connection.get("tools")),
+            offers=offers,
             **result,
         )
 
