@@ -4,80 +4,11 @@ whose role only reads sees no buttons; the live view prepends events from the wa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-import anyio
-import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import add_connection
 from support.browser import add_member, log_in, run_async, shot
+from support.dashboard_events import HOSTILE, bus_with_subscriber, dead_and_scheduled, publish
 from support.gateway import Gateway, Upstream, manage
-from support.oauth import Person, new_person
-
-HOSTILE = "<script>document.title='owned'</script>"
-
-
-@dataclass(frozen=True)
-class Bus:
-    person: Person
-    slug: str
-    connection_id: str
-
-
-async def _bus(gateway: Gateway, subscriber: Upstream, org: str) -> Bus:
-    """An organization whose "Orders app" connection (the ON_EVENTS test server) subscribes to `order.*`."""
-    person = await new_person(gateway, org)
-    connection = await add_connection(gateway, person.api_key, subscriber, title="Orders app")
-    manage(gateway, person.api_key, "EVENT_SUBSCRIBE", eventType="order.*", connectionId=connection["id"])
-    slug = manage(gateway, person.api_key, "ORGANIZATION_GET")["slug"]
-    return Bus(person, str(slug), str(connection["id"]))
-
-
-async def _upstream(gateway: Gateway, bus: Bus, tool: str, arguments: dict[str, Any]) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        answer = await http.post(
-            f"{gateway.url}/mcp/{bus.connection_id}/call-tool/{tool}",
-            json=arguments,
-            headers={"authorization": f"Bearer {bus.person.api_key}"},
-        )
-    assert answer.status_code == 200, answer.text
-
-
-async def _publish(gateway: Gateway, bus: Bus, event_type: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        answer = await http.post(
-            f"{gateway.url}/api/{bus.slug}/events/{event_type}",
-            json=body,
-            headers={"authorization": f"Bearer {bus.person.api_key}"},
-        )
-    assert answer.status_code == 201, answer.text
-    return dict(answer.json())
-
-
-async def _delivery_becomes(gateway: Gateway, key: str, event_id: str, status: str) -> dict[str, Any]:
-    """The gateway's own worker delivers in the background: poll the event with a deadline."""
-    with anyio.fail_after(20):
-        while True:
-            deliveries = manage(gateway, key, "EVENT_GET", eventId=event_id)["deliveries"]
-            if deliveries and deliveries[0]["status"] == status:
-                return dict(deliveries[0])
-            await anyio.sleep(0.05)
-
-
-async def _dead_and_scheduled(gateway: Gateway, subscriber: Upstream, org: str) -> tuple[Bus, str, str]:
-    """An order event whose only delivery failed for good (the next attempt will be asked to wait an hour),
-    and an event scheduled for next year."""
-    bus = await _bus(gateway, subscriber, org)
-    answers = [{"success": False, "error": "stock service down"}, {"retryAfter": 3_600_000}]
-    await _upstream(gateway, bus, "answer_with", {"answers": answers})
-    failed = await _publish(
-        gateway, bus, "order.created", {"subject": "order-7", "data": {"note": HOSTILE, "total": 12}}
-    )
-    await _delivery_becomes(gateway, bus.person.api_key, failed["id"], "dead")
-    later = await _publish(gateway, bus, "order.reminder", {"deliverAt": "2099-01-01T09:00:00Z"})
-    return bus, str(failed["id"]), str(later["id"])
 
 
 def _events_page(browser: Browser, gateway: Gateway, email: str, password: str) -> Page:
@@ -92,7 +23,7 @@ def _events_page(browser: Browser, gateway: Gateway, email: str, password: str) 
 def test_owner_redelivers_a_dead_delivery_and_cancels_a_scheduled_event(
     browser: Browser, web_gateway: Gateway, subscriber: Upstream
 ) -> None:
-    bus, failed_id, later_id = run_async(_dead_and_scheduled, web_gateway, subscriber, "Order Works")
+    bus, failed_id, later_id = run_async(dead_and_scheduled, web_gateway, subscriber, "Order Works")
     page = _events_page(browser, web_gateway, bus.person.email, bus.person.password)
     failed = page.get_by_role("row").filter(has_text="order.created")
     expect(failed).to_contain_text("order-7")
@@ -131,7 +62,7 @@ def test_owner_redelivers_a_dead_delivery_and_cancels_a_scheduled_event(
 def test_a_member_who_may_only_read_events_sees_no_buttons(
     browser: Browser, web_gateway: Gateway, subscriber: Upstream
 ) -> None:
-    bus, failed_id, later_id = run_async(_dead_and_scheduled, web_gateway, subscriber, "Read Only Orders")
+    bus, failed_id, later_id = run_async(dead_and_scheduled, web_gateway, subscriber, "Read Only Orders")
     readable = ["EVENT_LIST", "EVENT_GET", "EVENT_SUBSCRIPTION_LIST", "COLLECTION_CONNECTIONS_LIST"]
     manage(web_gateway, bus.person.api_key, "ROLE_CREATE", name="event-reader", permissions={"self": readable})
     reader = run_async(add_member, web_gateway, bus.person.organization_id, "event-reader")
@@ -155,10 +86,10 @@ def test_a_member_who_may_only_read_events_sees_no_buttons(
 def test_the_live_view_prepends_events_from_the_watch_stream(
     browser: Browser, web_gateway: Gateway, subscriber: Upstream
 ) -> None:
-    bus = run_async(_bus, web_gateway, subscriber, "Live Orders")
+    bus = run_async(bus_with_subscriber, web_gateway, subscriber, "Live Orders")
     page = _events_page(browser, web_gateway, bus.person.email, bus.person.password)
     expect(page.locator("#live-state")).to_have_text("Live: new events appear at the top.")
-    run_async(_publish, web_gateway, bus, "order.shipped", {"subject": HOSTILE})
+    run_async(publish, web_gateway, bus, "order.shipped", {"subject": HOSTILE})
     arrived = page.get_by_role("row").filter(has_text="order.shipped")
     expect(arrived).to_contain_text(HOSTILE)
     assert page.title() != "owned"
@@ -170,7 +101,7 @@ def test_the_live_view_prepends_events_from_the_watch_stream(
 def test_subscriptions_are_made_and_deleted_per_connection(
     browser: Browser, web_gateway: Gateway, subscriber: Upstream
 ) -> None:
-    bus = run_async(_bus, web_gateway, subscriber, "Subscribing Orders")
+    bus = run_async(bus_with_subscriber, web_gateway, subscriber, "Subscribing Orders")
     page = _events_page(browser, web_gateway, bus.person.email, bus.person.password)
     page.get_by_role("navigation", name="Event bus").get_by_role("link", name="Subscriptions").click()
     page.get_by_label("Event type").fill("invoice.paid")
@@ -188,3 +119,52 @@ def test_subscriptions_are_made_and_deleted_per_connection(
     expect(page.get_by_role("status")).to_contain_text("Subscription deleted")
     listed = manage(web_gateway, bus.person.api_key, "EVENT_SUBSCRIPTION_LIST")["items"]
     assert [item["eventType"] for item in listed] == ["order.*"]
+
+
+def test_an_automation_is_shown_with_its_triggers_and_recent_runs(
+    browser: Browser, web_gateway: Gateway, subscriber: Upstream
+) -> None:
+    bus = run_async(bus_with_subscriber, web_gateway, subscriber, "Automated Orders")
+    key = bus.person.api_key
+    made = manage(
+        web_gateway,
+        key,
+        "AUTOMATION_CREATE",
+        name="Count orders",
+        connectionId=bus.connection_id,
+        toolName="stats",
+        arguments={"why": HOSTILE},
+    )
+    manage(web_gateway, key, "AUTOMATION_TRIGGER_ADD", automationId=made["id"], eventType="order.*")
+    run = manage(web_gateway, key, "AUTOMATION_RUN", id=made["id"], event={"type": "order.tested"})
+    assert run["status"] == "ok", run
+    page = _events_page(browser, web_gateway, bus.person.email, bus.person.password)
+    page.get_by_role("navigation", name="Event bus").get_by_role("link", name="Automations").click()
+    row = page.get_by_role("row").filter(has_text="Count orders")
+    expect(row).to_contain_text("stats on Orders app")
+    expect(row).to_contain_text("enabled")
+    row.get_by_role("link", name="Count orders").click()
+    expect(page.get_by_role("heading", name="Count orders")).to_be_visible()
+    expect(page.locator(".facts")).to_contain_text("events order.*")
+    expect(page.locator("pre")).to_contain_text(HOSTILE)
+    runs = page.get_by_role("region", name="Recent runs")
+    expect(runs.get_by_role("row").filter(has_text="order.tested")).to_contain_text("ok")
+    shot(page, "20e-automation")
+
+
+def test_a_dead_delivery_is_redelivered_with_javascript_off(
+    browser: Browser, web_gateway: Gateway, subscriber: Upstream
+) -> None:
+    bus, failed_id, _later = run_async(dead_and_scheduled, web_gateway, subscriber, "Scriptless Orders")
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1024, "height": 768})
+    page = context.new_page()
+    log_in(page, web_gateway, bus.person.email, bus.person.password)
+    page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="Events").click()
+    expect(page.locator("#live-state")).to_have_text("")  # no script, no stream: the list is the page
+    page.get_by_role("row").filter(has_text="order.created").get_by_role("link").click()
+    page.get_by_role("button", name="Redeliver all dead").click()
+    expect(page.get_by_role("status")).to_contain_text("pending again")
+    assert manage(web_gateway, bus.person.api_key, "EVENT_GET", eventId=failed_id)["deliveries"][0]["status"] == (
+        "pending"
+    )
+    context.close()
