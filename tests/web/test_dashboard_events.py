@@ -120,6 +120,19 @@ def test_subscriptions_are_made_and_deleted_per_connection(
     listed = manage(web_gateway, bus.person.api_key, "EVENT_SUBSCRIPTION_LIST")["items"]
     assert [item["eventType"] for item in listed] == ["order.*"]
 
+    # A webhook: its signing secret is shown once, then only the URL's host.
+    page.get_by_label("A webhook").check()
+    page.get_by_label("Webhook URL").fill("https://localhost:9/hooks/orders?token=in-the-url")
+    page.get_by_label("Event type").fill("invoice.*")
+    page.get_by_role("button", name="Subscribe").click()
+    secret = page.get_by_role("textbox", name="Signing secret").input_value()
+    assert len(secret) >= 24
+    hooks = page.get_by_role("region", name="Webhooks")
+    expect(hooks.get_by_role("row").filter(has_text="invoice.*")).to_contain_text("localhost")
+    page.reload()
+    expect(page.get_by_role("textbox", name="Signing secret")).to_have_count(0)
+    assert secret not in page.content() and "in-the-url" not in page.content()
+
 
 def test_an_automation_is_shown_with_its_triggers_and_recent_runs(
     browser: Browser, web_gateway: Gateway, subscriber: Upstream

@@ -24,6 +24,8 @@ async def test_the_live_stream_and_the_event_forms_refuse_who_may_not_use_them(
         refused = await http.get(f"{root}/live")
         assert refused.status_code == 403 and "self:EVENT_LIST" in refused.text
     async with logged_in(web_gateway, bus.person.email, bus.person.password) as http:
+        typo = await http.get(root, params={"type": "order created", "delivery": "dead"})
+        assert typo.status_code == 400 and "is not an event type" in typo.text  # next to the filters
         page = await http.get(f"{root}/{published['id']}")
         assert page.status_code == 200
         forged = await http.post(f"{root}/{published['id']}/redeliver", data={"csrf_token": "not-the-token"})
