@@ -169,7 +169,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app = Starlette(
         routes=[
             *LoginPages(web).routes(),
-            *DashboardPages(web, registry).routes(),
+            *DashboardPages(web, registry, watch).routes(),
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
             *EventRoutes(runtime.db, runtime.events, admission).routes(),
             Route("/api/{org_slug}/watch", watch, methods=["GET"]),

@@ -13,12 +13,15 @@ from meshgate.dashboard._core import Dashboard
 from meshgate.dashboard.apps import AppPages
 from meshgate.dashboard.audit import AuditPages
 from meshgate.dashboard.connections import ConnectionPages
+from meshgate.dashboard.events import EventPages
 from meshgate.dashboard.invitations import InvitationPages
 from meshgate.dashboard.keys import KeyPages
 from meshgate.dashboard.members import MemberPages
 from meshgate.dashboard.resources import ResourcePages
 from meshgate.dashboard.settings import SettingsPages
+from meshgate.dashboard.subscriptions import SubscriptionPages
 from meshgate.dashboard.virtual import VirtualPages
+from meshgate.events.watch import WatchHub
 from meshgate.http.pages import SECURITY_HEADERS
 from meshgate.http.web import Web
 from meshgate.identity.service import OrganizationService
@@ -28,8 +31,9 @@ _SCRIPT = files("meshgate.dashboard").joinpath("static/dashboard.js").read_bytes
 
 
 class DashboardPages:
-    def __init__(self, web: Web, registry: ToolRegistry) -> None:
+    def __init__(self, web: Web, registry: ToolRegistry, watch: WatchHub) -> None:
         self._dashboard = Dashboard(web, registry)
+        self._watch = watch
 
     def routes(self) -> list[Route]:
         d = self._dashboard
@@ -45,6 +49,8 @@ class DashboardPages:
             *MemberPages(d).routes(),
             *SettingsPages(d).routes(),
             *VirtualPages(d).routes(),
+            *SubscriptionPages(d).routes(),  # before the events' `/events/{id}`
+            *EventPages(d, self._watch).routes(),
             *InvitationPages(web).routes(),
             # Last: any other path under /app is a page that says so, never a bare JSON 404.
             Route("/app/{rest:path}", self.unknown, methods=["GET"]),

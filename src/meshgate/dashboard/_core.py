@@ -29,6 +29,7 @@ NAV = (
     ("connections", "Connections", "/connections", "COLLECTION_CONNECTIONS_LIST"),
     ("virtual", "Virtual MCPs", "/virtual", "COLLECTION_VIRTUAL_MCP_LIST"),
     ("audit", "Audit log", "/audit", "MONITORING_LOGS_LIST"),
+    ("events", "Events", "/events", "EVENT_LIST"),
     ("keys", "API keys", "/keys", "API_KEY_LIST"),
     ("apps", "Authorized apps", "/apps", "OAUTH_GRANT_LIST"),
     ("members", "Members", "/members", "ORGANIZATION_MEMBER_LIST"),
@@ -55,6 +56,11 @@ NOTICES = {
     "role-deleted": "Role deleted.",
     "settings-saved": "Settings saved.",
     "oauth-done": "Authorization finished.",
+    "event-redelivered": "Dead deliveries are pending again: they are sent on the next round.",
+    "nothing-dead": "No delivery of this event is dead: nothing to redeliver.",
+    "event-cancelled": "Event cancelled. It will not be published.",
+    "subscription-created": "Subscription created.",
+    "subscription-deleted": "Subscription deleted.",
 }
 
 

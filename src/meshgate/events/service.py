@@ -9,7 +9,7 @@ publishing it again changes it) and every firing is an event of its own. The wor
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from meshgate.events.models import (
     CANCELLED,
     DEAD,
     DELIVERED,
+    DELIVERY_STATES,
     JSON_CONTENT,
     MAX_DATA_BYTES,
     MAX_SUBJECT,
@@ -248,9 +249,13 @@ class EventService:
         *,
         event_type: str | None = None,
         status: str | None = None,
+        source: str | None = None,
+        delivery_status: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[tuple[CloudEvent, str]], int]:
+        """Events newest first, with the total that match; `delivery_status`: only events with a delivery in that
+        state (one the principal may see)."""
         where = [events.c.organization_id == self._org]
         if principal.connection_id is not None:  # what it published, and what was delivered to it
             delivered = (
@@ -259,6 +264,28 @@ class EventService:
                 .where(event_subscriptions.c.connection_id == principal.connection_id)
             )
             where.append(or_(events.c.source == source_of(principal), events.c.id.in_(delivered)))
+        if source is not None:
+            where.append(events.c.source == source)
+        if delivery_status is not None:
+            if delivery_status not in DELIVERY_STATES:
+                raise InvalidInput(
+                    f"deliveryStatus {delivery_status[:40]!r} is unknown; allowed: {', '.join(DELIVERY_STATES)}"
+                )
+            having = (
+                select(event_deliveries.c.event_id)
+                .join(event_subscriptions, event_subscriptions.c.id == event_deliveries.c.subscription_id)
+                .where(event_deliveries.c.organization_id == self._org, event_deliveries.c.status == delivery_status)
+            )
+            if principal.connection_id is not None:
+                having = having.where(
+                    or_(
+                        event_subscriptions.c.connection_id == principal.connection_id,
+                        event_deliveries.c.event_id.in_(
+                            select(events.c.id).where(events.c.source == source_of(principal))
+                        ),
+                    )
+                )
+            where.append(events.c.id.in_(having))
         if event_type is not None:
             checked_pattern(event_type)
             where.append(
@@ -279,6 +306,31 @@ class EventService:
             )
         ).all()
         return [(event_of(row), str(row.status)) for row in rows], total
+
+    async def delivery_counts(self, principal: Principal, found: Sequence[CloudEvent]) -> dict[str, dict[str, int]]:
+        """How many deliveries of each event are in each state (those the principal may see, as `get` shows)."""
+        if not found:
+            return {}
+        query = (
+            select(event_deliveries.c.event_id, event_deliveries.c.status, func.count())
+            .join(event_subscriptions, event_subscriptions.c.id == event_deliveries.c.subscription_id)
+            .where(
+                event_deliveries.c.organization_id == self._org,
+                event_deliveries.c.event_id.in_([event.id for event in found]),
+            )
+            .group_by(event_deliveries.c.event_id, event_deliveries.c.status)
+        )
+        if principal.connection_id is not None:
+            own = [event.id for event in found if event.source == source_of(principal)]
+            query = query.where(
+                or_(
+                    event_subscriptions.c.connection_id == principal.connection_id, event_deliveries.c.event_id.in_(own)
+                )
+            )
+        counts: dict[str, dict[str, int]] = {event.id: {} for event in found}
+        for event_id, status, count in (await self._session.execute(query)).all():
+            counts[str(event_id)][str(status)] = int(count)
+        return counts
 
     async def cancel(self, principal: Principal, event_id: str) -> str:
         """Stop a scheduled or recurring event (and what it has not delivered yet); returns its former status.

@@ -80,6 +80,10 @@ class SyncInput(ToolInput):
 class EventListInput(ToolInput):
     type: str | None = Field(default=None, description="An event type or prefix.*")
     status: str | None = Field(default=None, description="published, scheduled, recurring or cancelled")
+    source: str | None = Field(default=None, max_length=300, description="Only events from this source")
+    deliveryStatus: str | None = Field(  # noqa: N815  (camelCase like MCP Mesh's field names)
+        default=None, description=f"Only events with a delivery in this state: {', '.join(DELIVERY_STATES)}"
+    )
     limit: int = Field(default=100, ge=1, le=1000, description="At most this many (1-1000)")
     offset: int = Field(default=0, ge=0, description="Skip this many")
 
@@ -166,11 +170,19 @@ async def event_redeliver(ctx: ToolContext, args: RedeliverInput) -> Any:
 async def event_list(ctx: ToolContext, args: EventListInput) -> Any:
     if args.status is not None and args.status not in EVENT_STATES:
         raise InvalidInput(f"status {args.status[:40]!r} is unknown; allowed: {', '.join(EVENT_STATES)}")
-    found, total = await _service(ctx).list(
-        ctx.principal, event_type=args.type, status=args.status, limit=args.limit, offset=args.offset
+    service = _service(ctx)
+    found, total = await service.list(
+        ctx.principal,
+        event_type=args.type,
+        status=args.status,
+        source=args.source,
+        delivery_status=args.deliveryStatus,
+        limit=args.limit,
+        offset=args.offset,
     )
+    counts = await service.delivery_counts(ctx.principal, [event for event, _ in found])
     return {
-        "items": [{**event.to_dict(), "status": status} for event, status in found],
+        "items": [{**event.to_dict(), "status": status, "deliveryCounts": counts[event.id]} for event, status in found],
         "totalCount": total,
         "hasMore": args.offset + len(found) < total,
     }
@@ -223,7 +235,13 @@ TOOLS: list[ToolSpec[Any]] = [
         RedeliverInput,
         event_redeliver,
     ),
-    ToolSpec("EVENT_LIST", "List events, newest first.", EventListInput, event_list, read_only=True),
+    ToolSpec(
+        "EVENT_LIST",
+        "List events, newest first, with how many of each one's deliveries are in each state.",
+        EventListInput,
+        event_list,
+        read_only=True,
+    ),
     ToolSpec("EVENT_GET", "An event with the state of each delivery.", EventIdInput, event_get, read_only=True),
     *AUTOMATION_TOOLS,
 ]

@@ -79,12 +79,21 @@ class WatchHub:
         return sum(len(found) for found in self._watchers.values())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = headers_of(scope)
         try:
-            principal, _ = await self._admission.admit(scope, receive, headers)
+            principal, _ = await self._admission.admit(scope, receive, headers_of(scope))
             slug = scope["path_params"]["org_slug"]
             if principal.organization_slug != slug:
                 raise NotFound(f"organization {str(slug)[:100]} not found")
+        except MeshgateError as error:
+            await http_error(error)(scope, receive, send)
+            return
+        await self.serve(scope, receive, send, principal)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, principal: Principal) -> None:
+        """The stream of `principal`'s organization, for a caller already authenticated (the API route with
+        its bearer credential, the dashboard with a browser session); `types` and `Last-Event-ID` as above."""
+        headers = headers_of(scope)
+        try:
             if not principal.allows(SELF, "EVENT_LIST"):
                 raise PermissionDenied("watching events needs self:EVENT_LIST")
             if principal.connection_id is not None:  # it would see every event of the organization
