@@ -64,6 +64,9 @@ def stateless_message(
     return {**message, "params": {**params, "_meta": meta}}
 
 
+_BIG_EVENT = 1024 * 1024  # characters of event data past which parsing takes milliseconds
+
+
 class StreamableHttpSession:
     """One session of meshgate's with a Streamable HTTP upstream."""
 
@@ -271,7 +274,12 @@ class StreamableHttpSession:
         reader = EventReader(MAX_OWN_RESPONSE)
         async for chunk in response.iter_chunks(self._call_timeout, deadline=deadline):
             for event in reader.feed(chunk):
+                big = len(event.data) > _BIG_EVENT
+                if big:  # splitting, parsing and using a big event are turns of their own: others get in between
+                    await asyncio.sleep(0)
                 found = event_message(event)
+                if big:
+                    await asyncio.sleep(0)
                 if found is None:
                     continue
                 if found.get("id") == message.get("id") and ("result" in found or "error" in found):
