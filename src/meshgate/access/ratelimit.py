@@ -83,10 +83,12 @@ class TokenBuckets:
 class RateLimiter:
     """Token buckets for keys and organizations; `check` raises `RateLimited` with a retry delay."""
 
-    def __init__(self, per_key: Rate | None, per_organization: Rate | None) -> None:
+    def __init__(
+        self, per_key: Rate | None, per_organization: Rate | None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._per_key = per_key
         self._per_org = per_organization
-        self._buckets = TokenBuckets()
+        self._buckets = TokenBuckets(clock)
         self.share = 1.0  # this process's slice of every limit (1/N for N live replicas)
 
     @property
