@@ -265,7 +265,7 @@ def authorize(principal: Principal, target: Target, envelope: Envelope) -> None:
             raise InvalidInput("tools/call needs params.name")
         if not readable_tool_name(tool):
             raise hidden_tool(tool)
-        if visible(principal, target, tool):
+        if _granted(principal, target, tool):
             return
         if virtual_id is not None:
             exposed = target.exposed_name or tool
@@ -285,8 +285,10 @@ def hidden_tool(tool: str) -> PermissionDenied:
 
 def visible(principal: Principal, target: Target, tool: str) -> bool:
     """Whether `tools/list` shows this tool of the target to this caller (exactly when tools/call allows it)."""
-    if not readable_tool_name(tool):
-        return False
+    return readable_tool_name(tool) and _granted(principal, target, tool)
+
+
+def _granted(principal: Principal, target: Target, tool: str) -> bool:
     return principal.allows(target.connection_id, tool) or (
         target.virtual_mcp_id is not None and principal.allows(target.virtual_mcp_id, target.exposed_name or tool)
     )
