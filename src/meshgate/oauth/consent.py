@@ -9,10 +9,12 @@ organizations. `/mcp` (management) may be granted in any organization of the per
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshgate.access.principal import Principal
 from meshgate.connections.service import ConnectionService
 from meshgate.errors import NotFound, OAuthError, PermissionDenied
 from meshgate.identity.models import Organization
@@ -71,36 +73,50 @@ class ConsentTargets:
     async def _connection(
         self, user_id: str, resource: str, connection_id: str, organizations: list[Organization]
     ) -> ConsentTarget:
-        for organization in organizations:
-            try:
-                connection = await ConnectionService(self._session, organization.id, self._vault).get(connection_id)
-            except NotFound:
-                continue
-            principal = await member_principal(self._session, user_id, organization.slug)
-            if not principal.can_reach(connection_id):
-                raise _unreachable(organization, "this connection")
-            return ConsentTarget(resource, CONNECTION, connection.title, (organization,))
-        raise NotFound(
+        async def find(organization: Organization) -> tuple[str, Callable[[Principal], bool]]:
+            connection = await ConnectionService(self._session, organization.id, self._vault).get(connection_id)
+            return connection.title, lambda principal: principal.can_reach(connection_id)
+
+        missing = (
             f"there is no connection {connection_id} in your organizations; check the address your client uses, "
             "or ask an admin of the connection's organization to add you"
         )
+        return await self._owned(user_id, resource, organizations, find, (CONNECTION, "this connection", missing))
 
     async def _virtual(
         self, user_id: str, resource: str, virtual_id: str, organizations: list[Organization]
     ) -> ConsentTarget:
-        for organization in organizations:
-            try:
-                virtual = await VirtualMcpService(self._session, organization.id).get(virtual_id)
-            except NotFound:
-                continue
-            principal = await member_principal(self._session, user_id, organization.slug)
-            if not virtual.admits(principal):
-                raise _unreachable(organization, "this virtual MCP")
-            return ConsentTarget(resource, VIRTUAL, virtual.title, (organization,))
-        raise NotFound(
+        async def find(organization: Organization) -> tuple[str, Callable[[Principal], bool]]:
+            virtual = await VirtualMcpService(self._session, organization.id).get(virtual_id)
+            return virtual.title, virtual.admits
+
+        missing = (
             f"there is no virtual MCP {virtual_id} in your organizations; check the address your client uses, "
             "or ask an admin of its organization to add you"
         )
+        return await self._owned(user_id, resource, organizations, find, (VIRTUAL, "this virtual MCP", missing))
+
+    async def _owned(
+        self,
+        user_id: str,
+        resource: str,
+        organizations: list[Organization],
+        find: Callable[[Organization], Awaitable[tuple[str, Callable[[Principal], bool]]]],
+        described: tuple[str, str, str],
+    ) -> ConsentTarget:
+        """The organization (of the user's) that holds the resource, if the user may reach it there.
+        `described`: the target's kind, how a refusal names it, and the answer when no organization holds it."""
+        kind, named, missing = described
+        for organization in organizations:
+            try:
+                title, admits = await find(organization)
+            except NotFound:
+                continue
+            principal = await member_principal(self._session, user_id, organization.slug)
+            if not admits(principal):
+                raise _unreachable(organization, named)
+            return ConsentTarget(resource, kind, title, (organization,))
+        raise NotFound(missing)
 
     async def name_in(self, organization_id: str, resource: str) -> str:
         """What a granted resource is called now in its organization (for the list of authorized apps)."""
