@@ -19,6 +19,7 @@ from meshgate.connections.upstream.stdio import StdioSupervisor
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.replicas import ReplicaRegistry
 from meshgate.events.notices import NoticePublisher
+from meshgate.events.tool_calls import ToolCallAnnouncer
 from meshgate.events.webhooks import WebhookSender
 from meshgate.events.worker import DeliveryPolicy, EventWorker
 from meshgate.http.stream_grants import StreamGrants
@@ -87,7 +88,7 @@ class Runtime:
             timeout_s=settings.virtual_list_timeout_seconds,
             metrics=metrics,
         )
-        audit = AuditWriter(db)
+        audit = AuditWriter(db, on_written=ToolCallAnnouncer(db))
         mesh_tokens = MeshTokenIssuer(MeshSigningKeys(db, vault), settings.public_url)
         upstream_oauth = UpstreamOAuth(db, vault, addresses, settings.public_url, clock=clock)
         connection_tokens = ConnectionTokens(settings.secret, settings.connection_token_seconds)

@@ -2,7 +2,8 @@
 
 Run: python -m support.event_subscriber --port N [--token T] [--count-only]
 Tools: `ON_EVENTS {events}` records each batch and answers the next queued answer (default `{success: true}`;
-a queued `{"isError": true}` answers a failed tool call); `answer_with {answers: [...]}` queues answers;
+a queued `{"isError": true}` answers a failed tool call, a queued `{"hold": true}` answers nothing until
+`release` is called, to catch a delivery mid-call); `answer_with {answers: [...]}` queues answers;
 `received` returns every batch so far; `stats` counts events and measures, per event, the time from its `time`
 to its arrival (for bench/events.py; `--count-only` keeps no batches); `reset` forgets both.
 
@@ -15,6 +16,7 @@ that credential (to use it from a test).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import time
 import warnings
@@ -33,6 +35,7 @@ BATCHES: list[list[dict[str, Any]]] = []
 ANSWERS: list[dict[str, Any]] = []
 STATS: dict[str, Any] = {"count": 0, "first": None, "last": None, "latencies_ms": []}
 KEEP_BATCHES = [True]
+RELEASED = asyncio.Event()  # set by `release`: held ON_EVENTS calls answer (created unbound; Python >= 3.10)
 
 TOOLS = [
     types.Tool(
@@ -46,6 +49,7 @@ TOOLS = [
         input_schema={"type": "object", "properties": {"answers": {"type": "array"}}},
     ),
     types.Tool(name="received", description="Every batch received so far", input_schema={"type": "object"}),
+    types.Tool(name="release", description="Let held ON_EVENTS calls answer", input_schema={"type": "object"}),
     types.Tool(name="stats", description="Events received, and their delays", input_schema={"type": "object"}),
     types.Tool(name="reset", description="Forget what was received", input_schema={"type": "object"}),
     types.Tool(
@@ -74,12 +78,15 @@ def _result(text: str, structured: dict[str, Any] | None = None, *, error: bool 
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=structured, is_error=error)
 
 
-def on_events(args: dict[str, Any]) -> types.CallToolResult:
+async def on_events(args: dict[str, Any]) -> types.CallToolResult:
     events = list(args.get("events", []))
     _count(events)
     if KEEP_BATCHES[0]:
         BATCHES.append(events)
     answer = ANSWERS.pop(0) if ANSWERS else {"success": True}
+    if answer.get("hold"):
+        await RELEASED.wait()
+        return _result("ok", {"success": True})
     if answer.get("isError"):
         return _result("the subscriber broke", error=True)
     return _result("ok", answer)
@@ -96,8 +103,13 @@ def reset(_args: dict[str, Any]) -> types.CallToolResult:
     return _result("reset", {"reset": 1})
 
 
+def release(_args: dict[str, Any]) -> types.CallToolResult:
+    RELEASED.set()
+    return _result("released", {"released": True})
+
+
 HANDLERS = {
-    "ON_EVENTS": on_events,
+    "release": release,
     "answer_with": answer_with,
     "received": lambda _args: _result("batches", {"batches": BATCHES}),
     "stats": lambda _args: _result("stats", dict(STATS)),
@@ -132,6 +144,8 @@ def build_server() -> Server[Any]:
     async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
         if params.name == "as_connection":
             return await as_connection(ctx, params.arguments or {})
+        if params.name == "ON_EVENTS":
+            return await on_events(params.arguments or {})
         if params.name == "connection_token":
             return _result("token", {"token": _connection_token(ctx)})
         handler = HANDLERS.get(params.name)

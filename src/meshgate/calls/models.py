@@ -67,6 +67,9 @@ class CallContext:
     protocol_version: str | None = None
     trace: Trace = field(default_factory=NoTrace)
     started: float = field(default_factory=time.perf_counter)
+    # False for the calls meshgate's event machinery makes itself (deliveries, automation runs): they never
+    # become `meshgate.tool_call.completed` events, which could otherwise set one another off without end.
+    announced: bool = True
 
 
 class MeshTokens(Protocol):

@@ -251,6 +251,7 @@ class CallService:
                 is_error=True if error is not None else is_error,
                 error_message=None if error is None else f"{error.code}: {error.message}",
                 by_connection=principal.connection_id is not None,
+                announced=context.announced,
             )
         )
 

@@ -18,6 +18,7 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import Principal
+from meshgate.db.database import announce_change
 from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import (
     automation_runs,
@@ -29,7 +30,7 @@ from meshgate.db.tables import (
 )
 from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from meshgate.events.filters import checked_filter
-from meshgate.events.models import AUTOMATION_SOURCE_PREFIX, checked_pattern, iso_time
+from meshgate.events.models import AUTOMATION_SOURCE_PREFIX, SUBSCRIPTIONS_TOPIC, checked_pattern, iso_time
 from meshgate.events.service import EventService
 from meshgate.events.templates import checked_template
 
@@ -247,6 +248,7 @@ class AutomationService:
                 updated_at=now,
             )
         )
+        await announce_change(self._session, SUBSCRIPTIONS_TOPIC)
         await self._session.execute(
             insert(automation_triggers).values(
                 id=trigger_id,
@@ -361,6 +363,7 @@ class AutomationService:
     async def _remove_trigger(self, row: Row[Any]) -> None:
         # The subscription's deletion takes the trigger and its pending deliveries with it (foreign keys).
         await self._session.execute(delete(event_subscriptions).where(event_subscriptions.c.id == row.subscription_id))
+        await announce_change(self._session, SUBSCRIPTIONS_TOPIC)
         if row.recurring_event_id is not None:
             await self._session.execute(delete(events).where(events.c.id == row.recurring_event_id))
 

@@ -29,6 +29,9 @@ PENDING, DELIVERED, DEAD, CANCELLED = "pending", "delivered", "dead", "cancelled
 DELIVERY_STATES = (PENDING, DELIVERED, DEAD, CANCELLED)
 
 
+SUBSCRIPTIONS_TOPIC = "events:subscriptions"  # announced when any subscription or trigger is made or removed
+
+
 def published_topic(organization_id: str, event_id: str) -> str:
     """The change topic that tells every replica's live streams about a newly published event."""
     return f"{TOPIC_PREFIX}{organization_id}:{event_id}"

@@ -1,9 +1,10 @@
 """meshgate's own events: the notices services leave in their transactions, published with source `meshgate`.
 
 Types: `meshgate.connection.created|updated|status_changed|deleted`, `meshgate.member.added|removed` and
-`meshgate.api_key.created|revoked`; the subject is the object's id, the data names it and never holds a
-secret. They are published in the transaction of the change (see `meshgate.db.database.notify`), so a
-subscriber hears of a change exactly when it happened, and subscribing to them is subscribing to `meshgate.*`.
+`meshgate.api_key.created|revoked` (and `meshgate.tool_call.completed`, see `meshgate.events.tool_calls`); the
+subject is the object's id, the data names it and never holds a secret. They are published in the transaction of
+the change (see `meshgate.db.database.notify`), so a subscriber hears of a change exactly when it happened, and
+subscribing to them is subscribing to `meshgate.*`.
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ class AutomationRunner:
                 Target(automation.connection_id),
                 automation.tool_name,
                 arguments,
-                CallContext(user_agent=self._agent),
+                CallContext(user_agent=self._agent, announced=False),
             )
         except MeshgateError as error:
             outcome = failed(error)

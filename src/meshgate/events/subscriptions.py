@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.access import SELF, Principal
 from meshgate.connections.addresses import AddressPolicy
+from meshgate.db.database import announce_change
 from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import connections, event_subscriptions
 from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from meshgate.events.filters import checked_filter
-from meshgate.events.models import Subscription, checked_pattern
+from meshgate.events.models import SUBSCRIPTIONS_TOPIC, Subscription, checked_pattern
 from meshgate.events.webhooks import checked_url, new_secret
 from meshgate.vault import Vault
 
@@ -74,6 +75,7 @@ class SubscriptionService:
             "updated_at": now,
         }
         await self._session.execute(insert(event_subscriptions).values(**values))
+        await announce_change(self._session, SUBSCRIPTIONS_TOPIC)
         return await self.subscription(str(values["id"])), True
 
     async def subscribe_webhook(  # noqa: PLR0917  (a webhook subscription has this many parts)
@@ -117,6 +119,7 @@ class SubscriptionService:
                 updated_at=now,
             )
         )
+        await announce_change(self._session, SUBSCRIPTIONS_TOPIC)
         return await self.subscription(subscription_id), secret
 
     async def unsubscribe(self, principal: Principal, subscription_id: str) -> Subscription:
@@ -128,6 +131,7 @@ class SubscriptionService:
         else:
             await self.may_deliver_to(principal, found.connection_id)
         await self._session.execute(delete(event_subscriptions).where(event_subscriptions.c.id == subscription_id))
+        await announce_change(self._session, SUBSCRIPTIONS_TOPIC)
         return found
 
     async def subscription(self, subscription_id: str) -> Subscription:
@@ -174,6 +178,7 @@ class SubscriptionService:
         for key, row in existing.items():
             if key not in desired:
                 await self._session.execute(delete(event_subscriptions).where(event_subscriptions.c.id == row.id))
+                await announce_change(self._session, SUBSCRIPTIONS_TOPIC)
                 report["deleted"].append(_subscription(row).to_dict())
             elif row.filter != desired[key]:
                 await self._session.execute(

@@ -279,7 +279,7 @@ class EventWorker:
                 Target(first.connection_id),
                 DELIVERY_TOOL,
                 {"events": [item.event.to_dict() for item in batch]},
-                CallContext(user_agent=f"meshgate-events/{self.name}"),
+                CallContext(user_agent=f"meshgate-events/{self.name}", announced=False),
             )
         except MeshgateError as error:
             outcome = failed(error)

@@ -39,6 +39,7 @@ class AuditEntry:
     virtual_mcp_id: str | None = None
     client_id: str | None = None
     by_connection: bool = False  # a connection acting for itself (`user_id` is then the connection's id)
+    announced: bool = True  # may become a `meshgate.tool_call.completed` event (see `CallContext.announced`)
 
     @property
     def caller_type(self) -> str:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.connections.upstream.sse import response_for
 from meshgate.db.database import Database
@@ -22,6 +24,10 @@ from meshgate.monitoring.redaction import cut, payload, redact_text
 from meshgate.protocol import escaped_name, readable_tool_name
 
 log = logging.getLogger(__name__)
+
+
+# Told of each written batch in its transaction (entries with their stored rows): the tool-call events.
+WrittenHook = Callable[[AsyncSession, Sequence[tuple[AuditEntry, Mapping[str, Any]]]], Awaitable[None]]
 
 
 class AuditWriter:
@@ -35,8 +41,10 @@ class AuditWriter:
         flush_interval_s: float = 0.2,
         max_queue: int = 100_000,
         max_queue_bytes: int = 256 * 1024 * 1024,
+        on_written: WrittenHook | None = None,
     ) -> None:
         self._db = db
+        self._on_written = on_written
         self._batch_size = batch_size
         self._interval = flush_interval_s
         self._queue: asyncio.Queue[AuditEntry] = asyncio.Queue(maxsize=max_queue)
@@ -120,6 +128,8 @@ class AuditWriter:
                 await asyncio.sleep(0)  # redaction is CPU work: let proxied calls run in between
         async with self._db.transaction() as session:
             await session.execute(insert(monitoring_logs), rows)
+            if self._on_written is not None:
+                await self._on_written(session, list(zip(batch, rows, strict=True)))
         self.written += len(rows)
 
 
