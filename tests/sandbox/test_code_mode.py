@@ -110,6 +110,16 @@ async def test_a_program_calls_tools_and_returns_logs_and_its_value(stack: Stack
     assert "said hello" in _text(result)
 
 
+async def test_a_program_sees_only_callable_tools_and_cannot_run_code_recursively(stack: Stack) -> None:
+    key = await key_for_user(
+        stack.gateway, stack.owner.organization_id, stack.owner.user_id, {stack.virtual_id: ["up_echo"]}
+    )
+    code = "let nested; try { await tools.run_code({code: 'return 1'}) } catch (e) { nested = e.code }"
+    result = await _run(stack, key, code + "; return [Object.keys(tools), nested]")
+    assert result.structured_content is not None
+    assert result.structured_content["result"] == [["up_echo"], "not_found"]
+
+
 async def test_a_limit_ends_the_run_with_its_code(stack: Stack) -> None:
     result = await _run(stack, stack.owner.api_key, "for (;;) { try { await tools.up_echo({}) } catch (e) {} }")
     assert result.is_error

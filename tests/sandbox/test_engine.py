@@ -86,17 +86,20 @@ async def test_eval_and_the_function_constructor_reach_only_the_sandbox(sandbox:
 
 
 async def test_prototype_tricks_cannot_replace_the_tool_bridge(sandbox: SandboxService) -> None:
-    outcome = await run(
+    found = await returned(
         sandbox,
-        "Object.prototype.then = () => 'hijacked'; JSON.parse = () => ({value: 'forged'});"
-        "try { tools.echo = null } catch (e) {} Object.defineProperty(Object.prototype, 'echo', {value: 1});"
-        "const r = await tools.echo({k: 1}); return [typeof r, Object.isFrozen(console)]",
+        "Object.prototype.echo = 'polluted'; Array.prototype.map = () => 'polluted';"
+        "const before = tools.echo; tools.echo = null; delete tools.echo; tools.other = 1;"
+        "let redefined = 'no'; try { Object.defineProperty(tools, 'echo', {value: 1}); redefined = 'yes' } catch (e) {}"
+        "const answer = await tools.echo({k: 1});"
+        "return [tools.echo === before, typeof tools.other, redefined, Object.isFrozen(console), answer.arguments.k]",
     )
-    # The bridge captured JSON.parse before the program ran? No: a program may break its own JSON; what it cannot
-    # do is reach the host. Its forged answer stays inside its own run.
-    assert outcome.error is None or isinstance(outcome.error, SandboxProgramError)
-    clean = await returned(sandbox, "return [typeof Object.prototype.then, await tools.echo({k: 2})]")
-    assert clean == ["undefined", {"tool": "echo", "arguments": {"k": 2}}]  # a new run starts from fresh built-ins
+    assert found == [True, "function", "no", True, 1]  # any other name is a tool call, never a stored value
+    # Making every object thenable breaks only the program's own promises: it ends, it does not hang.
+    thenable = await run(sandbox, "Object.prototype.then = () => {}; return await tools.echo({})")
+    assert isinstance(thenable.error, SandboxProgramError)
+    clean = await returned(sandbox, "return [typeof Object.prototype.then, typeof ({}).echo, [1].map((x) => x)]")
+    assert clean == ["undefined", "undefined", [1]]  # the next run starts from fresh built-ins
 
 
 async def test_state_does_not_survive_into_the_next_run(sandbox: SandboxService) -> None:
