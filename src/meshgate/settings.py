@@ -159,8 +159,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         connection_token_seconds=_bounded(env, "MESHGATE_CONNECTION_TOKEN_SECONDS", 900, 60, 24 * 3600),
         sandbox=SandboxLimits(
             memory_bytes=_bounded(env, "MESHGATE_SANDBOX_MEMORY_BYTES", 64 << 20, 1 << 20, 4 << 30),
-            cpu_seconds=_float(env, "MESHGATE_SANDBOX_CPU_SECONDS", 5.0),
-            wall_seconds=_float(env, "MESHGATE_SANDBOX_WALL_SECONDS", 30.0),
+            cpu_seconds=_positive(env, "MESHGATE_SANDBOX_CPU_SECONDS", 5.0),
+            wall_seconds=_positive(env, "MESHGATE_SANDBOX_WALL_SECONDS", 30.0),
             output_bytes=_bounded(env, "MESHGATE_SANDBOX_OUTPUT_BYTES", 1 << 20, 1024, 64 << 20),
             tool_calls=_bounded(env, "MESHGATE_SANDBOX_TOOL_CALLS", 200, 0, 100_000),
             concurrent=_bounded(env, "MESHGATE_SANDBOX_CONCURRENT", 4, 1, 256),
@@ -253,6 +253,14 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
     value = env.get(name, allowed[0]).strip().lower()
     if value not in allowed:
         raise ConfigurationError(f"{name}={value!r} is not allowed; use one of {', '.join(allowed)}")
+    return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds above zero (a limit of 0 would mean none)."""
+    value = _float(env, name, default)
+    if value <= 0:
+        raise ConfigurationError(f"{name}={value!r} must be above 0 (seconds)")
     return value
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from meshgate.errors import (
+    ConfigurationError,
     SandboxCpuTimeExceeded,
     SandboxMemoryExceeded,
     SandboxOutputTooLarge,
@@ -20,7 +22,7 @@ from meshgate.errors import (
     SandboxWallTimeExceeded,
 )
 from meshgate.sandbox.service import RunOutcome, SandboxService
-from meshgate.settings import SandboxLimits
+from meshgate.settings import SandboxLimits, load_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -197,3 +199,23 @@ async def test_concurrent_runs_each_end_by_their_own_limit_while_others_answer(s
     assert isinstance(results[2].error, SandboxTooManyToolCalls)
     assert results[3].error is None
     assert results[3].returned() == 3
+
+
+def test_every_limit_is_a_setting(tmp_path: Path) -> None:
+    env = {
+        "MESHGATE_DATA_DIR": str(tmp_path),
+        "MESHGATE_SANDBOX_MEMORY_BYTES": str(8 << 20),
+        "MESHGATE_SANDBOX_CPU_SECONDS": "0.5",
+        "MESHGATE_SANDBOX_WALL_SECONDS": "2",
+        "MESHGATE_SANDBOX_OUTPUT_BYTES": "4096",
+        "MESHGATE_SANDBOX_TOOL_CALLS": "7",
+        "MESHGATE_SANDBOX_CONCURRENT": "2",
+    }
+    assert load_settings(env).sandbox == SandboxLimits(
+        memory_bytes=8 << 20, cpu_seconds=0.5, wall_seconds=2.0, output_bytes=4096, tool_calls=7, concurrent=2
+    )
+
+
+def test_a_limit_of_zero_seconds_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="MESHGATE_SANDBOX_CPU_SECONDS"):
+        load_settings({"MESHGATE_DATA_DIR": str(tmp_path), "MESHGATE_SANDBOX_CPU_SECONDS": "0"})
