@@ -33,6 +33,14 @@ ALL = [
     (errors.OAuthSetupError, "upstream_oauth", 502),
     (errors.UpstreamRpcError, "upstream_rpc_error", 502),
     (errors.UpstreamTimeout, "upstream_timeout", 504),
+    (errors.SandboxError, "sandbox_error", 500),
+    (errors.SandboxProgramError, "sandbox_program_error", 422),
+    (errors.SandboxLimitExceeded, "sandbox_limit", 422),
+    (errors.SandboxMemoryExceeded, "sandbox_memory_limit", 422),
+    (errors.SandboxCpuTimeExceeded, "sandbox_cpu_time_limit", 422),
+    (errors.SandboxWallTimeExceeded, "sandbox_wall_time_limit", 422),
+    (errors.SandboxOutputTooLarge, "sandbox_output_limit", 422),
+    (errors.SandboxTooManyToolCalls, "sandbox_tool_call_limit", 422),
 ]
 # What a class adds to the common shape.
 EXTRA: dict[type[errors.MeshgateError], dict[str, object]] = {errors.UpstreamRpcError: {"rpc": {"code": -1}}}

@@ -214,6 +214,7 @@ def _virtual(runtime: Runtime, admission: Admission) -> VirtualEndpoint:
         runtime.streams,
         runtime.metrics,
         runtime.settings.public_url,
+        runtime.sandbox,
     )
 
 

@@ -22,6 +22,14 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
         ├── OAuthSetupError            upstream_oauth         502  (an upstream's OAuth setup cannot be used)
         ├── UpstreamRpcError           upstream_rpc_error     502  (the upstream answered a JSON-RPC error)
         └── UpstreamTimeout            upstream_timeout       504
+    SandboxError                       sandbox_error      500  (the JavaScript engine failed, not the program)
+    ├── SandboxProgramError            sandbox_program_error  422  (the program threw or does not parse)
+    └── SandboxLimitExceeded           sandbox_limit          422  (a run hit one of its hard limits)
+        ├── SandboxMemoryExceeded      sandbox_memory_limit   422
+        ├── SandboxCpuTimeExceeded     sandbox_cpu_time_limit 422
+        ├── SandboxWallTimeExceeded    sandbox_wall_time_limit 422
+        ├── SandboxOutputTooLarge      sandbox_output_limit   422
+        └── SandboxTooManyToolCalls    sandbox_tool_call_limit 422
 
 Services raise these; `meshgate.http.errors` maps them to HTTP JSON, `meshgate.jsonrpc` to JSON-RPC
 error messages and refusals, and `meshgate.mcp.results` to management tool results. Nothing else
@@ -197,3 +205,54 @@ class UpstreamTimeout(UpstreamError):
 
     code = "upstream_timeout"
     http_status = 504
+
+
+class SandboxError(MeshgateError):
+    """The sandbox could not run a program (its worker process died or could not start)."""
+
+    code = "sandbox_error"
+    http_status = 500
+
+
+class SandboxProgramError(SandboxError):
+    """The program does not parse, threw, or awaits something nothing will settle; the message is its error."""
+
+    code = "sandbox_program_error"
+    http_status = 422
+
+
+class SandboxLimitExceeded(SandboxError):
+    """A run was ended by one of its hard limits; the message names the limit and its setting."""
+
+    code = "sandbox_limit"
+    http_status = 422
+
+
+class SandboxMemoryExceeded(SandboxLimitExceeded):
+    """The program allocated more than `MESHGATE_SANDBOX_MEMORY_BYTES`."""
+
+    code = "sandbox_memory_limit"
+
+
+class SandboxCpuTimeExceeded(SandboxLimitExceeded):
+    """The program computed longer than `MESHGATE_SANDBOX_CPU_SECONDS`."""
+
+    code = "sandbox_cpu_time_limit"
+
+
+class SandboxWallTimeExceeded(SandboxLimitExceeded):
+    """The run (tool calls included) lasted longer than `MESHGATE_SANDBOX_WALL_SECONDS`."""
+
+    code = "sandbox_wall_time_limit"
+
+
+class SandboxOutputTooLarge(SandboxLimitExceeded):
+    """console output and the returned value together passed `MESHGATE_SANDBOX_OUTPUT_BYTES`."""
+
+    code = "sandbox_output_limit"
+
+
+class SandboxTooManyToolCalls(SandboxLimitExceeded):
+    """The program called tools more than `MESHGATE_SANDBOX_TOOL_CALLS` times."""
+
+    code = "sandbox_tool_call_limit"

@@ -31,6 +31,7 @@ from meshgate.oauth.clients import ClientLimits, ClientRegistry
 from meshgate.oauth.upstream import UpstreamOAuth
 from meshgate.observability.metrics import CIRCUIT_STATES, CallbackCollector, GatewayMetrics
 from meshgate.observability.tracing import Tracing, instrument_database
+from meshgate.sandbox.service import SandboxService
 from meshgate.settings import Settings
 from meshgate.vault import Vault
 from meshgate.virtual.catalog import UpstreamCatalog
@@ -58,6 +59,7 @@ class Runtime:
     calls: CallService
     events: EventWorker
     connection_tokens: ConnectionTokens
+    sandbox: SandboxService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Runtime:
@@ -156,6 +158,7 @@ class Runtime:
                 tracer=tracing.tracer,
             ),
             connection_tokens=connection_tokens,
+            sandbox=SandboxService(settings.sandbox),
         )
         db.subscribe(runtime._on_change)
         db.on_notices(NoticePublisher(lambda: runtime.events.clock(), metrics, tracing.tracer))  # noqa: PLW0108  (the clock tests set later)
@@ -214,6 +217,7 @@ class Runtime:
     async def stop(self) -> None:
         """Drain the audit queue and key-usage times, close upstream clients and the database, flush spans."""
         await self.events.stop()
+        await self.sandbox.close()
         await self.audit.stop()
         await self.authenticator.stop()
         await self.replicas.stop()

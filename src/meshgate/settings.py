@@ -26,6 +26,18 @@ _SECRET_FILE = "secret.key"  # noqa: S105  (a file name, not a secret)
 
 
 @dataclass(frozen=True, slots=True)
+class SandboxLimits:
+    """Hard limits of one JavaScript run (`meshgate.sandbox`) and how many run at once per process."""
+
+    memory_bytes: int = 64 << 20
+    cpu_seconds: float = 5.0
+    wall_seconds: float = 30.0
+    output_bytes: int = 1 << 20
+    tool_calls: int = 200
+    concurrent: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything meshgate needs to know about its environment."""
 
@@ -80,6 +92,7 @@ class Settings:
     event_lease_seconds: float = 60.0
     event_poll_seconds: float = 1.0
     connection_token_seconds: int = 900  # lifetime of the credential an upstream calls meshgate back with
+    sandbox: SandboxLimits = field(default_factory=SandboxLimits)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -144,6 +157,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_lease_seconds=_float(env, "MESHGATE_EVENT_LEASE_SECONDS", 60.0),
         event_poll_seconds=_float(env, "MESHGATE_EVENT_POLL_SECONDS", 1.0),
         connection_token_seconds=_bounded(env, "MESHGATE_CONNECTION_TOKEN_SECONDS", 900, 60, 24 * 3600),
+        sandbox=SandboxLimits(
+            memory_bytes=_bounded(env, "MESHGATE_SANDBOX_MEMORY_BYTES", 64 << 20, 1 << 20, 4 << 30),
+            cpu_seconds=_positive(env, "MESHGATE_SANDBOX_CPU_SECONDS", 5.0),
+            wall_seconds=_positive(env, "MESHGATE_SANDBOX_WALL_SECONDS", 30.0),
+            output_bytes=_bounded(env, "MESHGATE_SANDBOX_OUTPUT_BYTES", 1 << 20, 1024, 64 << 20),
+            tool_calls=_bounded(env, "MESHGATE_SANDBOX_TOOL_CALLS", 200, 0, 100_000),
+            concurrent=_bounded(env, "MESHGATE_SANDBOX_CONCURRENT", 4, 1, 256),
+        ),
         previous_encryption_keys=tuple(
             _decode_key(value, "ENCRYPTION_KEYS_PREVIOUS") for value in _csv(env, "ENCRYPTION_KEYS_PREVIOUS")
         ),
@@ -232,6 +253,14 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
     value = env.get(name, allowed[0]).strip().lower()
     if value not in allowed:
         raise ConfigurationError(f"{name}={value!r} is not allowed; use one of {', '.join(allowed)}")
+    return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds above zero (a limit of 0 would mean none)."""
+    value = _float(env, name, default)
+    if value <= 0:
+        raise ConfigurationError(f"{name}={value!r} must be above 0 (seconds)")
     return value
 
 

@@ -21,6 +21,8 @@ from meshgate.calls.service import reachable, visible
 from meshgate.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Envelope, rpc_error
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.protocol import SERVER_INFO_META, SUPPORTED_VERSIONS, handshake_version, is_stateless
+from meshgate.sandbox import codemode
+from meshgate.sandbox.service import SandboxService
 from meshgate.virtual.models import VirtualMcp
 from meshgate.virtual.search import CALL_TOOL, DESCRIBE_TOOL, MAX_RESULTS, SEARCH_TOOL, SEARCH_TOOLS, rank
 from meshgate.virtual.view import Route, VirtualView
@@ -65,6 +67,7 @@ class Asked:
     protocol_version: str | None
     search_mode: bool
     target: Target | None = None
+    sandbox: SandboxService | None = None  # code mode: set when the client asked for `?mode=code`
 
 
 def tool_allowed(principal: Principal, virtual_id: str, exposed: str, route: Route) -> bool:
@@ -148,6 +151,8 @@ def _discover(asked: Asked) -> dict[str, Any]:
 def _list(asked: Asked, method: str) -> dict[str, Any]:
     view, principal, virtual_id = asked.view, asked.principal, asked.definition.id
     if method == "tools/list":
+        if asked.sandbox is not None:
+            return {"tools": _code_tools()}
         return {"tools": list(SEARCH_TOOLS) if asked.search_mode else visible_tools(asked)}
     if method == "prompts/list":
         prompts = [
@@ -171,6 +176,8 @@ async def _call_tool(asked: Asked, forward: Forward) -> dict[str, Any]:
     if not isinstance(name, str):
         raise RpcError(INVALID_PARAMS, "tools/call needs params.name")
     arguments = as_dict(params.get("arguments"))
+    if asked.sandbox is not None:
+        return await _code_mode(asked, asked.sandbox, forward, name, arguments)
     if asked.search_mode:
         if name == SEARCH_TOOL:
             return _search(asked, arguments)
@@ -254,12 +261,53 @@ def _search(asked: Asked, arguments: dict[str, Any]) -> dict[str, Any]:
     return _json_result({"tools": found, "totalTools": len(tools)})
 
 
-def _describe(asked: Asked, arguments: dict[str, Any]) -> dict[str, Any]:
+def _code_tools() -> list[dict[str, Any]]:
+    search, describe = SEARCH_TOOLS[0], {**SEARCH_TOOLS[1], "description": codemode.DESCRIBE_DESCRIPTION}
+    return [search, describe, codemode.RUN_CODE_TOOL]
+
+
+async def _code_mode(
+    asked: Asked, sandbox: SandboxService, forward: Forward, name: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    if name == SEARCH_TOOL:
+        return _search(asked, arguments)
+    if name == DESCRIBE_TOOL:
+        return _describe(asked, arguments, typescript=True)
+    if name != codemode.RUN_CODE:
+        message = f"unknown tool {name[:100]!r}: use {SEARCH_TOOL}, {DESCRIBE_TOOL} or {codemode.RUN_CODE}"
+        raise RpcError(INVALID_PARAMS, message)
+    code = arguments.get("code")
+    if not isinstance(code, str) or not code.strip():
+        return _tool_error("run_code needs arguments.code: JavaScript, the body of an async function")
+
+    async def call(exposed: str, inner: dict[str, Any]) -> dict[str, Any]:
+        # Exactly what a tools/call of `exposed` from outside does (decision, refusal, audit), as this caller.
+        route = asked.view.tool_routes.get(exposed)
+        if route is None:
+            return {"error": f"unknown tool {exposed[:100]!r}: find tools with {SEARCH_TOOL}", "code": "not_found"}
+        call_target = CallTarget(route.connection_id, asked.definition.id, exposed)
+        upstream = {"name": route.name, "arguments": inner}
+        result = _result_of(await forward(call_target, "tools/call", upstream))
+        if "error" in result:
+            error = as_dict(result["error"])
+            return {
+                "error": f"the upstream answered {exposed} with an error: {error.get('message')}",
+                "code": "upstream_rpc_error",
+            }
+        return codemode.tool_value(result)
+
+    names = [tool["name"] for tool in visible_tools(asked)]
+    return codemode.run_result(await sandbox.run(code, names, call))
+
+
+def _describe(asked: Asked, arguments: dict[str, Any], *, typescript: bool = False) -> dict[str, Any]:
     names = as_list(arguments.get("names"))
     if not names or len(names) > MAX_RESULTS or not all(isinstance(name, str) for name in names):
         return _tool_error(f"describe_tools needs arguments.names: 1 to {MAX_RESULTS} tool names from search_tools")
     visible = {tool["name"]: tool for tool in visible_tools(asked)}
     found = [visible[name] for name in names if name in visible]
+    if typescript:
+        found = [codemode.described(tool) for tool in found]
     unknown = [name for name in names if name not in visible]
     return _json_result({"tools": found, "unknown": unknown})
 

@@ -3,7 +3,8 @@
 meshgate terminates MCP here (both generations): lists come from the in-memory view, and calls go to
 the owning upstream over the pooled client with that connection's own credentials. Handshake-era
 clients get list_changed on their GET stream; 2026-07-28 clients on `subscriptions/listen`.
-`?mode=search` replaces the tool list with search, describe and call tools.
+`?mode=search` replaces the tool list with search, describe and call tools; `?mode=code` with search,
+describe and run_code (`meshgate.sandbox.codemode`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from meshgate.proxy.interactions import (
     in_flight_key,
 )
 from meshgate.proxy.telemetry import RequestTelemetry, Telemetry
+from meshgate.sandbox.service import SandboxService
 from meshgate.virtual._answers import Asked, answer
 from meshgate.virtual.directory import VirtualDirectory
 from meshgate.virtual.models import VirtualMcp
@@ -71,6 +73,7 @@ class VirtualEndpoint:
         streams: StreamGrants,
         metrics: GatewayMetrics | None,
         public_url: str,
+        sandbox: SandboxService | None = None,
     ) -> None:
         self._calls = calls
         self._admission = admission
@@ -79,6 +82,7 @@ class VirtualEndpoint:
         self._streams = streams
         self._metrics = metrics
         self._public_url = public_url
+        self._sandbox = sandbox
         # Calls in flight by (client session id, request id): notifications/cancelled finds them.
         self._in_flight: dict[InFlightKey, asyncio.Future[Any]] = {}
         self._interactions = Interactions()
@@ -91,7 +95,7 @@ class VirtualEndpoint:
         headers = headers_of(scope)
         request_id = request_id_of(headers)
         telemetry = self._telemetry.begin(scope, headers, ROUTE, request_id)
-        exchange = _Exchange(parts[3], headers, request_id, telemetry, b"mode=search" in scope.get("query_string", b""))
+        exchange = _Exchange(parts[3], headers, request_id, telemetry, _mode(scope.get("query_string", b"")))
         try:
             await self._serve(scope, receive, telemetry.wrap_send(send), exchange)
         finally:
@@ -162,7 +166,9 @@ class VirtualEndpoint:
                 await self._error(scope, receive, send, error, exchange)
                 return
             protocol = exchange.headers.get("mcp-protocol-version")
-            asked = Asked(definition, view, principal, envelope, protocol, exchange.search)
+            asked = Asked(definition, view, principal, envelope, protocol, exchange.mode == "search")
+            if exchange.mode == "code":
+                asked.sandbox = self._sandbox
             channel = CallChannel(caller_of(principal), stateless)
             wants_progress = may_stream and as_dict(params.get("_meta")).get("progressToken") is not None
             interactive = envelope.method in INTERACTIVE and (stateless or may_stream)
@@ -282,27 +288,33 @@ class _Exchange:
         "envelope",
         "headers",
         "label",
+        "mode",
         "principal",
         "request_id",
-        "search",
         "telemetry",
         "virtual_id",
     )
 
     def __init__(
-        self, virtual_id: str, headers: dict[str, str], request_id: str, telemetry: RequestTelemetry, search: bool
+        self, virtual_id: str, headers: dict[str, str], request_id: str, telemetry: RequestTelemetry, mode: str
     ) -> None:
         self.virtual_id = virtual_id
         self.headers = headers
         self.request_id = request_id
         self.telemetry = telemetry
-        self.search = search
+        self.mode = mode  # "", "search" or "code"
         self.context = CallContext(
             request_id, headers.get("user-agent"), headers.get("mcp-protocol-version"), telemetry
         )
         self.principal: Principal | None = None
         self.envelope = NO_ENVELOPE
         self.label = virtual_id  # the metrics' connection label: the routed connection once known
+
+
+def _mode(query: bytes) -> str:
+    if b"mode=" not in query:
+        return ""  # the usual case costs one search of a short string
+    return "search" if b"mode=search" in query else "code" if b"mode=code" in query else ""
 
 
 def _event(data: bytes) -> bytes:

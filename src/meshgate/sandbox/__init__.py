@@ -1,0 +1,1 @@
+"""Isolated JavaScript runs (QuickJS in worker processes) and code mode for virtual MCPs."""
