@@ -1,9 +1,11 @@
-"""The `meshgate` command: serve, migrate, bootstrap, version."""
+"""The `meshgate` command: serve, migrate, bootstrap, version; and, loaded only when run, the remote commands
+(login, call, connections, keys, members, connect) from `meshgate.remote.commands`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 from collections.abc import Generator
@@ -58,9 +60,47 @@ def _run(coro_factory: object) -> object:
         raise click.ClickException(f"cannot reach the database: {error}") from error
 
 
-@click.group()
+# Remote commands live in `meshgate.remote` and import an HTTP client; `serve` must not pay for them.
+_REMOTE_COMMANDS = {
+    "login": "Log in to a gateway (OAuth in the browser, or --api-key)",
+    "logout": "Forget the stored login of a gateway",
+    "call": "Call any management tool of a gateway",
+    "tools": "List the management tools this login may call",
+    "connections": "List, create, test and delete connections",
+    "keys": "List, create and delete API keys",
+    "members": "List, add and remove members",
+    "connect": "Bridge MCP over stdio to a meshgate endpoint",
+}
+
+
+class _Commands(click.Group):
+    """A group whose remote commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_REMOTE_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _REMOTE_COMMANDS:
+            command: click.Command = getattr(importlib.import_module("meshgate.remote.commands"), cmd_name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """`meshgate --help` lists the remote commands by their one-line help, without importing them."""
+        rows = [(name, command.get_short_help_str(60)) for name, command in self.commands.items()]
+        rows.extend(_REMOTE_COMMANDS.items())
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", message="%(version)s")
 def main() -> None:
-    """meshgate: a self-hostable MCP gateway."""
+    """meshgate: a self-hostable MCP gateway.
+
+    Exit codes of the remote commands: 0 done, 1 refused by the gateway or the tool, 2 bad usage or input,
+    3 not logged in or credentials refused, 4 gateway unreachable.
+    """
 
 
 @main.command()
