@@ -172,11 +172,11 @@ class StdioBridge:
             answer = orjson.loads(body) if body else None
         except orjson.JSONDecodeError:
             answer = None
-        if isinstance(answer, list | dict):
+        fields = as_dict(answer)
+        if isinstance(answer, list) or ("jsonrpc" in fields and (request_id is None or fields.get("id") == request_id)):
             await self._write(body)
         elif request_id is not None:
-            text = body[:200].decode(errors="replace").strip()
-            await self._write_error(request_id, f"the gateway answered HTTP {response.status_code}: {text}")
+            await self._write_error(request_id, _refusal(response.status_code, as_dict(answer), body))
 
     async def _write(self, data: bytes) -> None:
         if b"\n" in data:  # stdio framing is one message per line
@@ -221,6 +221,16 @@ class StdioBridge:
         with anyio.move_on_after(5):
             with contextlib.suppress(httpx2.TransportError):  # the gateway expires idle sessions on its own
                 await self._http.delete(self._endpoint.url, headers=headers)
+
+
+def _refusal(status: int, answer: dict[str, Any], body: bytes) -> str:
+    """A one-line reason for an HTTP answer that carries no JSON-RPC message (a 401, a proxy's error page)."""
+    error = answer.get("error")
+    reason = as_dict(error).get("message") or answer.get("error_description") or error or answer.get("message")
+    text = str(reason) if reason else body[:200].decode(errors="replace").strip()
+    if status == 401:
+        return f"the gateway refused the credentials (HTTP 401: {text}); run `meshgate login` or pass --api-key"
+    return f"the gateway answered HTTP {status}: {text}"
 
 
 async def _stdin_lines() -> AsyncIterator[bytes]:
