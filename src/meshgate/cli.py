@@ -7,15 +7,17 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
 from collections.abc import Generator
+from pathlib import Path
 from types import FrameType
 
 import click
 import orjson
 import uvicorn
 
-from meshgate import __version__
+from meshgate import __version__, datadir
 from meshgate.bootstrap import BootstrapResult, bootstrap_owner
 from meshgate.db.database import Database
 from meshgate.db.migrate import apply_migrations
@@ -33,15 +35,17 @@ def _configure_logging(level: str, log_format: str = "auto") -> None:
     configure_logging(level, log_format)
 
 
-def _settings() -> Settings:
+def _settings(data_dir: Path | None = None) -> Settings:
+    env = os.environ if data_dir is None else {**os.environ, "MESHGATE_DATA_DIR": str(data_dir)}
     try:
-        return load_settings()
+        return load_settings(env)
     except MeshgateError as error:
         raise click.ClickException(error.message) from error
 
 
 async def _prepare(settings: Settings) -> list[str]:
     """Apply pending migrations and check the vault key; returns the migrations applied."""
+    datadir.record(os.environ, settings.data_dir)
     db = Database(settings.database_url)
     try:
         applied = await apply_migrations(db.engine)
@@ -203,7 +207,9 @@ def rotate_key() -> None:
 def bootstrap(email: str, password: str | None, org_name: str, as_json: bool) -> None:
     """Create a user, an organization they own and an owner API key (printed once)."""
     _configure_logging("WARNING")
-    settings = _settings()
+    choice = datadir.choose(os.environ, Path.cwd())
+    click.echo(choice.note, err=True)
+    settings = _settings(choice.data_dir)
     _run(_prepare(settings))
     result = _run(bootstrap_owner(settings.database_url, email=email, password=password, org_name=org_name))
     if not isinstance(result, BootstrapResult):  # pragma: no cover  (narrowing for the type checker)
