@@ -73,6 +73,7 @@ _REMOTE_COMMANDS = {
     "connections": "List, create, test and delete connections",
     "keys": "List, create and delete API keys",
     "members": "List, add and remove members",
+    "logs": "Show the newest audit log entries",
     "connect": "Bridge MCP over stdio to a meshgate endpoint",
 }
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from support.gateway import Gateway, Upstream
-from support.remote import remote
+from support.remote import remote, stored
 
 
 @pytest.fixture
@@ -58,6 +60,25 @@ def test_members_list_shows_the_owner(logged_in: Path) -> None:
     assert [member["role"] for member in json.loads(result.stdout)["items"]] == ["owner"]
 
 
+def test_logs_show_the_calls_made_through_a_connection(gateway: Gateway, logged_in: Path, upstream: Upstream) -> None:
+    created = remote(logged_in, "connections", "create", "--title", "Logged", "--url", upstream.url,
+                     "--token", upstream.token, "-o", "json")  # fmt: skip
+    connection_id = json.loads(created.stdout)["id"]
+    key = stored(logged_in)["servers"][gateway.url]["api_key"]
+    called = httpx.post(f"{gateway.url}/mcp/{connection_id}/call-tool/echo", json={"text": "logged"},
+                        headers={"authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+    assert called.status_code == 200, called.text
+    deadline = time.monotonic() + 30  # the audit writer flushes in the background
+    while True:
+        shown = remote(logged_in, "logs", "--connection", connection_id, "-o", "json")
+        assert shown.returncode == 0, shown.stderr
+        if json.loads(shown.stdout)["items"] or time.monotonic() > deadline:
+            break
+    assert json.loads(shown.stdout)["items"], "no audit entry for the connection's calls"
+    table = remote(logged_in, "logs", "--connection", connection_id)
+    assert "CREATEDAT" in table.stdout and "TOOLNAME" in table.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -80,7 +101,15 @@ def test_bad_input_gives_a_clear_error_and_a_non_zero_exit_code(
 
 
 def test_help_and_version_work_on_every_remote_command(tmp_path: Path) -> None:
-    for command in (["login"], ["call"], ["connections", "list"], ["keys", "create"], ["members"], ["connect"]):
+    for command in (
+        ["login"],
+        ["call"],
+        ["connections", "list"],
+        ["keys", "create"],
+        ["members"],
+        ["connect"],
+        ["logs"],
+    ):
         assert remote(tmp_path, *command, "-h").returncode == 0
         version = remote(tmp_path, *command, "--version")
         assert version.returncode == 0 and version.stdout.strip() == remote(tmp_path, "version").stdout.strip()

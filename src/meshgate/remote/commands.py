@@ -370,3 +370,36 @@ def connect(url: str, api_key: str | None, no_browser: bool) -> None:
     from meshgate.remote.bridge import run_bridge  # noqa: PLC0415  (anyio and the bridge only for `connect`)
 
     run_bridge(parse_endpoint(url), _store(), api_key=api_key, open_browser=not no_browser, show=_stderr)
+
+
+# --- logs ----------------------------------------------------------------------------------------------------
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--connection", "connection_id", default=None, help="Only calls of this connection")
+@click.option("--tool", "tool_name", default=None, help="Only calls of this tool")
+@click.option("--errors", is_flag=True, help="Only failed calls")
+@click.option("--limit", type=int, default=20, show_default=True)
+@gateway_options
+@reports_errors
+def logs(
+    *,
+    connection_id: str | None,
+    tool_name: str | None,
+    errors: bool,
+    limit: int,
+    url: str | None,
+    api_key: str | None,
+    output: str | None,
+) -> None:
+    """The newest entries of the audit log (MONITORING_LOGS_LIST)."""
+    arguments: dict[str, Any] = {"limit": limit}
+    if connection_id is not None:
+        arguments["connectionId"] = connection_id
+    if tool_name is not None:
+        arguments["toolName"] = tool_name
+    if errors:
+        arguments["isError"] = True
+    answer = management(url, api_key).call("MONITORING_LOGS_LIST", arguments)
+    columns = ["createdAt", "toolName", "connectionId", "isError", "durationMs", "errorMessage"]
+    show(answer, output, columns=columns)
