@@ -23,8 +23,10 @@ def test_version_prints_the_package_version(tmp_path: Path) -> None:
 
 
 def test_commands_that_do_not_serve_do_not_load_the_web_app_or_the_mcp_sdk() -> None:
-    """The MCP SDK costs over a second of imports; `migrate`, `rotate-key` and `bootstrap` start without it."""
-    probe = "import sys, meshgate.cli; print(sorted(m for m in ('mcp', 'meshgate.app') if m in sys.modules))"
+    """The MCP SDK costs over a second of imports; `migrate`, `rotate-key` and `bootstrap` start without it, and
+    without the remote commands' HTTP client (`meshgate.remote`, httpx2), which load only when one is run."""
+    loaded = "('mcp', 'meshgate.app', 'meshgate.remote', 'httpx2')"
+    probe = f"import sys, meshgate.cli; print(sorted(m for m in {loaded} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
 

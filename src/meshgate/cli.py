@@ -1,19 +1,23 @@
-"""The `meshgate` command: serve, migrate, bootstrap, version."""
+"""The `meshgate` command: serve, migrate, bootstrap, version; and, loaded only when run, the remote commands
+(login, call, connections, keys, members, connect) from `meshgate.remote.commands`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
+import os
 import signal
 from collections.abc import Generator
+from pathlib import Path
 from types import FrameType
 
 import click
 import orjson
 import uvicorn
 
-from meshgate import __version__
+from meshgate import __version__, datadir
 from meshgate.bootstrap import BootstrapResult, bootstrap_owner
 from meshgate.db.database import Database
 from meshgate.db.migrate import apply_migrations
@@ -31,15 +35,17 @@ def _configure_logging(level: str, log_format: str = "auto") -> None:
     configure_logging(level, log_format)
 
 
-def _settings() -> Settings:
+def _settings(data_dir: Path | None = None) -> Settings:
+    env = os.environ if data_dir is None else {**os.environ, "MESHGATE_DATA_DIR": str(data_dir)}
     try:
-        return load_settings()
+        return load_settings(env)
     except MeshgateError as error:
         raise click.ClickException(error.message) from error
 
 
 async def _prepare(settings: Settings) -> list[str]:
     """Apply pending migrations and check the vault key; returns the migrations applied."""
+    datadir.record(os.environ, settings.data_dir)
     db = Database(settings.database_url)
     try:
         applied = await apply_migrations(db.engine)
@@ -58,9 +64,48 @@ def _run(coro_factory: object) -> object:
         raise click.ClickException(f"cannot reach the database: {error}") from error
 
 
-@click.group()
+# Remote commands live in `meshgate.remote` and import an HTTP client; `serve` must not pay for them.
+_REMOTE_COMMANDS = {
+    "login": "Log in to a gateway (OAuth in the browser, or --api-key)",
+    "logout": "Forget the stored login of a gateway",
+    "call": "Call any management tool of a gateway",
+    "tools": "List the management tools this login may call",
+    "connections": "List, create, test and delete connections",
+    "keys": "List, create and delete API keys",
+    "members": "List, add and remove members",
+    "logs": "Show the newest audit log entries",
+    "connect": "Bridge MCP over stdio to a meshgate endpoint",
+}
+
+
+class _Commands(click.Group):
+    """A group whose remote commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_REMOTE_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _REMOTE_COMMANDS:
+            command: click.Command = getattr(importlib.import_module("meshgate.remote.commands"), cmd_name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """`meshgate --help` lists the remote commands by their one-line help, without importing them."""
+        rows = [(name, command.get_short_help_str(60)) for name, command in self.commands.items()]
+        rows.extend(_REMOTE_COMMANDS.items())
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", message="%(version)s")
 def main() -> None:
-    """meshgate: a self-hostable MCP gateway."""
+    """meshgate: a self-hostable MCP gateway.
+
+    Exit codes of the remote commands: 0 done, 1 refused by the gateway or the tool, 2 bad usage or input,
+    3 not logged in or credentials refused, 4 gateway unreachable.
+    """
 
 
 @main.command()
@@ -163,7 +208,9 @@ def rotate_key() -> None:
 def bootstrap(email: str, password: str | None, org_name: str, as_json: bool) -> None:
     """Create a user, an organization they own and an owner API key (printed once)."""
     _configure_logging("WARNING")
-    settings = _settings()
+    choice = datadir.choose(os.environ, Path.cwd())
+    click.echo(choice.note, err=True)
+    settings = _settings(choice.data_dir)
     _run(_prepare(settings))
     result = _run(bootstrap_owner(settings.database_url, email=email, password=password, org_name=org_name))
     if not isinstance(result, BootstrapResult):  # pragma: no cover  (narrowing for the type checker)
