@@ -13,6 +13,7 @@ from pathlib import Path
 
 from meshgate.access.ratelimit import Rate
 from meshgate.errors import ConfigurationError
+from meshgate.identity.auth_config import AuthConfig, load_auth_config
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class Settings:
     event_max_attempts: int = 20
     event_lease_seconds: float = 60.0
     event_poll_seconds: float = 1.0
+    auth_config: AuthConfig = field(default_factory=AuthConfig)  # MESHGATE_AUTH_CONFIG, checked at start
     connection_token_seconds: int = 900  # lifetime of the credential an upstream calls meshgate back with
 
 
@@ -144,6 +146,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_lease_seconds=_float(env, "MESHGATE_EVENT_LEASE_SECONDS", 60.0),
         event_poll_seconds=_float(env, "MESHGATE_EVENT_POLL_SECONDS", 1.0),
         connection_token_seconds=_bounded(env, "MESHGATE_CONNECTION_TOKEN_SECONDS", 900, 60, 24 * 3600),
+        auth_config=load_auth_config(env.get("MESHGATE_AUTH_CONFIG"), env),
         previous_encryption_keys=tuple(
             _decode_key(value, "ENCRYPTION_KEYS_PREVIOUS") for value in _csv(env, "ENCRYPTION_KEYS_PREVIOUS")
         ),

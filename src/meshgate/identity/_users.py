@@ -83,5 +83,11 @@ class UserService:
             .values(email_verified_at=when, updated_at=when)
         )
 
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Replace the user's password (the hash comes from `Passwords.hash`, outside the transaction)."""
+        await self._session.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=password_hash, updated_at=utc_now())
+        )
+
     async def _row_by_email(self, email: str) -> Row[Any] | None:
         return (await self._session.execute(select(users).where(users.c.email == email.strip().lower()))).first()

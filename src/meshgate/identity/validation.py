@@ -52,15 +52,3 @@ def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
     return slug[:60] or "org"
-
-
-MIN_PASSWORD = 10
-
-
-def clean_password(value: str) -> str:
-    """A password a person chooses (on an invitation page): long enough, at most 1024 characters."""
-    if len(value) < MIN_PASSWORD:
-        raise InvalidInput(f"the password is {len(value)} characters long; use at least {MIN_PASSWORD}")
-    if len(value) > 1024:
-        raise InvalidInput("the password is longer than 1024 characters")
-    return value
