@@ -17,7 +17,7 @@ import pytest
 from support.databases import fresh_database
 from support.gateway import MESHGATE, Gateway, start_gateway
 from support.mail import SmtpSink, link_in, smtp_server
-from support.mcp_client import call, connect
+from support.mcp_client import call, call_error, connect
 from support.oauth import PASSWORD, forms_of, new_person
 
 pytestmark = pytest.mark.anyio
@@ -198,6 +198,26 @@ async def test_the_owner_sees_their_sessions_and_ends_another_one(mail_gateway: 
         assert ended.status_code == 303
         assert (await laptop.get("/app/account")).status_code == 303
         assert (await me.get("/app/account")).status_code == 200
+
+
+async def test_the_session_tools_list_and_end_only_the_callers_own_sessions(
+    mail_gateway: tuple[Gateway, SmtpSink],
+) -> None:
+    gateway, _sink = mail_gateway
+    person = await new_person(gateway, "Session Tools Org")
+    stranger = await new_person(gateway, "Other Tools Org")
+    async with _client(gateway, person.email) as browser:
+        async with connect(gateway.mcp_url, person.api_key) as client:
+            (listed,) = (await call(client, "USER_SESSION_LIST"))["items"]
+        async with connect(gateway.mcp_url, stranger.api_key) as client:
+            assert (await call(client, "USER_SESSION_LIST"))["items"] == []
+            refused = await call_error(client, "USER_SESSION_REVOKE", {"sessionId": listed["id"]})
+            assert "not found" in refused
+        assert (await browser.get("/app/account")).status_code == 200
+        async with connect(gateway.mcp_url, person.api_key) as client:
+            assert (await call(client, "USER_SESSION_REVOKE", {"sessionId": listed["id"]}))["revoked"] is True
+            assert (await call(client, "USER_SESSION_LIST"))["items"] == []
+        assert (await browser.get("/app/account")).status_code == 303
 
 
 async def test_an_address_is_matched_to_an_invitation_only_after_the_emailed_link_confirms_it(

@@ -10,6 +10,7 @@ from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from meshgate.identity import _policy
 from meshgate.identity._connection_key_tools import CONNECTION_KEY_TOOLS
 from meshgate.identity._invitation_tools import INVITATION_TOOLS, invitation_url
+from meshgate.identity._session_tools import SESSION_TOOLS
 from meshgate.identity.service import (
     ApiKeyService,
     InvitationService,
@@ -354,4 +355,5 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     *INVITATION_TOOLS,
     *CONNECTION_KEY_TOOLS,
+    *SESSION_TOOLS,
 ]
