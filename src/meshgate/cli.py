@@ -224,4 +224,32 @@ def bootstrap(email: str, password: str | None, org_name: str, as_json: bool) ->
     click.echo("The API key is shown only now; store it somewhere safe.")
 
 
+@main.group()
+def user() -> None:
+    """Manage user accounts."""
+
+
+@user.command("set-password")
+@click.argument("email")
+def user_set_password(email: str) -> None:
+    """Set the password of EMAIL, read from the terminal (or stdin), never from the command line.
+
+    Every browser session of the account ends."""
+    _configure_logging("WARNING")
+    settings = _settings()
+    _run(_prepare(settings))
+    password = click.prompt("New password", hide_input=True, confirmation_prompt=True, err=True)
+    from meshgate.identity.accounts import set_password  # noqa: PLC0415  (keeps `meshgate version` fast)
+
+    async def run() -> None:
+        db = Database(settings.database_url)
+        try:
+            await set_password(db, email, str(password))
+        finally:
+            await db.close()
+
+    _run(run())
+    click.echo(f"password set for {email.strip().lower()}; its browser sessions were ended")
+
+
 signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None

@@ -25,6 +25,7 @@ from meshgate.events.worker import DeliveryPolicy, EventWorker
 from meshgate.http.stream_grants import StreamGrants
 from meshgate.identity.authentication import Authenticator
 from meshgate.identity.connection_tokens import ConnectionTokens
+from meshgate.mail.outbox import Outbox
 from meshgate.monitoring.writer import AuditWriter
 from meshgate.oauth.access_tokens import AccessTokens
 from meshgate.oauth.clients import ClientLimits, ClientRegistry
@@ -60,6 +61,7 @@ class Runtime:
     events: EventWorker
     connection_tokens: ConnectionTokens
     sandbox: SandboxService
+    outbox: Outbox
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Runtime:
@@ -159,6 +161,7 @@ class Runtime:
             ),
             connection_tokens=connection_tokens,
             sandbox=SandboxService(settings.sandbox),
+            outbox=Outbox.from_config(settings.auth_config),
         )
         db.subscribe(runtime._on_change)
         db.on_notices(NoticePublisher(lambda: runtime.events.clock(), metrics, tracing.tracer))  # noqa: PLW0108  (the clock tests set later)
@@ -166,6 +169,7 @@ class Runtime:
         if runtime.metrics is not None:
             runtime.metrics.instrument_database(db.engine)
             runtime.metrics.add_collector(CallbackCollector(runtime._gauges))
+            runtime.metrics.add_collector(CallbackCollector(runtime.outbox.families))
         return runtime
 
     def _gauges(self) -> list[GaugeMetricFamily]:
@@ -213,11 +217,13 @@ class Runtime:
         self.virtual.catalog.start()
         if self.settings.event_delivery:
             self.events.start()
+        self.outbox.start()
 
     async def stop(self) -> None:
         """Drain the audit queue and key-usage times, close upstream clients and the database, flush spans."""
         await self.events.stop()
         await self.sandbox.close()
+        await self.outbox.close()
         await self.audit.stop()
         await self.authenticator.stop()
         await self.replicas.stop()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from meshgate.access.ratelimit import Rate
+from meshgate.auth_config import AuthConfig, load_auth_config
 from meshgate.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Settings:
     event_max_attempts: int = 20
     event_lease_seconds: float = 60.0
     event_poll_seconds: float = 1.0
+    auth_config: AuthConfig = field(default_factory=AuthConfig)  # MESHGATE_AUTH_CONFIG, checked at start
     connection_token_seconds: int = 900  # lifetime of the credential an upstream calls meshgate back with
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
 
@@ -165,6 +167,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             tool_calls=_bounded(env, "MESHGATE_SANDBOX_TOOL_CALLS", 200, 0, 100_000),
             concurrent=_bounded(env, "MESHGATE_SANDBOX_CONCURRENT", 4, 1, 256),
         ),
+        auth_config=load_auth_config(env.get("MESHGATE_AUTH_CONFIG"), env),
         previous_encryption_keys=tuple(
             _decode_key(value, "ENCRYPTION_KEYS_PREVIOUS") for value in _csv(env, "ENCRYPTION_KEYS_PREVIOUS")
         ),

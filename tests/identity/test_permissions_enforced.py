@@ -14,13 +14,16 @@ pytestmark = pytest.mark.anyio
 
 LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 
-# What the built-in member role holds by default: its organization, the connection list, its own OAuth apps.
+# What the built-in member role holds by default: its organization, the connection list, its own OAuth apps
+# and its own browser sessions.
 MEMBER_TOOLS = {
     "ORGANIZATION_GET",
     "ORGANIZATION_LIST",
     "COLLECTION_CONNECTIONS_LIST",
     "OAUTH_GRANT_LIST",
     "OAUTH_GRANT_REVOKE",
+    "USER_SESSION_LIST",
+    "USER_SESSION_REVOKE",
 }
 
 

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from meshgate.dashboard._core import Dashboard
+from meshgate.dashboard.account import AccountPages
 from meshgate.dashboard.apps import AppPages
 from meshgate.dashboard.audit import AuditPages
 from meshgate.dashboard.connections import ConnectionPages
@@ -41,6 +42,7 @@ class DashboardPages:
         return [
             Route("/app", self.home, methods=["GET"]),
             Route("/app/static/dashboard.js", self.script, methods=["GET"]),
+            *AccountPages(web).routes(),
             *ConnectionPages(d).routes(),
             *ResourcePages(d).routes(),
             *AuditPages(d).routes(),

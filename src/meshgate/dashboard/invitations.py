@@ -10,9 +10,9 @@ from meshgate.errors import MeshgateError
 from meshgate.http.forms import read_form, single
 from meshgate.http.web import Web
 from meshgate.identity.models import Invitation, Organization, User
+from meshgate.identity.passwords import MIN_PASSWORD
 from meshgate.identity.service import accept_as_new_account, accept_invitation, open_invitation
 from meshgate.identity.sessions import BrowserSessionService
-from meshgate.identity.validation import clean_password
 
 
 class InvitationPages:
@@ -48,7 +48,7 @@ class InvitationPages:
             session_value: str | None = None
             if user is None:
                 # Hashed before the transaction, off the event loop, and only for a link that is valid.
-                password_hash = await self._web.passwords.hash(clean_password(single(form, "password") or ""))
+                password_hash = await self._web.passwords.hash(single(form, "password") or "")
                 async with self._web.runtime.db.transaction() as session:
                     user, _member = await accept_as_new_account(session, token, single(form, "email"), password_hash)
                     sessions = BrowserSessionService(session)
@@ -96,6 +96,7 @@ class InvitationPages:
             error=error,
             email=email,
             token=str(request.path_params["token"]),
+            min_password=MIN_PASSWORD,
         )
 
     def _problem(self, request: Request, error: MeshgateError) -> Response:

@@ -226,6 +226,19 @@ browser_sessions = Table(
     Index(None, "user_id"),
 )
 
+account_tokens = Table(
+    "account_tokens",
+    metadata,
+    # One-time links sent by mail (password reset, email verification): only the SHA-256 of the token is kept.
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("email", String(320), nullable=False),  # the address the link was sent to; a change voids it
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index(None, "user_id"),
+)
+
 oauth_clients = Table(
     "oauth_clients",
     metadata,

@@ -11,6 +11,7 @@ from meshgate.http import csrf
 from meshgate.http.forms import single
 from meshgate.http.pages import render
 from meshgate.http.shown_once import ShownOnce
+from meshgate.identity.accounts import AccountService
 from meshgate.identity.login import LoginThrottle, PasswordLogin
 from meshgate.identity.models import User
 from meshgate.identity.passwords import Passwords
@@ -29,6 +30,7 @@ class Web:
         self.passwords = Passwords()
         throttle = LoginThrottle(runtime.settings.login_rate_address, runtime.settings.login_rate_account)
         self.login = PasswordLogin(runtime.db, self.passwords, throttle)
+        self.accounts = AccountService(runtime.db, self.passwords, runtime.outbox, runtime.settings.public_url)
 
     async def user(self, request: Request) -> User | None:
         value = request.cookies.get(SESSION_COOKIE)

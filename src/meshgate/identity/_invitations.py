@@ -20,13 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import invitations, organizations
+from meshgate.email_address import clean_email
 from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from meshgate.identity import _rows
 from meshgate.identity._api_keys import hash_key
 from meshgate.identity._members import MemberService
 from meshgate.identity._users import UserService
 from meshgate.identity.models import Invitation, Member, Organization, User
-from meshgate.identity.validation import clean_email
 
 TOKEN_PREFIX = "mgi_"  # noqa: S105  (a visible prefix that says what the token is, not a secret)
 DEFAULT_SECONDS = 7 * 24 * 3600

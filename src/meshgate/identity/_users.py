@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.db.rows import new_id, utc_now
 from meshgate.db.tables import users
+from meshgate.email_address import clean_email
 from meshgate.errors import Conflict
 from meshgate.identity import _rows
 from meshgate.identity.models import User
-from meshgate.identity.validation import clean_email, clean_name
+from meshgate.identity.validation import clean_name
 
 
 class UserService:
@@ -81,6 +82,12 @@ class UserService:
             update(users)
             .where(users.c.id == user_id, users.c.email_verified_at.is_(None))
             .values(email_verified_at=when, updated_at=when)
+        )
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Replace the user's password (the hash comes from `Passwords.hash`, outside the transaction)."""
+        await self._session.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=password_hash, updated_at=utc_now())
         )
 
     async def _row_by_email(self, email: str) -> Row[Any] | None:

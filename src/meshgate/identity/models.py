@@ -21,6 +21,9 @@ DEFAULT_MEMBER_PERMISSIONS: PermissionMap = {
         # A person may see and revoke the OAuth apps they authorized themselves.
         "OAUTH_GRANT_LIST",
         "OAUTH_GRANT_REVOKE",
+        # ... and their own browser sessions.
+        "USER_SESSION_LIST",
+        "USER_SESSION_REVOKE",
     ),
 }
 

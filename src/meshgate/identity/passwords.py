@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from meshgate.errors import InvalidInput, RateLimited
 
-MIN_PASSWORD = 8
+MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 MAX_WAITING = 64
 
@@ -27,11 +27,20 @@ T = TypeVar("T")
 _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 low-memory profile
 
 
+def check_new_password(password: str) -> str:
+    """The one password policy (bootstrap, invitations, change, reset, CLI): its length, and nothing else.
+
+    Length only, as NIST SP 800-63B advises: composition rules make passwords weaker, not stronger."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"the password is {len(password)} characters long; use at least {MIN_PASSWORD}")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidInput(f"the password is longer than {MAX_PASSWORD} characters")
+    return password
+
+
 def hash_password(password: str) -> str:
-    """Hash a new password after checking its length (blocking: for the CLI and tests, not for requests)."""
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInput(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
-    return _hasher.hash(password)
+    """Hash a new password after checking the policy (blocking: for the CLI and tests, not for requests)."""
+    return _hasher.hash(check_new_password(password))
 
 
 def verify_password(password_hash: str, password: str) -> bool:
@@ -54,10 +63,8 @@ class Passwords:
         self.checks = 0
 
     async def hash(self, password: str) -> str:
-        """The argon2id hash of a new password (its length is checked first)."""
-        if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-            raise InvalidInput(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
-        return await self._run(_hasher.hash, password)
+        """The argon2id hash of a new password (the policy is checked first)."""
+        return await self._run(_hasher.hash, check_new_password(password))
 
     async def check(self, password_hash: str | None, password: str) -> bool:
         """Whether `password` matches `password_hash`.

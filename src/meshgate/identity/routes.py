@@ -35,7 +35,13 @@ class LoginPages:
     async def login_form(self, request: Request) -> Response:
         user = await self._web.user(request)
         return self._web.page(
-            request, "login.html", user=user, next=safe_next(request.query_params.get("next")), email="", error=None
+            request,
+            "login.html",
+            user=user,
+            next=safe_next(request.query_params.get("next")),
+            email="",
+            error=None,
+            can_reset=self._web.accounts.can_mail,
         )
 
     async def login(self, request: Request) -> Response:
@@ -49,6 +55,8 @@ class LoginPages:
         if not self._web.form_is_genuine(request, form):
             return self._web.refused(request)
         user = None
+        if not self._web.runtime.settings.auth_config.password_login:
+            return self._login_page(request, 403, email, next_url, "Password login is turned off on this gateway.")
         if email and password:
             try:
                 user = await self._web.login.log_in(email, password, client_address(request))
@@ -75,6 +83,7 @@ class LoginPages:
             next=safe_next(next_url),
             email=(email or "")[:320],
             error=error,
+            can_reset=self._web.accounts.can_mail,
         )
 
     async def logout(self, request: Request) -> Response:

@@ -8,18 +8,40 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshgate.db.database import rows_changed
 from meshgate.db.rows import utc_now
 from meshgate.db.tables import browser_sessions, users
+from meshgate.errors import NotFound
 from meshgate.identity import _rows
 from meshgate.identity.models import User
 from meshgate.identity.service import hash_key
 
 COOKIE = "meshgate_session"
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    """One signed-in browser of a user. `id` is the SHA-256 of the cookie: it names the session, it cannot log in."""
+
+    id: str
+    created_at: datetime
+    expires_at: datetime
+    current: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "createdAt": self.created_at.isoformat().replace("+00:00", "Z"),
+            "expiresAt": self.expires_at.isoformat().replace("+00:00", "Z"),
+            "current": self.current,
+        }
 
 
 class BrowserSessionService:
@@ -58,3 +80,30 @@ class BrowserSessionService:
     async def end(self, value: str | None) -> None:
         if value:
             await self._session.execute(delete(browser_sessions).where(browser_sessions.c.id_hash == hash_key(value)))
+
+    async def list(self, user_id: str, current: str | None = None) -> list[BrowserSession]:
+        """The user's sessions that have not expired, newest first; `current` marks the caller's own cookie."""
+        mine = hash_key(current) if current else None
+        rows = await self._session.execute(
+            select(browser_sessions)
+            .where(browser_sessions.c.user_id == user_id, browser_sessions.c.expires_at > self._clock())
+            .order_by(browser_sessions.c.created_at.desc(), browser_sessions.c.id_hash)
+        )
+        return [BrowserSession(row.id_hash, row.created_at, row.expires_at, row.id_hash == mine) for row in rows]
+
+    async def revoke(self, user_id: str, session_id: str) -> None:
+        """End one of the user's own sessions (another person's answers as not found)."""
+        result = await self._session.execute(
+            delete(browser_sessions).where(
+                browser_sessions.c.user_id == user_id, browser_sessions.c.id_hash == session_id[:64]
+            )
+        )
+        if not rows_changed(result):
+            raise NotFound(f"session {session_id[:64]} not found")
+
+    async def end_all(self, user_id: str, *, keep: str | None = None) -> None:
+        """End every session of the user but the one whose cookie is `keep` (after a password change or reset)."""
+        query = delete(browser_sessions).where(browser_sessions.c.user_id == user_id)
+        if keep:
+            query = query.where(browser_sessions.c.id_hash != hash_key(keep))
+        await self._session.execute(query)

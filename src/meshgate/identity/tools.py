@@ -6,10 +6,12 @@ from typing import Any
 
 from pydantic import Field
 
+from meshgate.email_address import clean_email
 from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from meshgate.identity import _policy
 from meshgate.identity._connection_key_tools import CONNECTION_KEY_TOOLS
 from meshgate.identity._invitation_tools import INVITATION_TOOLS, invitation_url
+from meshgate.identity._session_tools import SESSION_TOOLS
 from meshgate.identity.service import (
     ApiKeyService,
     InvitationService,
@@ -18,7 +20,6 @@ from meshgate.identity.service import (
     RoleService,
     UserService,
 )
-from meshgate.identity.validation import clean_email
 from meshgate.mcp.registry import ToolContext, ToolInput, ToolSpec
 
 PermissionMapInput = dict[str, list[str]]
@@ -354,4 +355,5 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     *INVITATION_TOOLS,
     *CONNECTION_KEY_TOOLS,
+    *SESSION_TOOLS,
 ]

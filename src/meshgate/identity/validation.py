@@ -9,7 +9,6 @@ from meshgate.errors import InvalidInput
 
 MAX_NAME = 100
 MAX_DESCRIPTION = 2000
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 _ROLE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -32,13 +31,6 @@ def clean_description(value: str | None) -> str | None:
     return value
 
 
-def clean_email(value: str) -> str:
-    email = value.strip().lower()
-    if len(email) > 320 or not _EMAIL.match(email):
-        raise InvalidInput(f"{value[:80]!r} is not an email address")
-    return email
-
-
 def clean_role_name(value: str) -> str:
     if not _ROLE_NAME.match(value):
         raise InvalidInput(
@@ -52,15 +44,3 @@ def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
     return slug[:60] or "org"
-
-
-MIN_PASSWORD = 10
-
-
-def clean_password(value: str) -> str:
-    """A password a person chooses (on an invitation page): long enough, at most 1024 characters."""
-    if len(value) < MIN_PASSWORD:
-        raise InvalidInput(f"the password is {len(value)} characters long; use at least {MIN_PASSWORD}")
-    if len(value) > 1024:
-        raise InvalidInput("the password is longer than 1024 characters")
-    return value
