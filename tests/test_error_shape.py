@@ -33,6 +33,9 @@ ALL = [
     (errors.OAuthSetupError, "upstream_oauth", 502),
     (errors.UpstreamRpcError, "upstream_rpc_error", 502),
     (errors.UpstreamTimeout, "upstream_timeout", 504),
+    (errors.ProviderError, "provider_error", 502),
+    (errors.ProviderRefused, "provider_refused", 400),
+    (errors.ProviderTimeout, "provider_timeout", 504),
 ]
 # What a class adds to the common shape.
 EXTRA: dict[type[errors.MeshgateError], dict[str, object]] = {errors.UpstreamRpcError: {"rpc": {"code": -1}}}

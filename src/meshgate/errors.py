@@ -21,7 +21,10 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
         ├── UpstreamAuthorizationRequired upstream_authorization_required 502 (OAuth upstream: authorize again)
         ├── OAuthSetupError            upstream_oauth         502  (an upstream's OAuth setup cannot be used)
         ├── UpstreamRpcError           upstream_rpc_error     502  (the upstream answered a JSON-RPC error)
-        └── UpstreamTimeout            upstream_timeout       504
+        ├── UpstreamTimeout            upstream_timeout       504
+        └── ProviderError              provider_error         502  (an AI provider failed or answered garbage)
+            ├── ProviderRefused        provider_refused       400  (the provider refused the request as invalid)
+            └── ProviderTimeout        provider_timeout       504
 
 Services raise these; `meshgate.http.errors` maps them to HTTP JSON, `meshgate.jsonrpc` to JSON-RPC
 error messages and refusals, and `meshgate.mcp.results` to management tool results. Nothing else
@@ -196,4 +199,25 @@ class UpstreamTimeout(UpstreamError):
     """The upstream did not answer in time."""
 
     code = "upstream_timeout"
+    http_status = 504
+
+
+class ProviderError(UpstreamError):
+    """An AI provider (OpenAI, Anthropic, …) could not be used: unreachable, an error, or not its API's answer."""
+
+    code = "provider_error"
+    http_status = 502
+
+
+class ProviderRefused(ProviderError):
+    """The AI provider refused the request itself as invalid (HTTP 400, 404, 422); its reason is in the message."""
+
+    code = "provider_refused"
+    http_status = 400
+
+
+class ProviderTimeout(ProviderError):
+    """The AI provider did not answer, or stopped sending, within `MESHGATE_AI_TIMEOUT_SECONDS`."""
+
+    code = "provider_timeout"
     http_status = 504

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily
 
 from meshgate.access.ratelimit import RateLimiter
+from meshgate.ai.directory import AiProviders
+from meshgate.ai.wire import ProviderHttp
 from meshgate.calls.mesh_keys import MeshSigningKeys
 from meshgate.calls.mesh_token import MeshTokenIssuer
 from meshgate.calls.service import CallService
@@ -57,6 +59,7 @@ class Runtime:
     calls: CallService
     events: EventWorker
     connection_tokens: ConnectionTokens
+    ai: AiProviders
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Runtime:
@@ -155,6 +158,12 @@ class Runtime:
                 tracer=tracing.tracer,
             ),
             connection_tokens=connection_tokens,
+            ai=AiProviders(
+                db,
+                vault,
+                ProviderHttp(addresses, settings.ai_timeout_seconds),
+                models_ttl_s=settings.ai_models_ttl_seconds,
+            ),
         )
         db.subscribe(runtime._on_change)
         db.on_notices(NoticePublisher(lambda: runtime.events.clock(), metrics, tracing.tracer))  # noqa: PLW0108  (the clock tests set later)
@@ -219,5 +228,6 @@ class Runtime:
         await self.mesh_tokens.keys.stop()
         await self.virtual.stop()
         await self.upstreams.close()
+        self.ai.close()
         await self.db.close()
         self.tracing.shutdown()

@@ -57,6 +57,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0011",
             "0012",
             "0013",
+            "0015",
         ]
         assert await apply_migrations(db.engine) == [
             "0001",
@@ -72,6 +73,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0011",
             "0012",
             "0013",
+            "0015",
         ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []
