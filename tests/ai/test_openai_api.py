@@ -70,6 +70,7 @@ async def standin() -> AsyncIterator[tuple[Providers, str]]:
             yield app, f"http://127.0.0.1:{port}"
         finally:
             app.release.set()
+            app.held.set()
 
 
 async def add_provider(gateway: Gateway, owner: Owner, **data: Any) -> dict[str, Any]:
@@ -183,6 +184,24 @@ async def test_streamed_text_arrives_in_deltas(org: Org, model: str) -> None:
     assert "".join(pieces).strip() == "echo: one two three"
     assert len(pieces) > 1  # deltas, not one block
     assert finish == ["stop"]
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o", "anthropic/claude-sonnet-4"])
+async def test_a_stream_is_relayed_while_the_provider_is_still_answering(org: Org, model: str) -> None:
+    """The first delta reaches the client while the provider holds back the rest (nothing buffers the answer)."""
+    org.standin.held.clear()
+    stream = await org.client().chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "hold on"}], stream=True
+    )
+    chunks = stream.__aiter__()
+    with anyio.fail_after(20):
+        seen = ""
+        while "echo:" not in seen:
+            chunk = await chunks.__anext__()
+            seen += "".join(choice.delta.content or "" for choice in chunk.choices)
+    org.standin.held.set()
+    rest = [choice.delta.content or "" async for chunk in chunks for choice in chunk.choices]
+    assert (seen + "".join(rest)).strip() == "echo: hold on"
 
 
 @pytest.mark.parametrize("model", ["openai/gpt-4o", "anthropic/claude-sonnet-4"])

@@ -28,6 +28,7 @@ class Providers:
         default_factory=list[tuple[str, dict[str, str], dict[str, Any]]]
     )
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    held: asyncio.Event = field(default_factory=asyncio.Event)  # a streamed answer to "hold …" waits for it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -55,9 +56,9 @@ class Providers:
         elif flavour == "broken":
             await _json(send, 500, {"error": {"message": "the stand-in is broken", "type": "server_error"}})
         elif flavour == "openai":
-            await _openai(endpoint, headers, given, send)
+            await _openai(endpoint, headers, given, send, self.held)
         elif flavour == "anthropic":
-            await _anthropic(endpoint, headers, given, send)
+            await _anthropic(endpoint, headers, given, send, self.held)
         else:
             await _json(send, 404, {"error": {"message": f"no stand-in at {path}"}})
 
@@ -79,7 +80,9 @@ def _decide(messages: list[dict[str, Any]], has_tools: bool) -> tuple[str, dict[
 # --- OpenAI -----------------------------------------------------------------------------------------------
 
 
-async def _openai(endpoint: str, headers: dict[str, str], body: dict[str, Any], send: Send) -> None:
+async def _openai(
+    endpoint: str, headers: dict[str, str], body: dict[str, Any], send: Send, held: asyncio.Event
+) -> None:
     if headers.get("authorization") != f"Bearer {OPENAI_KEY}":
         await _json(send, 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
         return
@@ -164,8 +167,10 @@ async def _openai(endpoint: str, headers: dict[str, str], body: dict[str, Any], 
 
     await _event(send, chunk({"role": "assistant", "content": ""}))
     if call is None:
-        for word in text.split(" "):
+        for i, word in enumerate(text.split(" ")):
             await _event(send, chunk({"content": word + " "}))
+            if i == 0 and "hold" in text:
+                await held.wait()
     else:
         arguments = orjson.dumps(call).decode()
         await _event(
@@ -192,7 +197,9 @@ async def _openai(endpoint: str, headers: dict[str, str], body: dict[str, Any], 
 # --- Anthropic --------------------------------------------------------------------------------------------
 
 
-async def _anthropic(endpoint: str, headers: dict[str, str], body: dict[str, Any], send: Send) -> None:
+async def _anthropic(
+    endpoint: str, headers: dict[str, str], body: dict[str, Any], send: Send, held: asyncio.Event
+) -> None:
     if headers.get("x-api-key") != ANTHROPIC_KEY or headers.get("anthropic-version") != "2023-06-01":
         await _json(
             send, 401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}
@@ -243,10 +250,12 @@ async def _anthropic(endpoint: str, headers: dict[str, str], body: dict[str, Any
             },
         )
         return
-    await _anthropic_stream(body, text, call, send)
+    await _anthropic_stream(body, text, call, send, held)
 
 
-async def _anthropic_stream(body: dict[str, Any], text: str, call: dict[str, Any] | None, send: Send) -> None:
+async def _anthropic_stream(
+    body: dict[str, Any], text: str, call: dict[str, Any] | None, send: Send, held: asyncio.Event
+) -> None:
     stop = "tool_use" if call else "end_turn"
     await _start_sse(send)
 
@@ -270,8 +279,10 @@ async def _anthropic_stream(body: dict[str, Any], text: str, call: dict[str, Any
     await event("ping", {})
     if call is None:
         await event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
-        for word in text.split(" "):
+        for i, word in enumerate(text.split(" ")):
             await event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": word + " "}})
+            if i == 0 and "hold" in text:
+                await held.wait()
         await event("content_block_stop", {"index": 0})
     else:
         arguments = orjson.dumps(call).decode()
