@@ -36,19 +36,23 @@ class AiProviders:
         self._clock = clock
         self._orgs: dict[str, dict[str, OpenedProvider]] = {}
         self._models: dict[tuple[str, str], tuple[float, list[str]]] = {}
+        self._generation = 0  # a load that a change overtook is not kept
         db.subscribe(self._on_change)
 
     def _on_change(self, topic: str) -> None:
         if topic in (AI_TOPIC, EVERYTHING):
+            self._generation += 1
             self._orgs.clear()
             self._models.clear()
 
     async def providers(self, organization_id: str) -> dict[str, OpenedProvider]:
         found = self._orgs.get(organization_id)
         if found is None:
+            generation = self._generation
             async with self._db.transaction() as session:
                 found = await ProviderKeyService(session, organization_id, self._vault).opened()
-            self._orgs[organization_id] = found
+            if generation == self._generation:
+                self._orgs[organization_id] = found
         return found
 
     async def provider(self, organization_id: str, name: str) -> OpenedProvider:
