@@ -41,6 +41,9 @@ ALL = [
     (errors.SandboxWallTimeExceeded, "sandbox_wall_time_limit", 422),
     (errors.SandboxOutputTooLarge, "sandbox_output_limit", 422),
     (errors.SandboxTooManyToolCalls, "sandbox_tool_call_limit", 422),
+    (errors.ProviderError, "provider_error", 502),
+    (errors.ProviderRefused, "provider_refused", 400),
+    (errors.ProviderTimeout, "provider_timeout", 504),
 ]
 # What a class adds to the common shape.
 EXTRA: dict[type[errors.MeshgateError], dict[str, object]] = {errors.UpstreamRpcError: {"rpc": {"code": -1}}}

@@ -16,6 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from meshgate.ai.routes import AiRoutes
+from meshgate.ai.tools import TOOLS as AI_TOOLS
 from meshgate.connections.tools import TOOLS as CONNECTION_TOOLS
 from meshgate.dashboard import DashboardPages
 from meshgate.events.routes import EventRoutes
@@ -53,7 +55,7 @@ log = logging.getLogger("meshgate")
 def build_registry() -> ToolRegistry:
     """Every management tool of every package."""
     return ToolRegistry(
-        [*IDENTITY_TOOLS, *CONNECTION_TOOLS, *VIRTUAL_TOOLS, *OAUTH_TOOLS, *MONITORING_TOOLS, *EVENT_TOOLS]
+        [*IDENTITY_TOOLS, *CONNECTION_TOOLS, *VIRTUAL_TOOLS, *OAUTH_TOOLS, *MONITORING_TOOLS, *EVENT_TOOLS, *AI_TOOLS]
     )
 
 
@@ -174,6 +176,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             *DashboardPages(web, registry, watch).routes(),
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
             *EventRoutes(runtime.db, runtime.events, admission).routes(),
+            *AiRoutes(runtime.ai, admission).routes(),
             Route("/api/{org_slug}/watch", watch, methods=["GET"]),
             *UpstreamCallback(web).routes(),
             Route("/health", health.live),

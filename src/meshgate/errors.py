@@ -21,7 +21,10 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
         ├── UpstreamAuthorizationRequired upstream_authorization_required 502 (OAuth upstream: authorize again)
         ├── OAuthSetupError            upstream_oauth         502  (an upstream's OAuth setup cannot be used)
         ├── UpstreamRpcError           upstream_rpc_error     502  (the upstream answered a JSON-RPC error)
-        └── UpstreamTimeout            upstream_timeout       504
+        ├── UpstreamTimeout            upstream_timeout       504
+        └── ProviderError              provider_error         502  (an AI provider failed or answered garbage)
+            ├── ProviderRefused        provider_refused       400  (the provider refused the request as invalid)
+            └── ProviderTimeout        provider_timeout       504
     SandboxError                       sandbox_error      500  (the JavaScript engine failed, not the program)
     ├── SandboxProgramError            sandbox_program_error  422  (the program threw or does not parse)
     └── SandboxLimitExceeded           sandbox_limit          422  (a run hit one of its hard limits)
@@ -256,3 +259,24 @@ class SandboxTooManyToolCalls(SandboxLimitExceeded):
     """The program called tools more than `MESHGATE_SANDBOX_TOOL_CALLS` times."""
 
     code = "sandbox_tool_call_limit"
+
+
+class ProviderError(UpstreamError):
+    """An AI provider (OpenAI, Anthropic, …) could not be used: unreachable, an error, or not its API's answer."""
+
+    code = "provider_error"
+    http_status = 502
+
+
+class ProviderRefused(ProviderError):
+    """The AI provider refused the request itself as invalid (HTTP 400, 404, 422); its reason is in the message."""
+
+    code = "provider_refused"
+    http_status = 400
+
+
+class ProviderTimeout(ProviderError):
+    """The AI provider did not answer, or stopped sending, within `MESHGATE_AI_TIMEOUT_SECONDS`."""
+
+    code = "provider_timeout"
+    http_status = 504

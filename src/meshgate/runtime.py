@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily
 
 from meshgate.access.ratelimit import RateLimiter
+from meshgate.ai.directory import AiProviders
+from meshgate.ai.wire import ProviderHttp
 from meshgate.calls.mesh_keys import MeshSigningKeys
 from meshgate.calls.mesh_token import MeshTokenIssuer
 from meshgate.calls.service import CallService
@@ -62,6 +64,7 @@ class Runtime:
     connection_tokens: ConnectionTokens
     sandbox: SandboxService
     outbox: Outbox
+    ai: AiProviders
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Runtime:
@@ -162,6 +165,12 @@ class Runtime:
             connection_tokens=connection_tokens,
             sandbox=SandboxService(settings.sandbox),
             outbox=Outbox.from_config(settings.auth_config),
+            ai=AiProviders(
+                db,
+                vault,
+                ProviderHttp(addresses, settings.ai_timeout_seconds),
+                models_ttl_s=settings.ai_models_ttl_seconds,
+            ),
         )
         db.subscribe(runtime._on_change)
         db.on_notices(NoticePublisher(lambda: runtime.events.clock(), metrics, tracing.tracer))  # noqa: PLW0108  (the clock tests set later)
@@ -230,5 +239,6 @@ class Runtime:
         await self.mesh_tokens.keys.stop()
         await self.virtual.stop()
         await self.upstreams.close()
+        self.ai.close()
         await self.db.close()
         self.tracing.shutdown()

@@ -85,6 +85,8 @@ class Settings:
     upstream_session_idle_seconds: float = 300.0
     virtual_list_ttl_seconds: float = 300.0
     virtual_list_timeout_seconds: float = 5.0
+    ai_timeout_seconds: float = 120.0  # an AI provider's answer head, and each pause in a streamed answer
+    ai_models_ttl_seconds: float = 300.0  # how long a provider's model listing is kept
     event_delivery: bool = True  # off: this process publishes but leaves deliveries to the other processes
     event_batch_size: int = 50
     event_retry_first_seconds: float = 1.0
@@ -151,6 +153,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upstream_session_idle_seconds=_float(env, "MESHGATE_UPSTREAM_SESSION_IDLE_SECONDS", 300.0),
         virtual_list_ttl_seconds=_float(env, "MESHGATE_VIRTUAL_LIST_TTL_SECONDS", 300.0),
         virtual_list_timeout_seconds=_float(env, "MESHGATE_VIRTUAL_LIST_TIMEOUT_SECONDS", 5.0),
+        ai_timeout_seconds=_float(env, "MESHGATE_AI_TIMEOUT_SECONDS", 120.0),
+        ai_models_ttl_seconds=_float(env, "MESHGATE_AI_MODELS_TTL_SECONDS", 300.0),
         event_delivery=env.get("MESHGATE_EVENT_DELIVERY", "on").strip().lower() not in ("0", "off", "false", "no"),
         event_batch_size=_bounded(env, "MESHGATE_EVENT_BATCH_SIZE", 50, 1, 1000),
         event_retry_first_seconds=_float(env, "MESHGATE_EVENT_RETRY_FIRST_SECONDS", 1.0),

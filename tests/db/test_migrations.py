@@ -58,6 +58,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0012",
             "0013",
             "0014",
+            "0015",
         ]
         assert await apply_migrations(db.engine) == [
             "0001",
@@ -74,6 +75,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0012",
             "0013",
             "0014",
+            "0015",
         ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []
@@ -102,6 +104,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "automation_triggers",
             "automation_runs",
             "account_tokens",
+            "ai_provider_keys",
         } <= tables
         assert diff == []
     finally:

@@ -507,3 +507,21 @@ automation_runs = Table(
     Column("error", String(500), nullable=True),
     Index(None, "automation_id", "started_at"),
 )
+
+# --- AI providers (keys sealed by the vault; see meshgate.ai) -------------------------------------------------
+
+ai_provider_keys = Table(
+    "ai_provider_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(40), nullable=False),  # the prefix of its model ids: `<name>/<model>`
+    Column("provider", String(32), nullable=False),  # openai | anthropic | gemini | openrouter | openai-compatible
+    Column("base_url", String(2048), nullable=True),  # none: the provider's own API
+    Column("secret", Text, nullable=True),  # sealed by the vault (context "ai-provider-key:<id>"); none: no key
+    Column("hint", String(16), nullable=True),  # the key's last four characters, for people to recognise it
+    Column("created_by", ID, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("organization_id", "name"),
+)

@@ -1,0 +1,1 @@
+"""AI providers per organization and the OpenAI-compatible API over them (`/api/{org_slug}/v1`)."""

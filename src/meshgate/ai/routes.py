@@ -1,0 +1,133 @@
+"""The OpenAI-compatible API at `/api/{org_slug}/v1`: chat completions (streamed or not, tools), models and
+embeddings over the organization's AI providers. Callers use meshgate API keys or access tokens, through the
+same admission as every endpoint, and need `ai:<model>` (see `meshgate.ai.models.model_allowed`); the
+provider's key never leaves meshgate. Errors have OpenAI's shape (`meshgate.http.errors.openai_error`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from meshgate.access import Principal
+from meshgate.ai import anthropic, openai_wire
+from meshgate.ai.directory import AiProviders
+from meshgate.ai.models import AI, ANTHROPIC, OpenedProvider, model_allowed, split_model_id
+from meshgate.errors import InvalidInput, MeshgateError, NotFound, PermissionDenied
+from meshgate.http.errors import openai_error, openai_error_body
+from meshgate.http.guard import Admission
+from meshgate.jsonvalues import as_dict
+
+log = logging.getLogger(__name__)
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+class AiRoutes:
+    def __init__(self, ai: AiProviders, admission: Admission) -> None:
+        self._ai = ai
+        self._admission = admission
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/{org_slug}/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/api/{org_slug}/v1/models", self.list_models, methods=["GET"]),
+            Route("/api/{org_slug}/v1/embeddings", self.embeddings, methods=["POST"]),
+        ]
+
+    async def _admit(self, request: Request) -> tuple[Principal, bytes]:
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        principal, body = await self._admission.admit(request.scope, request.receive, headers)
+        if principal.organization_slug != request.path_params["org_slug"]:
+            raise NotFound(f"organization {str(request.path_params['org_slug'])[:100]} not found")
+        return principal, body
+
+    async def _target(self, principal: Principal, body: dict[str, Any]) -> tuple[OpenedProvider, str, str]:
+        """The provider, its own model name, and the model id as the caller wrote it."""
+        shown = body.get("model")
+        provider, model = split_model_id(shown)
+        assert isinstance(shown, str)  # noqa: S101  (split_model_id checked it)
+        if not model_allowed(principal, shown):
+            raise PermissionDenied(
+                f"model {shown[:100]!r} is not allowed for this credential: it needs {AI}:{shown[:100]}"
+            )
+        return await self._ai.provider(principal.organization_id, provider), model, shown
+
+    async def chat_completions(self, request: Request) -> Response:
+        try:
+            principal, raw = await self._admit(request)
+            body = _json_object(raw)
+            opened, model, shown = await self._target(principal, body)
+            if not isinstance(body.get("messages"), list) or not body["messages"]:
+                raise InvalidInput("messages must be a non-empty list of chat messages")
+            if body.get("stream"):
+                if opened.key.provider == ANTHROPIC:
+                    stream = await anthropic.chat_stream(self._ai.http, opened, body, model, shown)
+                else:
+                    stream = await openai_wire.chat_stream(self._ai.http, opened, body, model)
+                return StreamingResponse(_guarded(stream), media_type="text/event-stream", headers=_SSE_HEADERS)
+            if opened.key.provider == ANTHROPIC:
+                answer = await anthropic.chat(self._ai.http, opened, body, model, shown)
+            else:
+                answer = {**await openai_wire.chat(self._ai.http, opened, body, model), "model": shown}
+        except MeshgateError as error:
+            return openai_error(error)
+        return Response(orjson.dumps(answer), media_type="application/json")
+
+    async def list_models(self, request: Request) -> Response:
+        try:
+            principal, _ = await self._admit(request)
+            models, errors = await self._ai.all_models(principal.organization_id)
+        except MeshgateError as error:
+            return openai_error(error)
+        for name, reason in errors.items():
+            log.warning("AI provider %s left out of the model listing: %s", name, reason)
+        now = int(time.time())
+        data = [
+            {"id": model, "object": "model", "created": now, "owned_by": name}
+            for name in sorted(models)
+            for model in models[name]
+            if model_allowed(principal, model)
+        ]
+        return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+
+    async def embeddings(self, request: Request) -> Response:
+        try:
+            principal, raw = await self._admit(request)
+            body = _json_object(raw)
+            opened, model, shown = await self._target(principal, body)
+            if opened.key.provider == ANTHROPIC:
+                raise InvalidInput(
+                    f"provider {opened.key.name} (anthropic) has no embeddings API; use an OpenAI-compatible one"
+                )
+            answer = {
+                **await openai_wire.post_json(self._ai.http, opened, "/embeddings", {**body, "model": model}),
+                "model": shown,
+            }
+        except MeshgateError as error:
+            return openai_error(error)
+        return Response(orjson.dumps(answer), media_type="application/json")
+
+
+async def _guarded(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The stream, and a failure after its first byte as an OpenAI error event (the status is already sent)."""
+    try:
+        async for chunk in stream:
+            yield chunk
+    except MeshgateError as error:
+        yield b"data: " + orjson.dumps(openai_error_body(error)) + b"\n\n"
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return as_dict(value)
