@@ -26,6 +26,7 @@ from meshgate.events.watch import WatchHub
 from meshgate.http import health, jwks, metrics
 from meshgate.http.guard import Admission, McpGuard, OriginPolicy
 from meshgate.http.web import Web
+from meshgate.identity.magic_link_routes import MagicLinkPages
 from meshgate.identity.password_routes import PasswordPages
 from meshgate.identity.routes import LoginPages
 from meshgate.identity.tools import TOOLS as IDENTITY_TOOLS
@@ -172,6 +173,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app = Starlette(
         routes=[
             *LoginPages(web).routes(),
+            *MagicLinkPages(web).routes(),
             *PasswordPages(web).routes(),
             *DashboardPages(web, registry, watch).routes(),
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from prometheus_client.core import GaugeMetricFamily
 
@@ -65,6 +66,11 @@ class Runtime:
     sandbox: SandboxService
     outbox: Outbox
     ai: AiProviders
+    clock: Callable[[], float] = time.time  # epoch seconds; sign-in links and invitations expire by it
+
+    def now(self) -> datetime:
+        """The process's time as an aware UTC datetime (tests move `clock`, never the real time)."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Runtime:
@@ -171,6 +177,7 @@ class Runtime:
                 ProviderHttp(addresses, settings.ai_timeout_seconds),
                 models_ttl_s=settings.ai_models_ttl_seconds,
             ),
+            clock=clock,
         )
         db.subscribe(runtime._on_change)
         db.on_notices(NoticePublisher(lambda: runtime.events.clock(), metrics, tracing.tracer))  # noqa: PLW0108  (the clock tests set later)

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_LOGIN_RATE_ADDRESS = Rate(per_second=10 / 60, burst=30)  # failed logins per client address
 DEFAULT_LOGIN_RATE_ACCOUNT = Rate(per_second=2 / 60, burst=10)  # failed logins per account (email)
+DEFAULT_MAIL_RATE_ADDRESS = Rate(per_second=1 / 300, burst=3)  # sign-in and reset links mailed per address
+DEFAULT_MAIL_RATE_CLIENT = Rate(per_second=10 / 900, burst=10)  # sign-in and reset links asked per client address
 DEFAULT_OAUTH_DOCUMENT_RATE = Rate(per_second=10 / 60, burst=20)  # client metadata document fetches per address
 DEFAULT_OAUTH_REGISTER_RATE = Rate(per_second=60 / 3600, burst=30)  # dynamic client registrations per address
 _KEY_FILE = "encryption.key"
@@ -62,6 +64,8 @@ class Settings:
     rate_limit_organization: Rate | None = None
     login_rate_address: Rate = DEFAULT_LOGIN_RATE_ADDRESS
     login_rate_account: Rate = DEFAULT_LOGIN_RATE_ACCOUNT
+    mail_rate_address: Rate = DEFAULT_MAIL_RATE_ADDRESS
+    mail_rate_client: Rate = DEFAULT_MAIL_RATE_CLIENT
     oauth_document_rate: Rate = DEFAULT_OAUTH_DOCUMENT_RATE
     oauth_register_rate: Rate = DEFAULT_OAUTH_REGISTER_RATE
     oauth_register_per_day: int = 200
@@ -128,6 +132,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_organization=_rate(env, "MESHGATE_RATE_LIMIT_ORG"),
         login_rate_address=_rate(env, "MESHGATE_LOGIN_RATE_ADDRESS") or DEFAULT_LOGIN_RATE_ADDRESS,
         login_rate_account=_rate(env, "MESHGATE_LOGIN_RATE_ACCOUNT") or DEFAULT_LOGIN_RATE_ACCOUNT,
+        mail_rate_address=_rate(env, "MESHGATE_MAIL_RATE_ADDRESS") or DEFAULT_MAIL_RATE_ADDRESS,
+        mail_rate_client=_rate(env, "MESHGATE_MAIL_RATE_CLIENT") or DEFAULT_MAIL_RATE_CLIENT,
         oauth_document_rate=_rate(env, "MESHGATE_OAUTH_CIMD_RATE") or DEFAULT_OAUTH_DOCUMENT_RATE,
         oauth_register_rate=_rate(env, "MESHGATE_OAUTH_REGISTER_RATE") or DEFAULT_OAUTH_REGISTER_RATE,
         oauth_register_per_day=_count(env, "MESHGATE_OAUTH_REGISTER_PER_DAY", 200, 1, 1_000_000),

@@ -59,6 +59,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0013",
             "0014",
             "0015",
+            "0018",
         ]
         assert await apply_migrations(db.engine) == [
             "0001",
@@ -76,6 +77,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0013",
             "0014",
             "0015",
+            "0018",
         ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []

@@ -7,17 +7,21 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from meshgate.access.ratelimit import Rate
 from meshgate.auth_config import AuthConfig
 from meshgate.db.database import Database
 from meshgate.db.rows import utc_now
 from meshgate.errors import NotFound
 from meshgate.identity.accounts import RESET, VERIFY, AccountService, AccountTokens
+from meshgate.identity.login import LinkThrottle
 from meshgate.identity.models import User
 from meshgate.identity.passwords import Passwords, verify_password
 from meshgate.identity.service import UserService
 from meshgate.mail.outbox import Outbox
 
 pytestmark = pytest.mark.anyio
+
+_THROTTLE = LinkThrottle(Rate(100, 100), Rate(100, 100))
 
 OLD = "the old password"
 NEW = "the new password"
@@ -54,7 +58,9 @@ async def _password_is(db: Database, email: str, password: str) -> bool:
 async def test_a_reset_link_expires_after_30_minutes_and_changes_nothing(db: Database, passwords: Passwords) -> None:
     clock = Clock()
     user = await _user(db, passwords, "late@example.com")
-    accounts = AccountService(db, passwords, Outbox.from_config(AuthConfig()), "http://127.0.0.1", clock)
+    accounts = AccountService(
+        db, passwords, Outbox.from_config(AuthConfig()), "http://127.0.0.1", _THROTTLE, clock=clock
+    )
     async with db.transaction() as session:
         token = await AccountTokens(session, clock).issue(user, RESET)
     clock.now += timedelta(minutes=29, seconds=59)
@@ -68,7 +74,9 @@ async def test_a_reset_link_expires_after_30_minutes_and_changes_nothing(db: Dat
 async def test_a_reset_link_works_once_and_proves_the_address(db: Database, passwords: Passwords) -> None:
     clock = Clock()
     user = await _user(db, passwords, "once@example.com")
-    accounts = AccountService(db, passwords, Outbox.from_config(AuthConfig()), "http://127.0.0.1", clock)
+    accounts = AccountService(
+        db, passwords, Outbox.from_config(AuthConfig()), "http://127.0.0.1", _THROTTLE, clock=clock
+    )
     async with db.transaction() as session:
         token = await AccountTokens(session, clock).issue(user, RESET)
     await accounts.reset_password(token, NEW)
@@ -100,7 +108,9 @@ async def test_a_newer_link_voids_the_older_and_purposes_do_not_mix(db: Database
 async def test_a_verification_link_expires_on_the_clock(db: Database, passwords: Passwords) -> None:
     clock = Clock()
     user = await _user(db, passwords, "slow@example.com")
-    accounts = AccountService(db, passwords, Outbox.from_config(AuthConfig()), "http://127.0.0.1", clock)
+    accounts = AccountService(
+        db, passwords, Outbox.from_config(AuthConfig()), "http://127.0.0.1", _THROTTLE, clock=clock
+    )
     async with db.transaction() as session:
         token = await AccountTokens(session, clock).issue(user, VERIFY)
     clock.now += timedelta(hours=24)

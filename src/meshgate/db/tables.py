@@ -236,6 +236,8 @@ account_tokens = Table(
     Column("email", String(320), nullable=False),  # the address the link was sent to; a change voids it
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    # Magic links only: SHA-256 of the cookie set in the browser that asked; the link works only there.
+    Column("browser_hash", String(64), nullable=True),
     Index(None, "user_id"),
 )
 
@@ -361,6 +363,8 @@ invitations = Table(
     Column("created_by", ID, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    # When the current link was mailed to `email` (it was then never shown to anyone); null: shown to the inviter.
+    Column("emailed_at", UTCDateTime, nullable=True),
     Index(None, "organization_id"),
 )
 

@@ -12,7 +12,8 @@ from meshgate.http.forms import single
 from meshgate.http.pages import render
 from meshgate.http.shown_once import ShownOnce
 from meshgate.identity.accounts import AccountService
-from meshgate.identity.login import LoginThrottle, PasswordLogin
+from meshgate.identity.login import LinkThrottle, LoginThrottle, PasswordLogin
+from meshgate.identity.magic_links import MagicLinks
 from meshgate.identity.models import User
 from meshgate.identity.passwords import Passwords
 from meshgate.identity.sessions import COOKIE as SESSION_COOKIE
@@ -30,7 +31,19 @@ class Web:
         self.passwords = Passwords()
         throttle = LoginThrottle(runtime.settings.login_rate_address, runtime.settings.login_rate_account)
         self.login = PasswordLogin(runtime.db, self.passwords, throttle)
-        self.accounts = AccountService(runtime.db, self.passwords, runtime.outbox, runtime.settings.public_url)
+        settings = runtime.settings
+        links = LinkThrottle(settings.mail_rate_address, settings.mail_rate_client, clock=runtime.clock)
+        self.accounts = AccountService(
+            runtime.db, self.passwords, runtime.outbox, settings.public_url, links, clock=runtime.now
+        )
+        self.magic_links = MagicLinks(
+            runtime.db,
+            runtime.outbox,
+            settings.public_url,
+            links,
+            enabled=settings.auth_config.magic_link,
+            clock=runtime.now,
+        )
 
     async def user(self, request: Request) -> User | None:
         value = request.cookies.get(SESSION_COOKIE)

@@ -10,6 +10,7 @@ awaited, so the time to answer does not tell either).
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from meshgate.db.tables import account_tokens
 from meshgate.errors import InvalidInput, NotFound, PermissionDenied
 from meshgate.identity._api_keys import hash_key
 from meshgate.identity._users import UserService
+from meshgate.identity.login import LinkThrottle
 from meshgate.identity.models import User
 from meshgate.identity.passwords import Passwords, check_new_password, hash_password
 from meshgate.identity.sessions import BrowserSessionService
@@ -30,10 +32,15 @@ from meshgate.mail.outbox import Outbox, compose
 
 RESET = "reset_password"
 VERIFY = "verify_email"
-LIFETIMES = {RESET: 30 * 60, VERIFY: 24 * 3600}
-TOKEN_PREFIX = {RESET: "mgr_", VERIFY: "mgv_"}
+MAGIC = "magic_link"
+LIFETIMES = {RESET: 30 * 60, VERIFY: 24 * 3600, MAGIC: 15 * 60}
+TOKEN_PREFIX = {RESET: "mgr_", VERIFY: "mgv_", MAGIC: "mgm_"}
 _MAX_TOKEN = 100
 _VOID = "this link is not valid: it was used already, has expired, or was not made by this gateway"
+OTHER_BROWSER = (
+    "this sign-in link was asked for in another browser, and it works only there: open it in the browser "
+    "where you asked for it, or ask for a new link in this one"
+)
 
 
 class AccountTokens:
@@ -43,8 +50,10 @@ class AccountTokens:
         self._session = session
         self._clock = clock
 
-    async def issue(self, user: User, purpose: str) -> str:
-        """A new token for `user`'s current address; earlier tokens of that purpose stop working."""
+    async def issue(self, user: User, purpose: str, *, browser: str | None = None) -> str:
+        """A new token for `user`'s current address; earlier tokens of that purpose stop working.
+
+        With `browser` (a secret kept in the asking browser's cookie) the token works only alongside it."""
         now = self._clock()
         await self._session.execute(
             delete(account_tokens).where(account_tokens.c.user_id == user.id, account_tokens.c.purpose == purpose)
@@ -59,12 +68,17 @@ class AccountTokens:
                 email=user.email,
                 created_at=now,
                 expires_at=now + timedelta(seconds=LIFETIMES[purpose]),
+                browser_hash=None if browser is None else hash_key(browser),
             )
         )
         return token
 
     async def user_of(self, token: str, purpose: str) -> User:
         """The user a live token belongs to, without using it up (to show the reset form)."""
+        return (await self._live(token, purpose))[0]
+
+    async def _live(self, token: str, purpose: str) -> tuple[User, str | None]:
+        """The user of a live token and the browser binding it carries."""
         if len(token) > _MAX_TOKEN or not token.startswith(TOKEN_PREFIX[purpose]):
             raise NotFound(_VOID)
         row = (
@@ -79,11 +93,19 @@ class AccountTokens:
         user = await UserService(self._session).get(row.user_id)
         if user is None or user.email != row.email:
             raise NotFound(_VOID)
-        return user
+        return user, row.browser_hash
 
     async def use(self, token: str, purpose: str) -> User:
         """Check the token and delete it: it works once."""
         user = await self.user_of(token, purpose)
+        await self._session.execute(delete(account_tokens).where(account_tokens.c.token_hash == hash_key(token)))
+        return user
+
+    async def use_in_browser(self, token: str, purpose: str, browser: str | None) -> User:
+        """`use`, for a token bound to a browser: refused (and left alive for that browser) anywhere else."""
+        user, bound = await self._live(token, purpose)
+        if bound is None or browser is None or not hmac.compare_digest(bound, hash_key(browser[:_MAX_TOKEN])):
+            raise PermissionDenied(OTHER_BROWSER)
         await self._session.execute(delete(account_tokens).where(account_tokens.c.token_hash == hash_key(token)))
         return user
 
@@ -97,12 +119,15 @@ class AccountService:
         passwords: Passwords,
         outbox: Outbox,
         public_url: str,
+        throttle: LinkThrottle,
+        *,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._db = db
         self._passwords = passwords
         self._outbox = outbox
         self._public_url = public_url
+        self._throttle = throttle
         self._clock = clock
 
     @property
@@ -123,9 +148,12 @@ class AccountService:
             await UserService(session).set_password_hash(user.id, new_hash)
             await BrowserSessionService(session, self._clock).end_all(user.id, keep=keep_session)
 
-    async def request_reset(self, email: str) -> None:
-        """Mail a reset link if the address has an account; the caller learns nothing either way."""
+    async def request_reset(self, email: str, client: str) -> None:
+        """Mail a reset link if the address has an account; the caller learns nothing either way.
+
+        Raises `RateLimited` when the address or the client asked too often (for any address alike)."""
         address = email.strip().lower()[:320]
+        self._throttle.take(RESET, address, client)
         async with self._db.transaction() as session:
             user = await UserService(session).find_by_email(address)
             token = None if user is None else await AccountTokens(session, self._clock).issue(user, RESET)

@@ -67,3 +67,26 @@ class PasswordLogin:
             return None
         self._throttle.forgive(address, account)
         return user
+
+
+class LinkThrottle:
+    """How often sign-in and reset links may be asked for: per address asked about and per client address.
+
+    Every request counts, for addresses with and without an account alike, so being throttled tells
+    nothing about the address. A full budget for one address stops links to it for everyone (the price
+    of bounding the mail a stranger can make a mailbox receive); the per-client budget bounds one asker."""
+
+    def __init__(self, per_address: Rate, per_client: Rate, clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_address = per_address
+        self._per_client = per_client
+        self._buckets = TokenBuckets(clock)
+
+    def take(self, purpose: str, email: str, client: str) -> None:
+        """Pay for one link, or raise `RateLimited` saying when to come back."""
+        wait = self._buckets.take(f"c:{purpose}:{client}", self._per_client)
+        if wait is None:
+            wait = self._buckets.take(f"e:{purpose}:{email}", self._per_address)
+            if wait is not None:
+                self._buckets.give_back(f"c:{purpose}:{client}", self._per_client)
+        if wait is not None:
+            raise RateLimited(f"too many links were asked for; try again in {max(1, round(wait))} s", retry_after=wait)

@@ -6,9 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from meshgate.errors import MeshgateError
+from meshgate.errors import MeshgateError, RateLimited
+from meshgate.http.errors import retry_after
 from meshgate.http.forms import read_form, single
-from meshgate.http.web import Web
+from meshgate.http.web import Web, client_address
 from meshgate.identity.passwords import MIN_PASSWORD
 
 _SENT = (
@@ -47,7 +48,12 @@ class PasswordPages:
         email = (single(form, "email") or "").strip()
         if not email:
             return self._web.page(request, "password_forgot.html", 400, error="Enter your email address.")
-        await self._web.accounts.request_reset(email)
+        try:
+            await self._web.accounts.request_reset(email, client_address(request))
+        except RateLimited as error:
+            page = self._message(request, 429, "Password reset", f"{error.message}.", error=True)
+            page.headers["Retry-After"] = retry_after(error)
+            return page
         return self._message(request, 200, "Check your email", _SENT)
 
     async def reset_form(self, request: Request) -> Response:

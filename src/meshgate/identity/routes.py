@@ -41,7 +41,7 @@ class LoginPages:
             next=safe_next(request.query_params.get("next")),
             email="",
             error=None,
-            can_reset=self._web.accounts.can_mail,
+            **self._methods(),
         )
 
     async def login(self, request: Request) -> Response:
@@ -83,8 +83,16 @@ class LoginPages:
             next=safe_next(next_url),
             email=(email or "")[:320],
             error=error,
-            can_reset=self._web.accounts.can_mail,
+            **self._methods(),
         )
+
+    def _methods(self) -> dict[str, bool]:
+        """The ways to sign in that the login page offers."""
+        return {
+            "can_reset": self._web.accounts.can_mail,
+            "password_login": self._web.runtime.settings.auth_config.password_login,
+            "magic_link": self._web.magic_links.enabled,
+        }
 
     async def logout(self, request: Request) -> Response:
         try:

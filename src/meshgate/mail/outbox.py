@@ -29,8 +29,15 @@ MAX_QUEUED = 1000
 SUBJECTS = {
     "reset_password": "Reset your meshgate password",
     "verify_email": "Confirm your email address for meshgate",
+    "magic_link": "Your meshgate sign-in link",
+    "invitation": "{inviter} invites you to {organization} on meshgate",
 }
-_PURPOSE_OF = {"reset_password": "resetPassword", "verify_email": "verification"}
+_PURPOSE_OF = {
+    "reset_password": "resetPassword",
+    "verify_email": "verification",
+    "magic_link": "magicLink",
+    "invitation": "invite",
+}
 
 
 def _template(name: str) -> str:
@@ -46,11 +53,16 @@ def compose(template: str, to: str, context: Mapping[str, Any]) -> Message:
     values = {"email": to, **context}
     return Message(
         to=to,
-        subject=SUBJECTS[template],
+        subject=SUBJECTS[template].format_map({key: _one_line(value) for key, value in values.items()}),
         text=_TEXT.get_template(f"{template}.txt").render(values),
         html=_HTML.get_template(f"{template}.html").render(values),
         purpose=_PURPOSE_OF[template],
     )
+
+
+def _one_line(value: Any) -> str:
+    """A value fit for a subject line: no line breaks (no header injection), at most 100 characters."""
+    return " ".join(str(value).split())[:100]
 
 
 class Outbox:
