@@ -42,7 +42,7 @@ class DashboardPages:
         return [
             Route("/app", self.home, methods=["GET"]),
             Route("/app/static/dashboard.js", self.script, methods=["GET"]),
-            *AccountPages(web).routes(),
+            *AccountPages(d).routes(),
             *ConnectionPages(d).routes(),
             *ResourcePages(d).routes(),
             *AuditPages(d).routes(),

@@ -51,6 +51,8 @@ NOTICES = {
     "member-updated": "Role changed.",
     "member-removed": "Member removed.",
     "invitation-withdrawn": "Invitation withdrawn. Its link no longer works.",
+    "invitation-sent": "Invitation sent. The link is in the mail to that address only.",
+    "invitation-resent": "A new invitation link was mailed. The previous link no longer works.",
     "joined": "Welcome! You joined this organization.",
     "role-saved": "Role saved.",
     "role-deleted": "Role deleted.",

@@ -1,21 +1,24 @@
 """`/app/account`: the signed-in person's own account: email verification, password change, sessions.
 
 Sessions and the password belong to the person, not to an organization, so these pages call the account
-services for the logged-in user directly rather than an organization's management tools."""
+services for the logged-in user directly rather than an organization's management tools; the page still
+wears the dashboard's layout and navigation (of one of the person's organizations)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from meshgate.dashboard._core import Dashboard, Visit
 from meshgate.errors import MeshgateError
 from meshgate.http.forms import read_form, single
-from meshgate.http.web import Web
 from meshgate.identity.models import User
 from meshgate.identity.passwords import MIN_PASSWORD
+from meshgate.identity.service import OrganizationService, member_principal
 from meshgate.identity.sessions import COOKIE as SESSION_COOKIE
 from meshgate.identity.sessions import BrowserSessionService
 
@@ -29,8 +32,9 @@ _Action = Callable[[User, dict[str, list[str]]], Awaitable[str]]
 
 
 class AccountPages:
-    def __init__(self, web: Web) -> None:
-        self._web = web
+    def __init__(self, dashboard: Dashboard) -> None:
+        self._dashboard = dashboard
+        self._web = dashboard.web
 
     def routes(self) -> list[Route]:
         return [
@@ -99,17 +103,30 @@ class AccountPages:
     ) -> Response:
         async with self._web.runtime.db.transaction() as session:
             sessions = await BrowserSessionService(session).list(user.id, request.cookies.get(SESSION_COOKIE))
-        return self._web.page(
-            request,
-            "account.html",
-            status,
-            user=user,
-            sessions=sessions,
-            notice=notice,
-            error=error,
-            min_password=MIN_PASSWORD,
-            can_mail=self._web.accounts.can_mail,
+            visit = await self._visit(session, user, request.query_params.get("org"))
+        context = {
+            "user": user,
+            "sessions": sessions,
+            "account_notice": notice,
+            "error": error,
+            "min_password": MIN_PASSWORD,
+            "can_mail": self._web.accounts.can_mail,
+        }
+        if visit is None:  # in no organization: the plain layout, without the dashboard's navigation
+            return self._web.page(request, "account.html", status, layout="base.html", **context)
+        return self._dashboard.page(
+            request, visit, "account.html", status, layout="dashboard/layout.html", section="account", **context
         )
+
+    async def _visit(self, session: AsyncSession, user: User, slug: str | None) -> Visit | None:
+        """The account page is the person's, not an organization's: it shows the navigation of the
+        organization named by `?org=` (when they belong to it), else of their first one."""
+        organizations = await OrganizationService(session).list_for_user(user.id)
+        current = next((org for org in organizations if org.slug == slug), organizations[0] if organizations else None)
+        if current is None:
+            return None
+        principal = await member_principal(session, user.id, current.slug)
+        return Visit(user, principal, current, organizations, f"{self._web.base}/app/{current.slug}")
 
     def _to_login(self) -> Response:
         return RedirectResponse(f"{self._web.base}/login?next={self._web.base}/app/account", status_code=303)

@@ -30,7 +30,7 @@ class InvitationPages:
         user = await self._web.user(request)
         try:
             async with self._web.runtime.db.transaction() as session:
-                invitation, organization = await open_invitation(session, token)
+                invitation, organization = await open_invitation(session, token, self._web.runtime.now)
         except MeshgateError as error:
             return self._problem(request, error)
         return self._page(request, invitation, organization, user)
@@ -44,18 +44,20 @@ class InvitationPages:
                 return self._web.refused(request)
             user = await self._web.user(request)
             async with self._web.runtime.db.transaction() as session:
-                _invitation, organization = await open_invitation(session, token)
+                _invitation, organization = await open_invitation(session, token, self._web.runtime.now)
             session_value: str | None = None
             if user is None:
                 # Hashed before the transaction, off the event loop, and only for a link that is valid.
                 password_hash = await self._web.passwords.hash(single(form, "password") or "")
                 async with self._web.runtime.db.transaction() as session:
-                    user, _member = await accept_as_new_account(session, token, single(form, "email"), password_hash)
+                    user, _member = await accept_as_new_account(
+                        session, token, single(form, "email"), password_hash, self._web.runtime.now
+                    )
                     sessions = BrowserSessionService(session)
                     session_value = await sessions.start(user.id, self._web.runtime.settings.session_seconds)
             else:
                 async with self._web.runtime.db.transaction() as session:
-                    await accept_invitation(session, token, user)
+                    await accept_invitation(session, token, user, self._web.runtime.now)
         except MeshgateError as error:
             return await self._refused_join(request, token, error, "".join(form.get("email", []))[:320])
         target = f"{self._web.base}/app/{organization.slug}/connections?notice=joined"
@@ -67,7 +69,7 @@ class InvitationPages:
     async def _refused_join(self, request: Request, token: str, error: MeshgateError, email: str) -> Response:
         try:
             async with self._web.runtime.db.transaction() as session:
-                invitation, organization = await open_invitation(session, token)
+                invitation, organization = await open_invitation(session, token, self._web.runtime.now)
         except MeshgateError as gone:
             return self._problem(request, gone)
         user = await self._web.user(request)

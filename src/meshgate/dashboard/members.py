@@ -30,6 +30,7 @@ class MemberPages:
             Route("/app/{org}/members/{id}/remove", d.action(self.remove), methods=["POST"]),
             Route("/app/{org}/invitations", d.action(self.invite), methods=["POST"]),
             Route("/app/{org}/invitations/{id}/withdraw", d.action(self.withdraw), methods=["POST"]),
+            Route("/app/{org}/invitations/{id}/resend", d.action(self.resend), methods=["POST"]),
             Route("/app/{org}/roles", d.view(self.roles), methods=["GET"]),
             Route("/app/{org}/roles", d.action(self.create_role), methods=["POST"]),
             Route("/app/{org}/roles/{id}", d.view(self.role), methods=["GET"]),
@@ -61,6 +62,7 @@ class MemberPages:
             visitor_is_owner=visit.principal.role == "owner",
             invitations=invitations,
             invite_expiry=INVITE_EXPIRY,
+            invitations_by_mail=self._d.runtime.outbox.can_send("invite"),
             **context,
         )
 
@@ -74,6 +76,8 @@ class MemberPages:
             return await self.members(
                 request, visit, error.http_status, error=error.message, email=field(form, "email")
             )
+        if "url" not in invited:  # mailed to the address: nobody else sees the link
+            return self._d.back(visit, "/members", "invitation-sent")
         return await self._show_invitation(request, visit, invited)
 
     async def change_role(self, request: Request, visit: Visit, form: Form) -> Response:
@@ -111,6 +115,13 @@ class MemberPages:
             "url": str(invitation["url"]),
         }
         return self._d.back_showing(visit, "/members", shown) or await self.members(request, visit, invited=shown)
+
+    async def resend(self, request: Request, visit: Visit, _form: Form) -> Response:
+        try:
+            await self._d.tool(visit, "INVITATION_RESEND", {"invitationId": str(request.path_params["id"])})
+        except MeshgateError as error:
+            return await self.members(request, visit, error.http_status, invite_error=error.message)
+        return self._d.back(visit, "/members", "invitation-resent")
 
     async def withdraw(self, request: Request, visit: Visit, _form: Form) -> Response:
         await self._d.tool(visit, "INVITATION_DELETE", {"invitationId": str(request.path_params["id"])})

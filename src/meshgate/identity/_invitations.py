@@ -5,17 +5,20 @@ A link is used once and names a role. It may be bound:
 - to an email address: a new account with that address, or an existing account whose owner proved the
   address (`User.email_verified`); an unproved account with that address cannot take it;
 - to one existing user (`ORGANIZATION_MEMBER_ADD` by user id): only that user, logged in.
-An account created from a link keeps an unverified address: holding a link proves nothing about a mailbox.
+An account created from a link shown to the inviter keeps an unverified address: holding such a link proves
+nothing about a mailbox. A link that was mailed to the address (`emailed_at`) and shown to nobody does prove
+it, so a new account made from it starts verified; an existing account must still have proved its address.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.db.rows import new_id, utc_now
@@ -33,6 +36,7 @@ DEFAULT_SECONDS = 7 * 24 * 3600
 MIN_SECONDS = 300
 MAX_SECONDS = 30 * 24 * 3600
 MAX_PENDING = 1000
+RESEND_SECONDS = 60
 
 
 class InvitationService:
@@ -51,10 +55,15 @@ class InvitationService:
         email: str | None = None,
         user_id: str | None = None,
         expires_in: int | None = None,
+        emailed: bool = False,
     ) -> tuple[Invitation, str]:
-        """A new invitation and its token; the token is not stored and cannot be shown again."""
+        """A new invitation and its token; the token is not stored and cannot be shown again.
+
+        `emailed`: the caller mails the token to `email` and shows it to nobody."""
         if email is not None and user_id is not None:
             raise InvalidInput("an invitation is for an email address or for a user id, not both")
+        if emailed and email is None:
+            raise InvalidInput("an invitation sent by email needs the email address")
         await MemberService(self._session, self._org).require_role(role)
         seconds = DEFAULT_SECONDS if expires_in is None else expires_in
         if not MIN_SECONDS <= seconds <= MAX_SECONDS:
@@ -76,6 +85,7 @@ class InvitationService:
             created_by=created_by,
             created_at=now,
             expires_at=now + timedelta(seconds=seconds),
+            emailed_at=now if emailed else None,
         )
         await self._session.execute(
             insert(invitations).values(
@@ -88,9 +98,42 @@ class InvitationService:
                 created_by=created_by,
                 created_at=now,
                 expires_at=invitation.expires_at,
+                emailed_at=invitation.emailed_at,
             )
         )
         return invitation, token
+
+    async def renew_for_mail(self, invitation_id: str) -> tuple[Invitation, str]:
+        """A new token for an open invitation with an address, to mail to it: the old link stops working and
+        the expiry stays. Refused within `RESEND_SECONDS` of the last mail (a mailbox is not a target)."""
+        invitation = await self.get(invitation_id)
+        if invitation.email is None:
+            raise InvalidInput(
+                "this invitation names no email address, so it cannot be sent by mail; withdraw it and invite "
+                "the person by email"
+            )
+        now = self._clock()
+        if invitation.emailed_at is not None and now < invitation.emailed_at + timedelta(seconds=RESEND_SECONDS):
+            wait = (invitation.emailed_at + timedelta(seconds=RESEND_SECONDS) - now).total_seconds()
+            raise Conflict(f"this invitation was mailed moments ago; it can be sent again in {max(1, round(wait))} s")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        await self._session.execute(
+            update(invitations)
+            .where(invitations.c.id == invitation.id)
+            .values(token_hash=hash_key(token), emailed_at=now)
+        )
+        return replace(invitation, emailed_at=now), token
+
+    async def get(self, invitation_id: str) -> Invitation:
+        """An open invitation of this organization (an expired one is not found)."""
+        row = (
+            await self._session.execute(
+                select(invitations).where(invitations.c.organization_id == self._org, invitations.c.id == invitation_id)
+            )
+        ).first()
+        if row is None or row.expires_at <= self._clock():
+            raise NotFound(f"invitation {invitation_id} not found (it may have been accepted, withdrawn or expired)")
+        return _invitation(row)
 
     async def list(self) -> list[Invitation]:
         """Open invitations, newest first (expired ones are removed on the way)."""
@@ -163,7 +206,9 @@ async def accept_as_new_account(
     address = clean_email(invitation.email or email or "")
     if await users.find_by_email(address) is not None:
         raise Conflict("an account with this email exists already: log in first, then open the link")
-    user = await users.create(address, password_hash=password_hash)
+    # A mailed link that nobody else saw proves the address it went to.
+    proved = invitation.emailed_at is not None and invitation.email == address
+    user = await users.create(address, password_hash=password_hash, verified=proved)
     return user, await _join(session, invitation, user)
 
 
@@ -186,4 +231,5 @@ def _invitation(row: Row[Any]) -> Invitation:
         created_by=row.created_by,
         created_at=row.created_at,
         expires_at=row.expires_at,
+        emailed_at=row.emailed_at,
     )

@@ -153,6 +153,7 @@ class Invitation:
     created_by: str | None
     created_at: datetime
     expires_at: datetime
+    emailed_at: datetime | None = None  # when its link was last mailed to `email` (then shown to nobody)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,4 +165,6 @@ class Invitation:
             "createdBy": self.created_by,
             "createdAt": _iso(self.created_at),
             "expiresAt": _iso(self.expires_at),
+            "delivery": "email" if self.emailed_at is not None else "link",
+            "emailedAt": _iso(self.emailed_at),
         }

@@ -12,6 +12,7 @@ from meshgate.identity import _policy
 from meshgate.identity._connection_key_tools import CONNECTION_KEY_TOOLS
 from meshgate.identity._invitation_tools import INVITATION_TOOLS, invitation_url
 from meshgate.identity._session_tools import SESSION_TOOLS
+from meshgate.identity.invitation_mail import InvitationMailer
 from meshgate.identity.service import (
     ApiKeyService,
     InvitationService,
@@ -175,7 +176,13 @@ async def member_add(ctx: ToolContext, args: MemberAddInput) -> Any:
         already = next((m for m in await members.list() if m.email == address), None)
     if already is not None:
         raise Conflict(f"that user is already a member of this organization (member {already.id})")
-    invitation, token = await InvitationService(ctx.session, org_id).create(
+    runtime = ctx.runtime
+    mailer = InvitationMailer(ctx.session, org_id, runtime.outbox, runtime.settings.public_url, runtime.now)
+    if args.email is not None and mailer.can_send:
+        # The link goes to the address only: the inviter never holds it, so a new account made from it is proved.
+        invitation = await mailer.invite(args.email, args.role, ctx.principal.user_id)
+        return {**invitation.to_dict(), "status": "invited"}
+    invitation, token = await InvitationService(ctx.session, org_id, runtime.now).create(
         args.role, ctx.principal.user_id, email=args.email, user_id=args.userId
     )
     return {**invitation.to_dict(), "status": "invited", "url": invitation_url(ctx, token)}
@@ -324,8 +331,10 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     ToolSpec(
         "ORGANIZATION_MEMBER_ADD",
-        "Invite a person (by user id or email) with a role: they join when they open the link in the answer"
-        " and accept. The answer is the same whether or not the email has an account.",
+        "Invite a person (by user id or email) with a role: they join when they open the link and accept."
+        " With an email and a mail provider the link is mailed to that address only (no url in the answer);"
+        " otherwise the answer has the link to pass on. The answer is the same whether or not the email"
+        " has an account.",
         MemberAddInput,
         member_add,
     ),
