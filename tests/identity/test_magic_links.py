@@ -25,8 +25,13 @@ VOID = "this link is not valid: it was used already, has expired"
 @pytest.fixture
 async def served(tmp_db: str, tmp_path: Path) -> AsyncIterator[tuple[Gateway, SmtpSink, TestClock]]:
     clock = TestClock()
-    limits = {"MESHGATE_MAIL_RATE_ADDRESS": "1/hour,burst=2", "MESHGATE_MAIL_RATE_CLIENT": "1/hour,burst=4"}
-    async with mail_gateway(tmp_db, tmp_path, clock, **limits) as (gateway, sink):
+    async with mail_gateway(
+        tmp_db,
+        tmp_path,
+        clock,
+        MESHGATE_MAIL_RATE_ADDRESS="1/hour,burst=2",
+        MESHGATE_MAIL_RATE_CLIENT="1/hour,burst=4",
+    ) as (gateway, sink):
         yield gateway, sink, clock
 
 
