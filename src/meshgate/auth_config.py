@@ -7,7 +7,7 @@ The keys are those of the reference system's `auth-config.json`, accepted as the
     saml / ssoConfig      {enabled, providers: [...]} / {...}         parsed, not used yet
     emailProviders        [{id, provider: resend|sendgrid|smtp, config}]
     inviteEmailProviderId, resetPasswordEmailProviderId, verificationEmailProviderId
-    magicLinkConfig       {enabled, emailProviderId}                  parsed, not used yet
+    magicLinkConfig       {enabled, emailProviderId}                  sign-in links by email
 
 Any string that is a secret may be written `env:NAME`: it is read from the environment at start and a
 missing variable stops start-up. Every error names the key (`emailProviders[1].config.apiKey`).
