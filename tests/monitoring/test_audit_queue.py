@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -42,3 +43,15 @@ async def test_answers_beyond_the_byte_bound_are_dropped_and_counted(db: Databas
     writer.record(_entry(MIB))  # would hold 4 MiB
     writer.record(_entry(0))  # an entry without an answer still fits
     assert (writer.depth, writer.queued_bytes, writer.dropped) == (4, 3 * MIB, 1)
+
+
+
+async def test_stopping_gives_up_after_its_timeout(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    """A batch the database keeps refusing (here: an organization that does not exist) is retried, but cannot
+    hold shutdown past the drain timeout; the writer says so."""
+    writer = AuditWriter(db, flush_interval_s=0.01)
+    writer.start()
+    writer.record(_entry(0))
+    async with asyncio.timeout(30):  # generous: proves stop() returns, not how fast
+        await writer.stop(timeout_s=0.3)
+    assert "did not drain within" in caplog.text

@@ -89,7 +89,8 @@ class AuditWriter:
         self._stopping = True
         if self._task is not None:
             try:
-                await asyncio.wait_for(self._task, timeout=timeout_s)
+                async with asyncio.timeout(timeout_s):  # not wait_for: it can swallow a cancel on 3.11
+                    await self._task
             except TimeoutError:
                 log.error("audit writer did not drain within %.0f s; %d record(s) lost", timeout_s, self.depth)  # noqa: TRY400
             self._task = None
