@@ -13,6 +13,7 @@ from meshgate.dashboard._core import Dashboard
 from meshgate.dashboard.account import AccountPages
 from meshgate.dashboard.apps import AppPages
 from meshgate.dashboard.audit import AuditPages
+from meshgate.dashboard.connect import ConnectPages
 from meshgate.dashboard.connections import ConnectionPages
 from meshgate.dashboard.events import EventPages
 from meshgate.dashboard.invitations import InvitationPages
@@ -50,6 +51,7 @@ class DashboardPages:
             *AppPages(d).routes(),
             *MemberPages(d).routes(),
             *SettingsPages(d).routes(),
+            *ConnectPages(d).routes(),
             *VirtualPages(d).routes(),
             *SubscriptionPages(d).routes(),  # before the events' `/events/{id}`
             *EventPages(d, self._watch).routes(),

@@ -1,4 +1,4 @@
-"""Organization settings (name, description, what the member role may do) and "connect a client"."""
+"""Organization settings (name, description, what the member role may do) and new organizations."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ class SettingsPages:
             Route("/app/{org}/settings", d.action(self.save), methods=["POST"]),
             Route("/app/{org}/settings/members", d.action(self.save_member_permissions), methods=["POST"]),
             Route("/app/{org}/organizations", d.action(self.create_organization), methods=["POST"]),
-            Route("/app/{org}/connect", d.view(self.connect), methods=["GET"]),
         ]
 
     async def settings(self, request: Request, visit: Visit, status: int = 200, **context: Any) -> Response:
@@ -70,30 +69,8 @@ class SettingsPages:
             return await self.settings(request, visit, error.http_status, create_error=error.message)
         return RedirectResponse(f"{self._d.base}/app/{created['slug']}/connections", status_code=303)
 
-    async def connect(self, request: Request, visit: Visit) -> Response:
-        connections = await self._connections(visit)
-        chosen = request.query_params.get("connection", "")
-        target = next((c for c in connections if c["id"] == chosen), None)
-        public = self._d.runtime.settings.public_url
-        url = f"{public}/mcp/{target['id']}" if target else f"{public}/mcp"
-        return self._d.page(
-            request,
-            visit,
-            "dashboard/connect.html",
-            section="connect",
-            connections=connections,
-            target=target,
-            url=url,
-            server_name="meshgate" if target is None else _slug(str(target["title"])),
-        )
-
     async def _connections(self, visit: Visit) -> list[dict[str, Any]]:
         if not visit.can("COLLECTION_CONNECTIONS_LIST"):
             return []
         listed = await self._d.tool(visit, "COLLECTION_CONNECTIONS_LIST", {"limit": 1000})
         return [as_dict(c) for c in as_list(listed["items"])]
-
-
-def _slug(title: str) -> str:
-    cleaned = "".join(ch.lower() if ch.isalnum() else "-" for ch in title).strip("-")
-    return "-".join(part for part in cleaned.split("-") if part)[:40] or "meshgate"
