@@ -45,7 +45,6 @@ async def test_answers_beyond_the_byte_bound_are_dropped_and_counted(db: Databas
     assert (writer.depth, writer.queued_bytes, writer.dropped) == (4, 3 * MIB, 1)
 
 
-
 async def test_stopping_gives_up_after_its_timeout(db: Database, caplog: pytest.LogCaptureFixture) -> None:
     """A batch the database keeps refusing (here: an organization that does not exist) is retried, but cannot
     hold shutdown past the drain timeout; the writer says so."""
