@@ -174,3 +174,23 @@ async def test_stats_report_totals_error_rate_latency_and_top_tools(gateway: Gat
     assert stats["topTools"][0] == {"toolName": "add", "calls": 3, "errors": 0}
     assert [log["toolName"] for log in errors_only["items"]] == ["fail"]
     assert future["items"] == []
+
+
+async def test_logs_filter_by_part_of_a_tool_name_in_any_case(gateway: Gateway, upstream: Upstream) -> None:
+    owner = await new_owner(gateway)
+    conn = await add_connection(gateway, owner.api_key, upstream)
+    async with connect(f"{gateway.url}/mcp/{conn['id']}", owner.api_key) as client:
+        await client.call_tool("add", {"a": 1, "b": 1})
+        await client.call_tool("echo", {"text": "hi"})
+        await client.call_tool("fail", {})
+    await wait_for_logs(gateway, owner.api_key, 3, connectionId=conn["id"])
+
+    async def names(part: str) -> list[str]:
+        async with connect(gateway.mcp_url, owner.api_key) as client:
+            listed = await call(client, "MONITORING_LOGS_LIST", {"connectionId": conn["id"], "toolNameContains": part})
+        return sorted(log["toolName"] for log in listed["items"])
+
+    assert await names("A") == ["add", "fail"]
+    assert await names("DD") == ["add"]
+    assert await names("%") == []  # a LIKE wildcard is matched as itself
+    assert await names("_") == []

@@ -413,3 +413,18 @@ async def test_a_form_with_too_many_fields_gets_a_readable_refusal(web_gateway: 
         fields = {"csrf_token": token, "title": "Big", **{f"f{n}": "" for n in range(4000)}}
         refused = await http.post(f"{root}/virtual", data=fields)
         assert refused.status_code == 400 and "more than 4000 fields" in refused.text
+
+
+async def test_the_audit_filter_tells_connections_with_the_same_title_apart(
+    web_gateway: Gateway, upstream: Upstream
+) -> None:
+    owner = await new_person(web_gateway, "Twins Org")
+    ids = []
+    for _ in range(2):
+        made = rpc(web_gateway.mcp_url, connection_request(upstream, "Twin"), key=owner.api_key).json()
+        ids.append(made["result"]["structuredContent"]["id"])
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        page = await http.get(f"{root}/audit")
+    for connection_id in ids:
+        assert f'<option value="{connection_id}">Twin ({connection_id[:8]})</option>' in page.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -111,12 +112,21 @@ class AuditPages:
         people: dict[str, str] = {}
         if visit.can("COLLECTION_CONNECTIONS_LIST"):
             listed = await self._d.tool(visit, "COLLECTION_CONNECTIONS_LIST", {"limit": 1000})
-            connections = {str(c["id"]): str(c["title"]) for c in map(as_dict, as_list(listed["items"]))}
+            connections = _told_apart([as_dict(c) for c in as_list(listed["items"])])
         if visit.can("ORGANIZATION_MEMBER_LIST"):
             listed = await self._d.tool(visit, "ORGANIZATION_MEMBER_LIST")
             people = {str(m["userId"]): str(m["email"]) for m in map(as_dict, as_list(listed["items"]))}
         people.setdefault(visit.user.id, visit.user.email)
         return {"connection_names": connections, "people": people}
+
+
+def _told_apart(connections: list[dict[str, Any]]) -> dict[str, str]:
+    """Connection titles by id; a title that two connections share gets the start of each one's id."""
+    titles = Counter(str(c["title"]) for c in connections)
+    return {
+        str(c["id"]): str(c["title"]) if titles[str(c["title"])] == 1 else f"{c['title']} ({str(c['id'])[:8]})"
+        for c in connections
+    }
 
 
 def _filters(chosen: dict[str, str]) -> dict[str, Any]:
@@ -125,7 +135,7 @@ def _filters(chosen: dict[str, str]) -> dict[str, Any]:
     if chosen["connection"]:
         where["connectionId"] = chosen["connection"]
     if chosen["tool"]:
-        where["toolName"] = chosen["tool"]
+        where["toolNameContains"] = chosen["tool"]
     if chosen["caller"]:
         where["userId"] = chosen["caller"]
     if chosen["status"] in ("ok", "error"):

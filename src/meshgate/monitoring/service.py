@@ -26,6 +26,7 @@ class LogFilter:
         connection_id: str | None = None,
         virtual_mcp_id: str | None = None,
         tool_name: str | None = None,
+        tool_name_contains: str | None = None,
         user_id: str | None = None,
         is_error: bool | None = None,
         start: datetime | None = None,
@@ -34,6 +35,7 @@ class LogFilter:
         self.connection_id = connection_id
         self.virtual_mcp_id = virtual_mcp_id
         self.tool_name = tool_name
+        self.tool_name_contains = tool_name_contains
         self.user_id = user_id
         self.is_error = is_error
         self.start = start
@@ -47,6 +49,9 @@ class LogFilter:
             conditions.append(logs.c.virtual_mcp_id == self.virtual_mcp_id)
         if self.tool_name is not None:
             conditions.append(logs.c.tool_name == self.tool_name)
+        if self.tool_name_contains:
+            part = self.tool_name_contains.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            conditions.append(func.lower(logs.c.tool_name).like(f"%{part}%", escape="!"))
         if self.user_id is not None:
             conditions.append(logs.c.user_id == self.user_id)
         if self.is_error is not None:

@@ -16,6 +16,9 @@ class FilterInput(ToolInput):
     connectionId: str | None = Field(None, description="Only calls to this connection", max_length=36)  # noqa: N815
     virtualMcpId: str | None = Field(None, description="Only calls through this virtual MCP", max_length=36)  # noqa: N815
     toolName: str | None = Field(None, description="Only calls of this tool", max_length=255)  # noqa: N815
+    toolNameContains: str | None = Field(  # noqa: N815
+        None, description="Only calls of tools whose name contains this text (any case)", max_length=255
+    )
     userId: str | None = Field(None, description="Only calls made by this user (any credential)", max_length=36)  # noqa: N815
     startDate: str | None = Field(None, description="ISO 8601 time; only calls at or after it", max_length=40)  # noqa: N815
     endDate: str | None = Field(None, description="ISO 8601 time; only calls at or before it", max_length=40)  # noqa: N815
@@ -54,6 +57,7 @@ def _filter(args: FilterInput, is_error: bool | None = None) -> LogFilter:
         connection_id=args.connectionId,
         virtual_mcp_id=args.virtualMcpId,
         tool_name=args.toolName,
+        tool_name_contains=args.toolNameContains,
         user_id=args.userId,
         is_error=is_error,
         start=_time(args.startDate, "startDate"),
