@@ -11,13 +11,20 @@ from support.gateway import Gateway
 
 
 async def seed_history(
-    gateway: Gateway, organization_id: str, connection_id: str, user_id: str, *, hours: int = 24, per_hour: int = 12
+    gateway: Gateway,
+    organization_id: str,
+    connection_id: str,
+    user_id: str,
+    *,
+    hours: int = 24,
+    per_hour: int = 12,
+    ago: timedelta = timedelta(0),
 ) -> int:
     """Past calls written through the audit writer, so charts and tables show a day of traffic."""
     db = Database(gateway.env["DATABASE_URL"])
     writer = AuditWriter(db)
     writer.start()
-    now = datetime.now(UTC)
+    now = datetime.now(UTC) - ago
     count = 0
     try:
         for hour in range(hours):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from conftest import key_for_user
+from support.audit import seed_history
 from support.browser import add_member
 from support.gateway import Gateway, Upstream, connection_request, manage, rpc
 from support.oauth import forms_of, logged_in, new_person
@@ -428,3 +430,22 @@ async def test_the_audit_filter_tells_connections_with_the_same_title_apart(
         page = await http.get(f"{root}/audit")
     for connection_id in ids:
         assert f'<option value="{connection_id}">Twin ({connection_id[:8]})</option>' in page.text
+
+
+async def test_audit_charts_span_the_calls_when_no_period_is_chosen(web_gateway: Gateway, upstream: Upstream) -> None:
+    """Traffic that stopped three days ago is charted over its own span, not as an empty last 24 hours."""
+    owner = await new_person(web_gateway, "Old Traffic Org")
+    made = rpc(web_gateway.mcp_url, connection_request(upstream, "Old"), key=owner.api_key).json()
+    connection_id = made["result"]["structuredContent"]["id"]
+    await seed_history(
+        web_gateway, owner.organization_id, connection_id, owner.user_id, hours=6, per_hour=2, ago=timedelta(days=3)
+    )
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        page = await http.get(f"{root}/audit")
+    period = re.search(r"(\d{4}-\d\d-\d\d \d\d:\d\d) to (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", page.text)
+    assert period is not None, page.text
+    start, end = (datetime.fromisoformat(f"{value}+00:00") for value in period.groups())
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    assert start < end <= three_days_ago + timedelta(minutes=5)
+    assert end - start >= timedelta(hours=5)

@@ -76,10 +76,20 @@ class AuditPages:
         )
 
     async def _charts(self, visit: Visit, where: dict[str, Any]) -> dict[str, Any]:
-        """Calls, errors and latency over the filtered period (the last 24 hours when none is given)."""
-        now = datetime.now(UTC)
-        start = _parse(where.get("startDate")) or min(now, _parse(where.get("endDate")) or now) - timedelta(days=1)
-        end = _parse(where.get("endDate")) or max(now, start)
+        """Calls, errors and latency over the filtered period; without one, over the span of the matching calls
+        (at least an hour, at most 30 days, ending at the newest), so old traffic is not an empty chart."""
+        start, end = _parse(where.get("startDate")), _parse(where.get("endDate"))
+        if start is None or end is None:
+            arguments = {key: value for key, value in where.items() if key != "isError"}
+            span = as_dict(await self._d.tool(visit, "MONITORING_STATS", arguments))
+            first, last = _parse(span.get("firstCallAt")), _parse(span.get("lastCallAt"))
+            if end is None:
+                end = last if last is not None else datetime.now(UTC)
+                if start is not None:
+                    end = max(end, start + MIN_SPAN)
+            if start is None:
+                start = max(first if first is not None else end, end - MAX_SPAN)
+            start = min(start, end - MIN_SPAN)
         arguments = {key: value for key, value in where.items() if key != "isError"}
         arguments.update(
             startDate=_iso(start), endDate=_iso(end), bucketSeconds=bucket_for((end - start).total_seconds())
@@ -118,6 +128,10 @@ class AuditPages:
             people = {str(m["userId"]): str(m["email"]) for m in map(as_dict, as_list(listed["items"]))}
         people.setdefault(visit.user.id, visit.user.email)
         return {"connection_names": connections, "people": people}
+
+
+MIN_SPAN = timedelta(hours=1)
+MAX_SPAN = timedelta(days=30)
 
 
 def _told_apart(connections: list[dict[str, Any]]) -> dict[str, str]:

@@ -116,6 +116,8 @@ class MonitoringService:
                 {"toolName": name, "calls": count, "errors": failed[name]} for name, count in calls.most_common(10)
             ],
             "sampled": len(rows) == STATS_SAMPLE,
+            "firstCallAt": _iso(rows[-1].created_at) if rows else None,
+            "lastCallAt": _iso(rows[0].created_at) if rows else None,
         }
         if bucket_seconds is not None:
             result["series"] = _series(rows, bucket_seconds, where.start, where.end)
@@ -123,6 +125,10 @@ class MonitoringService:
 
 
 MAX_BUCKETS = 1000
+
+
+def _iso(value: datetime) -> str:
+    return _aware(value).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _series(
