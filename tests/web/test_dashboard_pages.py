@@ -449,3 +449,41 @@ async def test_audit_charts_span_the_calls_when_no_period_is_chosen(web_gateway:
     three_days_ago = datetime.now(UTC) - timedelta(days=3)
     assert start < end <= three_days_ago + timedelta(minutes=5)
     assert end - start >= timedelta(hours=5)
+
+
+async def test_the_keys_page_says_whose_each_key_is_and_narrows_one_without_escalation(web_gateway: Gateway) -> None:
+    owner = await new_person(web_gateway, "Key Map Org")
+    member = await add_member(web_gateway, owner.organization_id)
+    member_key = await key_for_user(web_gateway, owner.organization_id, member.user_id)
+    async with logged_in(web_gateway, owner.email, owner.password) as http:
+        root = await _root(http)
+        page = await http.get(f"{root}/keys")
+        assert f"{owner.email} (you, owner)" in page.text and f"{member.email} (member)" in page.text
+        keys = manage(web_gateway, owner.api_key, "API_KEY_LIST")["items"]
+        key_id = next(k["id"] for k in keys if k["userId"] == member.user_id)
+        edit = await http.get(f"{root}/keys/{key_id}")
+        assert edit.status_code == 200 and member.email in edit.text and "Same as the owner&#39;s role" in edit.text
+        token = forms_of(edit.text).fields["csrf_token"]
+        saved = await http.post(
+            f"{root}/keys/{key_id}", data={"csrf_token": token, "perm": ["self|API_KEY_LIST", "self|ORGANIZATION_LIST"]}
+        )
+        assert saved.status_code == 303 and saved.headers["location"].endswith("/keys?notice=key-updated")
+    narrowed = next(k for k in manage(web_gateway, owner.api_key, "API_KEY_LIST")["items"] if k["id"] == key_id)
+    assert narrowed["permissions"] == {"self": ["API_KEY_LIST", "ORGANIZATION_LIST"]}
+    refused = rpc(
+        web_gateway.mcp_url,
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "COLLECTION_CONNECTIONS_LIST"}},
+        key=member_key,
+    ).json()
+    assert "error" in refused or refused["result"].get("isError"), refused
+
+    async with logged_in(web_gateway, member.email, member.password) as http:
+        root = await _root(http)
+        edit = await http.get(f"{root}/keys/{key_id}")
+        token = forms_of(edit.text).fields["csrf_token"]
+        wider = await http.post(
+            f"{root}/keys/{key_id}", data={"csrf_token": token, "perm": ["self|ORGANIZATION_MEMBER_UPDATE_ROLE"]}
+        )
+    assert wider.status_code == 403 and 'role="alert"' in wider.text
+    unchanged = next(k for k in manage(web_gateway, owner.api_key, "API_KEY_LIST")["items"] if k["id"] == key_id)
+    assert unchanged["permissions"] == {"self": ["API_KEY_LIST", "ORGANIZATION_LIST"]}

@@ -46,6 +46,7 @@ NOTICES = {
     "virtual-created": "Virtual MCP created.",
     "virtual-updated": "Virtual MCP saved.",
     "virtual-deleted": "Virtual MCP deleted.",
+    "key-updated": "API key permissions saved. They apply from its next request.",
     "key-revoked": "API key revoked. It stops working on its next request.",
     "app-revoked": "Access revoked. The app's tokens stop working on their next request; it must ask you again.",
     "member-updated": "Role changed.",
