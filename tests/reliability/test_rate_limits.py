@@ -62,6 +62,20 @@ def test_organization_bucket_is_shared_by_its_keys_and_sliced_by_replicas() -> N
         limiter.check("org", "c")
 
 
+def test_a_key_over_its_own_limit_does_not_drain_its_organization() -> None:
+    now = [100.0]
+    limiter = RateLimiter(Rate(1, 2), Rate(1, 4), clock=lambda: now[0])
+    limiter.check("org", "greedy")
+    limiter.check("org", "greedy")
+    for _ in range(10):  # refused by its own bucket: the organization's tokens are given back
+        with pytest.raises(RateLimited, match="API key"):
+            limiter.check("org", "greedy")
+    limiter.check("org", "other")
+    limiter.check("org", "other")
+    with pytest.raises(RateLimited, match="organization"):
+        limiter.check("org", "third")
+
+
 def _call(url: str, key: str) -> httpx.Response:
     return httpx.post(f"{url}/call-tool/add", json={"a": 1, "b": 1}, headers={"authorization": f"Bearer {key}"})
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from meshgate.errors import ConfigurationError, RateLimited
 
@@ -73,11 +74,23 @@ class TokenBuckets:
         bucket.tokens -= 1
         return None
 
-    def give_back(self, name: str, rate: Rate) -> None:
+    def take_all(self, budgets: Sequence[tuple[str, Rate]], share: float = 1.0) -> tuple[int, float] | None:
+        """Take one token from each bucket, or from none: None when all had one, else the position of the
+        first empty bucket and the seconds until it has one (tokens taken before it are given back, so a
+        refused attempt costs no budget, and one caller over its own limit cannot drain a shared one)."""
+        for position, (name, rate) in enumerate(budgets):
+            wait = self.take(name, rate, share)
+            if wait is not None:
+                for taken, taken_rate in budgets[:position]:
+                    self.give_back(taken, taken_rate, share)
+                return position, wait
+        return None
+
+    def give_back(self, name: str, rate: Rate, share: float = 1.0) -> None:
         """Return a token taken earlier (the attempt it paid for turned out not to count)."""
         bucket = self._buckets.get(name)
         if bucket is not None:
-            bucket.tokens = min(max(1.0, rate.burst), bucket.tokens + 1)
+            bucket.tokens = min(max(1.0, rate.burst * share), bucket.tokens + 1)
 
 
 class RateLimiter:
@@ -96,12 +109,18 @@ class RateLimiter:
         return self._per_key is not None or self._per_org is not None
 
     def check(self, organization_id: str, key_id: str | None) -> None:
-        if self._per_org is not None:
-            self._take(f"o:{organization_id}", self._per_org, "organization")
-        if self._per_key is not None and key_id is not None:
-            self._take(f"k:{key_id}", self._per_key, "API key")
+        # take_all's rule, written out: this runs on every proxied call and builds no lists
+        per_org, per_key, share = self._per_org, self._per_key, self.share
+        org = f"o:{organization_id}"
+        if per_org is not None and (wait := self._buckets.take(org, per_org, share)) is not None:
+            self._refuse("organization", wait)
+        if per_key is not None and key_id is not None:
+            wait = self._buckets.take(f"k:{key_id}", per_key, share)
+            if wait is not None:
+                if per_org is not None:  # a key over its own limit does not drain its organization's budget
+                    self._buckets.give_back(org, per_org, share)
+                self._refuse("API key", wait)
 
-    def _take(self, name: str, rate: Rate, what: str) -> None:
-        wait = self._buckets.take(name, rate, self.share)
-        if wait is not None:
-            raise RateLimited(f"rate limit of this {what} reached; retry in {wait:.1f} s", retry_after=wait)
+    @staticmethod
+    def _refuse(what: str, wait: float) -> NoReturn:
+        raise RateLimited(f"rate limit of this {what} reached; retry in {wait:.1f} s", retry_after=wait)

@@ -34,12 +34,9 @@ class LoginThrottle:
 
     def take(self, address: str, account: str) -> None:
         """Pay for one attempt, or raise `RateLimited` saying when to come back."""
-        wait = self._buckets.take(f"a:{address}", self._per_address)
-        if wait is None:
-            wait = self._buckets.take(f"u:{account}", self._per_account)
-            if wait is not None:
-                self._buckets.give_back(f"a:{address}", self._per_address)
-        if wait is not None:
+        refused = self._buckets.take_all(((f"a:{address}", self._per_address), (f"u:{account}", self._per_account)))
+        if refused is not None:
+            wait = refused[1]
             raise RateLimited(f"too many failed logins; try again in {max(1, round(wait))} s", retry_after=wait)
 
     def forgive(self, address: str, account: str) -> None:
@@ -83,10 +80,9 @@ class LinkThrottle:
 
     def take(self, purpose: str, email: str, client: str) -> None:
         """Pay for one link, or raise `RateLimited` saying when to come back."""
-        wait = self._buckets.take(f"c:{purpose}:{client}", self._per_client)
-        if wait is None:
-            wait = self._buckets.take(f"e:{purpose}:{email}", self._per_address)
-            if wait is not None:
-                self._buckets.give_back(f"c:{purpose}:{client}", self._per_client)
-        if wait is not None:
+        refused = self._buckets.take_all(
+            ((f"c:{purpose}:{client}", self._per_client), (f"e:{purpose}:{email}", self._per_address))
+        )
+        if refused is not None:
+            wait = refused[1]
             raise RateLimited(f"too many links were asked for; try again in {max(1, round(wait))} s", retry_after=wait)
