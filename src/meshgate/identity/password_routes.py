@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from meshgate.errors import MeshgateError, RateLimited
@@ -26,6 +26,7 @@ class PasswordPages:
         return [
             Route("/password/forgot", self.forgot_form, methods=["GET"]),
             Route("/password/forgot", self.forgot, methods=["POST"]),
+            Route("/password/forgot/sent", self.sent, methods=["GET"]),
             Route("/password/reset/{token}", self.reset_form, methods=["GET"]),
             Route("/password/reset/{token}", self.reset, methods=["POST"]),
             Route("/verify-email/{token}", self.verify, methods=["GET"]),
@@ -54,6 +55,10 @@ class PasswordPages:
             page = self._message(request, 429, "Password reset", f"{error.message}.", error=True)
             page.headers["Retry-After"] = retry_after(error)
             return page
+        # POST, redirect, GET: reloading the answer sends no second mail
+        return RedirectResponse(f"{self._web.base}/password/forgot/sent", status_code=303)
+
+    async def sent(self, request: Request) -> Response:
         return self._message(request, 200, "Check your email", _SENT)
 
     async def reset_form(self, request: Request) -> Response:
