@@ -9,7 +9,9 @@ data directory that `meshgate bootstrap` has already migrated, and measures:
   used until then (user plus system: less sensitive than wall time to other load on the machine);
 - RSS after start: the process's resident set (VmRSS) once `/health/live` answers;
 - first management call: one `tools/list` on `/mcp` (the MCP SDK is loaded on that first request) and
-  the RSS after it.
+  the RSS after it;
+- idle CPU: what the process uses per second afterwards with nothing to do (background loops: the event
+  worker, the audit writer, the replica heartbeat), over `--idle` seconds after a short settling time.
 
 The floor is a Python process running uvicorn with a one-route ASGI app (`--floor PORT` runs it): what
 any Python gateway on uvicorn pays before it does anything. Figures are medians over the runs, with the
@@ -34,6 +36,7 @@ from pathlib import Path
 import httpx
 
 _DEADLINE_S = 30.0
+_SETTLE_S = 2.0  # after start: first rounds of the background loops, not what idling costs
 
 
 def _free_port() -> int:
@@ -89,18 +92,38 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _run_floor() -> tuple[float, float, float]:
+def _on_cpu_ns(pid: int) -> int:
+    """Nanoseconds all threads of the process have run (schedstat: finer than the 10 ms ticks of `stat`)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+    return total
+
+
+def _idle_cpu_ms_per_s(pid: int, seconds: float) -> float:
+    """CPU milliseconds per second the process uses while nothing is asked of it (a measuring window)."""
+    time.sleep(_SETTLE_S)
+    before = _on_cpu_ns(pid)
+    time.sleep(seconds)
+    return (_on_cpu_ns(pid) - before) / 1e6 / seconds
+
+
+def _run_floor(idle_s: float) -> tuple[float, float, float, float]:
     port = _free_port()
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, __file__, "--floor", str(port)])
     try:
         seconds = _wait_live(process, f"http://127.0.0.1:{port}/health/live", started)
-        return seconds, _rss_mb(process.pid), _cpu_s(process.pid)
+        rss, cpu = _rss_mb(process.pid), _cpu_s(process.pid)
+        return seconds, rss, cpu, _idle_cpu_ms_per_s(process.pid, idle_s)
     finally:
         _stop(process)
 
 
-def _run_gateway() -> dict[str, float]:
+def _run_gateway(idle_s: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="meshgate-startup-") as tmp:
         env = _env(Path(tmp))
         bootstrap = subprocess.run(
@@ -141,6 +164,7 @@ def _run_gateway() -> dict[str, float]:
                 "rss_mb": rss,
                 "first_call_s": first_call,
                 "rss_after_mb": _rss_mb(process.pid),
+                "idle_ms_per_s": _idle_cpu_ms_per_s(process.pid, idle_s),
             }
         finally:
             _stop(process)
@@ -161,16 +185,17 @@ def _serve_floor(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds over which idle CPU is measured")
     parser.add_argument("--floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor:
         _serve_floor(args.floor)
         return
-    floors: list[tuple[float, float, float]] = []
+    floors: list[tuple[float, float, float, float]] = []
     gateways: list[dict[str, float]] = []
     for run in range(args.runs):
-        floors.append(_run_floor())
-        gateways.append(_run_gateway())
+        floors.append(_run_floor(args.idle))
+        gateways.append(_run_gateway(args.idle))
         print(
             f"run {run + 1}/{args.runs}: start {gateways[-1]['start_s']:.2f} s, "
             f"RSS {gateways[-1]['rss_mb']:.0f} MB (floor {floors[-1][0]:.2f} s, {floors[-1][1]:.0f} MB)",
@@ -179,6 +204,7 @@ def main() -> None:
     floor_s = statistics.median(f[0] for f in floors)
     floor_mb = statistics.median(f[1] for f in floors)
     floor_cpu = statistics.median(f[2] for f in floors)
+    floor_idle = statistics.median(f[3] for f in floors)
 
     def median(key: str) -> float:
         return statistics.median(g[key] for g in gateways)
@@ -193,6 +219,9 @@ def main() -> None:
     print(f"{'RSS after start':<40} {median('rss_mb'):>8.0f}MB {floor_mb:>8.0f}MB {median('rss_mb') / floor_mb:>6.2f}x")
     print(f"{'first management call (loads the SDK)':<40} {median('first_call_s'):>9.2f}s")
     print(f"{'RSS after the first management call':<40} {median('rss_after_mb'):>8.0f}MB")
+    idle = median("idle_ms_per_s")
+    ratio = f"{idle / floor_idle:>6.1f}x" if floor_idle > 0 else "      -"
+    print(f"{'idle CPU (ms per second)':<40} {idle:>8.2f}ms {floor_idle:>8.2f}ms {ratio}")
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ class Settings:
     event_retry_max_seconds: float = 3600.0
     event_max_attempts: int = 20
     event_lease_seconds: float = 60.0
-    event_poll_seconds: float = 1.0
+    event_poll_seconds: float = 30.0
     auth_config: AuthConfig = field(default_factory=AuthConfig)  # MESHGATE_AUTH_CONFIG, checked at start
     connection_token_seconds: int = 900  # lifetime of the credential an upstream calls meshgate back with
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
@@ -167,7 +167,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_retry_max_seconds=_float(env, "MESHGATE_EVENT_RETRY_MAX_SECONDS", 3600.0),
         event_max_attempts=_bounded(env, "MESHGATE_EVENT_MAX_ATTEMPTS", 20, 1, 1000),
         event_lease_seconds=_float(env, "MESHGATE_EVENT_LEASE_SECONDS", 60.0),
-        event_poll_seconds=_float(env, "MESHGATE_EVENT_POLL_SECONDS", 1.0),
+        event_poll_seconds=_float(env, "MESHGATE_EVENT_POLL_SECONDS", 30.0),
         connection_token_seconds=_bounded(env, "MESHGATE_CONNECTION_TOKEN_SECONDS", 900, 60, 24 * 3600),
         sandbox=SandboxLimits(
             memory_bytes=_bounded(env, "MESHGATE_SANDBOX_MEMORY_BYTES", 64 << 20, 1 << 20, 4 << 30),

@@ -149,6 +149,7 @@ class EventService:
                 await self._session.execute(
                     insert(events).values(id=event_id, time=due, status="scheduled", due_at=due, **values)
                 )
+                await announce_change(self._session, WAKE_TOPIC)  # an idle worker sleeps until what it knows is due
                 return Published(_new_event(event_id, values, due, data), "scheduled", due, 0)
             await self._session.execute(insert(events).values(id=event_id, time=now, status="published", **values))
             event = _new_event(event_id, values, now, data)
@@ -221,6 +222,7 @@ class EventService:
             await self._session.execute(
                 insert(events).values(id=event_id, status="recurring", recurring_key=key, **values, **schedule)
             )
+        await announce_change(self._session, WAKE_TOPIC)
         return Published(_new_event(event_id, values, now, orjson.loads(values["data"] or "null")), "recurring", due, 0)
 
     # -- the state of events ------------------------------------------------------------------------------

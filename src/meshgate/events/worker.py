@@ -4,7 +4,8 @@ webhook), record the outcome.
 Every process runs one worker. A claim leases deliveries for `lease` seconds (PostgreSQL and MariaDB claim with
 `FOR UPDATE SKIP LOCKED`, so workers never take the same rows; SQLite has one process); a worker killed
 mid-delivery loses nothing: its leases run out and any worker takes the deliveries again. Workers wake when a
-publish announces due deliveries (in this process, and on PostgreSQL through NOTIFY) and otherwise poll.
+publish or a new schedule announces them (in this process, and on PostgreSQL through NOTIFY); an idle worker
+otherwise sleeps until the first thing it knows is due (`due.py`).
 
 A delivery is a tool call through the call pipeline, as the subscription's creator with that person's
 permissions at the time (narrowed to the subscriber's ON_EVENTS), so it is permission-checked and audited. A
@@ -40,6 +41,7 @@ from meshgate.db.database import EVERYTHING, Database
 from meshgate.db.rows import utc_now
 from meshgate.db.tables import automation_triggers, event_deliveries, event_subscriptions, events, organizations
 from meshgate.errors import MeshgateError, NotFound, PermissionDenied
+from meshgate.events.due import outlook
 from meshgate.events.models import DEAD, DELIVERED, PENDING, CloudEvent
 from meshgate.events.outcomes import Outcome, answer_of, decided, failed
 from meshgate.events.runs import AutomationRunner, Fired
@@ -55,6 +57,8 @@ from meshgate.vault import Vault
 log = logging.getLogger(__name__)
 
 _MAX_ERROR = 500
+_SOONEST_S = 0.05  # an idle worker never loops faster (something due now that the round did not take)
+_RETRY_ROUND_S = 5.0  # after a failed round (database unreachable ...) the next one comes at most this late
 _MYSQL_DEADLOCK = (1213, 1205)  # deadlock found; lock wait timeout
 _DEADLOCK_RETRIES = 3
 T = TypeVar("T")
@@ -68,7 +72,7 @@ class DeliveryPolicy:
     claim_size: int = 500  # deliveries claimed at once
     concurrency: int = 8  # subscribers called at the same time
     lease_s: float = 60.0
-    poll_s: float = 1.0
+    poll_s: float = 30.0  # the longest an idle worker sleeps unwoken when nothing it knows of falls due sooner
     first_retry_s: float = 1.0
     max_retry_s: float = 3600.0
     max_attempts: int = 20
@@ -422,14 +426,25 @@ class EventWorker:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # before the round: a publish during it wakes the next one at once
             try:
                 busy = await self.run_once()
+                wait = 0.0 if busy else await self.idle_wait()
             except Exception:  # a background loop's boundary: log with the traceback and go on
                 log.exception("event delivery round failed")
-                busy = 0
+                busy, wait = 0, min(self.policy.poll_s, _RETRY_ROUND_S)
             if busy:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.policy.poll_s):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
+
+    async def idle_wait(self) -> float:
+        """Seconds an idle worker may sleep: until the first thing due (`due.py`), within `poll_s`."""
+        ahead = await outlook(self._db)
+        if self.metrics is not None:
+            self.metrics.event_pending.set(ahead.pending)
+            self._counted_at = time.monotonic()
+        if ahead.due_at is None:
+            return self.policy.poll_s
+        return min(max((ahead.due_at - self.clock()).total_seconds(), _SOONEST_S), self.policy.poll_s)
