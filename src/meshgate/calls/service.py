@@ -102,16 +102,18 @@ class CallService:
     def caller_headers(self, principal: Principal, target: Target, context: CallContext) -> dict[str, str]:
         """What tells the upstream who calls (`x-mesh-token`), the request id, the trace context, and the
         credential with which the upstream can call meshgate back as its own connection."""
-        headers = {
-            "x-mesh-token": self._mesh_tokens.token(principal, target.connection_id),
-            "x-request-id": context.request_id,
-        }
+        headers: dict[str, str] = {}
+        self._add_caller(headers, principal, target, context)
+        return headers
+
+    def _add_caller(self, headers: dict[str, str], principal: Principal, target: Target, context: CallContext) -> None:
+        headers["x-mesh-token"] = self._mesh_tokens.token(principal, target.connection_id)
+        headers["x-request-id"] = context.request_id
         if self._connection_tokens is not None:
             headers[CONNECTION_TOKEN_HEADER] = self._connection_tokens.token(
                 principal.organization_id, target.connection_id
             )
         context.trace.propagate(headers)
-        return headers
 
     def forward_headers(  # noqa: PLR0917  (one forwarded request has this many parts)
         self,
@@ -129,7 +131,7 @@ class CallService:
         headers.update(passthrough)
         if envelope.method is not None and envelope.id is not None and is_stateless(context.protocol_version):
             headers.update(routing_headers(envelope.method, envelope.params))
-        headers.update(self.caller_headers(principal, target, context))
+        self._add_caller(headers, principal, target, context)  # last: a client's header cannot stand in for these
         return headers
 
     # -- send, relay, audit over meshgate's own session ---------------------------------------------

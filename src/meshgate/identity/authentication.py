@@ -81,7 +81,7 @@ class Authenticator:
         self._cache: OrderedDict[str, Principal] = OrderedDict()
         self._connections: dict[str, Principal] = {}  # connection token → the connection acting for itself
         self._generation = 0
-        self._usage: dict[str, datetime] = {}
+        self._usage: dict[str, float] = {}  # key id → epoch seconds of its last use (a datetime only when written)
         self._flush_seconds = usage_flush_seconds
         self._flusher: asyncio.Task[None] | None = None
         db.subscribe(self._on_change)
@@ -105,7 +105,7 @@ class Authenticator:
                 raise Unauthenticated("the connection key has expired")
             raise Unauthenticated("the API key has expired")
         if principal.api_key_id is not None:
-            self._usage[principal.api_key_id] = datetime.now(UTC)
+            self._usage[principal.api_key_id] = time.time()
         return principal
 
     def clear(self) -> None:
@@ -137,7 +137,7 @@ class Authenticator:
                     select(api_keys.c.id, api_keys.c.organization_id).where(api_keys.c.id.in_(list(pending)))
                 )
                 for key_id, org_id in rows:
-                    by_org.setdefault(org_id, {})[key_id] = pending[key_id]
+                    by_org.setdefault(org_id, {})[key_id] = datetime.fromtimestamp(pending[key_id], UTC)
                 for org_id, used in by_org.items():
                     await ApiKeyService(session, org_id).record_use(used)
         except BaseException:
