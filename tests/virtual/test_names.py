@@ -17,6 +17,36 @@ def test_names_are_prefixed_with_the_connection_slug() -> None:
     assert names == {("c1", "create_issue"): "github_create_issue", ("c2", "post"): "slack_post"}
 
 
+def test_a_name_that_already_carries_its_connection_slug_keeps_it_once() -> None:
+    names = exposed_names(
+        [("c1", "git", "git_status"), ("c1", "git", "git"), ("c1", "git", "Git-log"), ("c1", "git", "gitx_diff")]
+    )
+    assert names == {
+        ("c1", "git_status"): "git_status",
+        ("c1", "git"): "git",
+        ("c1", "Git-log"): "Git-log",
+        ("c1", "gitx_diff"): "git_gitx_diff",  # `gitx` is another word, not the slug
+    }
+
+
+def test_a_kept_prefix_that_meets_a_prefixed_name_gives_both_distinct_hashes() -> None:
+    # `status` becomes `git_status`, as does `git_status` kept as it is: neither may take the plain name.
+    names = exposed_names([("c1", "git", "status"), ("c1", "git", "git_status")])
+    assert len(set(names.values())) == 2
+    assert all(VALID.match(name) and name.startswith("git_status_") for name in names.values())
+    assert "git_status" not in names.values()
+
+
+def test_a_kept_prefix_that_meets_another_connections_name_gives_both_distinct_hashes() -> None:
+    prefixes = slugs([("c1", "git"), ("c2", "git 2")])
+    assert prefixes == {"c1": "git", "c2": "git_2"}
+    names = exposed_names([("c1", "git", "git_2_status"), ("c2", "git_2", "status"), ("c2", "git_2", "log")])
+    assert names[("c2", "log")] == "git_2_log"
+    clashing = [names[("c1", "git_2_status")], names[("c2", "status")]]
+    assert len(set(clashing)) == 2
+    assert all(name.startswith("git_2_status_") for name in clashing)
+
+
 def test_long_names_are_shortened_with_a_stable_hash() -> None:
     long_name = "a" * 100
     first = exposed_names([("c1", "github", long_name)])[("c1", long_name)]
