@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from meshgate.dashboard._core import Dashboard, Form, Visit, field, optional
 from meshgate.errors import MeshgateError
+from meshgate.http.pages import SECURITY_HEADERS
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.mcp.invoke import refusal
 from meshgate.virtual.catalog import UpstreamLists
@@ -23,6 +24,7 @@ from meshgate.virtual.models import Member, ToolOverride
 from meshgate.virtual.view import tool_names
 
 STATUSES = ("active", "inactive")
+PREVIEW_POLICY = "; connect-src 'self'"
 
 
 class VirtualPages:
@@ -137,7 +139,7 @@ class VirtualPages:
         error: MeshgateError | None,
     ) -> Response:
         connections = await self._connections(visit)
-        return self._d.page(
+        response = self._d.page(
             request,
             visit,
             "dashboard/virtual_form.html",
@@ -150,6 +152,9 @@ class VirtualPages:
             statuses=STATUSES,
             error=None if error is None else error.message,
         )
+        # The pages' policy forbids every connection; this form's script asks for its names, same origin only.
+        response.headers["Content-Security-Policy"] = SECURITY_HEADERS["Content-Security-Policy"] + PREVIEW_POLICY
+        return response
 
 
 def virtual_data(form: Form) -> dict[str, Any]:

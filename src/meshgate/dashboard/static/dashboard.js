@@ -87,14 +87,14 @@ function searchTools(form, input) {
   let tools = 0;
   for (const set of form.querySelectorAll("fieldset.connection-choice")) {
     const titleMatches = !query || set.dataset.title.includes(query);
-    let matching = 0;
+    let matching = 0;  // tools whose own name matches (a matching title shows all of its tools)
     for (const row of set.querySelectorAll("tr[data-tool]")) {
-      const match = titleMatches || row.dataset.tool.includes(query);
-      row.hidden = !match;
-      if (match) matching += 1;
+      const match = row.dataset.tool.includes(query);
+      row.hidden = !match && !titleMatches;
+      if (match && query) matching += 1;
     }
     set.hidden = !titleMatches && matching === 0;
-    set.querySelector(".matching").textContent = query && !titleMatches && matching ? `, ${matching} matching` : "";
+    set.querySelector(".matching").textContent = matching ? `, ${matching} matching` : "";
     if (!set.hidden) { connections += 1; tools += matching; }
   }
   count.textContent = query ? `${connections} connection${connections === 1 ? "" : "s"} and ${tools} tool${tools === 1 ? "" : "s"} match.` : "";
