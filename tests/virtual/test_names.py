@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meshgate.virtual.catalog import UpstreamLists
+from meshgate.virtual.models import Member, ToolOverride, VirtualMcp
 from meshgate.virtual.names import exposed_names, slugs
+from meshgate.virtual.view import build_view, tool_names
 
 VALID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
@@ -88,3 +92,26 @@ def test_any_tool_names_give_valid_distinct_deterministic_names(tools: list[tupl
     assert len(set(names.values())) == len(tools)
     assert all(VALID.match(name) for name in names.values())
     assert exposed_names(list(reversed(wanted))) == names
+
+
+def test_tool_names_is_the_naming_build_view_lists_and_routes_by() -> None:
+    members = (
+        Member("c1", "git", tool_overrides={"log": ToolOverride(name="git_status")}),
+        Member("c2", "Git", selected_tools=frozenset({"status", "git_2_diff"})),
+    )
+    lists = [
+        UpstreamLists("c1", "o", tools=({"name": "git_status"}, {"name": "status"}, {"name": "log"}, {"name": "a b"})),
+        UpstreamLists("c2", "o", tools=({"name": "status"}, {"name": "git_2_diff"}, {"name": "hidden"})),
+        UpstreamLists("c3", "o", tools=({"name": "not_a_member"},)),
+    ]
+    now = datetime.now(UTC)
+    definition = VirtualMcp("v", "o", "V", None, None, "active", members, None, now, now)
+    view = build_view(definition, lists)
+    named = tool_names(members, lists)
+    assert named == {(route.connection_id, route.name): name for name, route in view.tool_routes.items()}
+    assert named[("c1", "log")] == "git_status"  # the rename wins; both generated git_status names step aside
+    assert named[("c1", "git_status")].startswith("git_status_") and named[("c1", "status")].startswith("git_status_")
+    assert named[("c2", "status")] == "git_2_status"
+    assert named[("c2", "git_2_diff")] == "git_2_diff"
+    assert named[("c1", "a b")] == "git_a_b"
+    assert ("c2", "hidden") not in named

@@ -108,10 +108,12 @@ class VirtualPages:
     async def preview(self, request: Request, visit: Visit, form: Form) -> Response:
         """The names clients would see if the form were saved as it stands: JSON for the page's script,
         else the form again with its preview brought up to date (the same form without JavaScript)."""
+        editing = "id" in request.path_params
+        tool = "COLLECTION_VIRTUAL_MCP_UPDATE" if editing else "COLLECTION_VIRTUAL_MCP_CREATE"
+        if not visit.can(tool):
+            raise refusal(tool)  # only those who may save the form are told what saving would name
         data = virtual_data(form)
-        current = None
-        if "id" in request.path_params:
-            current = await self._get(visit, str(request.path_params["id"]))
+        current = await self._get(visit, str(request.path_params["id"])) if editing else None
         if "application/json" not in request.headers.get("accept", ""):
             return await self._form(request, visit, current=current, data=data, error=None)
         rows = form_rows(await self._connections(visit), as_list(data["connections"]))
