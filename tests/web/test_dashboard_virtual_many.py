@@ -113,8 +113,11 @@ def test_a_form_over_twelve_connections_collapses_searches_and_previews_the_name
     expect(page.locator("#tool-search-count")).to_have_text("9 connections and 0 tools match.")
     search.fill("no such tool")
     expect(page.locator("fieldset.connection-choice:visible")).to_have_count(0)
+    form_url = page.url
     search.press("Enter")  # Enter in the search box does not submit the form
     expect(page.get_by_role("heading", name="New virtual MCP")).to_be_visible()
+    assert page.url == form_url
+    expect(page.get_by_label("Name", exact=True)).to_have_value("Many connections")
     search.fill("echo")
     expect(secret.locator("tr[data-tool]:visible")).to_have_count(2)  # echo and secret_echo
     shot(page, "13e-virtual-mcp-search")
