@@ -6,22 +6,38 @@ the connections stay collapsed and "Update the names" brings the form back with 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from conftest import add_connection
 from support.browser import log_in, run_async, shot
-from support.gateway import Gateway, Upstream
+from support.gateway import Gateway, Upstream, start_upstream
 from support.mcp_client import connect
 from support.oauth import Person, new_person
+from support.secrets import remember_secret
 
 TITLES = ["Secret", "Headers", *(f"Team {n:02d}" for n in range(1, 11))]
 
 
-async def _add_connections(gateway: Gateway, key: str, upstream: Upstream) -> None:
-    for title in TITLES:
+@pytest.fixture(scope="module")
+def wide_upstream() -> Iterator[Upstream]:
+    """An upstream with 116 tools: twelve connections to it make a form of over 4,000 fields."""
+    server = start_upstream(token=remember_secret("wide-upstream-token-3131"), tools=100)
+    yield server
+    server.kill()
+
+
+async def _add_connections(gateway: Gateway, key: str, upstream: Upstream, titles: list[str] = TITLES) -> None:
+    for title in titles:
         await add_connection(gateway, key, upstream, title=title)
+
+
+async def _listed(url: str, key: str) -> list[str]:
+    async with connect(url, key) as client:
+        return [tool.name for tool in (await client.list_tools()).tools]
 
 
 async def _listed_and_called(url: str, key: str, echo_name: str) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
@@ -135,6 +151,31 @@ def test_a_form_over_twelve_connections_collapses_searches_and_previews_the_name
     # Editing shows the saved names again, computed the same way.
     page.get_by_role("link", name="Edit").click()
     assert _preview(page) == names
+    context.close()
+
+
+def test_twelve_connections_of_116_tools_save_with_two_ticked(
+    browser: Browser, web_gateway: Gateway, wide_upstream: Upstream
+) -> None:
+    person: Person = run_async(new_person, web_gateway, "Wide Connections Org")
+    titles = [f"Wide {n:02d}" for n in range(1, 13)]
+    run_async(_add_connections, web_gateway, person.api_key, wide_upstream, titles)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    log_in(page, web_gateway, person.email, person.password)
+    page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="Virtual MCPs").click()
+    page.get_by_role("link", name="New virtual MCP").click()
+    expect(page.locator("tr[data-tool]")).to_have_count(12 * 116)
+    page.get_by_label("Name", exact=True).fill("Two of twelve")
+    page.get_by_label("Include Wide 03", exact=True).check()
+    page.get_by_label("Include Wide 11", exact=True).check()
+    names = _preview(page)
+    assert len(names) == 2 * 116
+    # The unticked connections' 3,480 fields stay out of the form, which keeps it under the limit of 4,000.
+    page.get_by_role("button", name="Create virtual MCP").click()
+    expect(page.get_by_role("status")).to_have_text("Virtual MCP created.")
+    url = page.locator("#endpoint-url").inner_text()
+    assert run_async(_listed, url, person.api_key) == names
     context.close()
 
 

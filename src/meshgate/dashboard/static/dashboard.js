@@ -153,6 +153,14 @@ function virtualForm(form) {
   search.hidden = false;
   input.addEventListener("input", () => searchTools(form, input));
   input.addEventListener("keydown", (event) => { if (event.key === "Enter") event.preventDefault(); });
+  // An unticked connection's tool fields mean nothing to the server: leaving them out keeps a form over many
+  // connections under the gateway's limit on form fields (saving and every preview go through here).
+  form.addEventListener("formdata", (event) => {
+    for (const set of form.querySelectorAll("fieldset.connection-choice")) {
+      if (set.querySelector("input[data-include]").checked) continue;
+      for (const field of set.querySelectorAll(".connection-tools [name]")) event.formData.delete(field.name);
+    }
+  });
   const preview = form.querySelector("[data-preview]");
   if (preview) previewNames(form, preview);
 }
