@@ -51,6 +51,9 @@ def test_admin_builds_a_virtual_mcp_and_a_client_calls_its_renamed_tool(
     page.get_by_label("Name", exact=True).fill("Support desk")
     page.get_by_label("Description (optional)").fill("What the support assistant may use")
     _choose_tools(page)
+    expect(page.locator("[data-preview]")).not_to_have_attribute("aria-busy", "true")
+    shown = page.get_by_role("region", name="Names clients will see").get_by_role("listitem")
+    expect(shown).to_have_text(["say", "demo_tools_add"])
     shot(page, "13b-virtual-mcp-form")
     page.get_by_role("button", name="Create virtual MCP").click()
 

@@ -11,16 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from meshgate.dashboard._core import Dashboard, Form, Visit, field, optional
 from meshgate.errors import MeshgateError
+from meshgate.http.pages import SECURITY_HEADERS
 from meshgate.jsonvalues import as_dict, as_list
 from meshgate.mcp.invoke import refusal
-from meshgate.virtual.names import exposed_names, slugs
+from meshgate.virtual.catalog import UpstreamLists
+from meshgate.virtual.models import Member, ToolOverride
+from meshgate.virtual.view import tool_names
 
 STATUSES = ("active", "inactive")
+PREVIEW_POLICY = "; connect-src 'self'"
 
 
 class VirtualPages:
@@ -33,9 +37,11 @@ class VirtualPages:
             Route("/app/{org}/virtual", d.view(self.index), methods=["GET"]),
             Route("/app/{org}/virtual", d.action(self.create), methods=["POST"]),
             Route("/app/{org}/virtual/new", d.view(self.new), methods=["GET"]),
+            Route("/app/{org}/virtual/new/preview", d.action(self.preview), methods=["POST"]),
             Route("/app/{org}/virtual/{id}", d.view(self.detail), methods=["GET"]),
             Route("/app/{org}/virtual/{id}/edit", d.view(self.edit), methods=["GET"]),
             Route("/app/{org}/virtual/{id}/edit", d.action(self.update), methods=["POST"]),
+            Route("/app/{org}/virtual/{id}/edit/preview", d.action(self.preview), methods=["POST"]),
             Route("/app/{org}/virtual/{id}/delete", d.action(self.delete), methods=["POST"]),
         ]
 
@@ -99,6 +105,21 @@ class VirtualPages:
             return await self._form(request, visit, current=current, data=data, error=error)
         return self._d.back(visit, f"/virtual/{current['id']}", "virtual-updated")
 
+    async def preview(self, request: Request, visit: Visit, form: Form) -> Response:
+        """The names clients would see if the form were saved as it stands: JSON for the page's script,
+        else the form again with its preview brought up to date (the same form without JavaScript)."""
+        editing = "id" in request.path_params
+        tool = "COLLECTION_VIRTUAL_MCP_UPDATE" if editing else "COLLECTION_VIRTUAL_MCP_CREATE"
+        if not visit.can(tool):
+            raise refusal(tool)  # only those who may save the form are told what saving would name
+        data = virtual_data(form)
+        current = await self._get(visit, str(request.path_params["id"])) if editing else None
+        if "application/json" not in request.headers.get("accept", ""):
+            return await self._form(request, visit, current=current, data=data, error=None)
+        rows = form_rows(await self._connections(visit), as_list(data["connections"]))
+        names = {f"name:{row['id']}:{tool['name']}": tool["default"] for row in rows for tool in row["tools"]}
+        return JSONResponse({"names": names, "exposed": exposed_list(rows)})
+
     async def delete(self, request: Request, visit: Visit, _form: Form) -> Response:
         await self._d.tool(visit, "COLLECTION_VIRTUAL_MCP_DELETE", {"id": str(request.path_params["id"])})
         return self._d.back(visit, "/virtual", "virtual-deleted")
@@ -120,7 +141,7 @@ class VirtualPages:
         error: MeshgateError | None,
     ) -> Response:
         connections = await self._connections(visit)
-        return self._d.page(
+        response = self._d.page(
             request,
             visit,
             "dashboard/virtual_form.html",
@@ -128,10 +149,14 @@ class VirtualPages:
             section="virtual",
             item=current,
             values=data,
-            rows=form_rows(connections, as_list(data.get("connections"))),
+            rows=(rows := form_rows(connections, as_list(data.get("connections")))),
+            exposed=exposed_list(rows),
             statuses=STATUSES,
             error=None if error is None else error.message,
         )
+        # The pages' policy forbids every connection; this form's script asks for its names, same origin only.
+        response.headers["Content-Security-Policy"] = SECURITY_HEADERS["Content-Security-Policy"] + PREVIEW_POLICY
+        return response
 
 
 def virtual_data(form: Form) -> dict[str, Any]:
@@ -204,13 +229,45 @@ def form_rows(connections: list[dict[str, Any]], members: list[Any]) -> list[dic
         }
         for connection_id in order
     ]
-    # Each tool's name without a rename, as the endpoint would make it if every row were included.
-    prefixes = slugs((row["id"], row["title"]) for row in rows)
-    defaults = exposed_names((row["id"], prefixes[row["id"]], tool["name"]) for row in rows for tool in row["tools"])
+    _name_tools(rows, by_id, [chosen[row["id"]] for row in rows if row["included"]])
+    return rows
+
+
+def exposed_list(rows: list[dict[str, Any]]) -> list[str]:
+    """The names clients will see, in the order they will list them."""
+    return [tool["default"] for row in rows if row["included"] for tool in row["tools"] if tool["exposed"]]
+
+
+def _name_tools(rows: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], chosen: list[dict[str, Any]]) -> None:
+    """Give each tool row the name clients see (`default`) and whether they see it (`exposed`), by the
+    virtual MCP's own naming over the tools the form shows. A tool left out gets the name it would have
+    with all tools of all connections (those chosen first, as saving orders them)."""
+    members = [_member(member, by_id) for member in chosen]
+    lists = [UpstreamLists(cid, "", tools=tuple(as_dict(t) for t in as_list(by_id[cid].get("tools")))) for cid in by_id]
+    exposed = tool_names(members, lists)
+    everything = [Member(m.connection_id, m.connection_title, tool_overrides=m.tool_overrides) for m in members]
+    everything += [_member({"connection_id": row["id"]}, by_id) for row in rows if not row["included"]]
+    fallback = tool_names(everything, lists)
     for row in rows:
         for tool in row["tools"]:
-            tool["default"] = defaults[(row["id"], tool["name"])]
-    return rows
+            key = (row["id"], tool["name"])
+            tool["exposed"] = key in exposed
+            tool["default"] = exposed.get(key) or fallback.get(key) or tool["name"]
+
+
+def _member(member: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> Member:
+    connection_id = str(member["connection_id"])
+    selected = member.get("selected_tools")
+    overrides = as_dict(member.get("tool_overrides"))
+    return Member(
+        connection_id,
+        str(by_id[connection_id]["title"]),
+        selected_tools=None if selected is None else frozenset(str(name) for name in as_list(selected)),
+        tool_overrides={
+            str(tool): ToolOverride(name=as_dict(value).get("name"), description=as_dict(value).get("description"))
+            for tool, value in overrides.items()
+        },
+    )
 
 
 def _tool_rows(connection: dict[str, Any], member: dict[str, Any]) -> list[dict[str, Any]]:

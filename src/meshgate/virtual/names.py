@@ -1,5 +1,8 @@
 """Names clients see on a virtual MCP: `<connection slug>_<name>`, always a valid MCP tool name.
 
+A name that already starts with its connection's slug (`git_status` on connection `git`, or `git` itself)
+keeps it once instead of repeating it (`git_status`, not `git_git_status`).
+
 Valid means `[A-Za-z0-9_.-]`, 1-64 characters. A name that is too long, or that two different
 upstream names would share after cleaning, gets a short hash of its connection and upstream name
 instead of its tail: the same inputs always give the same name, and no two exposed names collide.
@@ -38,6 +41,16 @@ def slugs(members: Iterable[tuple[str, str]]) -> dict[str, str]:
     return result
 
 
+def candidate_name(prefix: str, name: str) -> str:
+    """The generated name before collisions and length are handled: `<prefix>_<name>`, cleaned, without
+    repeating a prefix the name already carries (compared case-insensitively, followed by `_`, `.` or `-`)."""
+    cleaned = _INVALID.sub("_", name)
+    lowered = cleaned.lower()
+    if lowered == prefix or (lowered.startswith(prefix) and lowered[len(prefix) : len(prefix) + 1] in ("_", ".", "-")):
+        return cleaned
+    return f"{prefix}_{cleaned}"
+
+
 def _digest(connection_id: str, name: str) -> str:
     return hashlib.sha256(f"{connection_id}\x00{name}".encode()).hexdigest()
 
@@ -63,7 +76,7 @@ def exposed_names(
         key = (connection_id, name)
         if key in fixed:
             continue
-        candidate = _INVALID.sub("_", f"{prefix}_{name}")
+        candidate = candidate_name(prefix, name)
         groups.setdefault(candidate, []).append(key)
     for candidate, keys in sorted(groups.items()):
         if len(keys) == 1 and len(candidate) <= MAX_NAME and candidate not in taken:

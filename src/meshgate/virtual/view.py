@@ -101,14 +101,22 @@ def build_view(definition: VirtualMcp, lists: Sequence[UpstreamLists]) -> Virtua
     )
 
 
-def _tools(
-    usable: Sequence[UpstreamLists], members: dict[str, Member], prefixes: dict[str, str]
-) -> tuple[list[dict[str, Any]], dict[str, Route]]:
+def tool_names(members: Sequence[Member], lists: Sequence[UpstreamLists]) -> dict[tuple[str, str], str]:
+    """(connection id, upstream tool name) → the name clients see, for the tools the members expose.
+
+    The one naming of a virtual MCP's tools: `build_view` lists and routes by it, and the dashboard's form
+    previews with it (over the tools it shows), so the preview is what clients will list.
+    """
+    by_id = {member.connection_id: member for member in members}
+    prefixes = slugs((member.connection_id, member.connection_title) for member in members)
+    usable = [entry for entry in lists if entry.error is None and entry.connection_id in by_id]
+    return _named(_chosen_tools(usable, by_id), by_id, prefixes)
+
+
+def _chosen_tools(usable: Sequence[UpstreamLists], members: dict[str, Member]) -> list[tuple[str, dict[str, Any]]]:
     chosen: list[tuple[str, dict[str, Any]]] = []
-    fixed: dict[tuple[str, str], str] = {}
     for entry in usable:
         member = members[entry.connection_id]
-        overrides = member.tool_overrides or {}
         for tool in entry.tools:
             name = str(tool.get("name", ""))
             if not readable_tool_name(name):
@@ -116,12 +124,27 @@ def _tools(
             if member.selected_tools is not None and name not in member.selected_tools:
                 continue
             chosen.append((entry.connection_id, tool))
-            override = overrides.get(name)
-            if override is not None and override.name:
-                fixed[(entry.connection_id, name)] = override.name
-    names = exposed_names(
+    return chosen
+
+
+def _named(
+    chosen: Sequence[tuple[str, dict[str, Any]]], members: dict[str, Member], prefixes: dict[str, str]
+) -> dict[tuple[str, str], str]:
+    fixed: dict[tuple[str, str], str] = {}
+    for connection_id, tool in chosen:
+        override = (members[connection_id].tool_overrides or {}).get(str(tool["name"]))
+        if override is not None and override.name:
+            fixed[(connection_id, str(tool["name"]))] = override.name
+    return exposed_names(
         ((connection_id, prefixes[connection_id], str(tool["name"])) for connection_id, tool in chosen), fixed
     )
+
+
+def _tools(
+    usable: Sequence[UpstreamLists], members: dict[str, Member], prefixes: dict[str, str]
+) -> tuple[list[dict[str, Any]], dict[str, Route]]:
+    chosen = _chosen_tools(usable, members)
+    names = _named(chosen, members, prefixes)
     exposed: list[dict[str, Any]] = []
     routes: dict[str, Route] = {}
     for connection_id, tool in chosen:
