@@ -181,3 +181,12 @@ async def test_a_member_cannot_configure_the_store(gateway: Gateway) -> None:
         assert "not available" in await call_error(client, "STORAGE_CONFIG_SET", settings)
     async with connect(gateway.mcp_url, owner.api_key) as client:
         assert await call(client, "STORAGE_CONFIG_GET", {}) == {"backend": "local", "configured": False}
+
+
+async def test_a_key_that_is_another_objects_folder_is_refused_as_a_conflict(gateway: Gateway) -> None:
+    owner = await new_owner(gateway)
+    async with connect(gateway.mcp_url, owner.api_key) as client, httpx.AsyncClient(timeout=30) as http:
+        put = await call(client, "PUT_PRESIGNED_URL", {"key": "a/b"})
+        assert (await http.put(put["url"], content=b"x")).status_code == 200
+        assert "folder" in await call_error(client, "PUT_PRESIGNED_URL", {"key": "a"})
+        assert "cannot be a folder" in await call_error(client, "PUT_PRESIGNED_URL", {"key": "a/b/c"})
