@@ -43,6 +43,8 @@ async def test_a_presigned_put_then_get_round_trips_an_object(gateway: Gateway) 
         downloaded = await http.get(get["url"])
         assert downloaded.status_code == 200 and downloaded.content == b"hello, storage"
         assert downloaded.headers["content-type"].startswith("text/plain")
+        head = await http.head(get["url"])
+        assert head.status_code == 200 and head.headers["content-length"] == "14" and head.content == b""
         listed = await call(client, "LIST_OBJECTS", {"prefix": "reports/"})
         assert [item["key"] for item in listed["items"]] == ["reports/q4.txt"] and listed["backend"] == "local"
         assert await call(client, "DELETE_OBJECT", {"key": "reports/q4.txt"}) == {
