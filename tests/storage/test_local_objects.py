@@ -38,7 +38,11 @@ async def test_a_presigned_put_then_get_round_trips_an_object(gateway: Gateway) 
         uploaded = await http.put(put["url"], content=b"hello, storage", headers=put["headers"])
         assert uploaded.status_code == 200, uploaded.text
         meta = await call(client, "GET_OBJECT_METADATA", {"key": "reports/q4.txt"})
-        assert meta["size"] == 14 and meta["contentType"] == "text/plain" and meta["etag"] == uploaded.json()["etag"]
+        assert (
+            meta["size"] == meta["contentLength"] == 14
+            and meta["contentType"] == "text/plain"
+            and meta["etag"] == uploaded.json()["etag"]
+        )
         get = await call(client, "GET_PRESIGNED_URL", {"key": "reports/q4.txt", "expiresIn": 60})
         downloaded = await http.get(get["url"])
         assert downloaded.status_code == 200 and downloaded.content == b"hello, storage"
@@ -46,10 +50,10 @@ async def test_a_presigned_put_then_get_round_trips_an_object(gateway: Gateway) 
         head = await http.head(get["url"])
         assert head.status_code == 200 and head.headers["content-length"] == "14" and head.content == b""
         listed = await call(client, "LIST_OBJECTS", {"prefix": "reports/"})
-        assert [item["key"] for item in listed["items"]] == ["reports/q4.txt"] and listed["backend"] == "local"
+        assert [item["key"] for item in listed["objects"]] == ["reports/q4.txt"] and listed["backend"] == "local"
         assert await call(client, "DELETE_OBJECT", {"key": "reports/q4.txt"}) == {
             "key": "reports/q4.txt",
-            "deleted": True,
+            "success": True,
         }
         assert "not found" in await call_error(client, "GET_OBJECT_METADATA", {"key": "reports/q4.txt"})
         assert (await http.get(get["url"])).status_code == 404
@@ -63,14 +67,19 @@ async def test_listing_pages_through_objects_with_a_cursor_and_deletes_many(gate
             put = await call(client, "PUT_PRESIGNED_URL", {"key": key})
             assert (await http.put(put["url"], content=key.encode())).status_code == 200
         first = await call(client, "LIST_OBJECTS", {"prefix": "a/", "limit": 2})
-        assert [item["key"] for item in first["items"]] == ["a/1", "a/2"] and first["nextCursor"] == "a/2"
+        assert [item["key"] for item in first["objects"]] == ["a/1", "a/2"] and first["nextCursor"] == "a/2"
+        assert first["isTruncated"] is True and first["nextContinuationToken"] == "a/2"
         rest = await call(client, "LIST_OBJECTS", {"prefix": "a/", "limit": 2, "cursor": first["nextCursor"]})
-        assert [item["key"] for item in rest["items"]] == ["a/3"] and rest["nextCursor"] is None
+        assert [item["key"] for item in rest["objects"]] == ["a/3"] and rest["nextCursor"] is None
+        assert rest["isTruncated"] is False
+        # MCP Mesh's spelling of the same arguments (its object storage binding)
+        same = await call(client, "LIST_OBJECTS", {"prefix": "a/", "maxKeys": 2, "continuationToken": "a/2"})
+        assert same["objects"] == rest["objects"]
         assert await call(client, "DELETE_OBJECTS", {"keys": ["a/1", "a/3", "missing"]}) == {
             "deleted": ["a/1", "a/3", "missing"],
-            "count": 3,
+            "errors": [],
         }
-        assert [item["key"] for item in (await call(client, "LIST_OBJECTS", {}))["items"]] == ["a/2", "b/1"]
+        assert [item["key"] for item in (await call(client, "LIST_OBJECTS", {}))["objects"]] == ["a/2", "b/1"]
         assert "limit" in await call_error(client, "LIST_OBJECTS", {"limit": 1001})
 
 
@@ -118,7 +127,7 @@ async def test_one_organization_cannot_reach_another_organizations_objects(gatew
     stored = tmp_path / "served" / "objects" / "data" / alice.organization_id / "secret.txt"
     assert stored.read_bytes() == b"alice only"  # under Alice's own prefix
     async with connect(gateway.mcp_url, bob.api_key) as client, httpx.AsyncClient(timeout=30) as http:
-        assert (await call(client, "LIST_OBJECTS", {}))["items"] == []
+        assert (await call(client, "LIST_OBJECTS", {}))["objects"] == []
         assert "not found" in await call_error(client, "GET_OBJECT_METADATA", {"key": "secret.txt"})
         hostile = f"../{alice.organization_id}/secret.txt"
         assert "refused" in await call_error(client, "GET_PRESIGNED_URL", {"key": hostile})
@@ -171,7 +180,7 @@ async def test_an_oversized_upload_is_refused_and_nothing_is_kept(gateway: Gatew
 
         streamed = await http.put(put["url"], content=chunks())
         assert streamed.status_code == 413
-        assert (await call(client, "LIST_OBJECTS", {}))["items"] == []
+        assert (await call(client, "LIST_OBJECTS", {}))["objects"] == []
         assert (await http.put(put["url"], content=b"x" * MAX_BYTES)).status_code == 200
 
 

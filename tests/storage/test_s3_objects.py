@@ -77,7 +77,7 @@ async def test_a_presigned_put_then_get_round_trips_through_the_bucket(gateway: 
         downloaded = await http.get(get["url"])
         assert downloaded.status_code == 200 and downloaded.content == b'{"ok": true}'
         listed = await call(client, "LIST_OBJECTS", {"prefix": "in/"})
-        assert [item["key"] for item in listed["items"]] == ["in/report.json"] and listed["backend"] == "s3"
+        assert [item["key"] for item in listed["objects"]] == ["in/report.json"] and listed["backend"] == "s3"
         results = [put, meta, get, listed, await call(client, "STORAGE_CONFIG_GET", {})]
     assert all(secret not in str(result) for result in results)
     stored = _direct(s3_endpoint).list_objects_v2(Bucket=bucket)["Contents"]
@@ -93,12 +93,15 @@ async def test_listing_pages_and_deleting_many_in_the_bucket(gateway: Gateway, s
             put = await call(client, "PUT_PRESIGNED_URL", {"key": key})
             assert (await http.put(put["url"], content=key.encode())).status_code == 200
         first = await call(client, "LIST_OBJECTS", {"limit": 2})
-        assert [item["key"] for item in first["items"]] == ["a/1", "a/2"] and first["nextCursor"] == "a/2"
+        assert [item["key"] for item in first["objects"]] == ["a/1", "a/2"] and first["nextCursor"] == "a/2"
         rest = await call(client, "LIST_OBJECTS", {"limit": 2, "cursor": "a/2"})
-        assert [item["key"] for item in rest["items"]] == ["a/3"] and rest["nextCursor"] is None
-        assert (await call(client, "DELETE_OBJECTS", {"keys": ["a/1", "a/2"]}))["count"] == 2
+        assert [item["key"] for item in rest["objects"]] == ["a/3"] and rest["nextCursor"] is None
+        assert await call(client, "DELETE_OBJECTS", {"keys": ["a/1", "a/2"]}) == {
+            "deleted": ["a/1", "a/2"],
+            "errors": [],
+        }
         await call(client, "DELETE_OBJECT", {"key": "a/3"})
-        assert (await call(client, "LIST_OBJECTS", {}))["items"] == []
+        assert (await call(client, "LIST_OBJECTS", {}))["objects"] == []
         assert "not found" in await call_error(client, "GET_OBJECT_METADATA", {"key": "a/3"})
 
 
@@ -112,7 +115,7 @@ async def test_two_organizations_on_one_bucket_cannot_reach_each_others_objects(
         put = await call(client, "PUT_PRESIGNED_URL", {"key": "secret.txt"})
         assert (await http.put(put["url"], content=b"alice only")).status_code == 200
     async with connect(gateway.mcp_url, bob.api_key) as client, httpx.AsyncClient(timeout=30) as http:
-        assert (await call(client, "LIST_OBJECTS", {}))["items"] == []
+        assert (await call(client, "LIST_OBJECTS", {}))["objects"] == []
         assert "not found" in await call_error(client, "GET_OBJECT_METADATA", {"key": "secret.txt"})
         hostile = f"../{alice.organization_id}/secret.txt"
         assert "refused" in await call_error(client, "GET_OBJECT_METADATA", {"key": hostile})

@@ -34,7 +34,7 @@ class StoragePages:
         arguments: dict[str, Any] = {"prefix": prefix, "limit": PAGE_SIZE}
         if cursor := request.query_params.get("cursor"):
             arguments["cursor"] = cursor
-        listed: dict[str, Any] = {"items": [], "nextCursor": None}
+        listed: dict[str, Any] = {"objects": [], "nextCursor": None}
         try:
             listed = as_dict(await self._d.tool(visit, "LIST_OBJECTS", arguments))
         except MeshgateError as error:  # a bad prefix, or a bucket that stopped answering: say so on the page
@@ -46,7 +46,7 @@ class StoragePages:
             "dashboard/storage.html",
             status,
             section="storage",
-            objects=[as_dict(item) for item in as_list(listed["items"])],
+            objects=[as_dict(item) for item in as_list(listed["objects"])],
             next_cursor=listed.get("nextCursor"),
             prefix=prefix,
             config=config,

@@ -32,6 +32,7 @@ class ObjectStore(Protocol):
         """A URL that uploads the object (with exactly `content_type` when given) for `expires_in` seconds."""
         ...
 
-    async def delete(self, keys: Sequence[str]) -> None:
-        """Remove the objects; keys that do not exist are no error (as in S3)."""
+    async def delete(self, keys: Sequence[str]) -> dict[str, str]:
+        """Remove the objects; the ones that could not be removed, with the store's reason, by key. Keys that
+        do not exist are no error (as in S3)."""
         ...

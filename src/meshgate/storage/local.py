@@ -53,8 +53,9 @@ class LocalDirectoryStore:
         await asyncio.to_thread(self._check_free, key)
         return self.signer.url("PUT", key, expires_in, content_type)
 
-    async def delete(self, keys: Sequence[str]) -> None:
+    async def delete(self, keys: Sequence[str]) -> dict[str, str]:
         await asyncio.to_thread(self._delete, keys)
+        return {}
 
     def file(self, key: str) -> Path:
         """Where the object's bytes are (the route serves it)."""

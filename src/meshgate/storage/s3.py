@@ -80,18 +80,14 @@ class S3Store:
             params["ContentType"] = content_type  # signed: an upload with another Content-Type is refused
         return str(client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in))
 
-    async def delete(self, keys: Sequence[str]) -> None:
+    async def delete(self, keys: Sequence[str]) -> dict[str, str]:
         client = await self._ready()
         request = {"Objects": [{"Key": key} for key in keys], "Quiet": True}
         answer: dict[str, Any] = await self._call(
             lambda: client.delete_objects(Bucket=self.config.bucket, Delete=request)
         )
-        if errors := answer.get("Errors"):
-            first = errors[0]
-            raise StorageError(
-                f"the object store did not delete {len(errors)} of {len(keys)} object(s): {first.get('Code')}"
-                f" {str(first.get('Message', ''))[:200]}"
-            )
+        errors: list[dict[str, Any]] = answer.get("Errors", [])
+        return {str(e.get("Key")): f"{e.get('Code')}: {str(e.get('Message', ''))[:200]}" for e in errors}
 
     async def check(self) -> None:
         """Whether the bucket answers with these credentials (STORAGE_CONFIG_SET asks before saving)."""

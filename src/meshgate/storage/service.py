@@ -44,9 +44,13 @@ class ObjectStorageService:
         after = None if cursor is None else self._root + checked_key(cursor)
         store = await self._store()
         page = await store.list(self._root + wanted, after, checked_limit(limit))
+        cursor = None if page.next_cursor is None else page.next_cursor.removeprefix(self._root)
+        # `objects`, `nextContinuationToken` and `isTruncated` as MCP Mesh's object storage binding names them
         return {
-            "items": [self._shown(item) for item in page.items],
-            "nextCursor": None if page.next_cursor is None else page.next_cursor.removeprefix(self._root),
+            "objects": [self._shown(item) for item in page.items],
+            "nextCursor": cursor,
+            "nextContinuationToken": cursor,
+            "isTruncated": cursor is not None,
             "backend": store.kind,
         }
 
@@ -72,11 +76,14 @@ class ObjectStorageService:
         headers = {} if media is None else {"Content-Type": media}
         return {"key": key, "method": "PUT", "url": url, "headers": headers, **self._expiry(seconds)}
 
-    async def delete(self, principal: Principal, keys: list[str]) -> list[str]:
+    async def delete(self, principal: Principal, keys: list[str]) -> dict[str, Any]:
+        """`{deleted: [key], errors: [{key, message}]}`; a key that does not exist counts as deleted (as in S3)."""
         self._may_use(principal)
         wanted = checked_keys(keys)
-        await (await self._store()).delete([self._root + key for key in wanted])
-        return wanted
+        failed = await (await self._store()).delete([self._root + key for key in wanted])
+        errors = [{"key": key.removeprefix(self._root), "message": message} for key, message in failed.items()]
+        failed_keys = {error["key"] for error in errors}
+        return {"deleted": [key for key in wanted if key not in failed_keys], "errors": errors}
 
     def _may_use(self, principal: Principal) -> None:
         if principal.organization_id != self._org:  # tools build the service for the caller's own organization
@@ -86,7 +93,7 @@ class ObjectStorageService:
         return self._stores.for_organization(self._org, await self._settings.opened())
 
     def _shown(self, item: ObjectInfo) -> dict[str, Any]:
-        return {**item.to_dict(), "key": item.key.removeprefix(self._root)}
+        return {**item.to_dict(), "key": item.key.removeprefix(self._root), "contentLength": item.size}
 
     def _expiry(self, seconds: int) -> dict[str, Any]:
         at = datetime.fromtimestamp(int(self._stores.clock()) + seconds, UTC)

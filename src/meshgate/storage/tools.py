@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
+from meshgate.errors import StorageError
 from meshgate.mcp.registry import ToolContext, ToolInput, ToolSpec
 from meshgate.storage.config import StorageSettingsService
 from meshgate.storage.models import MAX_DELETE_KEYS, MAX_EXPIRES_S, MAX_LIMIT
@@ -17,8 +18,18 @@ _EXPIRES = f"Seconds the URL works, 1-{MAX_EXPIRES_S} (default 300)"
 
 class ListObjectsInput(ToolInput):
     prefix: str | None = Field(default=None, max_length=1024, description="Only keys starting with this")
-    cursor: str | None = Field(default=None, max_length=1024, description="nextCursor of the previous page")
-    limit: int | None = Field(default=None, description=f"Objects per page, 1-{MAX_LIMIT} (default 100)")
+    # MCP Mesh's binding calls them continuationToken and maxKeys: both spellings are taken.
+    cursor: str | None = Field(
+        default=None,
+        max_length=1024,
+        validation_alias=AliasChoices("cursor", "continuationToken"),
+        description="nextCursor of the previous page (also accepted as continuationToken)",
+    )
+    limit: int | None = Field(
+        default=None,
+        validation_alias=AliasChoices("limit", "maxKeys"),
+        description=f"Objects per page, 1-{MAX_LIMIT} (default 100; also accepted as maxKeys)",
+    )
 
 
 class KeyInput(ToolInput):
@@ -85,13 +96,14 @@ async def put_url(ctx: ToolContext, args: PutUrlInput) -> Any:
 
 
 async def delete_object(ctx: ToolContext, args: KeyInput) -> Any:
-    await _objects(ctx).delete(ctx.principal, [args.key])
-    return {"key": args.key, "deleted": True}
+    outcome = await _objects(ctx).delete(ctx.principal, [args.key])
+    if outcome["errors"]:
+        raise StorageError(f"the object store did not delete {args.key[:100]!r}: {outcome['errors'][0]['message']}")
+    return {"key": args.key, "success": True}
 
 
 async def delete_objects(ctx: ToolContext, args: KeysInput) -> Any:
-    deleted = await _objects(ctx).delete(ctx.principal, args.keys)
-    return {"deleted": deleted, "count": len(deleted)}
+    return await _objects(ctx).delete(ctx.principal, args.keys)
 
 
 async def config_get(ctx: ToolContext, _args: NoInput) -> Any:
