@@ -47,6 +47,13 @@ async def test_a_presigned_put_then_get_round_trips_an_object(gateway: Gateway) 
         downloaded = await http.get(get["url"])
         assert downloaded.status_code == 200 and downloaded.content == b"hello, storage"
         assert downloaded.headers["content-type"].startswith("text/plain")
+        assert downloaded.headers["access-control-allow-origin"] == "*"  # a web app on any origin may fetch it
+        preflight = await http.options(
+            put["url"],
+            headers={"origin": "https://app.example", "access-control-request-method": "PUT"},
+        )
+        assert preflight.status_code == 204 and "PUT" in preflight.headers["access-control-allow-methods"]
+        assert preflight.headers["access-control-allow-headers"] == "Content-Type"
         head = await http.head(get["url"])
         assert head.status_code == 200 and head.headers["content-length"] == "14" and head.content == b""
         listed = await call(client, "LIST_OBJECTS", {"prefix": "reports/"})

@@ -1,7 +1,9 @@
 """`GET|HEAD|PUT /api/storage/objects/{token}`: the signed URLs of the local directory store.
 
 The token is the whole credential (`meshgate.storage.signing`): no bearer token, no cookie. An upload must
-carry the Content-Type it was signed for and stay within `MESHGATE_STORAGE_MAX_OBJECT_BYTES`.
+carry the Content-Type it was signed for and stay within `MESHGATE_STORAGE_MAX_OBJECT_BYTES`. Any origin may
+use a URL (CORS `*`, as a bucket configured for browser uploads answers): holding the URL is the permission, and
+no cookie is ever sent or read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from meshgate.storage.models import checked_content_type
 from meshgate.storage.signing import URL_PATH
 from meshgate.storage.stores import ObjectStores
 
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "ETag"}
+_PREFLIGHT = {
+    "Access-Control-Allow-Methods": "GET, HEAD, PUT",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "600",
+}
+
 
 class LocalObjectRoutes:
     def __init__(self, stores: ObjectStores) -> None:
@@ -27,7 +36,11 @@ class LocalObjectRoutes:
         return [
             Route(URL_PATH + "{token}", self.download, methods=["GET", "HEAD"]),
             Route(URL_PATH + "{token}", self.upload, methods=["PUT"]),
+            Route(URL_PATH + "{token}", self.preflight, methods=["OPTIONS"]),
         ]
+
+    async def preflight(self, _request: Request) -> Response:
+        return Response(status_code=204, headers={**CORS, **_PREFLIGHT})
 
     async def download(self, request: Request) -> Response:
         local = self._stores.local
@@ -37,12 +50,12 @@ class LocalObjectRoutes:
             if found is None:
                 raise NotFound("no object under this URL's key (deleted, or never uploaded)")
         except MeshgateError as exc:
-            return http_error(exc)
+            return http_error(exc, headers=CORS)
         headers = {"ETag": found.etag} if found.etag else {}
         return FileResponse(
             local.file(grant.key),
             media_type=found.content_type or "application/octet-stream",
-            headers={**headers, "Cache-Control": "private, no-store"},
+            headers={**headers, **CORS, "Cache-Control": "private, no-store"},
         )
 
     async def upload(self, request: Request) -> Response:
@@ -62,8 +75,10 @@ class LocalObjectRoutes:
             media = grant.content_type or _media_type(sent_type)
             stored = await local.write(grant.key, _body(request), media, limit)
         except MeshgateError as exc:
-            return http_error(exc, headers={"Connection": "close"} if isinstance(exc, PayloadTooLarge) else None)
-        return JSONResponse({"size": stored.size, "etag": stored.etag}, headers={"ETag": stored.etag or ""})
+            return http_error(
+                exc, headers={**CORS, "Connection": "close"} if isinstance(exc, PayloadTooLarge) else CORS
+            )
+        return JSONResponse({"size": stored.size, "etag": stored.etag}, headers={**CORS, "ETag": stored.etag or ""})
 
 
 async def _body(request: Request) -> AsyncIterator[bytes]:
