@@ -44,6 +44,7 @@ ALL = [
     (errors.ProviderError, "provider_error", 502),
     (errors.ProviderRefused, "provider_refused", 400),
     (errors.ProviderTimeout, "provider_timeout", 504),
+    (errors.StorageError, "storage_error", 502),
 ]
 # What a class adds to the common shape.
 EXTRA: dict[type[errors.MeshgateError], dict[str, object]] = {errors.UpstreamRpcError: {"rpc": {"code": -1}}}

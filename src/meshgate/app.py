@@ -47,6 +47,8 @@ from meshgate.proxy.sessions import SessionIds
 from meshgate.proxy.telemetry import Telemetry
 from meshgate.runtime import Runtime
 from meshgate.settings import Settings
+from meshgate.storage.routes import LocalObjectRoutes
+from meshgate.storage.tools import TOOLS as STORAGE_TOOLS
 from meshgate.virtual.routes import VirtualEndpoint
 from meshgate.virtual.tools import TOOLS as VIRTUAL_TOOLS
 
@@ -56,7 +58,16 @@ log = logging.getLogger("meshgate")
 def build_registry() -> ToolRegistry:
     """Every management tool of every package."""
     return ToolRegistry(
-        [*IDENTITY_TOOLS, *CONNECTION_TOOLS, *VIRTUAL_TOOLS, *OAUTH_TOOLS, *MONITORING_TOOLS, *EVENT_TOOLS, *AI_TOOLS]
+        [
+            *IDENTITY_TOOLS,
+            *CONNECTION_TOOLS,
+            *VIRTUAL_TOOLS,
+            *OAUTH_TOOLS,
+            *MONITORING_TOOLS,
+            *EVENT_TOOLS,
+            *AI_TOOLS,
+            *STORAGE_TOOLS,
+        ]
     )
 
 
@@ -179,6 +190,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
             *EventRoutes(runtime.db, runtime.events, admission).routes(),
             *AiRoutes(runtime.ai, admission).routes(),
+            *LocalObjectRoutes(runtime.storage).routes(),
             Route("/api/{org_slug}/watch", watch, methods=["GET"]),
             *UpstreamCallback(web).routes(),
             Route("/health", health.live),

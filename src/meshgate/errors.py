@@ -22,9 +22,10 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
         ├── OAuthSetupError            upstream_oauth         502  (an upstream's OAuth setup cannot be used)
         ├── UpstreamRpcError           upstream_rpc_error     502  (the upstream answered a JSON-RPC error)
         ├── UpstreamTimeout            upstream_timeout       504
-        └── ProviderError              provider_error         502  (an AI provider failed or answered garbage)
-            ├── ProviderRefused        provider_refused       400  (the provider refused the request as invalid)
-            └── ProviderTimeout        provider_timeout       504
+        ├── ProviderError              provider_error         502  (an AI provider failed or answered garbage)
+        │   ├── ProviderRefused        provider_refused       400  (the provider refused the request as invalid)
+        │   └── ProviderTimeout        provider_timeout       504
+        └── StorageError               storage_error          502  (an organization's object store failed us)
     SandboxError                       sandbox_error      500  (the JavaScript engine failed, not the program)
     ├── SandboxProgramError            sandbox_program_error  422  (the program threw or does not parse)
     └── SandboxLimitExceeded           sandbox_limit          422  (a run hit one of its hard limits)
@@ -280,3 +281,11 @@ class ProviderTimeout(ProviderError):
 
     code = "provider_timeout"
     http_status = 504
+
+
+class StorageError(UpstreamError):
+    """An organization's S3-compatible object store could not be reached or refused a request; the message says
+    which store and what it answered (never a credential)."""
+
+    code = "storage_error"
+    http_status = 502

@@ -37,6 +37,7 @@ from meshgate.observability.metrics import CIRCUIT_STATES, CallbackCollector, Ga
 from meshgate.observability.tracing import Tracing, instrument_database
 from meshgate.sandbox.service import SandboxService
 from meshgate.settings import Settings
+from meshgate.storage.stores import ObjectStores
 from meshgate.vault import Vault
 from meshgate.virtual.catalog import UpstreamCatalog
 from meshgate.virtual.directory import VirtualDirectory
@@ -66,6 +67,7 @@ class Runtime:
     sandbox: SandboxService
     outbox: Outbox
     ai: AiProviders
+    storage: ObjectStores
     clock: Callable[[], float] = time.time  # epoch seconds; sign-in links and invitations expire by it
 
     def now(self) -> datetime:
@@ -176,6 +178,14 @@ class Runtime:
                 vault,
                 ProviderHttp(addresses, settings.ai_timeout_seconds),
                 models_ttl_s=settings.ai_models_ttl_seconds,
+            ),
+            storage=ObjectStores(
+                settings.data_dir / "objects",
+                settings.secret,
+                settings.public_url,
+                addresses,
+                max_object_bytes=settings.storage_max_object_bytes,
+                clock=clock,
             ),
             clock=clock,
         )

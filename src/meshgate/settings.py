@@ -101,6 +101,7 @@ class Settings:
     auth_config: AuthConfig = field(default_factory=AuthConfig)  # MESHGATE_AUTH_CONFIG, checked at start
     connection_token_seconds: int = 900  # lifetime of the credential an upstream calls meshgate back with
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+    storage_max_object_bytes: int = 100 << 20  # an upload to the local object store
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -169,6 +170,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_lease_seconds=_float(env, "MESHGATE_EVENT_LEASE_SECONDS", 60.0),
         event_poll_seconds=_float(env, "MESHGATE_EVENT_POLL_SECONDS", 30.0),
         connection_token_seconds=_bounded(env, "MESHGATE_CONNECTION_TOKEN_SECONDS", 900, 60, 24 * 3600),
+        storage_max_object_bytes=_count(env, "MESHGATE_STORAGE_MAX_OBJECT_BYTES", 100 << 20, 1, 5 << 30),
         sandbox=SandboxLimits(
             memory_bytes=_bounded(env, "MESHGATE_SANDBOX_MEMORY_BYTES", 64 << 20, 1 << 20, 4 << 30),
             cpu_seconds=_positive(env, "MESHGATE_SANDBOX_CPU_SECONDS", 5.0),

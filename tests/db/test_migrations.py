@@ -23,11 +23,14 @@ from meshgate.db.tables import (
     events,
     members,
     metadata,
+    object_storage_settings,
     virtual_mcp_connections,
     virtual_mcps,
 )
 from meshgate.events.automations import AutomationService
 from meshgate.identity.service import ApiKeyService, OrganizationService, UserService, member_principal
+from meshgate.storage.config import StorageSettingsService
+from meshgate.storage.s3 import S3Config
 from meshgate.vault import Vault
 from meshgate.virtual.models import Member
 from meshgate.virtual.service import VirtualMcpService
@@ -60,6 +63,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0014",
             "0015",
             "0018",
+            "0019",
         ]
         assert await apply_migrations(db.engine) == [
             "0001",
@@ -78,6 +82,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0014",
             "0015",
             "0018",
+            "0019",
         ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []
@@ -107,6 +112,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "automation_runs",
             "account_tokens",
             "ai_provider_keys",
+            "object_storage_settings",
         } <= tables
         assert diff == []
     finally:
@@ -133,6 +139,8 @@ async def test_foreign_keys_cascade_when_an_organization_is_deleted(tmp_db: str)
             automation = await automations_.create(owner, "a", connection.id, "t", {"x": {"$event": "/data"}})
             await automations_.add_trigger(owner, automation.id, cron="* * * * *")
             await automations_.add_trigger(owner, automation.id, event_type="a.b")
+            bucket = S3Config("http://127.0.0.1:9", "bucket-1", "us-east-1", "AKIA", "secret-key")
+            await StorageSettingsService(session, org.id, Vault(os.urandom(32))).save(owner, bucket)
         async with db.transaction() as session:
             await OrganizationService(session).delete(org.id)
         async with db.transaction() as session:
@@ -146,6 +154,7 @@ async def test_foreign_keys_cascade_when_an_organization_is_deleted(tmp_db: str)
                 automation_triggers,
                 event_subscriptions,
                 events,
+                object_storage_settings,
             ):
                 assert await session.scalar(select(func.count()).select_from(table)) == 0, table.name
     finally:

@@ -34,6 +34,7 @@ NAV = (
     ("apps", "Authorized apps", "/apps", "OAUTH_GRANT_LIST"),
     ("members", "Members", "/members", "ORGANIZATION_MEMBER_LIST"),
     ("roles", "Roles", "/roles", "ROLE_LIST"),
+    ("storage", "Storage", "/storage", "LIST_OBJECTS"),
     ("connect", "Connect a client", "/connect", None),
     ("settings", "Settings", "/settings", "ORGANIZATION_SETTINGS_GET"),
 )
@@ -58,6 +59,9 @@ NOTICES = {
     "role-saved": "Role saved.",
     "role-deleted": "Role deleted.",
     "settings-saved": "Settings saved.",
+    "object-deleted": "Object deleted.",
+    "storage-saved": "Bucket saved. New objects go there.",
+    "storage-cleared": "Objects are kept in meshgate's data directory again.",
     "oauth-done": "Authorization finished.",
     "event-redelivered": "Dead deliveries are pending again: they are sent on the next round.",
     "nothing-dead": "No delivery of this event is dead: nothing to redeliver.",

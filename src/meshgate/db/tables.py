@@ -529,3 +529,19 @@ ai_provider_keys = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("organization_id", "name"),
 )
+
+# An organization's own S3-compatible store; no row: the local directory under the data dir (the default).
+object_storage_settings = Table(
+    "object_storage_settings",
+    metadata,
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    Column("endpoint", String(2048), nullable=False),  # http(s)://host[:port], no credentials
+    Column("bucket", String(63), nullable=False),
+    Column("region", String(64), nullable=False),
+    Column("access_key_id", String(128), nullable=False),
+    Column("secret", Text, nullable=False),  # sealed by the vault (context "object-storage:<organization id>")
+    Column("path_style", Boolean, nullable=False),  # https://endpoint/bucket/key rather than bucket.endpoint
+    Column("updated_by", ID, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

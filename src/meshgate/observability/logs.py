@@ -76,7 +76,7 @@ class TextFormatter(logging.Formatter):
 
 
 # Secrets that travel in URLs: invitation tokens in the path, OAuth codes and states in the query.
-_SECRET_IN_URL = re.compile(r"(/invite/)[^/?#\s]+|([?&](?:code|state)=)[^&#\s]+")
+_SECRET_IN_URL = re.compile(r"(/invite/|/api/storage/objects/)[^/?#\s]+|([?&](?:code|state)=)[^&#\s]+")
 
 
 def redact_url(path: str) -> str:
@@ -106,7 +106,8 @@ def configure_logging(level: str, log_format: str = "auto") -> None:
     # The SDK logs every stateless request at INFO; that is noise for a gateway. SQLAlchemy at DEBUG/INFO
     # would log statements with their parameters: never, whatever the level.
     quiet = "WARNING" if level in ("DEBUG", "INFO") else level
-    for name in ("mcp", "sqlalchemy", "aiosqlite", "asyncio", "alembic"):
+    # botocore at DEBUG logs every S3 request with its signed headers and the canonical request.
+    for name in ("mcp", "sqlalchemy", "aiosqlite", "asyncio", "alembic", "botocore", "boto3", "s3transfer", "urllib3"):
         logging.getLogger(name).setLevel(quiet)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
