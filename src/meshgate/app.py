@@ -178,7 +178,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             *DashboardPages(web, registry, watch).routes(),
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
             *EventRoutes(runtime.db, runtime.events, admission).routes(),
-            *AiRoutes(runtime.ai, admission).routes(),
+            *AiRoutes(runtime.ai, admission, runtime.ai_meter).routes(),
             Route("/api/{org_slug}/watch", watch, methods=["GET"]),
             *UpstreamCallback(web).routes(),
             Route("/health", health.live),
