@@ -22,7 +22,7 @@ from meshgate.ai.models import AI, ANTHROPIC, OpenedProvider, model_allowed, spl
 from meshgate.ai.usage import CHAT, EMBEDDINGS, AiCall, AiMeter
 from meshgate.errors import InvalidInput, MeshgateError, NotFound, PermissionDenied
 from meshgate.http.errors import openai_error, openai_error_body
-from meshgate.http.guard import Admission, request_id_of
+from meshgate.http.guard import Admission, headers_of, request_id_of
 from meshgate.jsonvalues import as_dict
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ class AiRoutes:
             Route("/api/{org_slug}/v1/embeddings", self.embeddings, methods=["POST"]),
         ]
 
-    async def _admit(self, request: Request) -> tuple[Principal, bytes]:
-        headers = {key.lower(): value for key, value in request.headers.items()}
+    async def _admit(self, request: Request, headers: dict[str, str] | None = None) -> tuple[Principal, bytes]:
+        headers = headers_of(request.scope) if headers is None else headers
         principal, body = await self._admission.admit(request.scope, request.receive, headers)
         if principal.organization_slug != request.path_params["org_slug"]:
             raise NotFound(f"organization {str(request.path_params['org_slug'])[:100]} not found")
@@ -51,10 +51,9 @@ class AiRoutes:
 
     async def _call(self, request: Request, method: str) -> tuple[AiCall, dict[str, Any]]:
         """The audited call of an admitted caller, and its body."""
-        principal, raw = await self._admit(request)
-        call = self._meter.start(
-            principal, method, request.headers.get("user-agent"), request_id_of(dict(request.headers))
-        )
+        headers = headers_of(request.scope)
+        principal, raw = await self._admit(request, headers)
+        call = self._meter.start(principal, method, headers.get("user-agent"), request_id_of(headers))
         try:
             return call, _json_object(raw)
         except MeshgateError as error:
