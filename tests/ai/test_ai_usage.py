@@ -130,6 +130,27 @@ async def test_the_prompt_text_is_absent_from_the_audit_record(
     assert prompt not in text and "private question" not in text and "be brief" not in text
 
 
+async def test_an_organization_that_keeps_prompts_gets_them_redacted_in_the_audit(
+    gateway: Gateway, standin: tuple[Providers, str]
+) -> None:
+    owner = await org_with_providers(gateway, standin[1])
+    client = sdk(gateway, owner.api_key, owner.organization_slug)
+    await client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "before"}])
+    async with connect(gateway.mcp_url, owner.api_key) as mcp:
+        settings = await call(mcp, "ORGANIZATION_SETTINGS_UPDATE", {"ai_keep_prompts": True})
+    assert settings["ai_keep_prompts"] is True
+    secret = remember_secret("sk-proj-" + uuid.uuid4().hex * 2)
+    prompt = f"summarise this; password={secret}"
+    await client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": prompt}])
+    await client.embeddings.create(model="openai/text-embedding-3-small", input="embed me")
+    first, kept, embedded = await ai_logs(gateway, owner.api_key, 3)
+    assert first["input"] is None  # before the setting: never kept
+    assert kept["input"] is not None and "summarise this" in kept["input"] and secret not in kept["input"]
+    assert json.loads(kept["input"])["messages"][0]["role"] == "user"
+    assert embedded["input"] is not None and "embed me" in embedded["input"]
+    assert kept["output"] is None  # the answer never
+
+
 async def test_a_streamed_call_counts_its_tokens_and_gives_the_usage_chunk_only_to_who_asked(
     gateway: Gateway, standin: tuple[Providers, str]
 ) -> None:

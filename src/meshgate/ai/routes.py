@@ -81,6 +81,8 @@ class AiRoutes:
             opened, model, shown = await self._target(call, body)
             if not isinstance(body.get("messages"), list) or not body["messages"]:
                 raise InvalidInput("messages must be a non-empty list of chat messages")
+            if await self._ai.keeps_prompts(call.principal.organization_id):
+                call.prompt = {"messages": body["messages"]}
             tokens = call.tokens
             if body.get("stream"):
                 if opened.key.provider == ANTHROPIC:
@@ -126,6 +128,8 @@ class AiRoutes:
                 raise InvalidInput(
                     f"provider {opened.key.name} (anthropic) has no embeddings API; use an OpenAI-compatible one"
                 )
+            if await self._ai.keeps_prompts(call.principal.organization_id):
+                call.prompt = {"input": body.get("input")}
             answer = {
                 **await openai_wire.post_json(self._ai.http, opened, "/embeddings", {**body, "model": model}),
                 "model": shown,

@@ -1,6 +1,7 @@
 """AI usage: request rates and token budgets per credential and per organization (token buckets in memory, as
 `meshgate.access.ratelimit`), and one audit record per AI call through the audit writer's queue (model,
-caller, tokens in and out, latency, cost; never the prompt or the answer). Nothing here waits on the database."""
+caller, tokens in and out, latency, cost; never the answer, and the prompt only for an organization that set
+`ai_keep_prompts`, redacted by the writer). Nothing here waits on the database."""
 
 from __future__ import annotations
 
@@ -112,6 +113,7 @@ class AiCall:
     tokens: Tokens = field(default_factory=Tokens)
     model: str | None = None  # as the caller wrote it (`openai/gpt-4o`)
     provider_model: str | None = None  # the provider's own name, which prices are kept by
+    prompt: Any = None  # what was sent, only for an organization that keeps prompts (redacted when written)
     finished: bool = False
 
     def finish(self, error: MeshgateError | None = None) -> None:
@@ -157,7 +159,7 @@ class AiMeter:
                 user_agent=call.user_agent,
                 request_id=call.request_id,
                 protocol_version=None,
-                params=None,  # the prompt is never kept
+                params=call.prompt,  # None unless the organization keeps prompts
                 message_id=None,
                 started_at=call.started_at,
                 duration_ms=(time.perf_counter() - call.started) * 1000,
