@@ -286,3 +286,30 @@ async def test_the_request_rate_per_key_answers_429_and_its_refusals_are_not_aud
     )
     logs = await ai_logs(limited, owner.api_key, 6)  # written in order: the refusal would come before the last
     assert [log["method"] for log in logs] == ["ai/embeddings"] * 5 + ["ai/chat.completions"]
+
+
+# --- the dashboard ------------------------------------------------------------------------------------------
+
+
+async def test_the_audit_page_shows_ai_usage_by_model_and_by_caller(
+    web_gateway: Gateway, standin: tuple[Providers, str]
+) -> None:
+    from support.browser import add_member  # noqa: PLC0415  (the dashboard's helpers, used here only)
+    from support.oauth import logged_in  # noqa: PLC0415
+
+    owner = await org_with_providers(web_gateway, standin[1])
+    client = sdk(web_gateway, owner.api_key, owner.organization_slug)
+    await client.chat.completions.create(model="openai/gpt-4o", messages=HELLO)
+    await client.chat.completions.create(model="anthropic/claude-sonnet-4", messages=HELLO)
+    await ai_logs(web_gateway, owner.api_key, 2)
+    admin = await add_member(web_gateway, owner.organization_id, "admin")
+    async with logged_in(web_gateway, admin.email, admin.password) as http:
+        page = await http.get(f"/app/{owner.organization_slug}/audit")
+    assert page.status_code == 200
+    section = page.text[page.text.index('id="ai-usage"') :]
+    assert "2 AI calls, 12 tokens in, 7 out" in section
+    by_model = section[section.index("AI usage by model") : section.index("AI usage by caller")]
+    assert "<code>openai/gpt-4o</code></td><td>1</td><td>0</td><td>5</td><td>3</td><td>0.000043</td>" in by_model
+    assert "<code>anthropic/claude-sonnet-4</code></td><td>1</td><td>0</td><td>7</td><td>4</td>" in by_model
+    by_caller = section[section.index("AI usage by caller") :]
+    assert "api key" in by_caller and "<td>2</td><td>0</td><td>12</td><td>7</td>" in by_caller
