@@ -171,6 +171,27 @@ async def test_a_streamed_call_counts_its_tokens_and_gives_the_usage_chunk_only_
     assert [log["costUsd"] for log in logs] == pytest.approx([GPT_4O, GPT_4O])
 
 
+async def test_a_stream_the_client_leaves_is_audited_as_cut_short(
+    gateway: Gateway, standin: tuple[Providers, str]
+) -> None:
+    app, url = standin
+    owner = await org_with_providers(gateway, url)
+    app.held.clear()  # the stand-in stops after its first word of an answer to "hold …"
+    stream = await sdk(gateway, owner.api_key, owner.organization_slug).chat.completions.create(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": "hold on"}], stream=True
+    )
+    chunks = stream.__aiter__()
+    with anyio.fail_after(20):
+        seen = ""
+        while "echo:" not in seen:
+            seen += "".join(choice.delta.content or "" for choice in (await chunks.__anext__()).choices)
+    await stream.close()
+    [log] = await ai_logs(gateway, owner.api_key, 1)
+    app.held.set()
+    assert log["isError"] is True and log["errorMessage"] == "the client closed the stream before its end"
+    assert log["toolName"] == "openai/gpt-4o" and log["tokensIn"] is None
+
+
 async def test_monitoring_stats_show_ai_usage_by_model_and_by_caller(
     gateway: Gateway, standin: tuple[Providers, str]
 ) -> None:

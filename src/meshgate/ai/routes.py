@@ -147,14 +147,16 @@ async def _guarded(stream: AsyncIterator[bytes], call: AiCall) -> AsyncIterator[
     """The stream, and a failure after its first byte as an OpenAI error event (the status is already sent);
     the call is audited when the stream ends, however it ends."""
     failure: MeshgateError | None = None
+    ended = False
     try:
         async for chunk in stream:
             yield chunk
+        ended = True
     except MeshgateError as error:
-        failure = error
+        failure, ended = error, True
         yield b"data: " + orjson.dumps(openai_error_body(error)) + b"\n\n"
     finally:
-        call.finish(failure)
+        call.finish(failure, cut_short=not ended)  # not ended: the client went away (the task was cancelled)
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

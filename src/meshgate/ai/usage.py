@@ -19,6 +19,7 @@ from meshgate.monitoring.models import AuditEntry
 from meshgate.monitoring.writer import AuditWriter
 
 CHAT, EMBEDDINGS = "ai/chat.completions", "ai/embeddings"  # the audit's `method` of AI calls
+_CUT_SHORT = "the client closed the stream before its end"
 
 
 @dataclass(slots=True)
@@ -116,11 +117,11 @@ class AiCall:
     prompt: Any = None  # what was sent, only for an organization that keeps prompts (redacted when written)
     finished: bool = False
 
-    def finish(self, error: MeshgateError | None = None) -> None:
-        """Audit the call (once) and take its tokens from the budgets."""
+    def finish(self, error: MeshgateError | None = None, *, cut_short: bool = False) -> None:
+        """Audit the call (once) and take its tokens from the budgets; `cut_short`: a stream the client left."""
         if not self.finished:
             self.finished = True
-            self.meter.finish(self, error)
+            self.meter.finish(self, error, cut_short=cut_short)
 
 
 class AiMeter:
@@ -141,7 +142,7 @@ class AiMeter:
             call.finished = True
             raise
 
-    def finish(self, call: AiCall, error: MeshgateError | None) -> None:
+    def finish(self, call: AiCall, error: MeshgateError | None, *, cut_short: bool = False) -> None:
         tokens = call.tokens
         principal = call.principal
         self.limits.spend(principal, tokens.total)
@@ -163,8 +164,12 @@ class AiMeter:
                 message_id=None,
                 started_at=call.started_at,
                 duration_ms=(time.perf_counter() - call.started) * 1000,
-                is_error=error is not None,
-                error_message=None if error is None else f"{error.code}: {error.message}",
+                is_error=error is not None or cut_short,
+                error_message=f"{error.code}: {error.message}"
+                if error is not None
+                else _CUT_SHORT
+                if cut_short
+                else None,
                 client_id=principal.client_id,
                 by_connection=principal.connection_id is not None,
                 announced=False,
