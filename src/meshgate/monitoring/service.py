@@ -128,6 +128,16 @@ class MonitoringService:
 
     async def _ai_usage(self, where: LogFilter) -> dict[str, Any]:
         """AI calls, tokens and cost by model and by caller (the credential, else the user)."""
+        if where.connection_id is not None or where.virtual_mcp_id is not None:  # AI calls have neither
+            return {
+                "calls": 0,
+                "errors": 0,
+                "tokensIn": 0,
+                "tokensOut": 0,
+                "costUsd": None,
+                "byModel": [],
+                "byCaller": [],
+            }
         conditions = [*where.conditions(self._org), logs.c.method.in_(AI_METHODS)]
         sums = (
             func.count().label("calls"),
