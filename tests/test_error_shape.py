@@ -22,6 +22,7 @@ ALL = [
     (errors.Conflict, "conflict", 409),
     (errors.PayloadTooLarge, "payload_too_large", 413),
     (errors.RateLimited, "rate_limited", 429),
+    (errors.TokenBudgetExhausted, "token_budget_exhausted", 429),
     (errors.UnsupportedMediaType, "unsupported_media_type", 415),
     (errors.ConfigurationError, "configuration", 500),
     (errors.OAuthError, "oauth_error", 400),
@@ -51,8 +52,8 @@ EXTRA: dict[type[errors.MeshgateError], dict[str, object]] = {errors.UpstreamRpc
 
 
 def make(cls: type[errors.MeshgateError], message: str) -> errors.MeshgateError:
-    if cls is errors.RateLimited:
-        return errors.RateLimited(message, retry_after=2.5)
+    if issubclass(cls, errors.RateLimited):
+        return cls(message, retry_after=2.5)
     if cls is errors.OAuthError:
         return errors.OAuthError("invalid_request", message)
     if cls is errors.UpstreamRpcError:
@@ -77,7 +78,7 @@ def test_http_error_shape(cls: type[errors.MeshgateError], code: str, status: in
     assert response.status_code == status
     expected = {"code": code, "message": "what went wrong", **EXTRA.get(cls, {})}
     assert json.loads(bytes(response.body)) == {"error": expected}
-    assert ("retry-after" in response.headers) == (cls is errors.RateLimited)
+    assert ("retry-after" in response.headers) == issubclass(cls, errors.RateLimited)
 
 
 @pytest.mark.parametrize(("cls", "code", "status"), ALL)

@@ -183,13 +183,14 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     web = Web(runtime)
     app = Starlette(
         routes=[
+            # First: Starlette tries routes in order, and ~90 pages before them cost ~0.1 ms per AI request
+            *AiRoutes(runtime.ai, admission, runtime.ai_meter).routes(),
             *LoginPages(web).routes(),
             *MagicLinkPages(web).routes(),
             *PasswordPages(web).routes(),
             *DashboardPages(web, registry, watch).routes(),
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
             *EventRoutes(runtime.db, runtime.events, admission).routes(),
-            *AiRoutes(runtime.ai, admission).routes(),
             *LocalObjectRoutes(runtime.storage).routes(),
             Route("/api/{org_slug}/watch", watch, methods=["GET"]),
             *UpstreamCallback(web).routes(),

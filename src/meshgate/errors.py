@@ -11,6 +11,7 @@ Every error a person or a client can see is a `MeshgateError` with a stable `cod
     ├── Conflict                       conflict           409
     ├── PayloadTooLarge                payload_too_large  413
     ├── RateLimited                    rate_limited       429  (with Retry-After)
+    │   └── TokenBudgetExhausted       token_budget_exhausted 429  (a key's or organization's AI tokens)
     ├── UnsupportedMediaType           unsupported_media  415
     ├── ConfigurationError             configuration      500  (start-up: bad settings, wrong key)
     ├── OAuthError                     oauth_error        400/401  (RFC 6749 §5.2 body: error, error_description)
@@ -117,6 +118,12 @@ class RateLimited(MeshgateError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TokenBudgetExhausted(RateLimited):
+    """The AI tokens a key or an organization may use in a period are used up; they refill over time."""
+
+    code = "token_budget_exhausted"
 
 
 class UnsupportedMediaType(MeshgateError):

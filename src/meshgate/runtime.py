@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from meshgate.access.ratelimit import RateLimiter
 from meshgate.ai.directory import AiProviders
+from meshgate.ai.usage import AiLimits, AiLimitSettings, AiMeter
 from meshgate.ai.wire import ProviderHttp
 from meshgate.calls.mesh_keys import MeshSigningKeys
 from meshgate.calls.mesh_token import MeshTokenIssuer
@@ -68,6 +69,7 @@ class Runtime:
     outbox: Outbox
     ai: AiProviders
     storage: ObjectStores
+    ai_meter: AiMeter
     clock: Callable[[], float] = time.time  # epoch seconds; sign-in links and invitations expire by it
 
     def now(self) -> datetime:
@@ -104,6 +106,19 @@ class Runtime:
             metrics=metrics,
         )
         audit = AuditWriter(db, on_written=ToolCallAnnouncer(db))
+        limiter = RateLimiter(settings.rate_limit_key, settings.rate_limit_organization)
+        ai_limits = AiLimits(
+            AiLimitSettings(
+                rate_per_key=settings.ai_rate_limit_key,
+                rate_per_organization=settings.ai_rate_limit_organization,
+                tokens_per_key=settings.ai_token_budget_key,
+                tokens_per_organization=settings.ai_token_budget_organization,
+            )
+        )
+
+        def share(count: int) -> None:  # each of N live replicas takes 1/N of every limit
+            limiter.share = ai_limits.share = 1 / count
+
         mesh_tokens = MeshTokenIssuer(MeshSigningKeys(db, vault), settings.public_url)
         upstream_oauth = UpstreamOAuth(db, vault, addresses, settings.public_url, clock=clock)
         connection_tokens = ConnectionTokens(settings.secret, settings.connection_token_seconds)
@@ -133,10 +148,8 @@ class Runtime:
                 )
             ),
             metrics=metrics,
-            limiter=(limiter := RateLimiter(settings.rate_limit_key, settings.rate_limit_organization)),
-            replicas=ReplicaRegistry(
-                db, lambda count: setattr(limiter, "share", 1 / count), interval_s=settings.replica_heartbeat_seconds
-            ),
+            limiter=limiter,
+            replicas=ReplicaRegistry(db, share, interval_s=settings.replica_heartbeat_seconds),
             access_tokens=access_tokens,
             oauth_clients=ClientRegistry(
                 addresses,
@@ -187,6 +200,7 @@ class Runtime:
                 max_object_bytes=settings.storage_max_object_bytes,
                 clock=clock,
             ),
+            ai_meter=AiMeter(audit, ai_limits),
             clock=clock,
         )
         db.subscribe(runtime._on_change)

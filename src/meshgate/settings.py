@@ -91,6 +91,10 @@ class Settings:
     virtual_list_timeout_seconds: float = 5.0
     ai_timeout_seconds: float = 120.0  # an AI provider's answer head, and each pause in a streamed answer
     ai_models_ttl_seconds: float = 300.0  # how long a provider's model listing is kept
+    ai_rate_limit_key: Rate | None = None  # AI requests per API key or OAuth grant (on top of the general limits)
+    ai_rate_limit_organization: Rate | None = None
+    ai_token_budget_key: Rate | None = None  # AI tokens (in + out) per API key or OAuth grant, e.g. 100000/day
+    ai_token_budget_organization: Rate | None = None
     event_delivery: bool = True  # off: this process publishes but leaves deliveries to the other processes
     event_batch_size: int = 50
     event_retry_first_seconds: float = 1.0
@@ -162,6 +166,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         virtual_list_timeout_seconds=_float(env, "MESHGATE_VIRTUAL_LIST_TIMEOUT_SECONDS", 5.0),
         ai_timeout_seconds=_float(env, "MESHGATE_AI_TIMEOUT_SECONDS", 120.0),
         ai_models_ttl_seconds=_float(env, "MESHGATE_AI_MODELS_TTL_SECONDS", 300.0),
+        ai_rate_limit_key=_rate(env, "MESHGATE_AI_RATE_LIMIT_KEY"),
+        ai_rate_limit_organization=_rate(env, "MESHGATE_AI_RATE_LIMIT_ORG"),
+        ai_token_budget_key=_rate(env, "MESHGATE_AI_TOKEN_BUDGET_KEY", budget=True),
+        ai_token_budget_organization=_rate(env, "MESHGATE_AI_TOKEN_BUDGET_ORG", budget=True),
         event_delivery=env.get("MESHGATE_EVENT_DELIVERY", "on").strip().lower() not in ("0", "off", "false", "no"),
         event_batch_size=_bounded(env, "MESHGATE_EVENT_BATCH_SIZE", 50, 1, 1000),
         event_retry_first_seconds=_float(env, "MESHGATE_EVENT_RETRY_FIRST_SECONDS", 1.0),
@@ -259,9 +267,11 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
-def _rate(env: Mapping[str, str], name: str) -> Rate | None:
+def _rate(env: Mapping[str, str], name: str, *, budget: bool = False) -> Rate | None:
     value = env.get(name, "").strip()
-    return Rate.parse(value, name) if value and value.lower() != "off" else None
+    if not value or value.lower() == "off":
+        return None
+    return Rate.parse_budget(value, name) if budget else Rate.parse(value, name)
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:

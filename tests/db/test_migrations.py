@@ -64,6 +64,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0015",
             "0018",
             "0019",
+            "0020",
         ]
         assert await apply_migrations(db.engine) == [
             "0001",
@@ -83,6 +84,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0015",
             "0018",
             "0019",
+            "0020",
         ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []

@@ -191,7 +191,16 @@ async def _openai(
         for piece in (arguments[:5], arguments[5:]):
             await _event(send, chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
     await _event(send, chunk({}, finish))
+    await _usage_chunk(send, body)
     await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+async def _usage_chunk(send: Send, body: dict[str, Any]) -> None:
+    """With `stream_options.include_usage`, the last chunk before [DONE]: no choices, the whole call's usage."""
+    if (body.get("stream_options") or {}).get("include_usage"):
+        usage = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        chunk = {"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o"}
+        await _event(send, {**chunk, "choices": [], "usage": usage})
 
 
 # --- Anthropic --------------------------------------------------------------------------------------------

@@ -16,8 +16,21 @@ from typing import NoReturn
 
 from meshgate.errors import ConfigurationError, RateLimited
 
-_SPEC = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*(?:,\s*burst\s*=\s*(\d+))?\s*$")
-_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+_SPEC = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*(?:,\s*burst\s*=\s*(\d+))?\s*$"
+)
+_SECONDS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+}
 _MAX_BUCKETS = 100_000
 
 
@@ -28,15 +41,26 @@ class Rate:
 
     @classmethod
     def parse(cls, text: str, variable: str) -> Rate:
-        """`100/s`, `6000/min`, `10/s,burst=50` (the burst defaults to one second's worth, at least 1)."""
+        """`100/s`, `6000/min`, `10/s,burst=50`, `9000/day` (the burst defaults to one second's worth, at least 1)."""
         match = _SPEC.match(text)
         if match is None:
-            raise ConfigurationError(f"{variable}={text!r} is not a rate; use e.g. 100/s, 6000/min or 10/s,burst=50")
+            raise ConfigurationError(
+                f"{variable}={text!r} is not a rate; use e.g. 100/s, 6000/min, 10/s,burst=50 or 100000/day"
+            )
         per_second = float(match.group(1)) / _SECONDS[match.group(2)]
         burst = float(match.group(3)) if match.group(3) else max(1.0, per_second)
         if per_second <= 0:
             raise ConfigurationError(f"{variable} must be above 0")
         return cls(per_second, burst)
+
+    @classmethod
+    def parse_budget(cls, text: str, variable: str) -> Rate:
+        """A budget such as `100000/h` or `1000000/day`: unless a burst is given, a whole period's worth can be
+        used at once (a rate's default burst of one second would refuse any long answer)."""
+        rate = cls.parse(text, variable)
+        if "burst" in text:
+            return rate
+        return cls(rate.per_second, float(text.split("/", 1)[0]))
 
 
 class _Bucket:
@@ -58,7 +82,24 @@ class TokenBuckets:
 
     def take(self, name: str, rate: Rate, share: float = 1.0) -> float | None:
         """Take one token: None when there was one, else the seconds until there is (nothing is taken)."""
-        per_second = rate.per_second * share
+        bucket = self._refilled(name, rate, share)
+        if bucket.tokens < 1:
+            return (1 - bucket.tokens) / (rate.per_second * share)
+        bucket.tokens -= 1
+        return None
+
+    def wait(self, name: str, rate: Rate, share: float = 1.0) -> float | None:
+        """None when the bucket holds a token, else the seconds until it does; nothing is taken."""
+        bucket = self._refilled(name, rate, share)
+        return None if bucket.tokens >= 1 else (1 - bucket.tokens) / (rate.per_second * share)
+
+    def spend(self, name: str, rate: Rate, amount: float, share: float = 1.0) -> None:
+        """Take `amount` tokens known only afterwards (an AI call's tokens): the bucket may go into debt, down to
+        one burst below zero, and `wait` refuses until it has refilled."""
+        bucket = self._refilled(name, rate, share)
+        bucket.tokens = max(-max(1.0, rate.burst * share), bucket.tokens - amount)
+
+    def _refilled(self, name: str, rate: Rate, share: float) -> _Bucket:
         burst = max(1.0, rate.burst * share)
         now = self._clock()
         bucket = self._buckets.get(name)
@@ -67,12 +108,9 @@ class TokenBuckets:
                 self._buckets.clear()
             bucket = self._buckets[name] = _Bucket(burst, now)
         else:
-            bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * per_second)
+            bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate.per_second * share)
             bucket.updated = now
-        if bucket.tokens < 1:
-            return (1 - bucket.tokens) / per_second
-        bucket.tokens -= 1
-        return None
+        return bucket
 
     def take_all(self, budgets: Sequence[tuple[str, Rate]], share: float = 1.0) -> tuple[int, float] | None:
         """Take one token from each bucket, or from none: None when all had one, else the position of the

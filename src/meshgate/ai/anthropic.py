@@ -11,6 +11,7 @@ import orjson
 
 from meshgate.ai.models import OpenedProvider
 from meshgate.ai.openai_wire import model_ids
+from meshgate.ai.usage import Tokens
 from meshgate.ai.wire import ProviderHttp
 from meshgate.errors import InvalidInput, ProviderError
 from meshgate.jsonvalues import as_dict
@@ -283,6 +284,11 @@ class StreamTranslator:
             )
         return []  # ping, content_block_stop, events added later
 
+    @property
+    def usage(self) -> dict[str, int] | None:
+        """The tokens counted so far, in OpenAI's `usage` shape (None before the stream told any)."""
+        return _usage(self._usage) if self._usage else None
+
     def _usage_chunk(self) -> list[bytes]:
         if not self._include_usage:
             return []
@@ -313,8 +319,8 @@ async def chat(
         raise ProviderError(f"AI provider {name} answered something that is not an Anthropic message") from exc
 
 
-async def chat_stream(
-    http: ProviderHttp, opened: OpenedProvider, body: dict[str, Any], model: str, shown_as: str
+async def chat_stream(  # noqa: PLR0917  (the call's parts, as chat's)
+    http: ProviderHttp, opened: OpenedProvider, body: dict[str, Any], model: str, shown_as: str, tokens: Tokens
 ) -> AsyncIterator[bytes]:
     request = to_messages_request({**body, "stream": True}, model)
     name = opened.key.name
@@ -326,17 +332,20 @@ async def chat_stream(
         raise ProviderError(f"AI provider {name} did not answer a stream (text/event-stream) to stream: true")
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and bool(as_dict(options).get("include_usage"))
-    return _translated(http, name, response, StreamTranslator(shown_as, include_usage))
+    return _translated(http, name, response, StreamTranslator(shown_as, include_usage), tokens)
 
 
 async def _translated(
-    http: ProviderHttp, name: str, response: Any, translator: StreamTranslator
+    http: ProviderHttp, name: str, response: Any, translator: StreamTranslator, tokens: Tokens
 ) -> AsyncIterator[bytes]:
     finished = False
-    async for event, data in http.events(name, response):
-        for line in translator.feed(event, data):
-            finished = finished or line == b"data: [DONE]\n\n"
-            yield line
+    try:
+        async for event, data in http.events(name, response):
+            for line in translator.feed(event, data):
+                finished = finished or line == b"data: [DONE]\n\n"
+                yield line
+    finally:
+        tokens.read(translator.usage)
     if not finished:
         raise ProviderError(f"AI provider {name} ended its stream before message_stop")
 

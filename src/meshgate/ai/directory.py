@@ -14,6 +14,7 @@ from meshgate.ai.service import AI_TOPIC, ProviderKeyService
 from meshgate.ai.wire import ProviderHttp
 from meshgate.db.database import EVERYTHING, Database
 from meshgate.errors import NotFound, ProviderError
+from meshgate.identity.service import IDENTITY, OrganizationService
 from meshgate.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class AiProviders:
         self._clock = clock
         self._orgs: dict[str, dict[str, OpenedProvider]] = {}
         self._models: dict[tuple[str, str], tuple[float, list[str]]] = {}
+        self._keep_prompts: dict[str, bool] = {}  # the organization's `ai_keep_prompts` setting
         self._generation = 0  # a load that a change overtook is not kept
         db.subscribe(self._on_change)
 
@@ -44,6 +46,10 @@ class AiProviders:
             self._generation += 1
             self._orgs.clear()
             self._models.clear()
+            self._keep_prompts.clear()
+        elif topic == IDENTITY:  # where organization settings change
+            self._generation += 1
+            self._keep_prompts.clear()
 
     async def providers(self, organization_id: str) -> dict[str, OpenedProvider]:
         found = self._orgs.get(organization_id)
@@ -51,9 +57,23 @@ class AiProviders:
             generation = self._generation
             async with self._db.transaction() as session:
                 found = await ProviderKeyService(session, organization_id, self._vault).opened()
+                settings = await OrganizationService(session).get_settings(organization_id)
             if generation == self._generation:
                 self._orgs[organization_id] = found
+                self._keep_prompts[organization_id] = settings.get("ai_keep_prompts") is True
         return found
+
+    async def keeps_prompts(self, organization_id: str) -> bool:
+        """Whether the organization has AI calls' messages kept (redacted) in the audit log."""
+        kept = self._keep_prompts.get(organization_id)
+        if kept is None:
+            generation = self._generation
+            async with self._db.transaction() as session:
+                settings = await OrganizationService(session).get_settings(organization_id)
+            kept = settings.get("ai_keep_prompts") is True
+            if generation == self._generation:
+                self._keep_prompts[organization_id] = kept
+        return kept
 
     async def provider(self, organization_id: str, name: str) -> OpenedProvider:
         found = (await self.providers(organization_id)).get(name)

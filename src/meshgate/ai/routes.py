@@ -19,9 +19,10 @@ from meshgate.access import Principal
 from meshgate.ai import anthropic, openai_wire
 from meshgate.ai.directory import AiProviders
 from meshgate.ai.models import AI, ANTHROPIC, OpenedProvider, model_allowed, split_model_id
+from meshgate.ai.usage import CHAT, EMBEDDINGS, AiCall, AiMeter
 from meshgate.errors import InvalidInput, MeshgateError, NotFound, PermissionDenied
 from meshgate.http.errors import openai_error, openai_error_body
-from meshgate.http.guard import Admission
+from meshgate.http.guard import Admission, headers_of, request_id_of
 from meshgate.jsonvalues import as_dict
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,10 @@ _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 class AiRoutes:
-    def __init__(self, ai: AiProviders, admission: Admission) -> None:
+    def __init__(self, ai: AiProviders, admission: Admission, meter: AiMeter) -> None:
         self._ai = ai
         self._admission = admission
+        self._meter = meter
 
     def routes(self) -> list[Route]:
         return [
@@ -40,43 +42,64 @@ class AiRoutes:
             Route("/api/{org_slug}/v1/embeddings", self.embeddings, methods=["POST"]),
         ]
 
-    async def _admit(self, request: Request) -> tuple[Principal, bytes]:
-        headers = {key.lower(): value for key, value in request.headers.items()}
+    async def _admit(self, request: Request, headers: dict[str, str] | None = None) -> tuple[Principal, bytes]:
+        headers = headers_of(request.scope) if headers is None else headers
         principal, body = await self._admission.admit(request.scope, request.receive, headers)
         if principal.organization_slug != request.path_params["org_slug"]:
             raise NotFound(f"organization {str(request.path_params['org_slug'])[:100]} not found")
         return principal, body
 
-    async def _target(self, principal: Principal, body: dict[str, Any]) -> tuple[OpenedProvider, str, str]:
-        """The provider, its own model name, and the model id as the caller wrote it."""
+    async def _call(self, request: Request, method: str) -> tuple[AiCall, dict[str, Any]]:
+        """The audited call of an admitted caller, and its body."""
+        headers = headers_of(request.scope)
+        principal, raw = await self._admit(request, headers)
+        call = self._meter.start(principal, method, headers.get("user-agent"), request_id_of(headers))
+        try:
+            return call, _json_object(raw)
+        except MeshgateError as error:
+            call.finish(error)
+            raise
+
+    async def _target(self, call: AiCall, body: dict[str, Any]) -> tuple[OpenedProvider, str, str]:
+        """The provider, its own model name, and the model id as the caller wrote it; then the limits' check."""
         shown = body.get("model")
         provider, model = split_model_id(shown)
         assert isinstance(shown, str)  # noqa: S101  (split_model_id checked it)
-        if not model_allowed(principal, shown):
+        call.model, call.provider_model = shown, model
+        if not model_allowed(call.principal, shown):
             raise PermissionDenied(
                 f"model {shown[:100]!r} is not allowed for this credential: it needs {AI}:{shown[:100]}"
             )
-        return await self._ai.provider(principal.organization_id, provider), model, shown
+        opened = await self._ai.provider(call.principal.organization_id, provider)
+        self._meter.admit(call)
+        return opened, model, shown
 
     async def chat_completions(self, request: Request) -> Response:
+        call: AiCall | None = None
         try:
-            principal, raw = await self._admit(request)
-            body = _json_object(raw)
-            opened, model, shown = await self._target(principal, body)
+            call, body = await self._call(request, CHAT)
+            opened, model, shown = await self._target(call, body)
             if not isinstance(body.get("messages"), list) or not body["messages"]:
                 raise InvalidInput("messages must be a non-empty list of chat messages")
+            if await self._ai.keeps_prompts(call.principal.organization_id):
+                call.prompt = {"messages": body["messages"]}
+            tokens = call.tokens
             if body.get("stream"):
                 if opened.key.provider == ANTHROPIC:
-                    stream = await anthropic.chat_stream(self._ai.http, opened, body, model, shown)
+                    stream = await anthropic.chat_stream(self._ai.http, opened, body, model, shown, tokens)
                 else:
-                    stream = await openai_wire.chat_stream(self._ai.http, opened, body, model)
-                return StreamingResponse(_guarded(stream), media_type="text/event-stream", headers=_SSE_HEADERS)
+                    stream = await openai_wire.chat_stream(self._ai.http, opened, body, model, tokens)
+                return StreamingResponse(_guarded(stream, call), media_type="text/event-stream", headers=_SSE_HEADERS)
             if opened.key.provider == ANTHROPIC:
                 answer = await anthropic.chat(self._ai.http, opened, body, model, shown)
             else:
                 answer = {**await openai_wire.chat(self._ai.http, opened, body, model), "model": shown}
+            tokens.read(answer.get("usage"))
         except MeshgateError as error:
+            if call is not None:
+                call.finish(error)
             return openai_error(error)
+        call.finish()
         return Response(orjson.dumps(answer), media_type="application/json")
 
     async def list_models(self, request: Request) -> Response:
@@ -97,30 +120,43 @@ class AiRoutes:
         return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
     async def embeddings(self, request: Request) -> Response:
+        call: AiCall | None = None
         try:
-            principal, raw = await self._admit(request)
-            body = _json_object(raw)
-            opened, model, shown = await self._target(principal, body)
+            call, body = await self._call(request, EMBEDDINGS)
+            opened, model, shown = await self._target(call, body)
             if opened.key.provider == ANTHROPIC:
                 raise InvalidInput(
                     f"provider {opened.key.name} (anthropic) has no embeddings API; use an OpenAI-compatible one"
                 )
+            if await self._ai.keeps_prompts(call.principal.organization_id):
+                call.prompt = {"input": body.get("input")}
             answer = {
                 **await openai_wire.post_json(self._ai.http, opened, "/embeddings", {**body, "model": model}),
                 "model": shown,
             }
+            call.tokens.read(answer.get("usage"))
         except MeshgateError as error:
+            if call is not None:
+                call.finish(error)
             return openai_error(error)
+        call.finish()
         return Response(orjson.dumps(answer), media_type="application/json")
 
 
-async def _guarded(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The stream, and a failure after its first byte as an OpenAI error event (the status is already sent)."""
+async def _guarded(stream: AsyncIterator[bytes], call: AiCall) -> AsyncIterator[bytes]:
+    """The stream, and a failure after its first byte as an OpenAI error event (the status is already sent);
+    the call is audited when the stream ends, however it ends."""
+    failure: MeshgateError | None = None
+    ended = False
     try:
         async for chunk in stream:
             yield chunk
+        ended = True
     except MeshgateError as error:
+        failure, ended = error, True
         yield b"data: " + orjson.dumps(openai_error_body(error)) + b"\n\n"
+    finally:
+        call.finish(failure, cut_short=not ended)  # not ended: the client went away (the task was cancelled)
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

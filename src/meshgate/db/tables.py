@@ -210,6 +210,10 @@ monitoring_logs = Table(
     Column("error_message", Text, nullable=True),
     Column("duration_ms", Float, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # AI calls (method `ai/…`, tool_name the model id): tokens the provider counted and their price
+    Column("tokens_in", Integer, nullable=True),
+    Column("tokens_out", Integer, nullable=True),
+    Column("cost_usd", Float, nullable=True),
     Index(None, "organization_id", "created_at"),
     Index(None, "organization_id", "connection_id", "created_at"),
 )

@@ -18,7 +18,7 @@ from meshgate.identity.models import DEFAULT_MEMBER_PERMISSIONS, Organization
 from meshgate.identity.validation import clean_description, clean_name, slugify
 
 IDENTITY = "identity"
-_SETTINGS_FIELDS = {"member_permissions"}
+_SETTINGS_FIELDS = {"member_permissions", "ai_keep_prompts"}
 
 
 def default_settings() -> dict[str, Any]:
@@ -101,6 +101,10 @@ class OrganizationService:
             settings["member_permissions"] = parse_permission_map(
                 changes["member_permissions"], field="member_permissions"
             )
+        if "ai_keep_prompts" in changes:
+            if not isinstance(changes["ai_keep_prompts"], bool):
+                raise InvalidInput("ai_keep_prompts must be true or false")
+            settings["ai_keep_prompts"] = changes["ai_keep_prompts"]
         await self._session.execute(
             update(organizations)
             .where(organizations.c.id == organization_id)

@@ -54,6 +54,9 @@ class SettingsUpdateInput(ToolInput):
     member_permissions: PermissionMapInput | None = Field(
         None, description=f"What the built-in member role may do: {_MAP_HELP}"
     )
+    ai_keep_prompts: bool | None = Field(
+        None, description="Keep the messages of AI calls in the audit log, redacted (off: never kept)"
+    )
 
 
 class MemberAddInput(ToolInput):

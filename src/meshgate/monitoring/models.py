@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 AUDITED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
+AI_METHODS = ("ai/chat.completions", "ai/embeddings")  # AI calls: their `tool_name` is the model id
 MAX_PAYLOAD_BYTES = 64 * 1024
 
 
@@ -40,6 +41,9 @@ class AuditEntry:
     client_id: str | None = None
     by_connection: bool = False  # a connection acting for itself (`user_id` is then the connection's id)
     announced: bool = True  # may become a `meshgate.tool_call.completed` event (see `CallContext.announced`)
+    tokens_in: int | None = None  # AI calls: what the provider counted
+    tokens_out: int | None = None
+    cost_usd: float | None = None  # AI calls: from `meshgate.ai.prices`; None for a model it does not list
 
     @property
     def caller_type(self) -> str:
@@ -71,6 +75,9 @@ class AuditRecord:
     error_message: str | None
     duration_ms: float
     created_at: datetime
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,4 +102,7 @@ class AuditRecord:
             "errorMessage": self.error_message,
             "durationMs": round(self.duration_ms, 3),
             "createdAt": _iso(self.created_at),
+            "tokensIn": self.tokens_in,
+            "tokensOut": self.tokens_out,
+            "costUsd": self.cost_usd,
         }

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, select
+from sqlalchemy import ColumnElement, Row, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshgate.db.tables import monitoring_logs as logs
 from meshgate.errors import NotFound
-from meshgate.monitoring.models import AuditRecord
+from meshgate.monitoring.models import AI_METHODS, AuditRecord
 
 STATS_SAMPLE = 100_000
 
@@ -87,7 +87,7 @@ class MonitoringService:
     async def stats(self, where: LogFilter, *, bucket_seconds: int | None = None) -> dict[str, Any]:
         """Totals, error rate, latency percentiles and the ten most called tools (and a time series on request)."""
         query = (
-            select(logs.c.tool_name, logs.c.is_error, logs.c.duration_ms, logs.c.created_at)
+            select(logs.c.method, logs.c.tool_name, logs.c.is_error, logs.c.duration_ms, logs.c.created_at)
             .where(*where.conditions(self._org))
             .order_by(logs.c.created_at.desc())
             .limit(STATS_SAMPLE)
@@ -98,6 +98,8 @@ class MonitoringService:
         calls: Counter[str] = Counter()
         failed: Counter[str] = Counter()
         for row in rows:
+            if row.method in AI_METHODS:
+                continue  # a model, not a tool: counted under aiUsage
             name = row.tool_name or "(none)"
             calls[name] += 1
             if row.is_error:
@@ -121,10 +123,70 @@ class MonitoringService:
         }
         if bucket_seconds is not None:
             result["series"] = _series(rows, bucket_seconds, where.start, where.end)
+        result["aiUsage"] = await self._ai_usage(where)
         return result
+
+    async def _ai_usage(self, where: LogFilter) -> dict[str, Any]:
+        """AI calls, tokens and cost by model and by caller (the credential, else the user)."""
+        if where.connection_id is not None or where.virtual_mcp_id is not None:  # AI calls have neither
+            return {
+                "calls": 0,
+                "errors": 0,
+                "tokensIn": 0,
+                "tokensOut": 0,
+                "costUsd": None,
+                "byModel": [],
+                "byCaller": [],
+            }
+        conditions = [*where.conditions(self._org), logs.c.method.in_(AI_METHODS)]
+        sums = (
+            func.count().label("calls"),
+            func.sum(case((logs.c.is_error, 1), else_=0)).label("errors"),
+            func.coalesce(func.sum(logs.c.tokens_in), 0).label("tokens_in"),
+            func.coalesce(func.sum(logs.c.tokens_out), 0).label("tokens_out"),
+            func.sum(logs.c.cost_usd).label("cost"),
+        )
+        callers = (logs.c.caller_type, logs.c.user_id, logs.c.api_key_id, logs.c.client_id)
+        by_model = await self._session.execute(
+            select(logs.c.tool_name, *sums).where(*conditions).group_by(logs.c.tool_name)
+        )
+        by_caller = await self._session.execute(select(*callers, *sums).where(*conditions).group_by(*callers))
+        models = sorted(({"model": row.tool_name, **_usage(row)} for row in by_model), key=_heaviest)
+        people = sorted(
+            (
+                {
+                    "caller": {
+                        "type": row.caller_type,
+                        "userId": row.user_id,
+                        "apiKeyId": row.api_key_id,
+                        "clientId": row.client_id,
+                    },
+                    **_usage(row),
+                }
+                for row in by_caller
+            ),
+            key=_heaviest,
+        )
+        total = {key: sum(item[key] for item in models) for key in ("calls", "errors", "tokensIn", "tokensOut")}
+        costs = [item["costUsd"] for item in models if item["costUsd"] is not None]
+        return {**total, "costUsd": round(sum(costs), 6) if costs else None, "byModel": models, "byCaller": people}
 
 
 MAX_BUCKETS = 1000
+
+
+def _heaviest(item: dict[str, Any]) -> tuple[int, int]:
+    return -int(item["tokensIn"]) - int(item["tokensOut"]), -int(item["calls"])
+
+
+def _usage(row: Any) -> dict[str, Any]:
+    return {
+        "calls": int(row.calls),
+        "errors": int(row.errors or 0),
+        "tokensIn": int(row.tokens_in or 0),
+        "tokensOut": int(row.tokens_out or 0),
+        "costUsd": None if row.cost is None else round(float(row.cost), 6),
+    }
 
 
 def _iso(value: datetime) -> str:
@@ -132,7 +194,7 @@ def _iso(value: datetime) -> str:
 
 
 def _series(
-    rows: Sequence[Row[Any, Any, Any, Any]], bucket_seconds: int, start: datetime | None, end: datetime | None
+    rows: Sequence[Row[Any, Any, Any, Any, Any]], bucket_seconds: int, start: datetime | None, end: datetime | None
 ) -> list[dict[str, Any]]:
     """Calls, errors and latency percentiles per bucket, oldest first; empty buckets in the range count zero."""
     times = [_aware(row.created_at).timestamp() for row in rows]
@@ -198,4 +260,7 @@ def _record(row: Row[Any]) -> AuditRecord:
         error_message=row.error_message,
         duration_ms=float(row.duration_ms),
         created_at=row.created_at,
+        tokens_in=row.tokens_in,
+        tokens_out=row.tokens_out,
+        cost_usd=row.cost_usd,
     )

@@ -95,7 +95,8 @@ TOOLS: list[ToolSpec[Any]] = [
     ToolSpec("MONITORING_LOG_GET", "Get one audit record.", GetInput, log_get, read_only=True),
     ToolSpec(
         "MONITORING_STATS",
-        "Totals, error rate, latency percentiles and top tools; with bucketSeconds also a time series.",
+        "Totals, error rate, latency percentiles and top tools; AI usage (calls, tokens, cost) by model and by"
+        " caller under aiUsage; with bucketSeconds also a time series.",
         StatsInput,
         stats,
         read_only=True,

@@ -182,6 +182,9 @@ def row(entry: AuditEntry) -> dict[str, Any]:
         "error_message": None if error_message is None else redact_text(error_message)[:2000],
         "duration_ms": entry.duration_ms,
         "created_at": entry.started_at,
+        "tokens_in": entry.tokens_in,
+        "tokens_out": entry.tokens_out,
+        "cost_usd": entry.cost_usd,
     }
 
 
