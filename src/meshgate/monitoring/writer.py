@@ -50,6 +50,7 @@ class AuditWriter:
         self._queue: asyncio.Queue[AuditEntry] = asyncio.Queue(maxsize=max_queue)
         self._max_bytes = max_queue_bytes
         self.queued_bytes = 0
+        self._in_flight = 0  # entries taken off the queue and not yet committed
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.dropped = 0
@@ -92,7 +93,8 @@ class AuditWriter:
                 async with asyncio.timeout(timeout_s):  # not wait_for: it can swallow a cancel on 3.11
                     await self._task
             except TimeoutError:
-                log.error("audit writer did not drain within %.0f s; %d record(s) lost", timeout_s, self.depth)  # noqa: TRY400
+                lost = self.depth + self._in_flight  # what was queued, and the batch being written when it stopped
+                log.error("audit writer did not drain within %.0f s; %d record(s) lost", timeout_s, lost)  # noqa: TRY400
             self._task = None
 
     def _take(self, limit: int) -> list[AuditEntry]:
@@ -111,13 +113,17 @@ class AuditWriter:
             if not self._stopping and self._queue.qsize() < self._batch_size:
                 await asyncio.sleep(self._interval)  # let a batch gather
             batch = self._take(self._batch_size)
+            self._in_flight = len(batch)
             try:
                 await self._write(batch)
             except Exception:
                 log.exception("could not write %d audit record(s); retrying in 1 s", len(batch))
+                self._in_flight = 0  # back on the queue: counted there
                 for entry in batch:
                     self.record(entry)
                 await asyncio.sleep(1)
+            else:
+                self._in_flight = 0  # (cancelled mid-write, it stays: `stop` reports those as lost)
 
     async def _write(self, batch: list[AuditEntry]) -> None:
         if not batch:
