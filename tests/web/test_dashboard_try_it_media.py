@@ -4,13 +4,14 @@ says up front that it cannot answer a server that asks back (sampling, elicitati
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from conftest import add_connection
-from support.browser import UNLABELLED, log_in, run_async
+from support.browser import log_in, run_async, shot
 from support.gateway import Gateway, Upstream, start_upstream
 from support.media_tools import EMBEDDED_TEXT, PIXEL_PNG, SCRIPT_LINK, SILENT_WAV, WEB_LINK
 from support.oauth import new_person
@@ -25,9 +26,12 @@ def library() -> Iterator[Upstream]:
     server.kill()
 
 
+ORGS = itertools.count(1)
+
+
 @pytest.fixture
-def page(browser: Browser, web_gateway: Gateway, library: Upstream, request: pytest.FixtureRequest) -> Iterator[Page]:
-    owner = run_async(new_person, web_gateway, f"Media Org {request.node.name[-40:]}")
+def page(browser: Browser, web_gateway: Gateway, library: Upstream) -> Iterator[Page]:
+    owner = run_async(new_person, web_gateway, f"Media Org {next(ORGS)}")
     run_async(add_connection, web_gateway, owner.api_key, library, title="Media")
     opened = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
     log_in(opened, web_gateway, owner.email, owner.password)
@@ -55,7 +59,7 @@ def test_an_image_result_is_an_img_and_an_svg_is_only_described(page: Page) -> N
     assert page.evaluate("() => document.querySelector('figure img').naturalWidth") == 1  # the browser shows it
     expect(result.get_by_text("an image of type image/svg+xml, 71 bytes (not shown).")).to_be_visible()
     assert page.locator("svg script, img[src*='svg']").count() == 0
-    assert page.evaluate(UNLABELLED) == []
+    shot(page, "05b-try-it-image")  # checks every control has a name, too
 
 
 def test_an_audio_result_is_a_player(page: Page) -> None:
