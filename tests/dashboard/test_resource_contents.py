@@ -128,6 +128,7 @@ def test_a_resource_link_links_only_to_a_web_address() -> None:
             {"type": "resource_link", "uri": "javascript:alert(1)", "name": "c"},
             {"type": "resource_link", "uri": "data:text/html,<script>x</script>", "name": "d"},
             {"type": "resource_link", "uri": "https://example.org/ x", "name": "e"},
+            {"type": "resource_link", "uri": "https://example.org/" + "x" * 3000, "name": "f"},
         ],
         Budget(),
     )
@@ -137,4 +138,6 @@ def test_a_resource_link_links_only_to_a_web_address() -> None:
         ("link", "c", ""),
         ("link", "d", ""),
         ("link", "e", ""),
+        ("link", "f", ""),  # too long: shown cut, not linked
     ]
+    assert len(links[-1].uri) == 2048

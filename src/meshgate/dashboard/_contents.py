@@ -136,11 +136,12 @@ def _binary(data: str, mime: str, uri: str, budget: Budget, *, block: str = "") 
 
 
 def _link(block: dict[str, Any]) -> Part:
-    uri = str(block["uri"])[:MAX_LINK]
+    full = str(block["uri"])
+    uri = full[:MAX_LINK]  # a longer one is shown cut, never linked
     name = str(block.get("title") or block.get("name") or "")[:500]
     mime = str(block.get("mimeType") or "")[:200]
     description = str(block.get("description") or "")[:500]
-    href = uri if _WEB_LINK.fullmatch(uri) else ""
+    href = uri if uri == full and _WEB_LINK.fullmatch(uri) else ""
     return Part("link", name, uri=uri, mime_type=mime, note=description, href=href)
 
 
