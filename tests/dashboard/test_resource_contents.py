@@ -67,6 +67,7 @@ def test_binary_becomes_a_data_url_inline_for_images_and_audio_and_a_download_ot
             {"uri": "a://s.wav", "blob": "AAEC", "mimeType": "audio/wav"},
             {"uri": "a://page.html", "blob": "AAEC", "mimeType": "text/html"},
             {"uri": "a://x", "blob": "AAEC", "mimeType": 'image/png" onerror="x'},
+            {"uri": "a://i.svg", "blob": "AAEC", "mimeType": "image/svg+xml"},
         ],
         Budget(),
     )
@@ -75,8 +76,9 @@ def test_binary_becomes_a_data_url_inline_for_images_and_audio_and_a_download_ot
         ("audio", "data:audio/wav;base64,AAEC"),
         ("download", "data:application/octet-stream;base64,AAEC"),  # never rendered as a document
         ("download", "data:application/octet-stream;base64,AAEC"),
+        ("download", "data:application/octet-stream;base64,AAEC"),  # SVG can carry script: never inline
     ]
-    assert [p.filename for p in parts] == ["p.png", "s.wav", "page.html", "x"]
+    assert [p.filename for p in parts] == ["p.png", "s.wav", "page.html", "x", "i.svg"]
     assert parts[0].size == 3
 
 
@@ -99,5 +101,43 @@ def test_prompt_content_blocks_become_parts() -> None:
         ],
         Budget(),
     )
-    assert [p.kind for p in parts] == ["text", "image", "text", "other"]
-    assert parts[2].uri == "a://r" and '"resource_link"' in parts[3].text
+    assert [p.kind for p in parts] == ["text", "image", "text", "link"]
+    assert parts[2].uri == "a://r" and (parts[3].text, parts[3].uri, parts[3].href) == ("l", "a://l", "")
+
+
+@pytest.mark.parametrize(
+    ("block", "note"),
+    [
+        ({"type": "image", "data": "AAEC", "mimeType": "image/svg+xml"}, "an image of type image/svg+xml, 3 bytes"),
+        ({"type": "image", "data": "AAEC", "mimeType": "image/tiff"}, "an image of type image/tiff, 3 bytes"),
+        ({"type": "image", "data": "AAEC", "mimeType": "audio/wav"}, "an image of type audio/wav, 3 bytes"),
+        ({"type": "audio", "data": "AAEC", "mimeType": "image/png"}, "audio of type image/png, 3 bytes"),
+        ({"type": "audio", "data": "AAEC", "mimeType": "<x>"}, "audio of type unknown, 3 bytes"),
+    ],
+)
+def test_an_image_or_audio_block_the_page_does_not_show_inline_is_described(block: dict[str, str], note: str) -> None:
+    (part,) = content_parts([block], Budget())
+    assert (part.kind, part.note, part.data_url) == ("described", note, "")
+
+
+def test_a_resource_link_links_only_to_a_web_address() -> None:
+    links = content_parts(
+        [
+            {"type": "resource_link", "uri": "https://example.org/a?b=1", "name": "a", "title": "The A"},
+            {"type": "resource_link", "uri": "HTTP://example.org/", "name": "b"},
+            {"type": "resource_link", "uri": "javascript:alert(1)", "name": "c"},
+            {"type": "resource_link", "uri": "data:text/html,<script>x</script>", "name": "d"},
+            {"type": "resource_link", "uri": "https://example.org/ x", "name": "e"},
+            {"type": "resource_link", "uri": "https://example.org/" + "x" * 3000, "name": "f"},
+        ],
+        Budget(),
+    )
+    assert [(p.kind, p.text, p.href) for p in links] == [
+        ("link", "The A", "https://example.org/a?b=1"),
+        ("link", "b", "HTTP://example.org/"),
+        ("link", "c", ""),
+        ("link", "d", ""),
+        ("link", "e", ""),
+        ("link", "f", ""),  # too long: shown cut, not linked
+    ]
+    assert len(links[-1].uri) == 2048

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshgate.dashboard._schema import RAW, arguments_from, fields_of
+from meshgate.dashboard._schema import RAW, arguments_from, fields_of, takes_no_arguments
 from meshgate.errors import InvalidInput
 
 SCHEMA = {
@@ -71,3 +71,20 @@ def test_a_schema_without_properties_takes_a_json_object() -> None:
     assert arguments_from({RAW: [""]}, []) == {}
     with pytest.raises(InvalidInput, match="JSON object"):
         arguments_from({RAW: ["[1, 2]"]}, [])
+
+
+@pytest.mark.parametrize(
+    ("schema", "none"),
+    [
+        ({"type": "object"}, True),
+        ({"type": "object", "properties": {}}, True),
+        ({"type": "object", "properties": {}, "additionalProperties": False, "$schema": "x"}, True),
+        ({}, True),
+        (SCHEMA, False),
+        ({"type": "object", "additionalProperties": True}, False),  # any object: the raw JSON box
+        ({"type": "object", "oneOf": [{"properties": {"a": {}}}]}, False),
+        ({"type": "object", "patternProperties": {"^x": {}}}, False),
+    ],
+)
+def test_a_schema_with_nothing_to_fill_in_takes_no_arguments(schema: dict[str, object], none: bool) -> None:
+    assert takes_no_arguments(schema) is none

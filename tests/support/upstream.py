@@ -23,6 +23,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.subscriptions import ToolsListChanged
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from support.media_tools import MEDIA, MEDIA_TOOLS, PIXEL_PNG, media_tool
 from support.transports import run_stdio, sse_app
 from support.upstream_asks import (
     ASKING,
@@ -96,9 +97,6 @@ SPOOF_NAMES = (*HIDDEN_NAMES, "path/like.name")
 # `--library`: more resources (listed two per page), templates and prompts, for the dashboard's pages. Other
 # tests count what the plain server lists, so they stay off by default.
 MARKUP = '<script>document.title = "pwned"</script><b>not bold</b> & more'
-PIXEL_PNG = (  # a 1x1 PNG
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
 LIBRARY_RESOURCES = [
     types.Resource(uri="memo://one", name="one", mime_type="text/plain"),
     types.Resource(uri="memo://markup", name="markup", mime_type="text/html", description="Text with <b>tags</b>"),
@@ -135,6 +133,7 @@ def build_server(
         for name in SPOOF_NAMES
     ]
     tools = BASE_TOOLS + generated + (odd if odd_names else []) + (spoof if spoof_names else [])
+    tools += MEDIA_TOOLS if library else []
 
     async def list_tools(_ctx: Ctx, _params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         return types.ListToolsResult(tools=tools + GROWN)
@@ -193,6 +192,11 @@ def build_server(
             return types.CallToolResult(content=[types.TextContent(text="\n".join(lines))])
         if params.name == "secret_echo":
             return types.CallToolResult(content=[types.TextContent(text=str(args))], structured_content={"echo": args})
+        if library and params.name in MEDIA:
+            media = media_tool(params.name, args)
+            if ctx.protocol_version >= "2026":
+                media["resultType"] = "complete"
+            return media
         if params.name in ASKING:
             return await asking_tool(ctx, params)
         if params.name == "touch":

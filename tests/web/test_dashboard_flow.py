@@ -71,7 +71,7 @@ def test_admin_runs_the_gateway_from_the_browser(browser: Browser, web_gateway: 
     expect(page.get_by_role("region", name="Result ok").locator("pre").first).to_have_text("5.5")
     page.get_by_role("link", name="Demo tools").click()
     page.get_by_role("link", name="Try fail").click()
-    page.get_by_role("button", name="Call fail").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     expect(page.get_by_role("region", name="Result error").locator("pre").first).to_have_text("it failed on purpose")
     connection_id = page.url.split("/connections/")[1].split("/")[0]
 

@@ -1,8 +1,10 @@
 """What a resource read or a prompt answered, as parts a page can show safely and within a size budget.
 
 Text is shown as text (the template escapes it). Binary data becomes a `data:` URL built here: inline for
-`image/*` and `audio/*` (the page's CSP allows `data:` images and media), else a download link whose URL
-says `application/octet-stream`, so the browser never renders what the upstream sent as a document."""
+PNG, JPEG, GIF and WebP images and `audio/*` (the page's CSP allows `data:` images and media), else a download
+link whose URL says `application/octet-stream`, so the browser never renders what the upstream sent as a
+document. SVG is never inline (it can carry script). An image or audio content block of another type is
+described ("an image of type X, N bytes"). A `resource_link` is a link only for http(s) URLs."""
 
 from __future__ import annotations
 
@@ -21,12 +23,16 @@ MAX_PARTS = 200
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+INLINE_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+_WEB_LINK = re.compile(r"https?://[^\s]+", re.IGNORECASE)
+MAX_LINK = 2048
 
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One piece of an answer. `kind`: text, image, audio, download, omitted (too large: `note` says so) or
-    other (shown as JSON in `text`)."""
+    """One piece of an answer. `kind`: text, image, audio, download, described (`note` says what it is), link
+    (`text` its name, `href` set only for an http(s) `uri`), omitted (too large: `note` says so) or other
+    (shown as JSON in `text`)."""
 
     kind: str
     text: str = ""
@@ -37,6 +43,7 @@ class Part:
     size: int = 0
     cut: bool = False
     note: str = ""
+    href: str = ""
 
 
 class Budget:
@@ -80,7 +87,7 @@ def resource_parts(contents: Any, budget: Budget) -> list[Part]:
 
 
 def content_parts(content: Any, budget: Budget) -> list[Part]:
-    """A prompt message's content (one block, or a list of them) as parts."""
+    """A prompt message's or a tool result's content (one block, or a list of them) as parts."""
     blocks = as_list(content) if isinstance(content, list) else [content]
     parts: list[Part] = []
     for raw in blocks[:MAX_PARTS]:
@@ -90,7 +97,9 @@ def content_parts(content: Any, budget: Budget) -> list[Part]:
             text, cut = budget.take_text(block["text"])
             parts.append(Part("text", text, cut=cut))
         elif kind in ("image", "audio") and isinstance(block.get("data"), str):
-            parts.append(_binary(block["data"], str(block.get("mimeType") or ""), "", budget))
+            parts.append(_binary(block["data"], str(block.get("mimeType") or ""), "", budget, block=str(kind)))
+        elif kind == "resource_link" and isinstance(block.get("uri"), str):
+            parts.append(_link(block))
         elif kind == "resource":
             parts.extend(resource_parts([block.get("resource")], budget))
         else:
@@ -98,25 +107,42 @@ def content_parts(content: Any, budget: Budget) -> list[Part]:
     return parts
 
 
-def _binary(data: str, mime: str, uri: str, budget: Budget) -> Part:
+def _binary(data: str, mime: str, uri: str, budget: Budget, *, block: str = "") -> Part:
+    """Base64 `data`; `block` is "image" or "audio" for a content block of that type, "" for a resource blob."""
     mime = mime.strip().lower()
     if _BASE64.fullmatch(data) is None or len(data) % 4:
         return Part("omitted", uri=uri, mime_type=mime, note="the data is not valid base64, so it is not shown")
     size = len(data) // 4 * 3 - data[-2:].count("=")
+    typed = _MIME.fullmatch(mime) is not None
+    major = mime.split("/")[0] if typed else ""
+    inline = "image" if mime in INLINE_IMAGES else "audio" if major == "audio" else ""
+    if block and inline != block:
+        what = "an image" if block == "image" else "audio"
+        shown = mime if typed else "unknown"
+        return Part("described", uri=uri, mime_type=mime, size=size, note=f"{what} of type {shown}, {size:,} bytes")
     if not budget.take_binary(size):
         note = f"{size:,} bytes: larger than this page shows ({budget.binary:,} bytes left of {MAX_BINARY:,})"
         return Part("omitted", uri=uri, mime_type=mime, size=size, note=note)
-    typed = _MIME.fullmatch(mime) is not None
-    kind = mime.split("/")[0] if typed and mime.split("/")[0] in ("image", "audio") else "download"
+    kind = inline or "download"
     shown_as = mime if kind != "download" else "application/octet-stream"
     return Part(
         kind,
         uri=uri,
         mime_type=mime,
         data_url=f"data:{shown_as};base64,{data}",
-        filename=_filename(uri),
+        filename=_filename(uri) if uri or not block else block,
         size=size,
     )
+
+
+def _link(block: dict[str, Any]) -> Part:
+    full = str(block["uri"])
+    uri = full[:MAX_LINK]  # a longer one is shown cut, never linked
+    name = str(block.get("title") or block.get("name") or "")[:500]
+    mime = str(block.get("mimeType") or "")[:200]
+    description = str(block.get("description") or "")[:500]
+    href = uri if uri == full and _WEB_LINK.fullmatch(uri) else ""
+    return Part("link", name, uri=uri, mime_type=mime, note=description, href=href)
 
 
 def _other(block: dict[str, Any], budget: Budget) -> Part:

@@ -42,6 +42,22 @@ def fields_of(schema: dict[str, Any]) -> list[ArgumentField]:
     return fields
 
 
+# Keys that say nothing about arguments: a schema with only these (and no properties) takes none.
+_PLAIN_KEYS = frozenset({"type", "properties", "required", "$schema", "title", "description", "additionalProperties"})
+
+
+def takes_no_arguments(schema: dict[str, Any]) -> bool:
+    """An object schema with no properties and nothing else that could describe arguments: the page offers a
+    single "Run" button (a schema with other keywords, say `oneOf`, still gets the raw JSON box)."""
+    extra = schema.get("additionalProperties")
+    return (
+        not as_dict(schema.get("properties"))
+        and schema.get("type", "object") == "object"
+        and set(schema) <= _PLAIN_KEYS
+        and (extra is None or extra is False or extra == {})
+    )
+
+
 def prompt_fields(prompt: dict[str, Any]) -> list[ArgumentField]:
     """A prompt's `arguments` as text fields (MCP prompt arguments are strings)."""
     fields: list[ArgumentField] = []

@@ -12,9 +12,10 @@ from starlette.routing import Route
 
 from meshgate.connections.service import ConnectionInUse
 from meshgate.dashboard._calls import ToolCaller
+from meshgate.dashboard._contents import Budget, content_parts
 from meshgate.dashboard._core import Dashboard, Form, Visit, field, optional
 from meshgate.dashboard._reads import UpstreamReader
-from meshgate.dashboard._schema import RAW, arguments_from, fields_of
+from meshgate.dashboard._schema import RAW, arguments_from, fields_of, takes_no_arguments
 from meshgate.errors import InvalidInput, MeshgateError
 from meshgate.jsonvalues import as_dict, as_list
 
@@ -160,6 +161,7 @@ class ConnectionPages:
             connection=connection,
             tool=found,
             fields=fields_of(schema),
+            no_arguments=takes_no_arguments(schema),
             raw_field=RAW,
             schema=schema,
             values=context.pop("values", {}),
@@ -172,12 +174,14 @@ class ConnectionPages:
         tools = [as_dict(t) for t in as_list(connection.get("tools"))]
         found = next((t for t in tools if t.get("name") == name), dict[str, Any]())
         values = {key: "".join(items) for key, items in form.items()}
+        schema = as_dict(found.get("inputSchema") or found.get("input_schema"))
         try:
-            arguments = arguments_from(form, fields_of(as_dict(found.get("inputSchema") or found.get("input_schema"))))
+            arguments = {} if takes_no_arguments(schema) else arguments_from(form, fields_of(schema))
         except InvalidInput as error:
             return await self.tool(request, visit, values=values, call_error=error.message, status=400)
         outcome = await self._caller.call(visit.principal, connection["id"], name, arguments)
-        return await self.tool(request, visit, values=values, outcome=outcome, arguments=arguments)
+        parts = content_parts(as_dict(outcome.result).get("content") or [], Budget()) if outcome.result else []
+        return await self.tool(request, visit, values=values, outcome=outcome, arguments=arguments, parts=parts)
 
     async def _get(self, visit: Visit, connection_id: str) -> dict[str, Any]:
         return as_dict(await self._d.tool(visit, "COLLECTION_CONNECTIONS_GET", {"id": connection_id}))
