@@ -47,6 +47,8 @@ from meshgate.proxy.sessions import SessionIds
 from meshgate.proxy.telemetry import Telemetry
 from meshgate.runtime import Runtime
 from meshgate.settings import Settings
+from meshgate.sso.routes import SsoPages
+from meshgate.sso.tools import TOOLS as SSO_TOOLS
 from meshgate.virtual.routes import VirtualEndpoint
 from meshgate.virtual.tools import TOOLS as VIRTUAL_TOOLS
 
@@ -56,7 +58,16 @@ log = logging.getLogger("meshgate")
 def build_registry() -> ToolRegistry:
     """Every management tool of every package."""
     return ToolRegistry(
-        [*IDENTITY_TOOLS, *CONNECTION_TOOLS, *VIRTUAL_TOOLS, *OAUTH_TOOLS, *MONITORING_TOOLS, *EVENT_TOOLS, *AI_TOOLS]
+        [
+            *IDENTITY_TOOLS,
+            *CONNECTION_TOOLS,
+            *VIRTUAL_TOOLS,
+            *OAUTH_TOOLS,
+            *MONITORING_TOOLS,
+            *EVENT_TOOLS,
+            *AI_TOOLS,
+            *SSO_TOOLS,
+        ]
     )
 
 
@@ -175,6 +186,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             *LoginPages(web).routes(),
             *MagicLinkPages(web).routes(),
             *PasswordPages(web).routes(),
+            *SsoPages(web).routes(),
             *DashboardPages(web, registry, watch).routes(),
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
             *EventRoutes(runtime.db, runtime.events, admission).routes(),

@@ -60,6 +60,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0014",
             "0015",
             "0018",
+            "0021",
         ]
         assert await apply_migrations(db.engine) == [
             "0001",
@@ -78,6 +79,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0014",
             "0015",
             "0018",
+            "0021",
         ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []
@@ -107,6 +109,10 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "automation_runs",
             "account_tokens",
             "ai_provider_keys",
+            "organization_sso",
+            "organization_domains",
+            "sso_identities",
+            "sso_flows",
         } <= tables
         assert diff == []
     finally:
