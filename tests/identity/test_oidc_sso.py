@@ -14,9 +14,10 @@ import pytest
 from meshgate.bootstrap import bootstrap_owner
 from meshgate.identity.sessions import COOKIE as SESSION_COOKIE
 from support.mcp_client import call, call_error, connect
-from support.oauth import PASSWORD
+from support.oauth import PASSWORD, new_person
 from support.secrets import remember_secret
-from support.sign_in import browser, log_in
+from support.served import TestClock
+from support.sign_in import ask_for_link, browser, log_in, mail_gateway, mailed_link
 from support.sso import SsoSetup, at_provider, sso_gateway, to_provider, user_named, walk
 
 pytestmark = pytest.mark.anyio
@@ -37,7 +38,7 @@ async def _members(setup: SsoSetup) -> dict[str, str]:
         return {m["email"]: m["role"] for m in (await call(client, "ORGANIZATION_MEMBER_LIST"))["items"]}
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"], indirect=True)
 async def test_a_confirmed_address_at_a_joining_domain_signs_in_and_becomes_a_member(sso: SsoSetup) -> None:
     email = _address()
     async with browser(sso.gateway) as http:
@@ -213,3 +214,33 @@ async def test_an_account_of_other_organizations_is_linked_only_by_its_signed_in
     assert (await _members(sso))[email] == "member"
     async with browser(sso.gateway) as later:  # linked now: the provider alone signs the person in
         assert (await walk(later, sso, email)).answer.status_code == 303
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_the_google_preset_is_openid_connect_with_googles_issuer(sso: SsoSetup) -> None:
+    async with connect(sso.gateway.mcp_url, sso.owner.api_key) as client:
+        google = await call(
+            client, "ORGANIZATION_SSO_SET", {"provider": "google", "clientId": "x.apps.googleusercontent.com"}
+        )
+        assert (google["provider"], google["issuer"]) == ("google", "https://accounts.google.com")
+        assert "openid email" in google["scopes"]
+        assert (await call(client, "ORGANIZATION_SSO_CLEAR"))["cleared"] is True
+        assert "no single sign-on configured" in await call_error(client, "ORGANIZATION_SSO_GET")
+    async with browser(sso.gateway) as http:
+        assert (await to_provider(http, sso.slug)).status_code == 404
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_sso_required_turns_sign_in_links_off_for_members(tmp_db: str, tmp_path: Path) -> None:
+    async with mail_gateway(tmp_db, tmp_path, TestClock()) as (gateway, sink):
+        person = await new_person(gateway, "Link Org")
+        async with connect(gateway.mcp_url, person.api_key) as client:
+            settings = {"provider": "google", "clientId": "x.apps.googleusercontent.com", "ssoRequired": True}
+            await call(client, "ORGANIZATION_SSO_SET", settings)
+        async with browser(gateway) as http:
+            assert (await ask_for_link(http, person.email)).status_code == 303
+            opened = await http.get(await mailed_link(gateway, sink, person.email))
+            assert opened.status_code == 403
+            assert "requires single sign-on, so signing in with a link is turned off" in opened.text
+            assert SESSION_COOKIE not in opened.headers.get("set-cookie", "")
+            assert (await http.get("/app/account")).status_code != 200
