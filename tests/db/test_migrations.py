@@ -23,11 +23,14 @@ from meshgate.db.tables import (
     events,
     members,
     metadata,
+    organization_domains,
+    organization_sso,
     virtual_mcp_connections,
     virtual_mcps,
 )
 from meshgate.events.automations import AutomationService
 from meshgate.identity.service import ApiKeyService, OrganizationService, UserService, member_principal
+from meshgate.sso.service import SsoChange, SsoSettings
 from meshgate.vault import Vault
 from meshgate.virtual.models import Member
 from meshgate.virtual.service import VirtualMcpService
@@ -139,6 +142,9 @@ async def test_foreign_keys_cascade_when_an_organization_is_deleted(tmp_db: str)
             automation = await automations_.create(owner, "a", connection.id, "t", {"x": {"$event": "/data"}})
             await automations_.add_trigger(owner, automation.id, cron="* * * * *")
             await automations_.add_trigger(owner, automation.id, event_type="a.b")
+            sso = SsoSettings(session, org.id, Vault(os.urandom(32)), loopback_allowed=True)
+            await sso.set(owner, SsoChange(provider="google", client_id="c", client_secret="s"))
+            await sso.set_domains(owner, ["cascade.example"])
         async with db.transaction() as session:
             await OrganizationService(session).delete(org.id)
         async with db.transaction() as session:
@@ -152,6 +158,8 @@ async def test_foreign_keys_cascade_when_an_organization_is_deleted(tmp_db: str)
                 automation_triggers,
                 event_subscriptions,
                 events,
+                organization_sso,
+                organization_domains,
             ):
                 assert await session.scalar(select(func.count()).select_from(table)) == 0, table.name
     finally:

@@ -8,6 +8,7 @@ import html
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
@@ -244,3 +245,22 @@ async def test_sso_required_turns_sign_in_links_off_for_members(tmp_db: str, tmp
             assert "requires single sign-on, so signing in with a link is turned off" in opened.text
             assert SESSION_COOKIE not in opened.headers.get("set-cookie", "")
             assert (await http.get("/app/account")).status_code != 200
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_refusal_or_an_answer_from_another_issuer_is_shown_and_signs_nobody_in(sso: SsoSetup) -> None:
+    async with browser(sso.gateway) as http:
+        started = await to_provider(http, sso.slug)
+        state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+        denied = await http.get("/sso/callback", params={"state": state, "error": "access_denied"})
+        assert denied.status_code == 403
+        assert "the identity provider refused the sign-in (access_denied)" in denied.text
+
+        started = await to_provider(http, sso.slug)
+        callback = await at_provider(http, started.headers["location"], _address())
+        forged = callback.replace(quote(sso.provider.issuer, safe=""), quote("https://evil.example", safe=""))
+        assert forged != callback
+        other = await http.get(forged)
+        assert other.status_code == 403
+        assert "came from another issuer" in other.text
+        assert (await http.get("/app/account")).status_code != 200
