@@ -264,3 +264,17 @@ async def test_a_refusal_or_an_answer_from_another_issuer_is_shown_and_signs_nob
         assert other.status_code == 403
         assert "came from another issuer" in other.text
         assert (await http.get("/app/account")).status_code != 200
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_starting_sign_ins_is_throttled_per_client_address(sso: SsoSetup) -> None:
+    async with browser(sso.gateway) as http:
+        answers = [(await to_provider(http, sso.slug)).status_code for _ in range(20)]
+        assert answers == [303] * 20  # the burst
+        for _ in range(20):  # the budget refills at one start per 2 s: a refusal comes long before 20 more
+            throttled = await to_provider(http, sso.slug)
+            if throttled.status_code != 303:
+                break
+        assert throttled.status_code == 429
+        assert int(throttled.headers["retry-after"]) >= 1
+        assert "too many sign-ins were started" in throttled.text

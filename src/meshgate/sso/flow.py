@@ -33,11 +33,12 @@ import orjson
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshgate.access.ratelimit import Rate, TokenBuckets
 from meshgate.connections.addresses import AddressPolicy
 from meshgate.db.database import Database
 from meshgate.db.rows import new_id
 from meshgate.db.tables import members, organization_domains, organizations, sso_flows, sso_identities
-from meshgate.errors import NotFound
+from meshgate.errors import NotFound, RateLimited
 from meshgate.identity.models import User
 from meshgate.identity.service import MemberService, UserService, hash_key
 from meshgate.sso.oidc import Identity, OidcClient, ProviderMetadata, SignInRefused, validate_id_token
@@ -45,6 +46,8 @@ from meshgate.sso.service import SsoSettings
 from meshgate.vault import Vault
 
 FLOW_SECONDS = 600
+# Each start stores a row and makes the gateway fetch the issuer's metadata: bounded per client address.
+START_RATE = Rate(per_second=0.5, burst=20)
 _UNKNOWN = "this sign-in is unknown, was finished already or has expired; start again from the login page"
 _NO_SSO = "no organization with this slug signs in with single sign-on"
 
@@ -89,12 +92,18 @@ class SsoSignIn:
         self._client = OidcClient(addresses)
         self.redirect_uri = f"{public_url}/sso/callback"
         self._clock = clock
+        self._starts = TokenBuckets()
 
     def _settings(self, session: AsyncSession, organization_id: str) -> SsoSettings:
         return SsoSettings(session, organization_id, self._vault, loopback_allowed=not self._addresses.block_private)
 
-    async def start(self, organization_slug: str, next_path: str) -> Started:
-        """The authorization URL for a sign-in to `organization_slug`, and the browser secret it is bound to."""
+    async def start(self, organization_slug: str, next_path: str, client: str) -> Started:
+        """The authorization URL for a sign-in to `organization_slug`, and the browser secret it is bound to.
+
+        Raises `RateLimited` when `client` (the peer address) started too many sign-ins."""
+        wait = self._starts.take(client, START_RATE)
+        if wait is not None:
+            raise RateLimited(f"too many sign-ins were started; try again in {max(1, round(wait))} s", retry_after=wait)
         async with self._db.transaction() as session:
             org_id = await session.scalar(select(organizations.c.id).where(organizations.c.slug == organization_slug))
             config = None if org_id is None else await self._settings(session, org_id).get()

@@ -8,8 +8,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from meshgate.errors import MeshgateError
-from meshgate.http.web import Web
+from meshgate.errors import MeshgateError, RateLimited
+from meshgate.http.errors import retry_after
+from meshgate.http.web import Web, client_address
 from meshgate.identity.routes import safe_next
 from meshgate.identity.sessions import BrowserSessionService
 from meshgate.sso.flow import FLOW_SECONDS
@@ -36,9 +37,14 @@ class SsoPages:
             return self._message(request, 400, "Enter the slug of your organization to sign in with its provider.")
         next_url = safe_next(request.query_params.get("next"))
         try:
-            started = await self._web.sso.start(slug, next_url if next_url != "/login" else "/app")
+            started = await self._web.sso.start(
+                slug, next_url if next_url != "/login" else "/app", client_address(request)
+            )
         except MeshgateError as error:
-            return self._message(request, error.http_status, f"{error.message}.")
+            page = self._message(request, error.http_status, f"{error.message}.")
+            if isinstance(error, RateLimited):
+                page.headers["Retry-After"] = retry_after(error)
+            return page
         response = RedirectResponse(started.url, status_code=303)
         response.set_cookie(
             BROWSER_COOKIE,

@@ -81,8 +81,8 @@ class SsoSettings:
         provider = change.provider or (current.provider if current is not None else None)
         if provider not in PROVIDERS:
             raise InvalidInput(f"provider must be one of {', '.join(PROVIDERS)}")
-        issuer = change.issuer or (GOOGLE_ISSUER if provider == GOOGLE else None)
-        issuer = issuer or (current.issuer if current is not None else None)
+        kept = current.issuer if current is not None and current.provider == provider else None
+        issuer = change.issuer or kept or (GOOGLE_ISSUER if provider == GOOGLE else None)
         if issuer is None:
             raise InvalidInput("issuer is required for provider oidc, e.g. https://login.example.com")
         client_id = change.client_id or (current.client_id if current is not None else None)
