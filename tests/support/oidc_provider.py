@@ -5,6 +5,8 @@ a sign-in form (the person types who they are), the code flow with PKCE S256 che
 client_secret_basic, and RS256 `id_token`s signed with joserfc (an implementation independent of the PyJWT that
 meshgate verifies with) by a key published at `/jwks`. The form's `flaw` field makes the next token wrong in
 one way a test names: `audience`, `nonce`, `issuer`, `signature` (another key under the same kid), `expired`.
+Two test-only endpoints: `GET /test/jwks-requests` (how often `/jwks` was fetched) and `POST /test/rotate`
+(replace the signing key by one with a new `kid`; the old one is no longer published).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Provider:
         self.key = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig", "alg": "RS256"})
         self.rogue = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig", "alg": "RS256"})
         self.grants: dict[str, Grant] = {}
+        self.jwks_requests = 0
+        self.rotations = 0
 
     def routes(self) -> list[Route]:
         return [
@@ -60,6 +64,8 @@ class Provider:
             Route("/authorize", self.authorize_form, methods=["GET"]),
             Route("/authorize", self.authorize, methods=["POST"]),
             Route("/token", self.token, methods=["POST"]),
+            Route("/test/jwks-requests", self.count_jwks, methods=["GET"]),
+            Route("/test/rotate", self.rotate, methods=["POST"]),
         ]
 
     async def configuration(self, _request: Request) -> Response:
@@ -79,7 +85,18 @@ class Provider:
             }
         )
 
+    async def count_jwks(self, _request: Request) -> Response:
+        return JSONResponse({"count": self.jwks_requests})
+
+    async def rotate(self, _request: Request) -> Response:
+        self.rotations += 1
+        kid = f"k{self.rotations + 1}"
+        self.key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
+        self.rogue = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
+        return JSONResponse({"kid": kid})
+
     async def jwks(self, _request: Request) -> Response:
+        self.jwks_requests += 1
         return JSONResponse({"keys": [self.key.as_dict(private=False)]})
 
     def _problem(self, query: Any) -> str | None:
@@ -174,7 +191,7 @@ class Provider:
             key = self.rogue
         elif grant.flaw == "expired":
             claims["iat"], claims["exp"] = now - 3600, now - 1800
-        id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key)
+        id_token = jwt.encode({"alg": "RS256", "kid": self.key.kid}, claims, key)
         return JSONResponse(
             {"access_token": secrets.token_urlsafe(24), "token_type": "Bearer", "expires_in": 300, "id_token": id_token}
         )

@@ -41,7 +41,15 @@ from meshgate.db.tables import members, organization_domains, organizations, sso
 from meshgate.errors import NotFound, RateLimited
 from meshgate.identity.models import User
 from meshgate.identity.service import MemberService, UserService, hash_key
-from meshgate.sso.oidc import Identity, OidcClient, ProviderMetadata, SignInRefused, validate_id_token
+from meshgate.sso.jwks import JwksCache
+from meshgate.sso.oidc import (
+    Identity,
+    OidcClient,
+    ProviderMetadata,
+    SignInRefused,
+    token_kid,
+    validate_id_token,
+)
 from meshgate.sso.service import SsoSettings
 from meshgate.vault import Vault
 
@@ -92,6 +100,7 @@ class SsoSignIn:
         self._client = OidcClient(addresses)
         self.redirect_uri = f"{public_url}/sso/callback"
         self._clock = clock
+        self._jwks = JwksCache(self._client, clock=clock)
         self._starts = TokenBuckets()
 
     def _settings(self, session: AsyncSession, organization_id: str) -> SsoSettings:
@@ -181,7 +190,7 @@ class SsoSignIn:
             client_id=config.client_id,
             client_secret=secret,
         )
-        keys = await self._client.keys(provider)
+        keys = await self._jwks.keys(provider, token_kid(token))
         identity = validate_id_token(
             token, keys, provider, client_id=config.client_id, nonce=flow["nonce"], now=self._clock()
         )

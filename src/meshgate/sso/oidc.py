@@ -159,6 +159,17 @@ class OidcClient:
         return fetched
 
 
+def token_kid(token: str) -> str | None:
+    """The `kid` an `id_token`'s header names (None when it names none or is no JWT; validation says why)."""
+    if len(token) > MAX_TOKEN:
+        return None
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.InvalidTokenError:
+        return None
+    return kid if isinstance(kid, str) else None
+
+
 def validate_id_token(
     token: str, keys: jwt.PyJWKSet, provider: ProviderMetadata, *, client_id: str, nonce: str, now: float
 ) -> Identity:
