@@ -82,11 +82,11 @@ class SsoSettings:
         if provider not in PROVIDERS:
             raise InvalidInput(f"provider must be one of {', '.join(PROVIDERS)}")
         kept = current.issuer if current is not None and current.provider == provider else None
-        issuer = change.issuer or kept or (GOOGLE_ISSUER if provider == GOOGLE else None)
-        if issuer is None:
+        issuer = change.issuer if change.issuer is not None else kept or (GOOGLE_ISSUER if provider == GOOGLE else None)
+        if not issuer:
             raise InvalidInput("issuer is required for provider oidc, e.g. https://login.example.com")
-        client_id = change.client_id or (current.client_id if current is not None else None)
-        if not client_id or len(client_id) > 500:
+        client_id = change.client_id if change.client_id is not None else (current.client_id if current else None)
+        if not client_id or not client_id.strip() or len(client_id) > 500:
             raise InvalidInput("clientId is required: the client id the identity provider gave this gateway")
         role = change.default_role or (current.default_role if current is not None else "member")
         if role == "owner":
