@@ -16,7 +16,7 @@ from meshgate.errors import MeshgateError, NotFound, PermissionDenied
 from meshgate.identity.models import BUILTIN_ROLES
 from meshgate.jsonvalues import as_dict, as_list
 
-PROVIDER_CHOICES = (("oidc", "Any OpenID Connect provider"), ("google", "Google"))
+PROVIDER_CHOICES = (("oidc", "Any OpenID Connect provider"), ("google", "Google"), ("github", "GitHub"))
 _NOT_OWNER = "only an owner of the organization can see and change its single sign-on"
 
 
@@ -60,7 +60,7 @@ class SsoPages:
         provider = field(form, "provider")
         arguments: dict[str, Any] = {
             "provider": provider,
-            "issuer": field(form, "issuer") if provider != "google" else optional(form, "issuer"),
+            "issuer": field(form, "issuer") if provider == "oidc" else optional(form, "issuer"),
             "clientId": field(form, "client_id"),
             "scopes": optional(form, "scopes"),
             "defaultRole": field(form, "default_role") or "member",

@@ -536,7 +536,7 @@ organization_sso = Table(
     "organization_sso",
     metadata,
     Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
-    Column("provider", String(16), nullable=False),  # oidc | google (an OIDC preset)
+    Column("provider", String(16), nullable=False),  # oidc | google (an OIDC preset) | github (its OAuth)
     Column("issuer", String(2048), nullable=False),
     Column("client_id", String(500), nullable=False),
     Column("client_secret", Text, nullable=True),  # sealed by the vault (context "sso-client-secret:<org id>")

@@ -49,7 +49,15 @@ class Web:
         addresses = AddressPolicy.for_gateway(
             settings.host, settings.port, settings.public_url, block_private=settings.block_private_networks
         )
-        self.sso = SsoSignIn(runtime.db, runtime.vault, addresses, settings.public_url, clock=runtime.clock)
+        self.sso = SsoSignIn(
+            runtime.db,
+            runtime.vault,
+            addresses,
+            settings.public_url,
+            clock=runtime.clock,
+            github_url=settings.github_url,
+            github_api_url=settings.github_api_url,
+        )
 
     async def user(self, request: Request) -> User | None:
         value = request.cookies.get(SESSION_COOKIE)

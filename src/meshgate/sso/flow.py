@@ -41,7 +41,10 @@ from meshgate.db.tables import members, organization_domains, organizations, sso
 from meshgate.errors import NotFound, RateLimited
 from meshgate.identity.models import User
 from meshgate.identity.service import MemberService, UserService, hash_key
+from meshgate.sso.github import SCOPES as GITHUB_SCOPES
+from meshgate.sso.github import GitHubClient, github_metadata
 from meshgate.sso.jwks import JwksCache
+from meshgate.sso.models import GITHUB
 from meshgate.sso.oidc import (
     Identity,
     OidcClient,
@@ -93,6 +96,8 @@ class SsoSignIn:
         public_url: str,
         *,
         clock: Callable[[], float] = time.time,
+        github_url: str = "https://github.com",
+        github_api_url: str = "https://api.github.com",
     ) -> None:
         self._db = db
         self._vault = vault
@@ -101,6 +106,8 @@ class SsoSignIn:
         self.redirect_uri = f"{public_url}/sso/callback"
         self._clock = clock
         self._jwks = JwksCache(self._client, clock=clock)
+        self._github_url = github_url
+        self._github = GitHubClient(addresses, github_api_url)
         self._starts = TokenBuckets()
 
     def _settings(self, session: AsyncSession, organization_id: str) -> SsoSettings:
@@ -118,7 +125,8 @@ class SsoSignIn:
             config = None if org_id is None else await self._settings(session, org_id).get()
         if org_id is None or config is None:
             raise NotFound(_NO_SSO)
-        provider = await self._client.discover(config.issuer)
+        github = config.provider == GITHUB
+        provider = github_metadata(self._github_url) if github else await self._client.discover(config.issuer)
         state, nonce, verifier, browser = (secrets.token_urlsafe(32) for _ in range(4))
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
         flow = {"nonce": nonce, "verifier": verifier, "next": next_path, "provider": provider.to_dict()}
@@ -138,12 +146,13 @@ class SsoSignIn:
             "response_type": "code",
             "client_id": config.client_id,
             "redirect_uri": self.redirect_uri,
-            "scope": config.scopes,
+            "scope": GITHUB_SCOPES if github else config.scopes,
             "state": state,
-            "nonce": nonce,
             "code_challenge": challenge,
             "code_challenge_method": "S256",
         }
+        if not github:
+            params["nonce"] = nonce
         return Started(self._client.authorization_url(provider, params), browser)
 
     async def finish(
@@ -182,18 +191,21 @@ class SsoSignIn:
             config, secret = await settings.get(), await settings.client_secret()
         if config is None:
             raise NotFound(_NO_SSO)
-        token = await self._client.exchange(
-            provider,
-            code=code,
-            verifier=flow["verifier"],
-            redirect_uri=self.redirect_uri,
-            client_id=config.client_id,
-            client_secret=secret,
-        )
-        keys = await self._jwks.keys(provider, token_kid(token))
-        identity = validate_id_token(
-            token, keys, provider, client_id=config.client_id, nonce=flow["nonce"], now=self._clock()
-        )
+        if config.provider == GITHUB:
+            identity = await self._github_identity(provider, code, flow["verifier"], config.client_id, secret)
+        else:
+            token = await self._client.exchange(
+                provider,
+                code=code,
+                verifier=flow["verifier"],
+                redirect_uri=self.redirect_uri,
+                client_id=config.client_id,
+                client_secret=secret,
+            )
+            keys = await self._jwks.keys(provider, token_kid(token))
+            identity = validate_id_token(
+                token, keys, provider, client_id=config.client_id, nonce=flow["nonce"], now=self._clock()
+            )
         async with self._db.transaction() as session:
             user, joined = await _account(
                 session, row.organization_id, identity, config.default_role, self._now(), signed_in_as=signed_in_as
@@ -202,6 +214,16 @@ class SsoSignIn:
                 await session.scalar(select(organizations.c.slug).where(organizations.c.id == row.organization_id))
             )
         return SignedIn(user, slug, str(flow["next"]), joined)
+
+    async def _github_identity(
+        self, provider: ProviderMetadata, code: str, verifier: str, client_id: str, secret: str | None
+    ) -> Identity:
+        if not secret:
+            raise SignInRefused("the GitHub setup has no client secret; an owner must set one")
+        token = await self._github.access_token(
+            provider, code=code, verifier=verifier, redirect_uri=self.redirect_uri, client_id=client_id, secret=secret
+        )
+        return await self._github.identity(token)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)

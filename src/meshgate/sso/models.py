@@ -12,8 +12,10 @@ from meshgate.errors import InvalidInput
 
 OIDC = "oidc"
 GOOGLE = "google"
-PROVIDERS = (OIDC, GOOGLE)
+GITHUB = "github"
+PROVIDERS = (OIDC, GOOGLE, GITHUB)
 GOOGLE_ISSUER = "https://accounts.google.com"
+GITHUB_ISSUER = "https://github.com"  # who the identities come from; where GitHub is reached is the gateway's setting
 DEFAULT_SCOPES = "openid email profile"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")

@@ -19,6 +19,8 @@ from meshgate.db.tables import organization_domains, organization_sso
 from meshgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from meshgate.identity.service import MemberService
 from meshgate.sso.models import (
+    GITHUB,
+    GITHUB_ISSUER,
     GOOGLE,
     GOOGLE_ISSUER,
     MAX_DOMAINS,
@@ -83,6 +85,8 @@ class SsoSettings:
             raise InvalidInput(f"provider must be one of {', '.join(PROVIDERS)}")
         kept = current.issuer if current is not None and current.provider == provider else None
         issuer = change.issuer if change.issuer is not None else kept or (GOOGLE_ISSUER if provider == GOOGLE else None)
+        if provider == GITHUB:  # GitHub's OAuth, not OpenID Connect: no issuer to choose
+            issuer = GITHUB_ISSUER
         if not issuer:
             raise InvalidInput("issuer is required for provider oidc, e.g. https://login.example.com")
         client_id = change.client_id if change.client_id is not None else (current.client_id if current else None)

@@ -18,7 +18,10 @@ class NoInput(ToolInput):
 
 class SsoSetInput(ToolInput):
     provider: str | None = Field(
-        None, max_length=16, description=f"{' or '.join(PROVIDERS)}; google fills in the issuer {GOOGLE_ISSUER}"
+        None,
+        max_length=16,
+        description=f"{', '.join(PROVIDERS)}; google fills in the issuer {GOOGLE_ISSUER}; github is "
+        "GitHub's OAuth (its verified primary email is used)",
     )
     issuer: str | None = Field(None, max_length=2048, description="The OpenID Connect issuer URL (https)")
     clientId: str | None = Field(None, max_length=500, description="The client id the provider gave this gateway")  # noqa: N815  (camelCase like the other tools)
