@@ -84,7 +84,7 @@ async def _members(setup: GitHubSetup) -> dict[str, str]:
         return {m["email"]: m["role"] for m in (await call(client, "ORGANIZATION_MEMBER_LIST"))["items"]}
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"], indirect=True)
 async def test_githubs_verified_primary_address_signs_in_and_joins(github: GitHubSetup) -> None:
     email = f"p-{uuid.uuid4().hex[:8]}@{DOMAIN}"
     async with browser(github.gateway) as http:
@@ -120,4 +120,23 @@ async def test_githubs_refusal_of_the_client_is_shown_and_signs_nobody_in(github
         assert "GitHub did not give an access token for the code (incorrect_client_credentials)" in html.unescape(
             refused.text
         )
+    assert await user_named(github.gateway, email) is None
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_sign_in_started_before_the_provider_changed_is_refused(github: GitHubSetup) -> None:
+    email = f"p-{uuid.uuid4().hex[:8]}@{DOMAIN}"
+    async with browser(github.gateway) as http:
+        started = await http.get("/sso/start", params={"org": github.slug, "next": "/app"})
+        assert started.status_code == 303
+        form = await http.get(started.headers["location"])
+        fields = {**forms_of(form.text).fields, "login": "octo-late", "email": email}
+        sent = await http.post(f"{github.github_url}/login/oauth/authorize", data=fields)
+        async with connect(github.gateway.mcp_url, github.owner.api_key) as client:
+            change = {"provider": "oidc", "issuer": "http://127.0.0.1:1", "clientId": CLIENT_ID}
+            await call(client, "ORGANIZATION_SSO_SET", change)
+        back = urlsplit(sent.headers["location"])
+        refused = await http.get(f"{back.path}?{back.query}")
+        assert refused.status_code == 403, refused.text
+        assert "single sign-on changed during this sign-in" in html.unescape(refused.text)
     assert await user_named(github.gateway, email) is None

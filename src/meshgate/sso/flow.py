@@ -44,7 +44,7 @@ from meshgate.identity.service import MemberService, UserService, hash_key
 from meshgate.sso.github import SCOPES as GITHUB_SCOPES
 from meshgate.sso.github import GitHubClient, github_metadata
 from meshgate.sso.jwks import JwksCache
-from meshgate.sso.models import GITHUB
+from meshgate.sso.models import GITHUB, GITHUB_ISSUER
 from meshgate.sso.oidc import (
     Identity,
     OidcClient,
@@ -130,6 +130,7 @@ class SsoSignIn:
         state, nonce, verifier, browser = (secrets.token_urlsafe(32) for _ in range(4))
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
         flow = {"nonce": nonce, "verifier": verifier, "next": next_path, "provider": provider.to_dict()}
+        flow["kind"] = config.provider
         now = self._now()
         async with self._db.transaction() as session:
             await session.execute(delete(sso_flows).where(sso_flows.c.expires_at < now))
@@ -191,6 +192,10 @@ class SsoSignIn:
             config, secret = await settings.get(), await settings.client_secret()
         if config is None:
             raise NotFound(_NO_SSO)
+        expected = GITHUB_ISSUER if config.provider == GITHUB else config.issuer
+        if flow.get("kind") != config.provider or provider.issuer.rstrip("/") != expected.rstrip("/"):
+            # Never send the client secret to a provider the organization no longer uses.
+            raise SignInRefused("the organization's single sign-on changed during this sign-in; start again")
         if config.provider == GITHUB:
             identity = await self._github_identity(provider, code, flow["verifier"], config.client_id, secret)
         else:
