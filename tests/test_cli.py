@@ -96,7 +96,7 @@ def test_bootstrap_prints_json_once_and_fails_cleanly_the_second_time(tmp_db: st
 
 def test_migrate_applies_once_then_reports_up_to_date(tmp_db: str, tmp_path: Path) -> None:
     env = gateway_env(tmp_db, tmp_path)
-    assert "applied 18 migration(s)" in run_cli(env, "migrate").stdout
+    assert "applied 19 migration(s)" in run_cli(env, "migrate").stdout
     assert "up to date" in run_cli(env, "migrate").stdout
 
 

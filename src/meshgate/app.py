@@ -47,6 +47,8 @@ from meshgate.proxy.sessions import SessionIds
 from meshgate.proxy.telemetry import Telemetry
 from meshgate.runtime import Runtime
 from meshgate.settings import Settings
+from meshgate.sso.routes import SsoPages
+from meshgate.sso.tools import TOOLS as SSO_TOOLS
 from meshgate.storage.routes import LocalObjectRoutes
 from meshgate.storage.tools import TOOLS as STORAGE_TOOLS
 from meshgate.virtual.routes import VirtualEndpoint
@@ -67,6 +69,7 @@ def build_registry() -> ToolRegistry:
             *EVENT_TOOLS,
             *AI_TOOLS,
             *STORAGE_TOOLS,
+            *SSO_TOOLS,
         ]
     )
 
@@ -188,6 +191,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             *LoginPages(web).routes(),
             *MagicLinkPages(web).routes(),
             *PasswordPages(web).routes(),
+            *SsoPages(web).routes(),
             *DashboardPages(web, registry, watch).routes(),
             *OAuthEndpoints(web, runtime.oauth_clients).routes(),
             *EventRoutes(runtime.db, runtime.events, admission).routes(),

@@ -60,6 +60,8 @@ class Settings:
     previous_encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
     access_log: bool = False
     block_private_networks: bool = False
+    github_url: str = "https://github.com"  # the GitHub SSO preset's OAuth endpoints live here
+    github_api_url: str = "https://api.github.com"
     rate_limit_key: Rate | None = None
     rate_limit_organization: Rate | None = None
     login_rate_address: Rate = DEFAULT_LOGIN_RATE_ADDRESS
@@ -133,6 +135,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         key_usage_flush_seconds=float(env.get("MESHGATE_KEY_USAGE_FLUSH_SECONDS", "10")),
         access_log=_flag(env, "MESHGATE_ACCESS_LOG"),
         block_private_networks=_flag(env, "MESHGATE_BLOCK_PRIVATE_NETWORKS"),
+        github_url=env.get("MESHGATE_SSO_GITHUB_URL", "https://github.com").rstrip("/"),
+        github_api_url=env.get("MESHGATE_SSO_GITHUB_API_URL", "https://api.github.com").rstrip("/"),
         rate_limit_key=_rate(env, "MESHGATE_RATE_LIMIT_KEY"),
         rate_limit_organization=_rate(env, "MESHGATE_RATE_LIMIT_ORG"),
         login_rate_address=_rate(env, "MESHGATE_LOGIN_RATE_ADDRESS") or DEFAULT_LOGIN_RATE_ADDRESS,

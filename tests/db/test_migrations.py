@@ -24,11 +24,14 @@ from meshgate.db.tables import (
     members,
     metadata,
     object_storage_settings,
+    organization_domains,
+    organization_sso,
     virtual_mcp_connections,
     virtual_mcps,
 )
 from meshgate.events.automations import AutomationService
 from meshgate.identity.service import ApiKeyService, OrganizationService, UserService, member_principal
+from meshgate.sso.service import SsoChange, SsoSettings
 from meshgate.storage.config import StorageSettingsService
 from meshgate.storage.s3 import S3Config
 from meshgate.vault import Vault
@@ -65,6 +68,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0018",
             "0019",
             "0020",
+            "0021",
         ]
         assert await apply_migrations(db.engine) == [
             "0001",
@@ -85,6 +89,7 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "0018",
             "0019",
             "0020",
+            "0021",
         ]
         assert await pending_migrations(db.engine) == []
         assert await apply_migrations(db.engine) == []
@@ -115,6 +120,10 @@ async def test_migrations_apply_from_empty_and_match_the_tables(tmp_db: str) -> 
             "account_tokens",
             "ai_provider_keys",
             "object_storage_settings",
+            "organization_sso",
+            "organization_domains",
+            "sso_identities",
+            "sso_flows",
         } <= tables
         assert diff == []
     finally:
@@ -143,6 +152,9 @@ async def test_foreign_keys_cascade_when_an_organization_is_deleted(tmp_db: str)
             await automations_.add_trigger(owner, automation.id, event_type="a.b")
             bucket = S3Config("http://127.0.0.1:9", "bucket-1", "us-east-1", "AKIA", "secret-key")
             await StorageSettingsService(session, org.id, Vault(os.urandom(32))).save(owner, bucket)
+            sso = SsoSettings(session, org.id, Vault(os.urandom(32)), loopback_allowed=True)
+            await sso.set(owner, SsoChange(provider="google", client_id="c", client_secret="s"))
+            await sso.set_domains(owner, ["cascade.example"])
         async with db.transaction() as session:
             await OrganizationService(session).delete(org.id)
         async with db.transaction() as session:
@@ -157,6 +169,8 @@ async def test_foreign_keys_cascade_when_an_organization_is_deleted(tmp_db: str)
                 event_subscriptions,
                 events,
                 object_storage_settings,
+                organization_sso,
+                organization_domains,
             ):
                 assert await session.scalar(select(func.count()).select_from(table)) == 0, table.name
     finally:

@@ -21,6 +21,7 @@ from meshgate.dashboard.keys import KeyPages
 from meshgate.dashboard.members import MemberPages
 from meshgate.dashboard.resources import ResourcePages
 from meshgate.dashboard.settings import SettingsPages
+from meshgate.dashboard.sso import SsoPages
 from meshgate.dashboard.storage import StoragePages
 from meshgate.dashboard.subscriptions import SubscriptionPages
 from meshgate.dashboard.virtual import VirtualPages
@@ -53,6 +54,7 @@ class DashboardPages:
             *MemberPages(d).routes(),
             *SettingsPages(d).routes(),
             *StoragePages(d).routes(),
+            *SsoPages(d).routes(),
             *ConnectPages(d).routes(),
             *VirtualPages(d).routes(),
             *SubscriptionPages(d).routes(),  # before the events' `/events/{id}`

@@ -549,3 +549,57 @@ object_storage_settings = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# --- Single sign-on per organization (OpenID Connect; see meshgate.sso) ------------------------------------------
+
+organization_sso = Table(
+    "organization_sso",
+    metadata,
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    Column("provider", String(16), nullable=False),  # oidc | google (an OIDC preset) | github (its OAuth)
+    Column("issuer", String(2048), nullable=False),
+    Column("client_id", String(500), nullable=False),
+    Column("client_secret", Text, nullable=True),  # sealed by the vault (context "sso-client-secret:<org id>")
+    Column("scopes", String(500), nullable=False),
+    Column("default_role", String(64), nullable=False),  # what people who join by their domain become; never owner
+    Column("sso_required", Boolean, nullable=False),  # members may not use passwords or sign-in links
+    Column("updated_by", ID, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+organization_domains = Table(
+    "organization_domains",
+    metadata,
+    Column("domain", String(253), primary_key=True),  # one organization per domain on the whole instance
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("created_by", ID, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "organization_id"),
+)
+
+sso_identities = Table(
+    "sso_identities",
+    metadata,
+    # An identity at an organization's identity provider (issuer + subject), and the account it signs in to.
+    Column("id", ID, primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("issuer", String(2048), nullable=False),
+    Column("subject_hash", String(64), nullable=False),  # SHA-256 of issuer and `sub`
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime, nullable=False),
+    UniqueConstraint("organization_id", "subject_hash"),
+    Index(None, "user_id"),
+)
+
+sso_flows = Table(
+    "sso_flows",
+    metadata,
+    # A sign-in sent to an identity provider and not back yet: PKCE verifier and nonce sealed, bound to the browser.
+    Column("state_hash", String(64), primary_key=True),
+    Column("organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("browser_hash", String(64), nullable=False),
+    Column("sealed", Text, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from meshgate.connections.addresses import AddressPolicy
 from meshgate.http import csrf
 from meshgate.http.forms import single
 from meshgate.http.pages import render
@@ -19,6 +20,7 @@ from meshgate.identity.passwords import Passwords
 from meshgate.identity.sessions import COOKIE as SESSION_COOKIE
 from meshgate.identity.sessions import BrowserSessionService
 from meshgate.runtime import Runtime
+from meshgate.sso.flow import SsoSignIn
 
 
 class Web:
@@ -43,6 +45,18 @@ class Web:
             links,
             enabled=settings.auth_config.magic_link,
             clock=runtime.now,
+        )
+        addresses = AddressPolicy.for_gateway(
+            settings.host, settings.port, settings.public_url, block_private=settings.block_private_networks
+        )
+        self.sso = SsoSignIn(
+            runtime.db,
+            runtime.vault,
+            addresses,
+            settings.public_url,
+            clock=runtime.clock,
+            github_url=settings.github_url,
+            github_api_url=settings.github_api_url,
         )
 
     async def user(self, request: Request) -> User | None:

@@ -17,6 +17,7 @@ from meshgate.errors import RateLimited
 from meshgate.identity.models import User
 from meshgate.identity.passwords import Passwords
 from meshgate.identity.service import UserService
+from meshgate.identity.sso_required import require_no_sso
 
 
 class LoginThrottle:
@@ -54,7 +55,9 @@ class PasswordLogin:
         self._throttle = throttle
 
     async def log_in(self, email: str, password: str, address: str) -> User | None:
-        """The user when the password matches, else None (the same work for unknown emails)."""
+        """The user when the password matches, else None (the same work for unknown emails).
+
+        Raises `PermissionDenied` for a right password of a member of an organization that requires SSO."""
         account = email.strip().lower()[:320]
         self._throttle.take(address, account)
         async with self._db.transaction() as session:
@@ -63,6 +66,8 @@ class PasswordLogin:
         if not await self._passwords.check(password_hash, password) or user is None:
             return None
         self._throttle.forgive(address, account)
+        async with self._db.transaction() as session:
+            await require_no_sso(session, user.id, "password login")
         return user
 
 

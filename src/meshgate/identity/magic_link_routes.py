@@ -12,6 +12,7 @@ from meshgate.errors import MeshgateError, PermissionDenied, RateLimited
 from meshgate.http.errors import retry_after
 from meshgate.http.forms import read_form, single
 from meshgate.http.web import Web, client_address
+from meshgate.identity.accounts import OTHER_BROWSER
 from meshgate.identity.magic_links import MINUTES
 from meshgate.identity.routes import safe_next
 from meshgate.identity.sessions import BrowserSessionService
@@ -80,7 +81,10 @@ class MagicLinkPages:
         try:
             user = await self._web.magic_links.sign_in(token, request.cookies.get(BROWSER_COOKIE))
         except PermissionDenied as error:
-            return self._message(request, 403, "Open the link in the browser that asked for it", f"{error.message}.")
+            heading = (
+                "Open the link in the browser that asked for it" if error.message == OTHER_BROWSER else "Sign-in link"
+            )
+            return self._message(request, 403, heading, f"{error.message}.")
         except MeshgateError as error:
             return self._message(request, error.http_status, "Sign-in link", f"{error.message}.")
         async with self._web.runtime.db.transaction() as session:

@@ -20,6 +20,7 @@ from meshgate.identity.accounts import LIFETIMES, MAGIC, AccountTokens
 from meshgate.identity.login import LinkThrottle
 from meshgate.identity.models import User
 from meshgate.identity.service import UserService
+from meshgate.identity.sso_required import require_no_sso
 from meshgate.mail.outbox import Outbox, compose
 
 MINUTES = LIFETIMES[MAGIC] // 60
@@ -63,5 +64,6 @@ class MagicLinks:
         """The account of a live link opened in the browser that asked; the link is used up."""
         async with self._db.transaction() as session:
             user = await AccountTokens(session, self._clock).use_in_browser(token, MAGIC, browser)
+            await require_no_sso(session, user.id, "signing in with a link")
             await UserService(session).mark_verified(user.id)  # the link reached the mailbox
         return user

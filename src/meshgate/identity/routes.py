@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from meshgate.errors import MeshgateError, RateLimited
+from meshgate.errors import MeshgateError, PermissionDenied, RateLimited
 from meshgate.http.errors import retry_after
 from meshgate.http.forms import read_form, single
 from meshgate.http.web import Web, client_address
@@ -60,9 +60,10 @@ class LoginPages:
         if email and password:
             try:
                 user = await self._web.login.log_in(email, password, client_address(request))
-            except RateLimited as error:
-                page = self._login_page(request, 429, email, next_url, f"{error.message}.")
-                page.headers["Retry-After"] = retry_after(error)
+            except (RateLimited, PermissionDenied) as error:  # throttled, or the account's organization requires SSO
+                page = self._login_page(request, error.http_status, email, next_url, f"{error.message}.")
+                if isinstance(error, RateLimited):
+                    page.headers["Retry-After"] = retry_after(error)
                 return page
         if user is None:
             return self._login_page(request, 401, email, next_url, "The email or password is wrong.")
