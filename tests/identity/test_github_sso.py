@@ -44,7 +44,7 @@ async def github(tmp_db: str, tmp_path: Path) -> AsyncIterator[GitHubSetup]:
     url = f"http://127.0.0.1:{port}"
     extra = {"MESHGATE_SSO_GITHUB_URL": url, "MESHGATE_SSO_GITHUB_API_URL": f"{url}/api/v3"}
     async with served_gateway(tmp_db, tmp_path, TestClock(), **extra) as gateway:
-        args = ["--port", str(port), "--client-id", CLIENT_ID, "--client-secret", secret]
+        args = ["--port", str(port), "--client-id", CLIENT_ID, f"--client-secret={secret}"]
         process = spawn_server(
             "support.github_stand_in", port, [*args, "--redirect-uri", f"{gateway.url}/sso/callback"]
         )

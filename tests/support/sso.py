@@ -40,7 +40,7 @@ class IdentityProvider:
 def identity_provider(redirect_uri: str) -> Iterator[IdentityProvider]:
     """`support.oidc_provider` in its own process, with meshgate's client registered at it."""
     port, secret = free_port(), remember_secret(secrets.token_urlsafe(24))
-    args = ["--port", str(port), "--client-id", CLIENT_ID, "--client-secret", secret, "--redirect-uri", redirect_uri]
+    args = ["--port", str(port), "--client-id", CLIENT_ID, f"--client-secret={secret}", "--redirect-uri", redirect_uri]
     process = spawn_server("support.oidc_provider", port, args)
     try:
         yield IdentityProvider(port, secret, process)

@@ -36,7 +36,7 @@ def github_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHubG
     url = f"http://127.0.0.1:{port}"
     with fresh_database("sqlite", tmp) as database:
         gateway = start_gateway(database, tmp, MESHGATE_SSO_GITHUB_URL=url, MESHGATE_SSO_GITHUB_API_URL=f"{url}/api/v3")
-        args = ["--port", str(port), "--client-id", CLIENT_ID, "--client-secret", secret]
+        args = ["--port", str(port), "--client-id", CLIENT_ID, f"--client-secret={secret}"]
         process = spawn_server(
             "support.github_stand_in", port, [*args, "--redirect-uri", f"{gateway.url}/sso/callback"]
         )
