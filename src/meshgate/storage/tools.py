@@ -59,9 +59,9 @@ class NoInput(ToolInput):
 
 class ConfigSetInput(ToolInput):
     endpoint: str = Field(max_length=2048, description="S3 API root, e.g. https://s3.eu-west-1.amazonaws.com")
-    bucket: str = Field(max_length=63)
-    region: str = Field(default="us-east-1", max_length=64)
-    accessKeyId: str = Field(max_length=128)  # noqa: N815
+    bucket: str = Field(max_length=63, description="The bucket's name")
+    region: str = Field(default="us-east-1", max_length=64, description="The bucket's region (signs the requests)")
+    accessKeyId: str = Field(max_length=128, description="The access key id of meshgate's credential")  # noqa: N815
     secretAccessKey: str | None = Field(  # noqa: N815
         default=None, max_length=256, description="Write-only; leave out to keep the stored one"
     )
